@@ -1,0 +1,63 @@
+//! The `meshmind keys` commands, run as the real binary.
+
+use std::process::Command;
+
+fn meshmind() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_meshmind"))
+}
+
+#[test]
+fn generate_then_show() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("hotkey.json");
+    let output = meshmind()
+        .args(["keys", "generate", "--kind", "hotkey", "--out"])
+        .arg(&path)
+        .output()
+        .expect("run meshmind");
+    assert!(output.status.success(), "{output:?}");
+
+    let output = meshmind()
+        .args(["keys", "show", "--json"])
+        .arg(&path)
+        .output()
+        .expect("run meshmind");
+    assert!(output.status.success(), "{output:?}");
+    let shown: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("show prints JSON");
+    let key = meshmind_protocols::KeyFile::read(&path).expect("key file readable");
+    assert_eq!(shown["public_key"], key.public().to_hex());
+    assert_eq!(shown["peer_id"], key.public().peer_id().to_string());
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("secret"));
+
+    // A second generate to the same path refuses and keeps the first key.
+    let output = meshmind()
+        .args(["keys", "generate", "--out"])
+        .arg(&path)
+        .output()
+        .expect("run meshmind");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
+}
+
+#[test]
+fn show_refuses_a_readable_key_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("hotkey.json");
+    let status = meshmind()
+        .args(["keys", "generate", "--out"])
+        .arg(&path)
+        .status()
+        .expect("run meshmind");
+    assert!(status.success());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let output = meshmind()
+        .args(["keys", "show"])
+        .arg(&path)
+        .output()
+        .expect("run meshmind");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+}

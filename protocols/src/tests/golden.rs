@@ -1,0 +1,65 @@
+//! Golden vectors: hashes and signatures of fixed messages under a fixed key.
+//!
+//! If one of these fails, the wire encoding, a domain string or the signing scheme changed. That breaks
+//! every deployed peer: change the protocol version instead, then update the vectors.
+
+use super::samples;
+use crate::hash::hash;
+use crate::signing::Signed;
+
+fn hex_of(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+#[test]
+fn fixed_key() {
+    assert_eq!(samples::key(7).public().to_hex(), GOLDEN_PUBLIC_KEY);
+    assert_eq!(samples::key(7).peer_id().to_string(), GOLDEN_PEER_ID);
+}
+
+#[test]
+fn vote() {
+    let vote = samples::vote(7, 2, Some([0xab; 32]));
+    assert_eq!(hex_of(&vote.signing_digest()), GOLDEN_VOTE_DIGEST);
+    // The digest is exactly blake3's key derivation over the unsigned encoding.
+    let mut unsigned = vote.clone();
+    unsigned.signature.clear();
+    let independent = blake3::derive_key(
+        "meshmind/v1/vote",
+        &prost::Message::encode_to_vec(&unsigned),
+    );
+    assert_eq!(hex_of(&independent), GOLDEN_VOTE_DIGEST);
+    assert_eq!(hex_of(&vote.signature), GOLDEN_VOTE_SIGNATURE);
+    assert_eq!(hash(&vote).to_hex(), GOLDEN_VOTE_HASH);
+}
+
+#[test]
+fn capability_ad() {
+    let ad = samples::ad(7);
+    assert_eq!(hex_of(&ad.signature), GOLDEN_AD_SIGNATURE);
+    assert_eq!(hash(&ad).to_hex(), GOLDEN_AD_HASH);
+}
+
+#[test]
+fn transaction() {
+    let tx = samples::transfer(7, 42);
+    assert_eq!(hex_of(&tx.signature), GOLDEN_TX_SIGNATURE);
+    assert_eq!(hash(&tx).to_hex(), GOLDEN_TX_HASH);
+}
+
+#[test]
+fn genesis() {
+    assert_eq!(hash(&samples::genesis()).to_hex(), GOLDEN_GENESIS_HASH);
+}
+
+const GOLDEN_PUBLIC_KEY: &str = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
+const GOLDEN_PEER_ID: &str = "12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7";
+const GOLDEN_VOTE_DIGEST: &str = "a4a071c30eebb827fbdedd624e9e13a87a58c163f92ebd9c25462c7c93aacccb";
+const GOLDEN_VOTE_SIGNATURE: &str = "42a9b015e32265ce54d7e714ea1eacbf487e033beb98b841dc052be79c4858ff052e736c196d26cc792fec2b701485e4c2be951dae90bc59df31ed499311370f";
+const GOLDEN_VOTE_HASH: &str = "820c76a1b504935fff2e4a1d1c89b96792dc87e2c9859be798a1fdadeac171c7";
+const GOLDEN_AD_SIGNATURE: &str = "7c347bc7cd3d4740ae3d0a10199de6030e2201cd22fa9108c79ddc5b3377849eafe5c08cc7313655ca04a1ed5235968e6cc28a33958fe41b59be2954df96150f";
+const GOLDEN_AD_HASH: &str = "b296e52b0688480aff8c194d5239cb353ec09e67eff170f11b815ae8ec426a7b";
+const GOLDEN_TX_SIGNATURE: &str = "c7d2ef7154e7214cae4f52e837cfac9dd455066488134a3258966a08c3ff2e9b7faf33a090d5756accec1888db0c68d4558d1ac5487e57457a7f3d0b9aeb910a";
+const GOLDEN_TX_HASH: &str = "b5944de52c819e844bd07eac126209d6a9006806da03ed6c19b176d4d53307a4";
+const GOLDEN_GENESIS_HASH: &str =
+    "1ac65dd9bea0a80e0ff8822bb80c8f9a78aef263cb653f93fa4ad2074e579fa6";

@@ -1,0 +1,123 @@
+//! Well-formed sample messages shared by the tests.
+
+use crate::identity::Keypair;
+use crate::signing::Signed;
+use crate::v1;
+
+/// The network id used by samples.
+pub const NET: [u8; 32] = [0x11; 32];
+
+/// A keypair from a fixed seed.
+pub fn key(seed: u8) -> Keypair {
+    Keypair::from_secret(&[seed; 32])
+}
+
+/// A signed prevote for `value` by the key of `seed`.
+pub fn vote(seed: u8, round: u32, value: Option<[u8; 32]>) -> v1::Vote {
+    v1::Vote {
+        network_id: NET.to_vec(),
+        epoch: 7,
+        round,
+        vote_type: v1::VoteType::Prevote as i32,
+        value_id: value.map(|v| v.to_vec()).unwrap_or_default(),
+        valset_hash: vec![0x22; 32],
+        ..Default::default()
+    }
+    .signed(&key(seed))
+}
+
+/// A signed capability ad valid from 1,000 ms to 61,000 ms.
+pub fn ad(seed: u8) -> v1::CapabilityAd {
+    v1::CapabilityAd {
+        network_id: NET.to_vec(),
+        subnet: 1,
+        task: "arith".into(),
+        model_id: "ref/arith".into(),
+        version: "1.0.0".into(),
+        max_concurrency: 8,
+        addrs: vec!["/ip4/127.0.0.1/udp/9000/quic-v1".into()],
+        query_addr: "127.0.0.1:9001".into(),
+        issued_at_ms: 1_000,
+        expires_at_ms: 61_000,
+        ..Default::default()
+    }
+    .signed(&key(seed))
+}
+
+/// A signed weight reveal over three miners.
+pub fn reveal(seed: u8) -> v1::WeightReveal {
+    v1::WeightReveal {
+        network_id: NET.to_vec(),
+        subnet: 1,
+        epoch: 3,
+        uids: vec![0, 2, 5],
+        weights: vec![65535, 1000, 0],
+        salt: vec![0x33; 32],
+        ..Default::default()
+    }
+    .signed(&key(seed))
+}
+
+/// A signed transfer.
+pub fn transfer(seed: u8, nonce: u64) -> v1::Transaction {
+    v1::Transaction {
+        network_id: NET.to_vec(),
+        nonce,
+        kind: Some(v1::transaction::Kind::Transfer(v1::Transfer {
+            to: key(seed.wrapping_add(1)).public().to_bytes().to_vec(),
+            amount: 500,
+        })),
+        ..Default::default()
+    }
+    .signed(&key(seed))
+}
+
+/// A certificate of `n` validators' precommits for one value, sorted by validator key.
+pub fn certificate(n: u8) -> v1::Certificate {
+    let value = [0x44; 32];
+    let mut signatures: Vec<v1::CommitSignature> = (1..=n)
+        .map(|seed| {
+            let mut vote = vote(seed, 0, Some(value));
+            vote.vote_type = v1::VoteType::Precommit as i32;
+            let vote = vote.signed(&key(seed));
+            v1::CommitSignature {
+                validator: vote.validator,
+                signature: vote.signature,
+            }
+        })
+        .collect();
+    signatures.sort_by(|a, b| a.validator.cmp(&b.validator));
+    v1::Certificate {
+        network_id: NET.to_vec(),
+        epoch: 7,
+        round: 0,
+        value_id: value.to_vec(),
+        valset_hash: vec![0x22; 32],
+        signatures,
+    }
+}
+
+/// A small valid genesis.
+pub fn genesis() -> v1::Genesis {
+    v1::Genesis {
+        network_name: "localnet".into(),
+        genesis_time_ms: 1_700_000_000_000,
+        epoch_ms: 2_000,
+        subnets: vec![v1::SubnetSpec {
+            id: 1,
+            name: "reference".into(),
+            tasks: vec!["arith".into(), "sort".into()],
+            owner: key(9).public().to_bytes().to_vec(),
+        }],
+        validators: vec![v1::GenesisValidator {
+            hotkey: key(1).public().to_bytes().to_vec(),
+            coldkey: key(2).public().to_bytes().to_vec(),
+            stake: 1_000,
+        }],
+        balances: vec![v1::GenesisBalance {
+            coldkey: key(2).public().to_bytes().to_vec(),
+            amount: 10_000,
+        }],
+        emission_per_epoch: 1_000_000,
+    }
+}

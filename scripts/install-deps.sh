@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the system packages the build needs, if they are missing. Debian/Ubuntu; needs root or sudo.
+set -euo pipefail
+
+packages=()
+# The ledger's RocksDB bindings run bindgen, which needs libclang.
+dpkg -s libclang-dev >/dev/null 2>&1 || packages+=(libclang-dev)
+# Network-namespace testnets and tests use `ip`.
+command -v ip >/dev/null 2>&1 || packages+=(iproute2)
+
+if [ ${#packages[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "install ${packages[*]} as root first" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "== installing ${packages[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
