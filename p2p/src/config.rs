@@ -1,0 +1,218 @@
+//! Network configuration, with documented defaults; serde-friendly for config files.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+use crate::error::NetworkError;
+
+/// Which transports the control plane uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportMode {
+    /// QUIC v1 first, TCP + noise + yamux as fallback (the default).
+    #[default]
+    QuicTcp,
+    /// TCP + noise + yamux only, for networks that block UDP.
+    Tcp,
+    /// In-process memory transport (`/memory/<n>` addresses), for tests and simulations.
+    Memory,
+}
+
+/// Everything the network layer needs to know; every field has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// The network id as it appears in protocol and topic names (`/meshmind/<network>/kad/1`);
+    /// peers of different networks never exchange messages. Default `"dev"`.
+    pub network: String,
+    /// Control-plane transports. Default QUIC with TCP fallback.
+    pub transport: TransportMode,
+    /// Control-plane listen addresses. Default `/ip4/0.0.0.0/udp/7400/quic-v1` and
+    /// `/ip4/0.0.0.0/tcp/7400`.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start, each with a `/p2p/<peer id>` suffix. Default none.
+    pub bootnodes: Vec<Multiaddr>,
+    /// UDP address of the query plane, or none to run without one. Default `0.0.0.0:7401`.
+    pub query_listen: Option<SocketAddr>,
+    /// Local-testnet mode: keep loopback and private addresses learned from peers, and exempt
+    /// loopback from gossipsub's same-IP penalty. Default off.
+    pub local: bool,
+    /// Answer Kademlia queries (server mode); bootnodes and validators must. Default on.
+    pub kad_server: bool,
+    /// Close a connection after this long without any stream. Default 60 s.
+    #[serde(with = "millis")]
+    pub idle_connection_timeout: Duration,
+    /// Most established control-plane connections. Default 256.
+    pub max_connections: u32,
+    /// Most established control-plane connections per peer. Default 2.
+    pub max_connections_per_peer: u32,
+    /// Most connections being set up at once, each way. Default 64.
+    pub max_pending_connections: u32,
+    /// Largest gossip message, in bytes; larger ones are dropped by receivers. Default 1 MiB.
+    pub max_gossip_bytes: usize,
+    /// Gossipsub heartbeat. Default 700 ms.
+    #[serde(with = "millis")]
+    pub gossip_heartbeat: Duration,
+    /// Gossip messages accepted per second from one origin before the rest are ignored. Default 200.
+    pub gossip_rate_per_origin: u32,
+    /// Burst allowance on top of the per-origin rate. Default 400.
+    pub gossip_burst_per_origin: u32,
+    /// Largest sync-plane request, in bytes. Default 64 KiB.
+    pub max_sync_request_bytes: usize,
+    /// Largest sync-plane response, in bytes. Default 64 MiB.
+    pub max_sync_response_bytes: usize,
+    /// Sync-plane request timeout. Default 10 s.
+    #[serde(with = "millis")]
+    pub sync_timeout: Duration,
+    /// Largest query-plane request, in bytes. Default 1 MiB + 64 KiB.
+    pub max_query_bytes: usize,
+    /// Largest single query-plane response frame, in bytes. Default 4 MiB.
+    pub max_query_frame_bytes: usize,
+    /// Concurrent inbound query streams one peer may hold open. Default 64.
+    pub max_query_streams_per_peer: u32,
+    /// Query-plane connections one peer may hold to us. Default 2.
+    pub max_query_connections_per_peer: usize,
+    /// Capacity of the event queue to the application; events beyond it are dropped and counted.
+    /// Default 4096.
+    pub event_queue: usize,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            network: "dev".into(),
+            transport: TransportMode::QuicTcp,
+            listen: vec![
+                "/ip4/0.0.0.0/udp/7400/quic-v1"
+                    .parse()
+                    .expect("valid literal"),
+                "/ip4/0.0.0.0/tcp/7400".parse().expect("valid literal"),
+            ],
+            bootnodes: Vec::new(),
+            query_listen: Some(SocketAddr::from(([0, 0, 0, 0], 7401))),
+            local: false,
+            kad_server: true,
+            idle_connection_timeout: Duration::from_secs(60),
+            max_connections: 256,
+            max_connections_per_peer: 2,
+            max_pending_connections: 64,
+            max_gossip_bytes: 1 << 20,
+            gossip_heartbeat: Duration::from_millis(700),
+            gossip_rate_per_origin: 200,
+            gossip_burst_per_origin: 400,
+            max_sync_request_bytes: 64 << 10,
+            max_sync_response_bytes: 64 << 20,
+            sync_timeout: Duration::from_secs(10),
+            max_query_bytes: (1 << 20) + (64 << 10),
+            max_query_frame_bytes: 4 << 20,
+            max_query_streams_per_peer: 64,
+            max_query_connections_per_peer: 2,
+            event_queue: 4096,
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// A configuration for a node on loopback with OS-assigned ports, in local mode.
+    pub fn local(network: &str) -> Self {
+        Self {
+            network: network.into(),
+            listen: vec![
+                "/ip4/127.0.0.1/udp/0/quic-v1"
+                    .parse()
+                    .expect("valid literal"),
+                "/ip4/127.0.0.1/tcp/0".parse().expect("valid literal"),
+            ],
+            query_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            local: true,
+            ..Self::default()
+        }
+    }
+
+    /// A configuration for an in-process node on the memory transport, without a query plane.
+    pub fn memory(network: &str) -> Self {
+        Self {
+            network: network.into(),
+            transport: TransportMode::Memory,
+            listen: vec!["/memory/0".parse().expect("valid literal")],
+            query_listen: None,
+            local: true,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the values that cannot be checked by their types.
+    pub fn check(&self) -> Result<(), NetworkError> {
+        let bad = |what: &str| Err(NetworkError::Config(what.to_string()));
+        if self.network.is_empty()
+            || self.network.len() > 80
+            || !self
+                .network
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return bad("network: 1-80 characters from a-z A-Z 0-9 - _ .");
+        }
+        if self.listen.is_empty() {
+            return bad("listen: at least one address");
+        }
+        if self.event_queue == 0 {
+            return bad("event_queue: must be at least 1");
+        }
+        if self.max_gossip_bytes < 1024 {
+            return bad("max_gossip_bytes: must be at least 1024");
+        }
+        if self.gossip_rate_per_origin == 0 || self.gossip_burst_per_origin == 0 {
+            return bad("gossip_rate_per_origin and gossip_burst_per_origin: must be at least 1");
+        }
+        if self.max_query_streams_per_peer == 0 || self.max_query_connections_per_peer == 0 {
+            return bad(
+                "max_query_streams_per_peer and max_query_connections_per_peer: at least 1",
+            );
+        }
+        Ok(())
+    }
+
+    /// The Kademlia protocol name of this network.
+    pub fn kad_protocol(&self) -> String {
+        format!("/meshmind/{}/kad/1", self.network)
+    }
+
+    /// The ledger-sync protocol name of this network.
+    pub fn sync_protocol(&self) -> String {
+        format!("/meshmind/{}/sync/1", self.network)
+    }
+
+    /// The identify protocol version string of this network.
+    pub fn identify_protocol(&self) -> String {
+        format!("/meshmind/{}/1", self.network)
+    }
+
+    /// The TLS application protocol (ALPN) of this network's query plane.
+    pub fn query_alpn(&self) -> Vec<u8> {
+        format!("meshmind/{}/query/1", self.network).into_bytes()
+    }
+
+    /// The full name of an application topic on this network: `meshmind/<network>/<topic>`.
+    pub fn topic(&self, topic: &str) -> String {
+        format!("meshmind/{}/{topic}", self.network)
+    }
+}
+
+/// Serde for durations as whole milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(value.as_millis().min(u128::from(u64::MAX)) as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}

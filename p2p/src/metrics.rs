@@ -1,0 +1,34 @@
+//! The network layer's own metrics, beside libp2p's.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+use crate::event::KindLabel;
+
+/// Counters of what the network layer dropped or refused.
+#[derive(Clone, Default)]
+pub struct P2pMetrics {
+    /// Events not delivered because the application's queue was full, by kind.
+    pub events_dropped: Family<KindLabel, Counter>,
+    /// Gossip messages ignored because their origin exceeded its rate.
+    pub gossip_rate_limited: Counter,
+}
+
+impl P2pMetrics {
+    /// Creates the counters and registers them.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "events_dropped",
+            "Network events dropped because the application's queue was full",
+            metrics.events_dropped.clone(),
+        );
+        registry.register(
+            "gossip_rate_limited",
+            "Gossip messages ignored because their origin exceeded its rate",
+            metrics.gossip_rate_limited.clone(),
+        );
+        metrics
+    }
+}

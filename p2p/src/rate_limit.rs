@@ -1,0 +1,78 @@
+//! Per-peer token buckets.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::Instant;
+
+/// Most peers tracked before full buckets are forgotten.
+const PRUNE_AT: usize = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Allows each key `rate` events per second with bursts of up to `burst`.
+#[derive(Debug)]
+pub struct RateLimiter<K> {
+    rate: f64,
+    burst: f64,
+    buckets: HashMap<K, Bucket>,
+}
+
+impl<K: Eq + Hash + Copy> RateLimiter<K> {
+    /// A limiter of `rate` per second with bursts of `burst`.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        Self {
+            rate: f64::from(rate.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// Takes one token for `key` at `now`; false if its bucket is empty.
+    pub fn allow(&mut self, key: K, now: Instant) -> bool {
+        if self.buckets.len() >= PRUNE_AT && !self.buckets.contains_key(&key) {
+            let (rate, burst) = (self.rate, self.burst);
+            self.buckets.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < burst
+            });
+        }
+        let bucket = self.buckets.entry(key).or_insert(Bucket {
+            tokens: self.burst,
+            last: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn bursts_then_refills_at_the_rate() {
+        let mut limiter = RateLimiter::new(10, 5);
+        let start = Instant::now();
+        let allowed = (0..20).filter(|_| limiter.allow(1u8, start)).count();
+        assert_eq!(allowed, 5);
+        assert!(!limiter.allow(1, start));
+        // 0.5 s later, five more tokens.
+        let later = start + Duration::from_millis(500);
+        let allowed = (0..20).filter(|_| limiter.allow(1u8, later)).count();
+        assert_eq!(allowed, 5);
+        // Another key has its own bucket.
+        assert!(limiter.allow(2, later));
+    }
+}

@@ -1,0 +1,594 @@
+//! The task that owns the swarm: runs commands from handles, turns swarm events into network events.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::kad::{self, QueryId, QueryResult};
+use libp2p::metrics::{Metrics, Recorder};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot};
+
+use super::behaviour::{Behaviour, BehaviourEvent, content_id, topic_score_params};
+use crate::config::NetworkConfig;
+use crate::error::{NetworkError, RequestError};
+use crate::event::{
+    EventSink, GossipMessage, InboundRequest, Internal, NetworkEvent, RequestResponder, Validation,
+};
+use crate::metrics::P2pMetrics;
+use crate::query::QueryClient;
+use crate::rate_limit::RateLimiter;
+
+type Reply<T> = oneshot::Sender<T>;
+
+/// What a handle asks the swarm task to do.
+pub enum Command {
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+        reply: Reply<Result<(), NetworkError>>,
+    },
+    Subscribe {
+        topic: String,
+        reply: Reply<Result<bool, NetworkError>>,
+    },
+    Unsubscribe {
+        topic: String,
+        reply: Reply<bool>,
+    },
+    Provide {
+        key: Vec<u8>,
+        reply: Reply<Result<(), NetworkError>>,
+    },
+    FindProviders {
+        key: Vec<u8>,
+        reply: Reply<Result<Vec<PeerId>, NetworkError>>,
+    },
+    ClosestPeers {
+        target: PeerId,
+        reply: Reply<Result<Vec<PeerId>, NetworkError>>,
+    },
+    Request {
+        peer: PeerId,
+        data: Vec<u8>,
+        reply: Reply<Result<Vec<u8>, RequestError>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: Reply<Result<(), NetworkError>>,
+    },
+    Peers {
+        reply: Reply<Vec<PeerId>>,
+    },
+    ListenAddrs {
+        reply: Reply<Vec<Multiaddr>>,
+    },
+    PeerScore {
+        peer: PeerId,
+        reply: Reply<Option<f64>>,
+    },
+    Shutdown {
+        reply: Reply<()>,
+    },
+}
+
+/// A Kademlia query a handle is waiting on.
+enum PendingKad {
+    Provide(Reply<Result<(), NetworkError>>),
+    Providers {
+        reply: Reply<Result<Vec<PeerId>, NetworkError>>,
+        found: HashSet<PeerId>,
+    },
+    Closest(Reply<Result<Vec<PeerId>, NetworkError>>),
+}
+
+/// The state of the swarm task.
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    config: NetworkConfig,
+    commands: mpsc::Receiver<Command>,
+    internal_rx: mpsc::UnboundedReceiver<Internal>,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+    sink: EventSink,
+    query: Option<Arc<QueryClient>>,
+    metrics: Metrics,
+    p2p_metrics: P2pMetrics,
+    gossip_limiter: RateLimiter<PeerId>,
+    pending_kad: HashMap<QueryId, PendingKad>,
+    pending_requests: HashMap<OutboundRequestId, Reply<Result<Vec<u8>, RequestError>>>,
+    connection_addrs: HashMap<ConnectionId, Multiaddr>,
+    listen_addrs: Vec<Multiaddr>,
+    topic_prefix: String,
+}
+
+/// The parts the event loop is built from.
+pub struct Parts {
+    pub swarm: Swarm<Behaviour>,
+    pub config: NetworkConfig,
+    pub commands: mpsc::Receiver<Command>,
+    pub sink: EventSink,
+    pub query: Option<Arc<QueryClient>>,
+    pub metrics: Metrics,
+    pub p2p_metrics: P2pMetrics,
+}
+
+/// Whether an address may enter the routing table: public addresses always, others in local mode.
+fn routable(addr: &Multiaddr, local: bool) -> bool {
+    if local {
+        return true;
+    }
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => {
+            !(ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast())
+        }
+        Some(Protocol::Ip6(ip)) => {
+            let unique_local = (ip.segments()[0] & 0xfe00) == 0xfc00;
+            let link_local = (ip.segments()[0] & 0xffc0) == 0xfe80;
+            !(ip.is_loopback() || ip.is_unspecified() || unique_local || link_local)
+        }
+        Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)) => true,
+        _ => false,
+    }
+}
+
+fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+/// The query-plane port a peer advertises in its identify agent string (`... query=<port>`).
+fn query_port(agent: &str) -> Option<u16> {
+    agent
+        .split_whitespace()
+        .find_map(|part| part.strip_prefix("query="))
+        .and_then(|port| port.parse().ok())
+}
+
+impl EventLoop {
+    /// Assembles the loop.
+    pub fn new(parts: Parts) -> Self {
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let gossip_limiter = RateLimiter::new(
+            parts.config.gossip_rate_per_origin,
+            parts.config.gossip_burst_per_origin,
+        );
+        let topic_prefix = parts.config.topic("");
+        Self {
+            swarm: parts.swarm,
+            config: parts.config,
+            commands: parts.commands,
+            internal_rx,
+            internal_tx,
+            sink: parts.sink,
+            query: parts.query,
+            metrics: parts.metrics,
+            p2p_metrics: parts.p2p_metrics,
+            gossip_limiter,
+            pending_kad: HashMap::new(),
+            pending_requests: HashMap::new(),
+            connection_addrs: HashMap::new(),
+            listen_addrs: Vec::new(),
+            topic_prefix,
+        }
+    }
+
+    /// Runs until shutdown is asked for or every handle is gone.
+    pub async fn run(mut self) {
+        let shutdown_reply = loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown { reply }) => break Some(reply),
+                    Some(command) => self.on_command(command),
+                    None => break None,
+                },
+                Some(internal) = self.internal_rx.recv() => self.on_internal(internal),
+            }
+        };
+        let listeners: Vec<_> = self.listen_addrs.drain(..).collect();
+        tracing::debug!(addrs = listeners.len(), "network shutting down");
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        drop(self.swarm);
+        if let Some(reply) = shutdown_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    fn full_topic(&self, topic: &str) -> IdentTopic {
+        IdentTopic::new(format!("{}{topic}", self.topic_prefix))
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { topic, data, reply } => {
+                let topic = self.full_topic(&topic);
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(topic, data)
+                    .map(|_| ())
+                    .map_err(|e| match e {
+                        gossipsub::PublishError::NoPeersSubscribedToTopic => NetworkError::NoPeers,
+                        other => NetworkError::Publish(other.to_string()),
+                    });
+                let _ = reply.send(result);
+            }
+            Command::Subscribe { topic, reply } => {
+                let topic = self.full_topic(&topic);
+                let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+                let result = gossipsub
+                    .subscribe(&topic)
+                    .map_err(|e| NetworkError::Subscription(e.to_string()));
+                if result.is_ok() {
+                    let _ = gossipsub.set_topic_params(topic, topic_score_params());
+                }
+                let _ = reply.send(result);
+            }
+            Command::Unsubscribe { topic, reply } => {
+                let topic = self.full_topic(&topic);
+                let _ = reply.send(self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic));
+            }
+            Command::Provide { key, reply } => {
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .start_providing(kad::RecordKey::new(&key))
+                {
+                    Ok(id) => {
+                        self.pending_kad.insert(id, PendingKad::Provide(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetworkError::Dht(e.to_string())));
+                    }
+                }
+            }
+            Command::FindProviders { key, reply } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_providers(kad::RecordKey::new(&key));
+                self.pending_kad.insert(
+                    id,
+                    PendingKad::Providers {
+                        reply,
+                        found: HashSet::new(),
+                    },
+                );
+            }
+            Command::ClosestPeers { target, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_closest_peers(target);
+                self.pending_kad.insert(id, PendingKad::Closest(reply));
+            }
+            Command::Request { peer, data, reply } => {
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, data);
+                self.pending_requests.insert(id, reply);
+            }
+            Command::Dial { addr, reply } => {
+                if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+                    let mut plain = addr.clone();
+                    plain.pop();
+                    self.swarm.behaviour_mut().kad.add_address(&peer, plain);
+                }
+                let result = self
+                    .swarm
+                    .dial(addr)
+                    .map_err(|e| NetworkError::Dial(e.to_string()));
+                let _ = reply.send(result);
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.listen_addrs.clone());
+            }
+            Command::PeerScore { peer, reply } => {
+                let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
+            }
+            Command::Shutdown { reply } => {
+                // Handled by the run loop; answering here keeps the match total.
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn on_internal(&mut self, internal: Internal) {
+        match internal {
+            Internal::Validated {
+                id,
+                propagation_source,
+                acceptance,
+            } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &propagation_source, acceptance);
+            }
+            Internal::Respond { channel, data } => {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, data)
+                    .is_err()
+                {
+                    tracing::debug!("sync response not sent: the requester is gone");
+                }
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.metrics.record(&event);
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => {
+                self.metrics.record(&event);
+                self.on_gossip(event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => {
+                self.metrics.record(&event);
+                self.on_kad(event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => {
+                self.metrics.record(&event);
+                self.on_identify(event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(event)) => {
+                self.metrics.record(&event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                self.connection_addrs
+                    .insert(connection_id, endpoint.get_remote_address().clone());
+                if num_established.get() == 1 {
+                    let _ = self
+                        .sink
+                        .emit(NetworkEvent::PeerConnected(peer_id), "peer_connected");
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                ..
+            } => {
+                self.connection_addrs.remove(&connection_id);
+                if num_established == 0 {
+                    let _ = self
+                        .sink
+                        .emit(NetworkEvent::PeerDisconnected(peer_id), "peer_disconnected");
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.listen_addrs.push(address.clone());
+                let _ = self
+                    .sink
+                    .emit(NetworkEvent::ListenAddr(address), "listen_addr");
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| *a != address);
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(peer = ?peer_id, %error, "outgoing connection failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        let origin = message.source;
+        let limited_peer = origin.unwrap_or(propagation_source);
+        if !self.gossip_limiter.allow(limited_peer, Instant::now()) {
+            self.p2p_metrics.gossip_rate_limited.inc();
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    MessageAcceptance::Ignore,
+                );
+            return;
+        }
+        let full_topic = message.topic.as_str();
+        let Some(topic) = full_topic.strip_prefix(&self.topic_prefix) else {
+            // Not one of this network's topics: never forwarded.
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    MessageAcceptance::Reject,
+                );
+            return;
+        };
+        let id = content_id(full_topic, &message.data);
+        let gossip = GossipMessage {
+            topic: topic.to_string(),
+            origin,
+            propagation_source,
+            data: message.data,
+            id,
+            validation: Validation::new(message_id, propagation_source, self.internal_tx.clone()),
+        };
+        // A full queue drops the message; its validation handle reports Ignore as it drops.
+        let _ = self.sink.emit(NetworkEvent::Gossip(gossip), "gossip");
+    }
+
+    fn on_identify(&mut self, event: libp2p::identify::Event) {
+        let libp2p::identify::Event::Received {
+            peer_id,
+            connection_id,
+            info,
+        } = event
+        else {
+            return;
+        };
+        if info.protocol_version != self.config.identify_protocol() {
+            tracing::debug!(%peer_id, version = %info.protocol_version, "peer of another network; disconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer_id);
+            return;
+        }
+        let kad_protocol = self.config.kad_protocol();
+        if info.protocols.iter().any(|p| p.as_ref() == kad_protocol) {
+            for addr in info.listen_addrs {
+                if routable(&addr, self.config.local) {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+        }
+        if let (Some(query), Some(port)) = (&self.query, query_port(&info.agent_version))
+            && let Some(ip) = self.connection_addrs.get(&connection_id).and_then(ip_of)
+        {
+            query.add_address(peer_id, SocketAddr::new(ip, port));
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed {
+            id, result, step, ..
+        } = event
+        else {
+            return;
+        };
+        match result {
+            QueryResult::StartProviding(result) => {
+                if let Some(PendingKad::Provide(reply)) = self.pending_kad.remove(&id) {
+                    let _ = reply.send(
+                        result
+                            .map(|_| ())
+                            .map_err(|e| NetworkError::Dht(e.to_string())),
+                    );
+                }
+            }
+            QueryResult::GetProviders(result) => {
+                let finished = step.last;
+                if let Some(PendingKad::Providers { found, .. }) = self.pending_kad.get_mut(&id)
+                    && let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = &result
+                {
+                    found.extend(providers.iter().copied());
+                }
+                if finished
+                    && let Some(PendingKad::Providers { reply, found }) =
+                        self.pending_kad.remove(&id)
+                {
+                    {
+                        let answer = if found.is_empty() {
+                            match result {
+                                Err(e) => Err(NetworkError::Dht(e.to_string())),
+                                Ok(_) => Ok(Vec::new()),
+                            }
+                        } else {
+                            Ok(found.into_iter().collect())
+                        };
+                        let _ = reply.send(answer);
+                    }
+                }
+            }
+            QueryResult::GetClosestPeers(result) => {
+                if let Some(PendingKad::Closest(reply)) = self.pending_kad.remove(&id) {
+                    let answer = match result {
+                        Ok(ok) => Ok(ok.peers.into_iter().map(|p| p.peer_id).collect()),
+                        Err(kad::GetClosestPeersError::Timeout { peers, .. })
+                            if !peers.is_empty() =>
+                        {
+                            Ok(peers.into_iter().map(|p| p.peer_id).collect())
+                        }
+                        Err(e) => Err(NetworkError::Dht(e.to_string())),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_sync(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let inbound = InboundRequest {
+                        peer,
+                        data: request,
+                        responder: RequestResponder::new(channel, self.internal_tx.clone()),
+                    };
+                    let _ = self
+                        .sink
+                        .emit(NetworkEvent::InboundRequest(inbound), "inbound_request");
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.pending_requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                    let error = match error {
+                        request_response::OutboundFailure::Timeout => RequestError::Timeout(peer),
+                        request_response::OutboundFailure::Io(e)
+                            if e.kind() == std::io::ErrorKind::InvalidData
+                                || e.kind() == std::io::ErrorKind::InvalidInput =>
+                        {
+                            RequestError::TooLarge
+                        }
+                        other => RequestError::Failed {
+                            peer,
+                            reason: other.to_string(),
+                        },
+                    };
+                    let _ = reply.send(Err(error));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound sync request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
