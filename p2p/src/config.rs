@@ -3,7 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::net::Ipv4Addr;
+
 use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
 use serde::{Deserialize, Serialize};
 
 use crate::error::NetworkError;
@@ -80,16 +83,29 @@ pub struct NetworkConfig {
     pub event_queue: usize,
 }
 
+/// `/ip4/<ip>/udp/<port>/quic-v1`.
+fn quic_addr(ip: Ipv4Addr, port: u16) -> Multiaddr {
+    Multiaddr::empty()
+        .with(Protocol::Ip4(ip))
+        .with(Protocol::Udp(port))
+        .with(Protocol::QuicV1)
+}
+
+/// `/ip4/<ip>/tcp/<port>`.
+fn tcp_addr(ip: Ipv4Addr, port: u16) -> Multiaddr {
+    Multiaddr::empty()
+        .with(Protocol::Ip4(ip))
+        .with(Protocol::Tcp(port))
+}
+
 impl Default for NetworkConfig {
     fn default() -> Self {
         Self {
             network: "dev".into(),
             transport: TransportMode::QuicTcp,
             listen: vec![
-                "/ip4/0.0.0.0/udp/7400/quic-v1"
-                    .parse()
-                    .expect("valid literal"),
-                "/ip4/0.0.0.0/tcp/7400".parse().expect("valid literal"),
+                quic_addr(Ipv4Addr::UNSPECIFIED, 7400),
+                tcp_addr(Ipv4Addr::UNSPECIFIED, 7400),
             ],
             bootnodes: Vec::new(),
             query_listen: Some(SocketAddr::from(([0, 0, 0, 0], 7401))),
@@ -121,10 +137,8 @@ impl NetworkConfig {
         Self {
             network: network.into(),
             listen: vec![
-                "/ip4/127.0.0.1/udp/0/quic-v1"
-                    .parse()
-                    .expect("valid literal"),
-                "/ip4/127.0.0.1/tcp/0".parse().expect("valid literal"),
+                quic_addr(Ipv4Addr::LOCALHOST, 0),
+                tcp_addr(Ipv4Addr::LOCALHOST, 0),
             ],
             query_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             local: true,
@@ -137,7 +151,7 @@ impl NetworkConfig {
         Self {
             network: network.into(),
             transport: TransportMode::Memory,
-            listen: vec!["/memory/0".parse().expect("valid literal")],
+            listen: vec![Multiaddr::empty().with(Protocol::Memory(0))],
             query_listen: None,
             local: true,
             ..Self::default()
@@ -214,5 +228,48 @@ mod millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_and_partial_files_fill_in_defaults() {
+        let config = NetworkConfig::default();
+        let json = serde_json::to_string(&config).expect("serialize");
+        let back: NetworkConfig = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back, config);
+        let partial: NetworkConfig = serde_json::from_str(
+            r#"{"network": "testnet-7", "local": true, "sync_timeout": 2500}"#,
+        )
+        .expect("partial config");
+        assert_eq!(partial.network, "testnet-7");
+        assert!(partial.local);
+        assert_eq!(partial.sync_timeout, Duration::from_millis(2500));
+        assert_eq!(partial.max_gossip_bytes, config.max_gossip_bytes);
+        partial.check().expect("valid");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let err = serde_json::from_str::<NetworkConfig>(r#"{"netwrok": "x"}"#).expect_err("typo");
+        assert!(err.to_string().contains("netwrok"), "{err}");
+        let mut config = NetworkConfig::local("ok");
+        config.network = "has spaces".into();
+        assert!(config.check().is_err());
+        let mut config = NetworkConfig::local("ok");
+        config.event_queue = 0;
+        assert!(config.check().is_err());
+    }
+
+    #[test]
+    fn names_carry_the_network() {
+        let config = NetworkConfig::local("abc");
+        assert_eq!(config.kad_protocol(), "/meshmind/abc/kad/1");
+        assert_eq!(config.sync_protocol(), "/meshmind/abc/sync/1");
+        assert_eq!(config.topic("caps/1"), "meshmind/abc/caps/1");
+        assert_eq!(config.query_alpn(), b"meshmind/abc/query/1".to_vec());
     }
 }

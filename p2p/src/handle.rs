@@ -334,6 +334,12 @@ impl NetworkHandle {
         self.ask(|reply| Command::PeerScore { peer, reply }).await
     }
 
+    /// The peers this node forwards `topic`'s messages to (its gossip mesh for the topic).
+    pub async fn mesh_peers(&self, topic: &str) -> Result<Vec<PeerId>, NetworkError> {
+        let topic = topic.to_string();
+        self.ask(|reply| Command::MeshPeers { topic, reply }).await
+    }
+
     /// Stops the network: closes listeners and connections, and waits for the task to end.
     pub async fn shutdown(&self) {
         let (reply, answer) = oneshot::channel();

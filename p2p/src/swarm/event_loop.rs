@@ -73,6 +73,10 @@ pub enum Command {
         peer: PeerId,
         reply: Reply<Option<f64>>,
     },
+    MeshPeers {
+        topic: String,
+        reply: Reply<Vec<PeerId>>,
+    },
     Shutdown {
         reply: Reply<()>,
     },
@@ -302,6 +306,17 @@ impl EventLoop {
             }
             Command::PeerScore { peer, reply } => {
                 let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
+            }
+            Command::MeshPeers { topic, reply } => {
+                let topic = self.full_topic(&topic).hash();
+                let peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .mesh_peers(&topic)
+                    .copied()
+                    .collect();
+                let _ = reply.send(peers);
             }
             Command::Shutdown { reply } => {
                 // Handled by the run loop; answering here keeps the match total.

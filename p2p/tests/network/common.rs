@@ -62,13 +62,35 @@ impl TestNode {
         Self::start_with_key(config, Keypair::generate().expect("os random"))
     }
 
+    /// Starts a node with `config` and `keypair`, retrying for a few seconds while a fixed port is
+    /// still held by a node that just shut down (the OS releases it shortly after).
+    pub async fn restart_with_key(config: NetworkConfig, keypair: Keypair) -> Self {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match Self::try_start(config.clone(), keypair.clone()) {
+                Ok(node) => return node,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "port still held; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("network did not restart: {e}"),
+            }
+        }
+    }
+
     /// Starts a node with `config` and `keypair`.
     pub fn start_with_key(config: NetworkConfig, keypair: Keypair) -> Self {
+        Self::try_start(config, keypair).expect("network starts")
+    }
+
+    fn try_start(
+        config: NetworkConfig,
+        keypair: Keypair,
+    ) -> Result<Self, meshmind_p2p::NetworkError> {
         let mut registry = Registry::default();
         let (handle, mut events) = Network::builder(config, &keypair)
             .registry(&mut registry)
-            .spawn()
-            .expect("network starts");
+            .spawn()?;
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let log = seen.clone();
         let task = tokio::spawn(async move {
@@ -101,14 +123,14 @@ impl TestNode {
                 }
             }
         });
-        Self {
+        Ok(Self {
             id: handle.local_peer_id(),
             handle,
             keypair,
             seen,
             registry: Arc::new(registry),
             task,
-        }
+        })
     }
 
     /// The first listen address of the given kind (`"quic-v1"`, `"tcp"` or `"memory"`), with `/p2p/`.
@@ -220,16 +242,19 @@ pub async fn publish(node: &TestNode, topic: &str, data: &[u8]) {
     .await
 }
 
-/// Waits until every node has at least `min` connected peers, then two gossip heartbeats more, so
-/// that subscriptions have spread and meshes formed (gossip does not replay to late joiners).
-pub async fn settle(nodes: &[TestNode], min: usize) {
+/// Waits until every node has at least `min` peers (or all its connected peers, if fewer) in its gossip
+/// mesh for `topic`: gossip does not replay to peers that join the mesh late.
+pub async fn settle(nodes: &[TestNode], topic: &str, min: usize) {
     for node in nodes {
         let handle = node.handle.clone();
-        wait_for(Duration::from_secs(30), "peers to connect", || {
+        wait_for(Duration::from_secs(60), "gossip meshes to form", || {
             let handle = handle.clone();
-            async move { (handle.peers().await.ok()?.len() >= min).then_some(()) }
+            async move {
+                let connected = handle.peers().await.ok()?.len();
+                let mesh = handle.mesh_peers(topic).await.ok()?.len();
+                (connected > 0 && mesh >= min.min(connected)).then_some(())
+            }
         })
         .await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
 }

@@ -12,7 +12,7 @@ async fn a_message_reaches_all_twenty_nodes() {
     for node in &nodes {
         node.handle.subscribe("news").await.expect("subscribe");
     }
-    settle(&nodes, 3).await;
+    settle(&nodes, "news", 3).await;
     publish(&nodes[7], "news", b"hello mesh").await;
     wait_for(
         Duration::from_secs(30),
@@ -52,6 +52,15 @@ async fn a_rejected_message_is_not_forwarded_and_costs_its_sender() {
     for node in [&a, &b, &c] {
         node.handle.subscribe("t").await.expect("subscribe");
     }
+    wait_for(
+        Duration::from_secs(30),
+        "b's mesh to hold a and c",
+        || async {
+            let mesh = b.handle.mesh_peers("t").await.ok()?;
+            (mesh.contains(&a.id) && mesh.contains(&c.id)).then_some(())
+        },
+    )
+    .await;
     // A good message from a crosses b to c: the path works.
     publish(&a, "t", b"good").await;
     wait_for(
@@ -98,7 +107,7 @@ async fn a_flood_from_one_peer_does_not_stop_honest_messages() {
     for node in &nodes {
         node.handle.subscribe("tx").await.expect("subscribe");
     }
-    settle(&nodes, 1).await;
+    settle(&nodes, "tx", 2).await;
     let flooder = &nodes[1];
     let honest = &nodes[2];
     publish(flooder, "tx", b"warm-up").await;

@@ -18,18 +18,19 @@ async fn two_hundred_in_memory_nodes_all_receive_one_message() {
         config.kad_server = false;
         let node = TestNode::start(config);
         addrs.push(node.addr("memory").await);
-        // A random graph: each node dials up to five earlier ones, so it has about gossipsub's
-        // minimum mesh degree of peers.
-        for k in 0..5usize.min(i) {
-            let target = (i * 7919 + k * 104_729) % i;
-            let _ = node.handle.dial(addrs[target].clone()).await;
+        // A connected graph of even degree (about 8, under gossipsub's upper mesh bound of 12, so
+        // no peer is pruned for over-subscription): node i dials i-1, i-2, i-4 and i-8.
+        for step in [1, 2, 4, 8] {
+            if let Some(target) = i.checked_sub(step) {
+                node.handle.dial(addrs[target].clone()).await.expect("dial");
+            }
         }
         nodes.push(node);
     }
     for node in &nodes {
         node.handle.subscribe("all").await.expect("subscribe");
     }
-    settle(&nodes, 1).await;
+    settle(&nodes, "all", 3).await;
     publish(&nodes[123], "all", b"one message").await;
     wait_for(
         Duration::from_secs(60),

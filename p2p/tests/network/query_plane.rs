@@ -131,7 +131,7 @@ async fn the_connection_is_reestablished_after_the_server_restarts() {
 
     let mut config = NetworkConfig::local("queries");
     config.query_listen = Some(addr);
-    let restarted = TestNode::start_with_key(config, key);
+    let restarted = TestNode::restart_with_key(config, key).await;
     assert_eq!(restarted.query_addr(), addr, "restarted on the same port");
     let answer = wait_for(10 * SECOND, "a query to the restarted server", || async {
         client.handle.query(restarted.id, b"two", SECOND).await.ok()
