@@ -6,6 +6,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use meshmind_protocols::{KeyFile, KeyKind};
 
+use crate::yuma::{InputError, YumaInput};
+
 /// Operate a meshmind peer.
 #[derive(Debug, Parser)]
 #[command(name = "meshmind", version, about)]
@@ -21,6 +23,12 @@ pub enum Command {
     /// Create and inspect key files.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Run one epoch of Yuma consensus on a JSON description of a subnet and print the result.
+    Yuma {
+        /// Input JSON file (`-` for standard input).
+        #[arg(long)]
+        input: PathBuf,
+    },
 }
 
 /// `meshmind keys ...`.
@@ -77,6 +85,7 @@ pub fn run(cli: Cli, out: &mut impl std::io::Write) -> anyhow::Result<()> {
                 path.display()
             )?;
         }
+        Command::Yuma { input } => yuma(&input, out)?,
         Command::Keys(KeysCommand::Show { path, json }) => {
             let key = KeyFile::read(&path)?;
             let public = key.public();
@@ -95,4 +104,25 @@ pub fn run(cli: Cli, out: &mut impl std::io::Write) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs Yuma consensus on the JSON at `path`; input errors are [`InputError`]s.
+fn yuma(path: &std::path::Path, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    let output = YumaInput::from_json(&text)?.run()?;
+    writeln!(out, "{}", serde_json::to_string(&output)?)?;
+    Ok(())
+}
+
+/// The process exit code for an error: 2 for malformed input, 1 otherwise.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<InputError>().is_some() {
+        2
+    } else {
+        1
+    }
 }

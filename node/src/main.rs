@@ -1,7 +1,7 @@
 //! The `meshmind` binary.
 
 use clap::Parser;
-use meshmind_node::cli::{Cli, run};
+use meshmind_node::cli::{Cli, exit_code, run};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -9,7 +9,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit_code(&error))
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The `meshmind keys` commands, run as the real binary.
+//! The `meshmind` command line, run as the real binary.
 
 use std::process::Command;
 
@@ -60,4 +60,53 @@ fn show_refuses_a_readable_key_file() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("chmod 600"), "{stderr}");
+}
+
+#[test]
+fn yuma_prints_json_and_exits_2_on_malformed_input() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = dir.path().join("in.json");
+    std::fs::write(
+        &good,
+        r#"{"stake":[100,0,0],"weights":[[[1,49151],[2,16384]],[],[]],"max_validators":64,"emission":1000}"#,
+    )
+    .expect("write input");
+    let output = meshmind()
+        .args(["yuma", "--input"])
+        .arg(&good)
+        .output()
+        .expect("run meshmind");
+    assert!(output.status.success(), "{output:?}");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON out");
+    for key in [
+        "consensus",
+        "incentive",
+        "dividends",
+        "validator_trust",
+        "emission",
+        "bonds",
+    ] {
+        assert_eq!(result[key].as_array().map(Vec::len), Some(3), "{key}");
+    }
+    let emitted: u64 = result["emission"]
+        .as_array()
+        .expect("emission array")
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .sum();
+    assert!((990..=1000).contains(&emitted), "{emitted}");
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"stake":[1,2],"weights":[[]],"emission":1}"#).expect("write");
+    let output = meshmind()
+        .args(["yuma", "--input"])
+        .arg(&bad)
+        .output()
+        .expect("run meshmind");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("weights: has 1 rows, stake has 2 UIDs"),
+        "{stderr}"
+    );
 }

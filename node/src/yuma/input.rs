@@ -1,0 +1,191 @@
+//! The JSON form of a Yuma epoch, for `meshmind yuma` and offline cross-checks.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    DEFAULT_BONDS_MOVING_AVERAGE, DEFAULT_MAX_VALIDATORS, EpochResult, Fx, SubnetState, YumaParams,
+};
+
+/// Why an input was refused; names the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InputError {
+    /// Path of the offending field.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl InputError {
+    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One subnet epoch as JSON.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YumaInput {
+    /// Stake per UID.
+    pub stake: Vec<u64>,
+    /// Weight rows per UID: `[[uid, weight], ...]`.
+    pub weights: Vec<Vec<(u32, u16)>>,
+    /// Previous bond rows per UID.
+    #[serde(default)]
+    pub bonds: Option<Vec<Vec<(u32, u16)>>>,
+    /// Explicit validator permits.
+    #[serde(default)]
+    pub validator_permit: Option<Vec<bool>>,
+    /// Number of validator permits when none are given. Default 64.
+    #[serde(default)]
+    pub max_validators: Option<usize>,
+    /// Activity per UID. Default: all active.
+    #[serde(default)]
+    pub active: Option<Vec<bool>>,
+    /// Consensus majority in `[0, 1]`. Default 32767/65535.
+    #[serde(default)]
+    pub kappa: Option<f64>,
+    /// Bonds moving average in millionths. Default 900000.
+    #[serde(default)]
+    pub bonds_moving_average: Option<u64>,
+    /// Epoch of each UID's last weight update.
+    #[serde(default)]
+    pub last_update: Option<Vec<u64>>,
+    /// Epoch of each UID's registration.
+    #[serde(default)]
+    pub registered_at: Option<Vec<u64>>,
+    /// Amount to distribute.
+    pub emission: u64,
+}
+
+/// One epoch's results as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct YumaOutput {
+    /// Consensus weight per UID (u16 fraction).
+    pub consensus: Vec<u16>,
+    /// Incentive per UID (u16 fraction).
+    pub incentive: Vec<u16>,
+    /// Dividends per UID (u16 fraction).
+    pub dividends: Vec<u16>,
+    /// Validator trust per UID (u16 fraction).
+    pub validator_trust: Vec<u16>,
+    /// Amount emitted to each UID.
+    pub emission: Vec<u64>,
+    /// New bond rows per UID, each column max-upscaled.
+    pub bonds: Vec<Vec<(u32, u16)>>,
+}
+
+impl From<EpochResult> for YumaOutput {
+    fn from(result: EpochResult) -> Self {
+        Self {
+            consensus: result.consensus,
+            incentive: result.incentive,
+            dividends: result.dividends,
+            validator_trust: result.validator_trust,
+            emission: result.emission,
+            bonds: result.bonds,
+        }
+    }
+}
+
+fn rows_in_range(field: &str, rows: &[Vec<(u32, u16)>], n: usize) -> Result<(), InputError> {
+    if rows.len() != n {
+        return Err(InputError::new(
+            field,
+            format!("has {} rows, stake has {n} UIDs", rows.len()),
+        ));
+    }
+    for (i, row) in rows.iter().enumerate() {
+        for (k, &(uid, _)) in row.iter().enumerate() {
+            if uid as usize >= n {
+                return Err(InputError::new(
+                    format!("{field}[{i}][{k}]"),
+                    format!("uid {uid} out of range ({n} UIDs)"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn per_uid<T>(field: &str, values: &Option<Vec<T>>, n: usize) -> Result<(), InputError> {
+    match values {
+        Some(values) if values.len() != n => Err(InputError::new(
+            field,
+            format!("has {} entries, stake has {n} UIDs", values.len()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl YumaInput {
+    /// Parses JSON, naming the field of any error.
+    pub fn from_json(text: &str) -> Result<Self, InputError> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "input".to_string()
+            } else {
+                path
+            };
+            InputError::new(field, e.into_inner().to_string())
+        })
+    }
+
+    /// Checks shapes and ranges, and splits the input into state and parameters.
+    pub fn into_parts(self) -> Result<(SubnetState, YumaParams, u64), InputError> {
+        let n = self.stake.len();
+        if n > 65_536 {
+            return Err(InputError::new("stake", format!("{n} UIDs; at most 65536")));
+        }
+        rows_in_range("weights", &self.weights, n)?;
+        if let Some(bonds) = &self.bonds {
+            rows_in_range("bonds", bonds, n)?;
+        }
+        per_uid("validator_permit", &self.validator_permit, n)?;
+        per_uid("active", &self.active, n)?;
+        per_uid("last_update", &self.last_update, n)?;
+        per_uid("registered_at", &self.registered_at, n)?;
+        let mut params = YumaParams::default();
+        if let Some(kappa) = self.kappa {
+            if !(0.0..=1.0).contains(&kappa) {
+                return Err(InputError::new(
+                    "kappa",
+                    format!("{kappa} is not within 0..=1"),
+                ));
+            }
+            params.kappa = Fx::from_num(kappa);
+        }
+        let bma = self
+            .bonds_moving_average
+            .unwrap_or(DEFAULT_BONDS_MOVING_AVERAGE);
+        if bma > 1_000_000 {
+            return Err(InputError::new(
+                "bonds_moving_average",
+                format!("{bma} is over 1000000"),
+            ));
+        }
+        params.bonds_moving_average = bma;
+        params.max_validators = self.max_validators.unwrap_or(DEFAULT_MAX_VALIDATORS);
+        let state = SubnetState {
+            stake: self.stake,
+            weights: self.weights,
+            bonds: self.bonds.unwrap_or_else(|| vec![Vec::new(); n]),
+            validator_permit: self.validator_permit,
+            active: self.active,
+            last_update: self.last_update,
+            registered_at: self.registered_at,
+        };
+        Ok((state, params, self.emission))
+    }
+
+    /// Parses, checks and runs one epoch.
+    pub fn run(self) -> Result<YumaOutput, InputError> {
+        let (state, params, emission) = self.into_parts()?;
+        Ok(super::epoch(&state, &params, emission).into())
+    }
+}
