@@ -61,36 +61,6 @@ pub struct YumaInput {
     pub emission: u64,
 }
 
-/// One epoch's results as JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct YumaOutput {
-    /// Consensus weight per UID (u16 fraction).
-    pub consensus: Vec<u16>,
-    /// Incentive per UID (u16 fraction).
-    pub incentive: Vec<u16>,
-    /// Dividends per UID (u16 fraction).
-    pub dividends: Vec<u16>,
-    /// Validator trust per UID (u16 fraction).
-    pub validator_trust: Vec<u16>,
-    /// Amount emitted to each UID.
-    pub emission: Vec<u64>,
-    /// New bond rows per UID, each column max-upscaled.
-    pub bonds: Vec<Vec<(u32, u16)>>,
-}
-
-impl From<EpochResult> for YumaOutput {
-    fn from(result: EpochResult) -> Self {
-        Self {
-            consensus: result.consensus,
-            incentive: result.incentive,
-            dividends: result.dividends,
-            validator_trust: result.validator_trust,
-            emission: result.emission,
-            bonds: result.bonds,
-        }
-    }
-}
-
 fn rows_in_range(field: &str, rows: &[Vec<(u32, u16)>], n: usize) -> Result<(), InputError> {
     if rows.len() != n {
         return Err(InputError::new(
@@ -184,8 +154,8 @@ impl YumaInput {
     }
 
     /// Parses, checks and runs one epoch.
-    pub fn run(self) -> Result<YumaOutput, InputError> {
+    pub fn run(self) -> Result<EpochResult, InputError> {
         let (state, params, emission) = self.into_parts()?;
-        Ok(super::epoch(&state, &params, emission).into())
+        Ok(super::epoch(&state, &params, emission))
     }
 }

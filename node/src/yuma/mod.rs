@@ -7,7 +7,7 @@
 mod input;
 mod math;
 
-pub use input::{InputError, YumaInput, YumaOutput};
+pub use input::{InputError, YumaInput};
 
 use fixed::types::I32F32;
 
@@ -74,8 +74,9 @@ pub struct SubnetState {
     pub registered_at: Option<Vec<u64>>,
 }
 
-/// What one epoch produces; every vector is indexed by UID.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What one epoch produces; every vector is indexed by UID. Serializes to the JSON that
+/// `meshmind yuma` prints.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct EpochResult {
     /// Stake-weighted median weight per miner, as u16 fractions.
     pub consensus: Vec<u16>,
@@ -90,10 +91,13 @@ pub struct EpochResult {
     /// New bonds, each column max-upscaled to 65535.
     pub bonds: Vec<Vec<(u32, u16)>>,
     /// Validator permits used.
+    #[serde(skip)]
     pub validator_permit: Vec<bool>,
     /// Fixed-point incentive before quantisation (sums to 1 when any weight counts).
+    #[serde(skip)]
     pub incentive_fx: Vec<Fx>,
     /// Fixed-point dividends before quantisation (sums to 1 when any weight counts).
+    #[serde(skip)]
     pub dividends_fx: Vec<Fx>,
 }
 

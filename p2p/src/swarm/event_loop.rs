@@ -331,12 +331,7 @@ impl EventLoop {
                 id,
                 propagation_source,
                 acceptance,
-            } => {
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &propagation_source, acceptance);
-            }
+            } => self.report(&id, &propagation_source, acceptance),
             Internal::Respond { channel, data } => {
                 if self
                     .swarm
@@ -416,6 +411,19 @@ impl EventLoop {
         }
     }
 
+    /// Tells gossipsub whether to forward a message (and whether to penalise its sender).
+    fn report(
+        &mut self,
+        id: &gossipsub::MessageId,
+        source: &PeerId,
+        acceptance: MessageAcceptance,
+    ) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, source, acceptance);
+    }
+
     fn on_gossip(&mut self, event: gossipsub::Event) {
         let gossipsub::Event::Message {
             propagation_source,
@@ -429,27 +437,13 @@ impl EventLoop {
         let limited_peer = origin.unwrap_or(propagation_source);
         if !self.gossip_limiter.allow(limited_peer, Instant::now()) {
             self.p2p_metrics.gossip_rate_limited.inc();
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    MessageAcceptance::Ignore,
-                );
+            self.report(&message_id, &propagation_source, MessageAcceptance::Ignore);
             return;
         }
         let full_topic = message.topic.as_str();
         let Some(topic) = full_topic.strip_prefix(&self.topic_prefix) else {
             // Not one of this network's topics: never forwarded.
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    MessageAcceptance::Reject,
-                );
+            self.report(&message_id, &propagation_source, MessageAcceptance::Reject);
             return;
         };
         let id = content_id(full_topic, &message.data);
