@@ -4,6 +4,7 @@
 //! operator's key commands and Yuma consensus.
 
 pub mod cli;
+pub mod consensus;
 pub mod yuma;
 
 pub use meshmind_p2p as p2p;

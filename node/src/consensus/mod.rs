@@ -1,0 +1,13 @@
+//! The BFT finality gadget: a pure Tendermint state machine ([`core`]) that decides one value per
+//! height (epoch), with stake-weighted votes.
+//!
+//! The core does no I/O and reads no clock: it takes [`core::Input`]s (proposals, votes, fired
+//! timeouts) and returns [`core::Output`]s (messages to broadcast, timeouts to schedule, decisions,
+//! evidence). A driver performs the outputs; seeded simulations drive many cores in one process.
+
+pub mod core;
+pub mod valset;
+pub mod votes;
+
+#[cfg(test)]
+mod sim;
