@@ -595,8 +595,9 @@ mod tests {
         assert_eq!(votes_of(&out)[0].value, None);
     }
 
-    #[test]
-    fn a_locked_node_prevotes_nil_for_another_value_without_a_newer_polka() {
+    /// A follower that saw a polka for A in round 0 (and locked on it), whose round 0 then failed
+    /// with nil precommits; it is now in round 1. Returns the core and the other validators.
+    fn locked_on_a_in_round_1() -> (Core, Vec<usize>) {
         let me = follower();
         let others: Vec<usize> = (0..4).filter(|&i| i != me).collect();
         let mut c = core(me);
@@ -605,7 +606,6 @@ mod tests {
             c.handle(vote(v, 0, VoteType::Prevote, Some(A)));
         }
         assert_eq!(c.locked(), Some((A, 0)));
-        // Round 0 fails to commit: precommits for nil from the others, then the timeout.
         for &v in &others {
             c.handle(vote(v, 0, VoteType::Precommit, None));
         }
@@ -615,6 +615,12 @@ mod tests {
             step: TimeoutStep::Precommit,
         }));
         assert_eq!(c.round(), 1);
+        (c, others)
+    }
+
+    #[test]
+    fn a_locked_node_prevotes_nil_for_another_value_without_a_newer_polka() {
+        let (mut c, _) = locked_on_a_in_round_1();
         // Round 1 proposes B with no proof of lock: the locked node prevotes nil.
         let out = c.handle(proposal(&c, 1, B, None));
         assert_eq!(votes_of(&out)[0].value, None, "safety: stays locked on A");
@@ -622,21 +628,7 @@ mod tests {
 
     #[test]
     fn a_newer_polka_unlocks() {
-        let me = follower();
-        let others: Vec<usize> = (0..4).filter(|&i| i != me).collect();
-        let mut c = core(me);
-        c.handle(proposal(&c, 0, A, None));
-        for &v in &others[..2] {
-            c.handle(vote(v, 0, VoteType::Prevote, Some(A)));
-        }
-        for &v in &others {
-            c.handle(vote(v, 0, VoteType::Precommit, None));
-        }
-        c.handle(Input::Timeout(Timeout {
-            height: 1,
-            round: 0,
-            step: TimeoutStep::Precommit,
-        }));
+        let (mut c, others) = locked_on_a_in_round_1();
         // The others prevoted B in round 1 (a polka this node missed); round 2 re-proposes B with
         // pol_round 1. Jump to round 2 first by hearing from the others there.
         for &v in &others {
