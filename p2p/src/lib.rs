@@ -33,7 +33,7 @@ pub mod event;
 mod handle;
 mod metrics;
 pub mod query;
-mod rate_limit;
+pub mod rate_limit;
 mod swarm;
 
 pub use config::{NetworkConfig, TransportMode};
@@ -46,3 +46,4 @@ pub use handle::{Network, NetworkBuilder, NetworkHandle};
 pub use libp2p::{Multiaddr, PeerId};
 pub use meshmind_protocols::{Keypair, PublicKey};
 pub use query::{QueryResponder, QueryStream};
+pub use rate_limit::RateLimiter;

@@ -1,0 +1,45 @@
+//! What answers a query: the trait every miner backend implements, and the echo backend.
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// Why a backend could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The input is not acceptable for the task (for example, not a valid expression).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The backend does not serve the task.
+    #[error("unknown task {0}")]
+    UnknownTask(String),
+    /// The backend failed (a crashed subprocess, a bad reply).
+    #[error("backend failed: {0}")]
+    Failed(String),
+}
+
+/// A boxed future returned by [`MinerBackend::answer`].
+pub type AnswerFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<u8>, BackendError>> + Send + 'a>>;
+
+/// Something that answers queries for a task: a model server, a subprocess, a built-in task.
+pub trait MinerBackend: Send + Sync {
+    /// A short name for logs (`echo`, `reference`, `exec`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Answers `input` for `task`.
+    fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a>;
+}
+
+/// Answers every task with its input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Echo;
+
+impl MinerBackend for Echo {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+
+    fn answer<'a>(&'a self, _task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
+        Box::pin(async move { Ok(input.to_vec()) })
+    }
+}

@@ -1,0 +1,192 @@
+//! A backend that runs a long-lived subprocess speaking JSON lines on stdin and stdout.
+//!
+//! Request line: `{"id": 7, "task": "sort", "input": "b a"}`. Reply line: `{"id": 7, "output": "a b"}` or
+//! `{"id": 7, "error": "why"}`. Replies may come in any order. A process that exits fails the queries in
+//! flight and is started again on the next query.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::oneshot;
+
+use super::backend::{AnswerFuture, BackendError, MinerBackend};
+
+/// Longest reply line read from the process.
+const MAX_LINE: u64 = 4 << 20;
+
+/// Where a query waits for its reply.
+type Waiter = oneshot::Sender<Result<Vec<u8>, BackendError>>;
+type Pending = Arc<Mutex<HashMap<u64, Waiter>>>;
+
+#[derive(Serialize)]
+struct Request<'a> {
+    id: u64,
+    task: &'a str,
+    input: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    id: u64,
+    #[serde(default)]
+    output: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+struct Running {
+    child: Child,
+    stdin: ChildStdin,
+    alive: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Runs queries through a subprocess.
+pub struct Exec {
+    program: String,
+    args: Vec<String>,
+    running: tokio::sync::Mutex<Option<Running>>,
+    pending: Pending,
+    next_id: AtomicU64,
+}
+
+fn lock(pending: &Pending) -> std::sync::MutexGuard<'_, HashMap<u64, Waiter>> {
+    pending.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes a query's pending entry if its caller gives up (for example, at the deadline).
+struct PendingGuard {
+    pending: Pending,
+    id: u64,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        lock(&self.pending).remove(&self.id);
+    }
+}
+
+impl Exec {
+    /// A backend that runs `program` with `args` when first needed.
+    pub fn new(program: impl Into<String>, args: Vec<String>) -> Self {
+        Self {
+            program: program.into(),
+            args,
+            running: tokio::sync::Mutex::new(None),
+            pending: Arc::default(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn spawn(&self) -> Result<Running, BackendError> {
+        let mut child = Command::new(&self.program)
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| BackendError::Failed(format!("starting {}: {e}", self.program)))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(BackendError::Failed("subprocess pipes unavailable".into()));
+        };
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let pending = self.pending.clone();
+        let reader_alive = alive.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let read = (&mut reader)
+                    .take(MAX_LINE)
+                    .read_until(b'\n', &mut line)
+                    .await;
+                match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if line.last() != Some(&b'\n') && line.len() as u64 >= MAX_LINE => {
+                        tracing::warn!("exec backend reply over {MAX_LINE} bytes; restarting it");
+                        break;
+                    }
+                    Ok(_) => {}
+                }
+                let Ok(reply) = serde_json::from_slice::<Reply>(&line) else {
+                    tracing::warn!("exec backend wrote a line that is not a reply; ignored");
+                    continue;
+                };
+                let result = match (reply.output, reply.error) {
+                    (Some(output), None) => Ok(output.into_bytes()),
+                    (_, Some(error)) => Err(BackendError::Failed(error)),
+                    (None, None) => Err(BackendError::Failed("reply without output".into())),
+                };
+                if let Some(waiter) = lock(&pending).remove(&reply.id) {
+                    let _ = waiter.send(result);
+                }
+            }
+            reader_alive.store(false, Ordering::SeqCst);
+            for (_, waiter) in lock(&pending).drain() {
+                let _ = waiter.send(Err(BackendError::Failed("the subprocess exited".into())));
+            }
+        });
+        Ok(Running {
+            child,
+            stdin,
+            alive,
+        })
+    }
+
+    async fn send(&self, line: &[u8]) -> Result<(), BackendError> {
+        let mut running = self.running.lock().await;
+        let healthy = running
+            .as_ref()
+            .is_some_and(|r| r.alive.load(Ordering::SeqCst));
+        if !healthy {
+            if let Some(mut old) = running.take() {
+                let _ = old.child.start_kill();
+            }
+            *running = Some(self.spawn()?);
+        }
+        let Some(process) = running.as_mut() else {
+            return Err(BackendError::Failed("subprocess not running".into()));
+        };
+        let written = async {
+            process.stdin.write_all(line).await?;
+            process.stdin.flush().await
+        }
+        .await;
+        written.map_err(|e| {
+            process.alive.store(false, Ordering::SeqCst);
+            BackendError::Failed(format!("writing to the subprocess: {e}"))
+        })
+    }
+}
+
+impl MinerBackend for Exec {
+    fn name(&self) -> &'static str {
+        "exec"
+    }
+
+    fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
+        Box::pin(async move {
+            let input = std::str::from_utf8(input)
+                .map_err(|_| BackendError::InvalidInput("input is not UTF-8".into()))?;
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let mut line = serde_json::to_vec(&Request { id, task, input })
+                .map_err(|e| BackendError::Failed(e.to_string()))?;
+            line.push(b'\n');
+            let (tx, rx) = oneshot::channel();
+            lock(&self.pending).insert(id, tx);
+            let _guard = PendingGuard {
+                pending: self.pending.clone(),
+                id,
+            };
+            self.send(&line).await?;
+            rx.await
+                .map_err(|_| BackendError::Failed("the subprocess exited".into()))?
+        })
+    }
+}

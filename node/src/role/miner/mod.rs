@@ -1,0 +1,12 @@
+//! The miner role: serves queries for (subnet, task) pairs through a [`MinerBackend`], signs its
+//! answers, and protects itself with a concurrency limit and a per-peer rate limit.
+
+mod backend;
+mod exec;
+mod reference;
+mod service;
+
+pub use backend::{BackendError, Echo, MinerBackend};
+pub use exec::Exec;
+pub use reference::{Reference, evaluate_arithmetic, sort_words};
+pub use service::{Miner, MinerConfig};

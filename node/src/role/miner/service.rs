@@ -1,0 +1,235 @@
+//! The miner service: checks each inbound query, runs it through the backend under limits, and
+//! answers with a signed response.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meshmind_p2p::{InboundQuery, PeerId, RateLimiter};
+use meshmind_protocols::{Keypair, Signed, Validate, Wire, decode, hash, v1};
+use prost::Message;
+use tokio::sync::Semaphore;
+
+use super::backend::{BackendError, MinerBackend};
+
+/// What a miner serves and how much load it takes.
+#[derive(Debug, Clone)]
+pub struct MinerConfig {
+    /// The network id (hash of the genesis).
+    pub network_id: [u8; 32],
+    /// The subnet served.
+    pub subnet: u32,
+    /// The tasks served on it.
+    pub tasks: Vec<String>,
+    /// Model identifier advertised in capability ads.
+    pub model_id: String,
+    /// Model version advertised in capability ads.
+    pub version: String,
+    /// Queries answered at once; more are refused as overloaded.
+    pub max_concurrency: usize,
+    /// Queries accepted per second from one peer.
+    pub rate_per_peer: u32,
+    /// Burst allowance per peer.
+    pub burst_per_peer: u32,
+}
+
+impl MinerConfig {
+    /// A configuration with default limits (32 at once, 50/s per peer, bursts of 100).
+    pub fn new(network_id: [u8; 32], subnet: u32, tasks: Vec<String>) -> Self {
+        Self {
+            network_id,
+            subnet,
+            tasks,
+            model_id: String::new(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            max_concurrency: 32,
+            rate_per_peer: 50,
+            burst_per_peer: 100,
+        }
+    }
+}
+
+/// Serves queries for one subnet.
+pub struct Miner {
+    config: MinerConfig,
+    keypair: Keypair,
+    backend: Arc<dyn MinerBackend>,
+    permits: Semaphore,
+    limiter: Mutex<RateLimiter<PeerId>>,
+}
+
+fn error_frame(code: v1::ErrorCode, message: impl Into<String>) -> v1::QueryFrame {
+    v1::QueryFrame {
+        body: Some(v1::query_frame::Body::Error(v1::Error {
+            code: code as i32,
+            message: message.into(),
+        })),
+    }
+}
+
+impl Miner {
+    /// A miner answering with `backend`, signing with `keypair` (its hotkey).
+    pub fn new(config: MinerConfig, keypair: Keypair, backend: Arc<dyn MinerBackend>) -> Self {
+        let limiter = RateLimiter::new(config.rate_per_peer, config.burst_per_peer);
+        Self {
+            permits: Semaphore::new(config.max_concurrency.max(1)),
+            limiter: Mutex::new(limiter),
+            config,
+            keypair,
+            backend,
+        }
+    }
+
+    /// Answers one inbound query on the query plane.
+    pub async fn serve(&self, query: InboundQuery) {
+        let frame = self.answer(query.peer, &query.payload).await;
+        if let Err(e) = query.responder.respond(frame.encode_to_vec()).await {
+            tracing::debug!(peer = %query.peer, error = %e, "answer not delivered");
+        }
+    }
+
+    /// The frame answering `payload` from `peer`: a signed response, or an error.
+    pub async fn answer(&self, peer: PeerId, payload: &[u8]) -> v1::QueryFrame {
+        let allowed = self
+            .limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(peer, Instant::now());
+        if !allowed {
+            return error_frame(v1::ErrorCode::Overloaded, "rate limit exceeded");
+        }
+        let frame = match decode::<v1::QueryFrame>(payload) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let code = if payload.len() > <v1::QueryFrame as Wire>::MAX_SIZE {
+                    v1::ErrorCode::TooLarge
+                } else {
+                    v1::ErrorCode::Malformed
+                };
+                return error_frame(code, e.to_string());
+            }
+        };
+        let Some(v1::query_frame::Body::Query(query)) = frame.body else {
+            return error_frame(v1::ErrorCode::Malformed, "expected a query");
+        };
+        if let Err(e) = query.validate() {
+            return error_frame(v1::ErrorCode::Malformed, e.to_string());
+        }
+        let response = match self.check(&query) {
+            Err((code, message)) => self.response(&query, Err((code, message)), Duration::ZERO),
+            Ok(()) => {
+                let started = Instant::now();
+                let result = self.run(&query).await;
+                self.response(&query, result, started.elapsed())
+            }
+        };
+        v1::QueryFrame {
+            body: Some(v1::query_frame::Body::Response(response)),
+        }
+    }
+
+    fn check(&self, query: &v1::Query) -> Result<(), (v1::ErrorCode, String)> {
+        if query.network_id != self.config.network_id {
+            return Err((
+                v1::ErrorCode::WrongNetwork,
+                "query for another network".into(),
+            ));
+        }
+        if query.subnet != self.config.subnet {
+            return Err((
+                v1::ErrorCode::UnknownSubnet,
+                format!("subnet {} is not served here", query.subnet),
+            ));
+        }
+        if !self.config.tasks.contains(&query.task) {
+            return Err((
+                v1::ErrorCode::UnknownTask,
+                format!("task {} is not served here", query.task),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn run(&self, query: &v1::Query) -> Result<Vec<u8>, (v1::ErrorCode, String)> {
+        let Ok(_permit) = self.permits.try_acquire() else {
+            return Err((v1::ErrorCode::Overloaded, "at the concurrency limit".into()));
+        };
+        let deadline = Duration::from_millis(u64::from(query.deadline_ms));
+        match tokio::time::timeout(deadline, self.backend.answer(&query.task, &query.payload)).await
+        {
+            Err(_) => Err((
+                v1::ErrorCode::DeadlineExceeded,
+                "the backend was too slow".into(),
+            )),
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(BackendError::InvalidInput(m))) => Err((v1::ErrorCode::Malformed, m)),
+            Ok(Err(BackendError::UnknownTask(t))) => Err((
+                v1::ErrorCode::UnknownTask,
+                format!("task {t} is not served here"),
+            )),
+            Ok(Err(e @ BackendError::Failed(_))) => {
+                tracing::warn!(backend = self.backend.name(), error = %e, "backend failed");
+                Err((v1::ErrorCode::Internal, e.to_string()))
+            }
+        }
+    }
+
+    /// A signed response to `query`, carrying the output or the error.
+    fn response(
+        &self,
+        query: &v1::Query,
+        result: Result<Vec<u8>, (v1::ErrorCode, String)>,
+        elapsed: Duration,
+    ) -> v1::QueryResponse {
+        let (output, error) = match result {
+            Ok(output) => (output, None),
+            Err((code, message)) => (
+                Vec::new(),
+                Some(v1::Error {
+                    code: code as i32,
+                    message,
+                }),
+            ),
+        };
+        v1::QueryResponse {
+            id: query.id.clone(),
+            query_hash: hash(query).to_vec(),
+            output,
+            elapsed_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            miner: Vec::new(),
+            error,
+            signature: Vec::new(),
+        }
+        .signed(&self.keypair)
+    }
+
+    /// Signed capability ads, one per task, valid from `now_ms` for `ttl_ms`.
+    pub fn capability_ads(
+        &self,
+        now_ms: u64,
+        ttl_ms: u64,
+        addrs: &[String],
+        query_addr: &str,
+    ) -> Vec<v1::CapabilityAd> {
+        self.config
+            .tasks
+            .iter()
+            .map(|task| {
+                v1::CapabilityAd {
+                    network_id: self.config.network_id.to_vec(),
+                    subnet: self.config.subnet,
+                    task: task.clone(),
+                    model_id: self.config.model_id.clone(),
+                    version: self.config.version.clone(),
+                    max_concurrency: u32::try_from(self.config.max_concurrency).unwrap_or(u32::MAX),
+                    addrs: addrs.to_vec(),
+                    query_addr: query_addr.to_string(),
+                    issued_at_ms: now_ms,
+                    expires_at_ms: now_ms.saturating_add(ttl_ms),
+                    miner: Vec::new(),
+                    signature: Vec::new(),
+                }
+                .signed(&self.keypair)
+            })
+            .collect()
+    }
+}

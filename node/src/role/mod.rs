@@ -1,0 +1,3 @@
+//! The roles a node plays.
+
+pub mod miner;

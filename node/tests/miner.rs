@@ -1,0 +1,254 @@
+//! A miner on the real query plane (QUIC on 127.0.0.1): signed answers, refusals, limits, backends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshmind_node::role::miner::{Echo, Exec, Miner, MinerBackend, MinerConfig, Reference};
+use meshmind_p2p::{Network, NetworkConfig, NetworkEvent, NetworkHandle, PeerId};
+use meshmind_protocols::{Keypair, Signed, decode, hash, v1};
+use prost::Message;
+
+const NET: [u8; 32] = [7; 32];
+
+/// Starts a miner node serving `tasks` on subnet 1 with `backend`; returns its handle and key.
+fn start_miner(
+    backend: Arc<dyn MinerBackend>,
+    tasks: &[&str],
+    tweak: impl FnOnce(&mut MinerConfig),
+) -> (NetworkHandle, Keypair) {
+    let key = Keypair::generate().expect("os random");
+    let mut config = MinerConfig::new(NET, 1, tasks.iter().map(|t| t.to_string()).collect());
+    tweak(&mut config);
+    let miner = Arc::new(Miner::new(config, key.clone(), backend));
+    let (handle, mut events) =
+        Network::spawn(NetworkConfig::local("miner-test"), &key).expect("network starts");
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let NetworkEvent::InboundQuery(query) = event {
+                let miner = miner.clone();
+                tokio::spawn(async move { miner.serve(query).await });
+            }
+        }
+    });
+    (handle, key)
+}
+
+fn client_for(miner: &NetworkHandle) -> NetworkHandle {
+    let key = Keypair::generate().expect("os random");
+    let (client, _events) =
+        Network::spawn(NetworkConfig::local("miner-test"), &key).expect("network starts");
+    let addr = miner.query_addr().expect("query plane");
+    client
+        .add_query_addr(miner.local_peer_id(), addr)
+        .expect("query plane");
+    client
+}
+
+fn query(task: &str, input: &str) -> v1::Query {
+    v1::Query {
+        id: vec![1; 16],
+        network_id: NET.to_vec(),
+        subnet: 1,
+        task: task.into(),
+        payload: input.as_bytes().to_vec(),
+        deadline_ms: 2_000,
+        want_all: false,
+    }
+}
+
+async fn ask(client: &NetworkHandle, miner: PeerId, bytes: &[u8]) -> v1::QueryFrame {
+    let answer = client
+        .query(miner, bytes, Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    decode::<v1::QueryFrame>(&answer).expect("a canonical frame")
+}
+
+fn frame_of(query: &v1::Query) -> Vec<u8> {
+    v1::QueryFrame {
+        body: Some(v1::query_frame::Body::Query(query.clone())),
+    }
+    .encode_to_vec()
+}
+
+fn response(frame: v1::QueryFrame) -> v1::QueryResponse {
+    match frame.body {
+        Some(v1::query_frame::Body::Response(r)) => r,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reference_answers_are_correct_and_signed_by_the_miner() {
+    let (miner, key) = start_miner(Arc::new(Reference), &Reference::TASKS, |_| {});
+    let client = client_for(&miner);
+    for (task, input, expected) in [
+        ("arith", "(2 + 4) * 7", "42"),
+        ("sort", "pear apple fig", "apple fig pear"),
+    ] {
+        let q = query(task, input);
+        let r = response(ask(&client, miner.local_peer_id(), &frame_of(&q)).await);
+        assert_eq!(r.output, expected.as_bytes());
+        assert!(r.error.is_none());
+        assert!(r.verify_signature().is_ok());
+        assert_eq!(r.signer().ok(), Some(key.public()));
+        assert_eq!(r.query_hash, hash(&q).to_vec(), "bound to this query");
+        assert_eq!(r.id, q.id);
+    }
+    // A bad expression is a signed refusal, not a crash.
+    let r = response(
+        ask(
+            &client,
+            miner.local_peer_id(),
+            &frame_of(&query("arith", "1 / 0")),
+        )
+        .await,
+    );
+    assert_eq!(
+        r.error.map(|e| e.code),
+        Some(v1::ErrorCode::Malformed as i32)
+    );
+    client.shutdown().await;
+    miner.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_queries_get_typed_errors() {
+    let (miner, _) = start_miner(Arc::new(Echo), &["echo"], |_| {});
+    let client = client_for(&miner);
+    let id = miner.local_peer_id();
+
+    let frame = ask(&client, id, b"\xff\xffnot protobuf").await;
+    assert!(
+        matches!(frame.body, Some(v1::query_frame::Body::Error(e)) if e.code == v1::ErrorCode::Malformed as i32)
+    );
+
+    let r = response(ask(&client, id, &frame_of(&query("translate", "x"))).await);
+    assert_eq!(
+        r.error.map(|e| e.code),
+        Some(v1::ErrorCode::UnknownTask as i32)
+    );
+
+    let mut other_subnet = query("echo", "x");
+    other_subnet.subnet = 9;
+    let r = response(ask(&client, id, &frame_of(&other_subnet)).await);
+    assert_eq!(
+        r.error.map(|e| e.code),
+        Some(v1::ErrorCode::UnknownSubnet as i32)
+    );
+
+    let mut other_network = query("echo", "x");
+    other_network.network_id = vec![8; 32];
+    let r = response(ask(&client, id, &frame_of(&other_network)).await);
+    assert_eq!(
+        r.error.map(|e| e.code),
+        Some(v1::ErrorCode::WrongNetwork as i32)
+    );
+
+    let mut no_deadline = query("echo", "x");
+    no_deadline.deadline_ms = 0;
+    let frame = ask(&client, id, &frame_of(&no_deadline)).await;
+    assert!(
+        matches!(frame.body, Some(v1::query_frame::Body::Error(e)) if e.message.contains("deadline_ms"))
+    );
+
+    // Still serving.
+    let r = response(ask(&client, id, &frame_of(&query("echo", "still here"))).await);
+    assert_eq!(r.output, b"still here");
+    client.shutdown().await;
+    miner.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_over_its_rate_is_refused() {
+    let (miner, _) = start_miner(Arc::new(Echo), &["echo"], |c| {
+        c.rate_per_peer = 1;
+        c.burst_per_peer = 3;
+    });
+    let client = client_for(&miner);
+    let mut overloaded = 0;
+    for _ in 0..6 {
+        let frame = ask(
+            &client,
+            miner.local_peer_id(),
+            &frame_of(&query("echo", "x")),
+        )
+        .await;
+        if matches!(frame.body, Some(v1::query_frame::Body::Error(e)) if e.code == v1::ErrorCode::Overloaded as i32)
+        {
+            overloaded += 1;
+        }
+    }
+    assert!(
+        overloaded >= 2,
+        "{overloaded} of 6 refused with a burst of 3"
+    );
+    client.shutdown().await;
+    miner.shutdown().await;
+}
+
+/// A JSON-lines model server in Python: `sort` answers sorted words, `crash` exits.
+const SCRIPT: &str = r#"
+import json, sys
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["task"] == "crash":
+        sys.exit(1)
+    out = " ".join(sorted(req["input"].split()))
+    print(json.dumps({"id": req["id"], "output": out}), flush=True)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exec_backend_serves_through_a_subprocess_and_survives_its_crash() {
+    let backend = Arc::new(Exec::new("python3", vec!["-c".into(), SCRIPT.into()]));
+    assert_eq!(
+        backend.answer("sort", b"b c a").await.ok(),
+        Some(b"a b c".to_vec())
+    );
+    // Concurrent queries are matched to their replies by id.
+    let (x, y) = tokio::join!(
+        backend.answer("sort", b"z y"),
+        backend.answer("sort", b"2 1")
+    );
+    assert_eq!(x.ok(), Some(b"y z".to_vec()));
+    assert_eq!(y.ok(), Some(b"1 2".to_vec()));
+    assert!(
+        backend.answer("crash", b"").await.is_err(),
+        "a crash fails the query in flight"
+    );
+    assert_eq!(
+        backend.answer("sort", b"again it works").await.ok(),
+        Some(b"again it works".to_vec()),
+        "restarted on the next query"
+    );
+    assert!(
+        backend.answer("sort", &[0xff]).await.is_err(),
+        "non-UTF-8 input refused"
+    );
+}
+
+#[test]
+fn capability_ads_are_signed_and_valid() {
+    let key = Keypair::generate().expect("os random");
+    let miner = Miner::new(
+        MinerConfig::new(NET, 1, vec!["arith".into(), "sort".into()]),
+        key.clone(),
+        Arc::new(Reference),
+    );
+    let ads = miner.capability_ads(
+        1_000,
+        60_000,
+        &["/ip4/127.0.0.1/udp/1/quic-v1".into()],
+        "127.0.0.1:2",
+    );
+    assert_eq!(ads.len(), 2);
+    let context = meshmind_protocols::Context {
+        network_id: NET,
+        now_ms: 30_000,
+        max_clock_skew_ms: 1_000,
+    };
+    for ad in &ads {
+        context.check(ad).expect("valid ad");
+        assert_eq!(ad.signer().ok(), Some(key.public()));
+    }
+}
