@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod consensus;
 pub mod role;
+pub mod scoring;
 pub mod yuma;
 
 pub use meshmind_p2p as p2p;

@@ -1,3 +1,4 @@
 //! The roles a node plays.
 
 pub mod miner;
+pub mod validator;

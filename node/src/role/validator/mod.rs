@@ -1,0 +1,3 @@
+//! The validator role.
+
+pub mod weights;
