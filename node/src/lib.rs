@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod consensus;
+pub mod genesis;
 pub mod role;
 pub mod scoring;
 pub mod yuma;
