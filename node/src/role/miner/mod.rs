@@ -6,7 +6,7 @@ mod exec;
 mod reference;
 mod service;
 
-pub use backend::{BackendError, Echo, MinerBackend};
+pub use backend::{AnswerFuture, BackendError, Echo, MinerBackend};
 pub use exec::Exec;
 pub use reference::{Reference, evaluate_arithmetic, sort_words};
 pub use service::{Miner, MinerConfig};

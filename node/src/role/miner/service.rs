@@ -10,6 +10,7 @@ use prost::Message;
 use tokio::sync::Semaphore;
 
 use super::backend::{BackendError, MinerBackend};
+use crate::role::error_frame;
 
 /// What a miner serves and how much load it takes.
 #[derive(Debug, Clone)]
@@ -55,15 +56,6 @@ pub struct Miner {
     backend: Arc<dyn MinerBackend>,
     permits: Semaphore,
     limiter: Mutex<RateLimiter<PeerId>>,
-}
-
-fn error_frame(code: v1::ErrorCode, message: impl Into<String>) -> v1::QueryFrame {
-    v1::QueryFrame {
-        body: Some(v1::query_frame::Body::Error(v1::Error {
-            code: code as i32,
-            message: message.into(),
-        })),
-    }
 }
 
 impl Miner {

@@ -1,0 +1,323 @@
+//! The validator service: challenges miners with checkable reference tasks, scores them, and routes
+//! client queries to the best live miners with hedging.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use meshmind_p2p::{InboundQuery, NetworkHandle};
+use meshmind_protocols::{Context, Keypair, Signed, Validate, ValidationError, decode, hash, v1};
+use prost::Message;
+
+use super::metagraph::{Metagraph, MinerEntry};
+use crate::role::error_frame;
+use crate::role::miner::Reference;
+use crate::scoring::{Outcome, ScoreConfig, Scoreboard};
+
+/// How a validator challenges and routes.
+#[derive(Debug, Clone)]
+pub struct ValidatorConfig {
+    /// The network id.
+    pub network_id: [u8; 32],
+    /// The subnet validated.
+    pub subnet: u32,
+    /// Deadline of each challenge.
+    pub challenge_deadline: Duration,
+    /// Miners a routed query may go to.
+    pub top_k: usize,
+    /// How long the best miner has before the next one is also asked.
+    pub hedge_after: Duration,
+    /// Scoring parameters.
+    pub score: ScoreConfig,
+    /// Allowed clock skew for ads.
+    pub max_clock_skew_ms: u64,
+}
+
+impl ValidatorConfig {
+    /// Defaults: 2 s challenges, top 3, hedge after 150 ms.
+    pub fn new(network_id: [u8; 32], subnet: u32) -> Self {
+        Self {
+            network_id,
+            subnet,
+            challenge_deadline: Duration::from_secs(2),
+            top_k: 3,
+            hedge_after: Duration::from_millis(150),
+            score: ScoreConfig::default(),
+            max_clock_skew_ms: 5_000,
+        }
+    }
+}
+
+/// A validator of one subnet.
+pub struct Validator {
+    config: ValidatorConfig,
+    network: NetworkHandle,
+    metagraph: Mutex<Metagraph>,
+    scores: Mutex<Scoreboard>,
+    nonce: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Words challenges are drawn from.
+const WORDS: [&str; 12] = [
+    "apple", "birch", "cedar", "delta", "ember", "fjord", "grove", "heron", "iris", "juniper",
+    "kestrel", "lichen",
+];
+
+/// A reference challenge for `task` from `nonce`: the input and its correct answer.
+pub fn challenge(task: &str, nonce: u64) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mix = nonce.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
+    let input = match task {
+        "arith" => format!(
+            "({} + {}) * {} - {}",
+            mix % 1000,
+            (mix >> 10) % 1000,
+            (mix >> 20) % 100,
+            (mix >> 30) % 10_000
+        ),
+        "sort" => (0..6)
+            .map(|i| WORDS[((mix >> (i * 5)) % WORDS.len() as u64) as usize])
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => return None,
+    };
+    let expected = Reference::expected(task, input.as_bytes()).ok()?;
+    Some((input.into_bytes(), expected))
+}
+
+impl Validator {
+    /// A validator using `network` (its hotkey's network).
+    pub fn new(config: ValidatorConfig, _keypair: &Keypair, network: NetworkHandle) -> Self {
+        Self {
+            metagraph: Mutex::new(Metagraph::new(config.subnet)),
+            scores: Mutex::new(Scoreboard::new(config.score)),
+            nonce: AtomicU64::new(1),
+            config,
+            network,
+        }
+    }
+
+    /// Takes in a capability ad; returns the miner's UID.
+    pub fn on_ad(&self, ad: &v1::CapabilityAd, now_ms: u64) -> Result<u32, ValidationError> {
+        let context = Context {
+            network_id: self.config.network_id,
+            now_ms,
+            max_clock_skew_ms: self.config.max_clock_skew_ms,
+        };
+        let uid = lock(&self.metagraph).accept(ad, &context)?;
+        if let Ok(addr) = ad.query_addr.parse() {
+            let _ = self.network.add_query_addr(
+                ad.signer().map(|k| k.peer_id()).map_err(|e| {
+                    ValidationError::new("miner", meshmind_protocols::Reason::BadSignature(e))
+                })?,
+                addr,
+            );
+        }
+        Ok(uid)
+    }
+
+    /// A copy of the metagraph.
+    pub fn metagraph(&self) -> Metagraph {
+        lock(&self.metagraph).clone()
+    }
+
+    /// The current weight vector.
+    pub fn weights(&self) -> Vec<(u32, u16)> {
+        lock(&self.scores).weights()
+    }
+
+    /// A miner's score.
+    pub fn score(&self, uid: u32) -> f64 {
+        lock(&self.scores).score(uid)
+    }
+
+    fn query(&self, task: &str, payload: Vec<u8>, deadline: Duration) -> v1::Query {
+        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&nonce.to_be_bytes());
+        v1::Query {
+            id: id.to_vec(),
+            network_id: self.config.network_id.to_vec(),
+            subnet: self.config.subnet,
+            task: task.to_string(),
+            payload,
+            deadline_ms: u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX),
+            want_all: false,
+        }
+    }
+
+    /// Sends `query` to `miner` and returns its valid signed answer, or why it does not count.
+    async fn ask(
+        &self,
+        miner: &MinerEntry,
+        query: &v1::Query,
+    ) -> Result<v1::QueryResponse, Outcome> {
+        let frame = v1::QueryFrame {
+            body: Some(v1::query_frame::Body::Query(query.clone())),
+        };
+        let deadline = Duration::from_millis(u64::from(query.deadline_ms));
+        let bytes = self
+            .network
+            .query(miner.peer, &frame.encode_to_vec(), deadline)
+            .await
+            .map_err(|_| Outcome::Missed)?;
+        let Ok(v1::QueryFrame {
+            body: Some(v1::query_frame::Body::Response(response)),
+        }) = decode::<v1::QueryFrame>(&bytes)
+        else {
+            return Err(Outcome::Wrong);
+        };
+        let genuine = response.validate().is_ok()
+            && response.verify_signature().is_ok()
+            && response.signer().ok() == Some(miner.key)
+            && response.query_hash == hash(query).to_vec()
+            && response.error.is_none();
+        if genuine {
+            Ok(response)
+        } else {
+            Err(Outcome::Wrong)
+        }
+    }
+
+    /// Challenges every live miner once per reference task it serves and scores the answers.
+    pub async fn challenge_all(&self, now_ms: u64) -> Vec<(u32, Outcome)> {
+        let miners: Vec<MinerEntry> = lock(&self.metagraph).miners().cloned().collect();
+        let deadline = self.config.challenge_deadline;
+        let mut pending = FuturesUnordered::new();
+        for miner in miners {
+            let tasks: Vec<String> = Reference::TASKS
+                .iter()
+                .filter(|t| miner.serves(t, now_ms))
+                .map(|t| t.to_string())
+                .collect();
+            if tasks.is_empty() {
+                // An expired or non-reference miner earns nothing this round.
+                pending.push(Box::pin(async move { (miner.uid, Outcome::Missed) })
+                    as std::pin::Pin<
+                        Box<dyn std::future::Future<Output = (u32, Outcome)> + Send + '_>,
+                    >);
+                continue;
+            }
+            for task in tasks {
+                let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
+                let Some((input, expected)) = challenge(&task, nonce) else {
+                    continue;
+                };
+                let query = self.query(&task, input, deadline);
+                let miner = miner.clone();
+                pending.push(Box::pin(async move {
+                    let started = Instant::now();
+                    let outcome = match self.ask(&miner, &query).await {
+                        Ok(response) if response.output == expected => Outcome::Correct {
+                            latency: started.elapsed(),
+                            deadline,
+                        },
+                        Ok(_) => Outcome::Wrong,
+                        Err(outcome) => outcome,
+                    };
+                    (miner.uid, outcome)
+                }));
+            }
+        }
+        let mut outcomes = Vec::new();
+        while let Some((uid, outcome)) = pending.next().await {
+            lock(&self.scores).record(uid, outcome);
+            outcomes.push((uid, outcome));
+        }
+        outcomes
+    }
+
+    /// Routes a client's query: the best live miners by score, hedged, first valid answer wins (or
+    /// every valid answer, when asked).
+    pub async fn route(&self, query: &v1::Query, now_ms: u64) -> v1::QueryFrame {
+        let mut candidates: Vec<MinerEntry> = lock(&self.metagraph)
+            .serving(&query.task, now_ms)
+            .into_iter()
+            .cloned()
+            .collect();
+        {
+            let scores = lock(&self.scores);
+            candidates.sort_by(|a, b| {
+                scores
+                    .score(b.uid)
+                    .total_cmp(&scores.score(a.uid))
+                    .then(a.uid.cmp(&b.uid))
+            });
+        }
+        candidates.truncate(self.config.top_k.max(1));
+        if candidates.is_empty() {
+            return error_frame(v1::ErrorCode::Unavailable, "no live miner serves this task");
+        }
+        let deadline = Duration::from_millis(u64::from(query.deadline_ms));
+        let until = tokio::time::Instant::now() + deadline;
+        let mut pending = FuturesUnordered::new();
+        let mut next = 0;
+        let mut collected = Vec::new();
+        if query.want_all {
+            for miner in &candidates {
+                pending.push(self.ask(miner, query));
+            }
+            next = candidates.len();
+        }
+        loop {
+            if next < candidates.len() && pending.is_empty() {
+                pending.push(self.ask(&candidates[next], query));
+                next += 1;
+            }
+            let hedge = tokio::time::sleep(self.config.hedge_after);
+            tokio::select! {
+                result = pending.next() => match result {
+                    Some(Ok(response)) if !query.want_all => {
+                        return v1::QueryFrame { body: Some(v1::query_frame::Body::Response(response)) };
+                    }
+                    Some(Ok(response)) => collected.push(response),
+                    Some(Err(_)) => {}
+                    None if next >= candidates.len() => break,
+                    None => {}
+                },
+                () = hedge, if next < candidates.len() => {
+                    pending.push(self.ask(&candidates[next], query));
+                    next += 1;
+                }
+                () = tokio::time::sleep_until(until) => break,
+            }
+        }
+        if query.want_all && !collected.is_empty() {
+            return v1::QueryFrame {
+                body: Some(v1::query_frame::Body::Responses(v1::QueryResponses {
+                    responses: collected,
+                })),
+            };
+        }
+        error_frame(
+            v1::ErrorCode::Unavailable,
+            "no miner answered validly in time",
+        )
+    }
+
+    /// Answers a client's inbound query by routing it.
+    pub async fn serve(&self, inbound: InboundQuery, now_ms: u64) {
+        let frame = match decode::<v1::QueryFrame>(&inbound.payload) {
+            Ok(v1::QueryFrame {
+                body: Some(v1::query_frame::Body::Query(query)),
+            }) => match query.validate() {
+                Err(e) => error_frame(v1::ErrorCode::Malformed, e.to_string()),
+                Ok(()) if query.network_id != self.config.network_id => {
+                    error_frame(v1::ErrorCode::WrongNetwork, "query for another network")
+                }
+                Ok(()) if query.subnet != self.config.subnet => {
+                    error_frame(v1::ErrorCode::UnknownSubnet, "subnet not validated here")
+                }
+                Ok(()) => self.route(&query, now_ms).await,
+            },
+            Ok(_) => error_frame(v1::ErrorCode::Malformed, "expected a query"),
+            Err(e) => error_frame(v1::ErrorCode::Malformed, e.to_string()),
+        };
+        let _ = inbound.responder.respond(frame.encode_to_vec()).await;
+    }
+}

@@ -1,0 +1,201 @@
+//! A validator and several miners over real QUIC on 127.0.0.1: challenges rank miners by quality, and
+//! client queries routed through the validator survive the best miner dying.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use meshmind_node::role::miner::{AnswerFuture, Miner, MinerBackend, MinerConfig, Reference};
+use meshmind_node::role::validator::{Validator, ValidatorConfig};
+use meshmind_p2p::{Network, NetworkConfig, NetworkEvent, NetworkHandle};
+use meshmind_protocols::{Keypair, Signed, decode, v1};
+use prost::Message;
+
+const NET: [u8; 32] = [5; 32];
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The reference tasks, answered after a delay.
+struct Slow(Duration);
+
+impl MinerBackend for Slow {
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+    fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
+        Box::pin(async move {
+            tokio::time::sleep(self.0).await;
+            Reference::expected(task, input)
+        })
+    }
+}
+
+/// Always answers "0".
+struct Wrong;
+
+impl MinerBackend for Wrong {
+    fn name(&self) -> &'static str {
+        "wrong"
+    }
+    fn answer<'a>(&'a self, _task: &'a str, _input: &'a [u8]) -> AnswerFuture<'a> {
+        Box::pin(async { Ok(b"0".to_vec()) })
+    }
+}
+
+struct RunningMiner {
+    handle: NetworkHandle,
+    ads: Vec<v1::CapabilityAd>,
+    key: Keypair,
+}
+
+fn start_miner(backend: Arc<dyn MinerBackend>) -> RunningMiner {
+    let key = Keypair::generate().expect("os random");
+    let config = MinerConfig::new(
+        NET,
+        1,
+        Reference::TASKS.iter().map(|t| t.to_string()).collect(),
+    );
+    let miner = Arc::new(Miner::new(config, key.clone(), backend));
+    let (handle, mut events) =
+        Network::spawn(NetworkConfig::local("market"), &key).expect("network starts");
+    let query_addr = handle.query_addr().expect("query plane").to_string();
+    let ads = miner.capability_ads(now_ms(), 600_000, &[], &query_addr);
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let NetworkEvent::InboundQuery(query) = event {
+                let miner = miner.clone();
+                tokio::spawn(async move { miner.serve(query).await });
+            }
+        }
+    });
+    RunningMiner { handle, ads, key }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenges_rank_miners_and_routing_fails_over() {
+    let fast = start_miner(Arc::new(Reference));
+    let slow = start_miner(Arc::new(Slow(Duration::from_millis(400))));
+    let wrong = start_miner(Arc::new(Wrong));
+    let offline = start_miner(Arc::new(Reference));
+
+    let validator_key = Keypair::generate().expect("os random");
+    let (validator_net, mut validator_events) =
+        Network::spawn(NetworkConfig::local("market"), &validator_key).expect("network starts");
+    let mut config = ValidatorConfig::new(NET, 1);
+    config.hedge_after = Duration::from_millis(100);
+    config.challenge_deadline = Duration::from_secs(1);
+    let validator = Arc::new(Validator::new(
+        config,
+        &validator_key,
+        validator_net.clone(),
+    ));
+    let mut uids = Vec::new();
+    for miner in [&fast, &slow, &wrong, &offline] {
+        let mut uid = None;
+        for ad in &miner.ads {
+            uid = Some(validator.on_ad(ad, now_ms()).expect("valid ad"));
+        }
+        uids.push(uid.expect("two ads"));
+    }
+    let [fast_uid, slow_uid, wrong_uid, offline_uid] = uids[..] else {
+        panic!("four miners")
+    };
+
+    // The validator answers clients by routing.
+    let router = validator.clone();
+    tokio::spawn(async move {
+        while let Some(event) = validator_events.recv().await {
+            if let NetworkEvent::InboundQuery(query) = event {
+                let router = router.clone();
+                tokio::spawn(async move { router.serve(query, now_ms()).await });
+            }
+        }
+    });
+
+    validator.challenge_all(now_ms()).await;
+    offline.handle.shutdown().await;
+    for _ in 0..6 {
+        validator.challenge_all(now_ms()).await;
+    }
+    let score = |uid| validator.score(uid);
+    assert!(
+        score(fast_uid) > score(slow_uid),
+        "fast {} slow {}",
+        score(fast_uid),
+        score(slow_uid)
+    );
+    assert!(score(slow_uid) > score(wrong_uid));
+    assert_eq!(score(wrong_uid), 0.0);
+    assert!(score(offline_uid) < 0.1 * score(fast_uid), "offline decays");
+    let weights = validator.weights();
+    assert_eq!(
+        weights.iter().find(|(u, _)| *u == fast_uid).map(|w| w.1),
+        Some(u16::MAX)
+    );
+    assert!(weights.iter().all(|(u, _)| *u != wrong_uid));
+
+    // A client asks the validator.
+    let client_key = Keypair::generate().expect("os random");
+    let (client, _events) =
+        Network::spawn(NetworkConfig::local("market"), &client_key).expect("network starts");
+    client
+        .add_query_addr(
+            validator_net.local_peer_id(),
+            validator_net.query_addr().expect("query plane"),
+        )
+        .expect("query plane");
+    let ask = |input: &str| {
+        let query = v1::Query {
+            id: vec![9; 16],
+            network_id: NET.to_vec(),
+            subnet: 1,
+            task: "arith".into(),
+            payload: input.as_bytes().to_vec(),
+            deadline_ms: 3_000,
+            want_all: false,
+        };
+        v1::QueryFrame {
+            body: Some(v1::query_frame::Body::Query(query)),
+        }
+        .encode_to_vec()
+    };
+    let answer = |bytes: Vec<u8>| -> v1::QueryResponse {
+        match decode::<v1::QueryFrame>(&bytes).expect("frame").body {
+            Some(v1::query_frame::Body::Response(r)) => r,
+            other => panic!("expected a response, got {other:?}"),
+        }
+    };
+    let validator_id = validator_net.local_peer_id();
+    let first = answer(
+        client
+            .query(validator_id, &ask("6 * 7"), Duration::from_secs(4))
+            .await
+            .expect("routed"),
+    );
+    assert_eq!(first.output, b"42");
+    assert_eq!(
+        first.signer().ok(),
+        Some(fast.key.public()),
+        "the best miner answers"
+    );
+
+    // The best miner dies; the query still succeeds within its deadline through the next one.
+    fast.handle.shutdown().await;
+    let second = answer(
+        client
+            .query(validator_id, &ask("1 + 1"), Duration::from_secs(4))
+            .await
+            .expect("routed"),
+    );
+    assert_eq!(second.output, b"2");
+    assert_eq!(second.signer().ok(), Some(slow.key.public()));
+    assert!(second.verify_signature().is_ok());
+
+    for handle in [&client, &validator_net, &slow.handle, &wrong.handle] {
+        handle.shutdown().await;
+    }
+}
