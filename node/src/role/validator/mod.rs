@@ -1,5 +1,6 @@
 //! The validator role: metagraph, challenges, scoring, routing and weights.
 
+pub mod gossip;
 pub mod metagraph;
 pub mod service;
 pub mod weights;

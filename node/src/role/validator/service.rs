@@ -121,6 +121,28 @@ impl Validator {
         Ok(uid)
     }
 
+    /// Takes in a capability ad from gossip, accepting it for forwarding or rejecting its sender.
+    pub fn handle_ad_gossip(
+        &self,
+        message: meshmind_p2p::GossipMessage,
+        now_ms: u64,
+    ) -> Option<u32> {
+        let result = decode::<v1::CapabilityAd>(&message.data)
+            .map_err(|e| e.to_string())
+            .and_then(|ad| self.on_ad(&ad, now_ms).map_err(|e| e.to_string()));
+        match result {
+            Ok(uid) => {
+                message.validation.accept();
+                Some(uid)
+            }
+            Err(reason) => {
+                tracing::debug!(%reason, "capability ad rejected");
+                message.validation.reject();
+                None
+            }
+        }
+    }
+
     /// A copy of the metagraph.
     pub fn metagraph(&self) -> Metagraph {
         lock(&self.metagraph).clone()

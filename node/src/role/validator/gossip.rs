@@ -1,0 +1,137 @@
+//! The validator's gossip: capability ads in, weight commitments and reveals out and in.
+
+use std::collections::BTreeMap;
+
+use meshmind_p2p::{GossipMessage, NetworkError, NetworkHandle};
+use meshmind_protocols::{Keypair, PublicKey, Signed, Validate, decode, v1};
+use prost::Message;
+
+use super::weights::{commit, open};
+
+/// The topic of capability ads of `subnet`.
+pub fn caps_topic(subnet: u32) -> String {
+    format!("caps/{subnet}")
+}
+
+/// The topic of weight commitments of `subnet`.
+pub fn commit_topic(subnet: u32) -> String {
+    format!("weights/{subnet}/commit")
+}
+
+/// The topic of weight reveals of `subnet`.
+pub fn reveal_topic(subnet: u32) -> String {
+    format!("weights/{subnet}/reveal")
+}
+
+/// Weight vectors seen on the network, by epoch and validator, opened against their commitments.
+#[derive(Debug, Default)]
+pub struct WeightBoard {
+    commits: BTreeMap<u64, BTreeMap<PublicKey, v1::WeightCommit>>,
+    revealed: BTreeMap<u64, BTreeMap<PublicKey, v1::WeightReveal>>,
+    /// This validator's own reveal waiting for the next epoch.
+    own_pending: Option<v1::WeightReveal>,
+}
+
+/// What a gossip message on a weights topic did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WeightsEvent {
+    /// A commitment was stored.
+    Committed,
+    /// A reveal opened its commitment; the vector is now visible.
+    Revealed,
+}
+
+impl WeightBoard {
+    /// Handles a commitment or reveal from gossip; errors mean the sender should be penalised.
+    pub fn on_message(&mut self, commit_topic: bool, data: &[u8]) -> Result<WeightsEvent, String> {
+        if commit_topic {
+            let commitment: v1::WeightCommit = decode(data).map_err(|e| e.to_string())?;
+            commitment.validate().map_err(|e| e.to_string())?;
+            commitment.verify_signature().map_err(|e| e.to_string())?;
+            let key = commitment.signer().map_err(|e| e.to_string())?;
+            self.commits
+                .entry(commitment.epoch)
+                .or_default()
+                .insert(key, commitment);
+            Ok(WeightsEvent::Committed)
+        } else {
+            let reveal: v1::WeightReveal = decode(data).map_err(|e| e.to_string())?;
+            let key = reveal.signer().map_err(|e| e.to_string())?;
+            let commitment = self
+                .commits
+                .get(&reveal.epoch)
+                .and_then(|by_key| by_key.get(&key))
+                .ok_or("a reveal without a commitment")?;
+            open(commitment, &reveal).map_err(|e| e.to_string())?;
+            self.revealed
+                .entry(reveal.epoch)
+                .or_default()
+                .insert(key, reveal);
+            Ok(WeightsEvent::Revealed)
+        }
+    }
+
+    /// The revealed vectors of `epoch`: validator -> (uid, weight) pairs.
+    pub fn revealed(&self, epoch: u64) -> BTreeMap<PublicKey, Vec<(u32, u16)>> {
+        self.revealed
+            .get(&epoch)
+            .into_iter()
+            .flatten()
+            .map(|(key, reveal)| {
+                let pairs = reveal
+                    .uids
+                    .iter()
+                    .zip(&reveal.weights)
+                    .map(|(&uid, &w)| (uid, u16::try_from(w).unwrap_or(u16::MAX)))
+                    .collect();
+                (*key, pairs)
+            })
+            .collect()
+    }
+
+    /// Publishes this validator's epoch: the reveal of the previous commitment, then the commitment
+    /// of `weights` for `epoch` (its reveal is kept for the next call).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn publish_epoch(
+        &mut self,
+        network: &NetworkHandle,
+        keypair: &Keypair,
+        network_id: [u8; 32],
+        subnet: u32,
+        epoch: u64,
+        weights: &[(u32, u16)],
+        salt: [u8; 32],
+    ) -> Result<(), NetworkError> {
+        if let Some(reveal) = self.own_pending.take() {
+            network
+                .publish(&reveal_topic(subnet), reveal.encode_to_vec())
+                .await?;
+        }
+        let (commitment, reveal) = commit(keypair, network_id, subnet, epoch, weights, salt);
+        network
+            .publish(&commit_topic(subnet), commitment.encode_to_vec())
+            .await?;
+        self.own_pending = Some(reveal);
+        Ok(())
+    }
+
+    /// Sorts a gossip message to the right handler and reports the verdict to the network.
+    pub fn handle_gossip(&mut self, subnet: u32, message: GossipMessage) -> Option<WeightsEvent> {
+        let is_commit = message.topic == commit_topic(subnet);
+        if !is_commit && message.topic != reveal_topic(subnet) {
+            message.validation.ignore();
+            return None;
+        }
+        match self.on_message(is_commit, &message.data) {
+            Ok(event) => {
+                message.validation.accept();
+                Some(event)
+            }
+            Err(reason) => {
+                tracing::debug!(topic = %message.topic, %reason, "weights message rejected");
+                message.validation.reject();
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Ads and weights over gossip between real nodes on 127.0.0.1: a miner's ads reach two validators,
+//! one validator's committed and revealed weights become visible to the other.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use meshmind_node::role::miner::{Miner, MinerConfig, Reference};
+use meshmind_node::role::validator::gossip::{WeightBoard, caps_topic, commit_topic, reveal_topic};
+use meshmind_node::role::validator::{Validator, ValidatorConfig};
+use meshmind_p2p::{Network, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle};
+use meshmind_protocols::Keypair;
+use prost::Message;
+
+const NET: [u8; 32] = [6; 32];
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn publish(handle: &NetworkHandle, topic: &str, data: Vec<u8>) {
+    wait_for("a subscribed peer", || {
+        let data = data.clone();
+        async move {
+            match handle.publish(topic, data).await {
+                Ok(()) => Some(()),
+                Err(NetworkError::NoPeers) => None,
+                Err(e) => panic!("publish: {e}"),
+            }
+        }
+    })
+    .await
+}
+
+struct ValidatorNode {
+    handle: NetworkHandle,
+    key: Keypair,
+    validator: Arc<Validator>,
+    board: Arc<Mutex<WeightBoard>>,
+}
+
+fn start_validator(boot: Option<meshmind_p2p::Multiaddr>) -> ValidatorNode {
+    let key = Keypair::generate().expect("os random");
+    let mut config = NetworkConfig::local("weights");
+    config.bootnodes = boot.into_iter().collect();
+    let (handle, mut events) = Network::spawn(config, &key).expect("network starts");
+    let validator = Arc::new(Validator::new(
+        ValidatorConfig::new(NET, 1),
+        &key,
+        handle.clone(),
+    ));
+    let board = Arc::new(Mutex::new(WeightBoard::default()));
+    let (v, b) = (validator.clone(), board.clone());
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let NetworkEvent::Gossip(message) = event {
+                if message.topic == caps_topic(1) {
+                    v.handle_ad_gossip(message, now_ms());
+                } else {
+                    b.lock().expect("board").handle_gossip(1, message);
+                }
+            }
+        }
+    });
+    ValidatorNode {
+        handle,
+        key,
+        validator,
+        board,
+    }
+}
+
+async fn quic_addr(handle: &NetworkHandle) -> meshmind_p2p::Multiaddr {
+    wait_for("a listen address", || async {
+        handle
+            .listen_addrs()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|a| a.to_string().contains("quic-v1"))
+            .and_then(|a| a.with_p2p(handle.local_peer_id()).ok())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ads_and_weights_travel_by_gossip_and_reveals_open_commitments() {
+    let a = start_validator(None);
+    let boot = quic_addr(&a.handle).await;
+    let b = start_validator(Some(boot.clone()));
+
+    let miner_key = Keypair::generate().expect("os random");
+    let mut miner_config = NetworkConfig::local("weights");
+    miner_config.bootnodes = vec![boot];
+    let (miner_net, mut miner_events) = Network::spawn(miner_config, &miner_key).expect("starts");
+    let miner = Arc::new(Miner::new(
+        MinerConfig::new(
+            NET,
+            1,
+            Reference::TASKS.iter().map(|t| t.to_string()).collect(),
+        ),
+        miner_key.clone(),
+        Arc::new(Reference),
+    ));
+    let serving = miner.clone();
+    tokio::spawn(async move {
+        while let Some(event) = miner_events.recv().await {
+            if let NetworkEvent::InboundQuery(q) = event {
+                serving.serve(q).await;
+            }
+        }
+    });
+
+    for handle in [&a.handle, &b.handle, &miner_net] {
+        for topic in [caps_topic(1), commit_topic(1), reveal_topic(1)] {
+            handle.subscribe(&topic).await.expect("subscribe");
+        }
+    }
+    for handle in [&a.handle, &b.handle] {
+        wait_for("gossip meshes", || async {
+            (handle.mesh_peers(&caps_topic(1)).await.ok()?.len() >= 2).then_some(())
+        })
+        .await;
+    }
+
+    // The miner advertises; both validators learn it from gossip.
+    let query_addr = miner_net.query_addr().expect("query plane").to_string();
+    for ad in miner.capability_ads(now_ms(), 600_000, &[], &query_addr) {
+        publish(&miner_net, &caps_topic(1), ad.encode_to_vec()).await;
+    }
+    for v in [&a, &b] {
+        wait_for("the miner in the metagraph", || async {
+            let graph = v.validator.metagraph();
+            (graph.serving("sort", now_ms()).len() == 1).then_some(())
+        })
+        .await;
+    }
+
+    // A scores the miner and publishes epoch 1, then epoch 2 (which reveals epoch 1).
+    a.validator.challenge_all(now_ms()).await;
+    let weights = a.validator.weights();
+    assert_eq!(weights.len(), 1, "one miner weighted: {weights:?}");
+    let mut own = WeightBoard::default();
+    own.publish_epoch(&a.handle, &a.key, NET, 1, 1, &weights, [1; 32])
+        .await
+        .expect("epoch 1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    own.publish_epoch(&a.handle, &a.key, NET, 1, 2, &weights, [2; 32])
+        .await
+        .expect("epoch 2");
+    let seen = wait_for("B to see A's revealed weights", || async {
+        let revealed = b.board.lock().expect("board").revealed(1);
+        revealed.get(&a.key.public()).cloned()
+    })
+    .await;
+    assert_eq!(seen, weights);
+    assert!(
+        b.board.lock().expect("board").revealed(2).is_empty(),
+        "epoch 2 is committed, not revealed"
+    );
+
+    for handle in [&a.handle, &b.handle, &miner_net] {
+        handle.shutdown().await;
+    }
+}
+
+#[test]
+fn a_reveal_that_does_not_match_is_refused() {
+    let key = Keypair::from_secret(&[4; 32]);
+    let (commitment, reveal) =
+        meshmind_node::role::validator::weights::commit(&key, NET, 1, 3, &[(0, 65535)], [7; 32]);
+    let mut board = WeightBoard::default();
+    assert!(
+        board.on_message(false, &reveal.encode_to_vec()).is_err(),
+        "reveal before commit"
+    );
+    board
+        .on_message(true, &commitment.encode_to_vec())
+        .expect("commit");
+    let (_, other) =
+        meshmind_node::role::validator::weights::commit(&key, NET, 1, 3, &[(0, 100)], [7; 32]);
+    assert!(
+        board.on_message(false, &other.encode_to_vec()).is_err(),
+        "different weights"
+    );
+    assert!(board.on_message(false, b"garbage").is_err());
+    board
+        .on_message(false, &reveal.encode_to_vec())
+        .expect("the real reveal");
+    assert_eq!(
+        board.revealed(3).get(&key.public()),
+        Some(&vec![(0, 65535)])
+    );
+}
