@@ -12,9 +12,21 @@ use crate::yuma::{InputError, YumaInput};
 #[derive(Debug, Parser)]
 #[command(name = "meshmind", version, about)]
 pub struct Cli {
+    /// Log format on standard error.
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The top-level commands.
@@ -28,6 +40,58 @@ pub enum Command {
         /// Input JSON file (`-` for standard input).
         #[arg(long)]
         input: PathBuf,
+    },
+    /// Create a data directory: config.toml, hotkey, coldkey, and a genesis (given, or a new
+    /// single-validator development genesis naming this node).
+    Init {
+        /// The node's role.
+        #[arg(long, value_enum)]
+        role: crate::config::Role,
+        /// Where to create it.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// A genesis file to copy in (TOML or JSON).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        /// HTTP API address to write into the config.
+        #[arg(long)]
+        api_listen: Option<std::net::SocketAddr>,
+    },
+    /// Run the node in a data directory until SIGINT or SIGTERM.
+    Run {
+        /// The data directory made by `init`.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// HTTP API address (overrides the config and MESHMIND_API_LISTEN).
+        #[arg(long)]
+        api_listen: Option<std::net::SocketAddr>,
+        /// Peers to dial at start (multiaddrs with /p2p/), added to the config's.
+        #[arg(long = "bootnode")]
+        bootnodes: Vec<meshmind_p2p::Multiaddr>,
+    },
+    /// Send a query through a validator's HTTP API and print the answer.
+    Query {
+        /// The validator's API, e.g. http://127.0.0.1:7410.
+        #[arg(long)]
+        api: String,
+        /// Subnet.
+        #[arg(long)]
+        subnet: u32,
+        /// Task.
+        #[arg(long)]
+        task: String,
+        /// Input text.
+        #[arg(long)]
+        input: String,
+        /// Deadline in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        deadline_ms: u32,
+    },
+    /// Print a running node's status from its HTTP API.
+    Status {
+        /// The node's API, e.g. http://127.0.0.1:7410.
+        #[arg(long, default_value = "http://127.0.0.1:7410")]
+        api: String,
     },
 }
 
@@ -72,8 +136,45 @@ impl From<KindArg> for KeyKind {
 }
 
 /// Runs a parsed command, writing its report to `out`.
-pub fn run(cli: Cli, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Result<()> {
     match cli.command {
+        Command::Init {
+            role,
+            data_dir,
+            genesis,
+            api_listen,
+        } => init(role, &data_dir, genesis.as_deref(), api_listen, out)?,
+        Command::Run {
+            data_dir,
+            api_listen,
+            bootnodes,
+        } => {
+            let mut config = crate::config::NodeConfig::load(&data_dir.join("config.toml"))?;
+            if let Some(addr) = api_listen {
+                config.api_listen = addr;
+            }
+            config.network.bootnodes.extend(bootnodes);
+            crate::runtime::run(&data_dir, config, shutdown_signal()).await?;
+        }
+        Command::Query {
+            api,
+            subnet,
+            task,
+            input,
+            deadline_ms,
+        } => {
+            let body = serde_json::json!({
+                "subnet": subnet, "task": task, "input": input, "deadline_ms": deadline_ms,
+            });
+            let (status, text) = http(&api, "POST", "/query", Some(&body.to_string())).await?;
+            writeln!(out, "{text}")?;
+            anyhow::ensure!(status == 200, "the validator answered HTTP {status}");
+        }
+        Command::Status { api } => {
+            let (status, text) = http(&api, "GET", "/status", None).await?;
+            writeln!(out, "{text}")?;
+            anyhow::ensure!(status == 200, "the node answered HTTP {status}");
+        }
         Command::Keys(KeysCommand::Generate { kind, out: path }) => {
             let key = KeyFile::generate(kind.into()).context("generating a key")?;
             key.write_new(&path)?;
@@ -104,6 +205,144 @@ pub fn run(cli: Cli, out: &mut impl std::io::Write) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// Creates a data directory for `role`.
+fn init(
+    role: crate::config::Role,
+    data_dir: &std::path::Path,
+    genesis: Option<&std::path::Path>,
+    api_listen: Option<std::net::SocketAddr>,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let config_path = data_dir.join("config.toml");
+    anyhow::ensure!(
+        !config_path.exists(),
+        "{} already exists",
+        config_path.display()
+    );
+    let hotkey = KeyFile::generate(KeyKind::Hotkey)?;
+    hotkey.write_new(&data_dir.join("hotkey.json"))?;
+    let coldkey = KeyFile::generate(KeyKind::Coldkey)?;
+    coldkey.write_new(&data_dir.join("coldkey.json"))?;
+    let genesis_path = data_dir.join("genesis.toml");
+    match genesis {
+        Some(source) => {
+            crate::genesis::Genesis::read(source)?;
+            let text = std::fs::read_to_string(source)
+                .with_context(|| format!("reading {}", source.display()))?;
+            let file: crate::genesis::GenesisFile =
+                if source.extension().is_some_and(|e| e == "toml") {
+                    toml::from_str(&text)?
+                } else {
+                    serde_json::from_str(&text)?
+                };
+            std::fs::write(&genesis_path, toml::to_string_pretty(&file)?)?;
+        }
+        None => {
+            let now = crate::runtime::now_ms();
+            let file = crate::genesis::GenesisFile {
+                network_name: "devnet".into(),
+                genesis_time_ms: now,
+                epoch_ms: 10_000,
+                emission_per_epoch: 1_000_000_000,
+                subnets: vec![crate::genesis::SubnetFile {
+                    id: 1,
+                    name: "reference".into(),
+                    tasks: vec!["arith".into(), "sort".into()],
+                    owner: Some(coldkey.public().to_hex()),
+                }],
+                validators: vec![crate::genesis::ValidatorFile {
+                    hotkey: hotkey.public().to_hex(),
+                    coldkey: coldkey.public().to_hex(),
+                    stake: 1_000_000,
+                }],
+                balances: Vec::new(),
+            };
+            std::fs::write(&genesis_path, toml::to_string_pretty(&file)?)?;
+        }
+    }
+    let mut config = crate::config::NodeConfig {
+        role,
+        ..Default::default()
+    };
+    if let Some(addr) = api_listen {
+        config.api_listen = addr;
+    }
+    std::fs::write(&config_path, config.to_toml())?;
+    writeln!(out, "initialised {role} in {}", data_dir.display())?;
+    writeln!(
+        out,
+        "hotkey {} (peer id {})",
+        hotkey.public(),
+        hotkey.public().peer_id()
+    )?;
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 exchange with a local API (`http://host:port`).
+async fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = base
+        .strip_prefix("http://")
+        .context("the API address must start with http://")?
+        .trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("connecting to {authority}"))?;
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.take(16 << 20).read_to_end(&mut response),
+    )
+    .await
+    .context("the API did not answer in 30 s")??;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP response")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("malformed HTTP status line")?;
+    Ok((status, body.to_string()))
 }
 
 /// Runs Yuma consensus on the JSON at `path`; input errors are [`InputError`]s.

@@ -3,10 +3,13 @@
 //! The roles, consensus engine and ledger arrive with their own work; today the crate holds the
 //! operator's key commands and Yuma consensus.
 
+pub mod api;
 pub mod cli;
+pub mod config;
 pub mod consensus;
 pub mod genesis;
 pub mod role;
+pub mod runtime;
 pub mod scoring;
 pub mod yuma;
 

@@ -1,15 +1,30 @@
 //! The `meshmind` binary.
 
 use clap::Parser;
-use meshmind_node::cli::{Cli, exit_code, run};
+use meshmind_node::cli::{Cli, LogFormat, exit_code, run};
 
-fn main() -> std::process::ExitCode {
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match run(cli, &mut std::io::stdout().lock()) {
+    init_logging(cli.log_format);
+    let mut stdout = std::io::stdout();
+    match run(cli, &mut stdout).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::from(exit_code(&error))
         }
     }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MESHMIND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
 }

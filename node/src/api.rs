@@ -1,0 +1,223 @@
+//! The HTTP API: status, peers, metagraph, weights, metrics and query routing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use meshmind_protocols::{Signed, v1};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::runtime::{NodeState, now_ms};
+
+/// The API's routes.
+pub fn router(state: Arc<NodeState>) -> axum::Router {
+    axum::Router::new()
+        .route("/status", get(status))
+        .route("/peers", get(peers))
+        .route("/metagraph/{subnet}", get(metagraph))
+        .route("/weights/{subnet}", get(weights))
+        .route("/metrics", get(metrics))
+        .route("/query", post(query))
+        .with_state(state)
+}
+
+async fn status(State(state): State<Arc<NodeState>>) -> Json<serde_json::Value> {
+    let peers = state.network.peers().await.unwrap_or_default();
+    let listen: Vec<String> = state
+        .network
+        .listen_addrs()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|a| format!("{a}/p2p/{}", state.network.local_peer_id()))
+        .collect();
+    let miners = state
+        .validator
+        .as_ref()
+        .map(|v| v.metagraph().miners().count())
+        .unwrap_or(0);
+    Json(json!({
+        "peer_id": state.network.local_peer_id().to_string(),
+        "role": state.role.to_string(),
+        "network": state.genesis.network_tag(),
+        "network_id": state.genesis.network_id.to_hex(),
+        "epoch": state.genesis.epoch_at(now_ms()),
+        "subnet": state.subnet,
+        "peers": peers.len(),
+        "listen": listen,
+        "query_addr": state.network.query_addr().map(|a| a.to_string()),
+        "miners_seen": miners,
+    }))
+}
+
+async fn peers(State(state): State<Arc<NodeState>>) -> Json<Vec<String>> {
+    let peers = state.network.peers().await.unwrap_or_default();
+    Json(peers.iter().map(ToString::to_string).collect())
+}
+
+async fn metagraph(State(state): State<Arc<NodeState>>, Path(subnet): Path<u32>) -> Response {
+    let Some(validator) = state.validator.as_ref().filter(|_| subnet == state.subnet) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no metagraph for this subnet here"})),
+        )
+            .into_response();
+    };
+    let now = now_ms();
+    let miners: Vec<serde_json::Value> = validator
+        .metagraph()
+        .miners()
+        .map(|m| {
+            json!({
+                "uid": m.uid,
+                "peer_id": m.peer.to_string(),
+                "hotkey": m.key.to_hex(),
+                "tasks": m.tasks.iter().filter(|(_, exp)| **exp > now).map(|(t, _)| t.clone()).collect::<Vec<_>>(),
+                "last_seen_ms": m.last_seen_ms,
+                "score": validator.score(m.uid),
+            })
+        })
+        .collect();
+    Json(json!({ "subnet": subnet, "miners": miners })).into_response()
+}
+
+async fn weights(State(state): State<Arc<NodeState>>, Path(subnet): Path<u32>) -> Response {
+    if subnet != state.subnet {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "subnet not followed here"})),
+        )
+            .into_response();
+    }
+    let own = state.validator.as_ref().map(|v| v.weights());
+    let epoch = state.genesis.epoch_at(now_ms());
+    let board = state.board.lock().unwrap_or_else(|p| p.into_inner());
+    let revealed: serde_json::Map<String, serde_json::Value> = (epoch.saturating_sub(3)..=epoch)
+        .filter_map(|e| {
+            let vectors = board.revealed(e);
+            (!vectors.is_empty()).then(|| {
+                let by_validator: serde_json::Map<String, serde_json::Value> = vectors
+                    .into_iter()
+                    .map(|(key, pairs)| (key.to_hex(), json!(pairs)))
+                    .collect();
+                (e.to_string(), serde_json::Value::Object(by_validator))
+            })
+        })
+        .collect();
+    Json(json!({ "subnet": subnet, "own": own, "revealed": revealed })).into_response()
+}
+
+async fn metrics(State(state): State<Arc<NodeState>>) -> Response {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        Ok(()) => (
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// A query as JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryRequest {
+    subnet: u32,
+    task: String,
+    input: String,
+    #[serde(default)]
+    deadline_ms: Option<u32>,
+    #[serde(default)]
+    want_all: bool,
+}
+
+fn error(status: StatusCode, code: v1::ErrorCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code.as_str_name(), "message": message}})),
+    )
+        .into_response()
+}
+
+async fn query(State(state): State<Arc<NodeState>>, body: axum::body::Bytes) -> Response {
+    let request: QueryRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                v1::ErrorCode::Malformed,
+                &e.to_string(),
+            );
+        }
+    };
+    let Some(validator) = &state.validator else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            v1::ErrorCode::Unavailable,
+            "only validators route queries",
+        );
+    };
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&now_ms().to_be_bytes());
+    let query = v1::Query {
+        id: id.to_vec(),
+        network_id: state.genesis.network_id.to_vec(),
+        subnet: request.subnet,
+        task: request.task,
+        payload: request.input.into_bytes(),
+        deadline_ms: request.deadline_ms.unwrap_or(5_000),
+        want_all: request.want_all,
+    };
+    if let Err(e) = meshmind_protocols::Validate::validate(&query) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            v1::ErrorCode::Malformed,
+            &e.to_string(),
+        );
+    }
+    if query.subnet != state.subnet {
+        return error(
+            StatusCode::NOT_FOUND,
+            v1::ErrorCode::UnknownSubnet,
+            "subnet not validated here",
+        );
+    }
+    let deadline = Duration::from_millis(u64::from(query.deadline_ms));
+    let routed = tokio::time::timeout(
+        deadline + Duration::from_millis(100),
+        validator.route(&query, now_ms()),
+    )
+    .await;
+    let answer = |r: &v1::QueryResponse| {
+        json!({
+            "output": String::from_utf8_lossy(&r.output),
+            "miner": r.signer().map(|k| k.to_hex()).unwrap_or_default(),
+            "elapsed_us": r.elapsed_us,
+        })
+    };
+    match routed.ok().and_then(|frame| frame.body) {
+        Some(v1::query_frame::Body::Response(r)) => Json(answer(&r)).into_response(),
+        Some(v1::query_frame::Body::Responses(all)) => {
+            Json(json!({"answers": all.responses.iter().map(answer).collect::<Vec<_>>()}))
+                .into_response()
+        }
+        Some(v1::query_frame::Body::Error(e)) => {
+            let code = v1::ErrorCode::try_from(e.code).unwrap_or(v1::ErrorCode::Internal);
+            error(StatusCode::BAD_GATEWAY, code, &e.message)
+        }
+        _ => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            v1::ErrorCode::DeadlineExceeded,
+            "no answer in time",
+        ),
+    }
+}

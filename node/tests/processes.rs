@@ -1,0 +1,202 @@
+//! Real `meshmind` processes on 127.0.0.1: a validator and a miner from `init`, `run`, `status` and
+//! `query`, then a graceful shutdown on SIGTERM.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn meshmind() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshmind"));
+    command.env("MESHMIND_LOG", "warn");
+    command
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Runs `meshmind` with `args` until it exits, returning stdout; panics on failure.
+fn ok(args: &[&str]) -> String {
+    let output = meshmind().args(args).output().expect("run meshmind");
+    assert!(output.status.success(), "meshmind {args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Polls `meshmind status` until it answers.
+fn status(api: &str, limit: Duration) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let output = meshmind()
+            .args(["status", "--api", api])
+            .output()
+            .expect("run meshmind");
+        if output.status.success() {
+            return serde_json::from_slice(&output.stdout).expect("status is JSON");
+        }
+        assert!(start.elapsed() < limit, "no status from {api}: {output:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Kills the child on drop, so a failing test leaves no process behind.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Running {
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn init_run_status_query_and_graceful_shutdown() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let v_dir = dir.path().join("validator");
+    let m_dir = dir.path().join("miner");
+    let v_api = format!("127.0.0.1:{}", free_port());
+    let m_api = format!("127.0.0.1:{}", free_port());
+
+    ok(&[
+        "init",
+        "--role",
+        "validator",
+        "--data-dir",
+        v_dir.to_str().expect("utf-8"),
+        "--api-listen",
+        &v_api,
+    ]);
+    let genesis = v_dir.join("genesis.toml");
+    ok(&[
+        "init",
+        "--role",
+        "miner",
+        "--data-dir",
+        m_dir.to_str().expect("utf-8"),
+        "--genesis",
+        genesis.to_str().expect("utf-8"),
+        "--api-listen",
+        &m_api,
+    ]);
+    // Refresh ads every second so the validator hears of the miner quickly.
+    let m_config = m_dir.join("config.toml");
+    let text = std::fs::read_to_string(&m_config).expect("config");
+    assert!(text.contains("ad_ttl_ms = 60000"), "{text}");
+    std::fs::write(
+        &m_config,
+        text.replace("ad_ttl_ms = 60000", "ad_ttl_ms = 3000"),
+    )
+    .expect("write");
+
+    let validator = Running(
+        meshmind()
+            .args(["run", "--data-dir", v_dir.to_str().expect("utf-8")])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start validator"),
+    );
+    let v_api_url = format!("http://{v_api}");
+    let v_status = status(&v_api_url, Duration::from_secs(20));
+    assert_eq!(v_status["role"], "validator");
+    let bootnode = v_status["listen"]
+        .as_array()
+        .and_then(|addrs| {
+            addrs
+                .iter()
+                .filter_map(|a| a.as_str())
+                .find(|a| a.contains("quic-v1"))
+        })
+        .expect("a QUIC listen address")
+        .to_string();
+
+    let miner = Running(
+        meshmind()
+            .args([
+                "run",
+                "--data-dir",
+                m_dir.to_str().expect("utf-8"),
+                "--bootnode",
+                &bootnode,
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start miner"),
+    );
+    let m_status = status(&format!("http://{m_api}"), Duration::from_secs(20));
+    assert_eq!(m_status["role"], "miner");
+    assert_eq!(
+        m_status["network"], v_status["network"],
+        "same genesis, same network"
+    );
+
+    // The validator learns the miner from its ads, and routes a query to it.
+    let start = Instant::now();
+    let answer = loop {
+        let output = meshmind()
+            .args([
+                "query", "--api", &v_api_url, "--subnet", "1", "--task", "arith", "--input",
+                "6 * 7",
+            ])
+            .output()
+            .expect("run meshmind");
+        if output.status.success() {
+            break String::from_utf8_lossy(&output.stdout).into_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no routed answer: {output:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
+    assert_eq!(answer["output"], "42");
+    assert_eq!(answer["miner"].as_str().map(str::len), Some(64));
+
+    assert!(miner.terminate().success(), "the miner exits 0 on SIGTERM");
+    assert!(
+        validator.terminate().success(),
+        "the validator exits 0 on SIGTERM"
+    );
+}
+
+#[test]
+fn a_bad_config_names_the_key_and_fails() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("node");
+    ok(&[
+        "init",
+        "--role",
+        "observer",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+    ]);
+    let config = data.join("config.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("{text}\nrol = \"miner\"\n")).expect("write");
+    let output = meshmind()
+        .args(["run", "--data-dir", data.to_str().expect("utf-8")])
+        .output()
+        .expect("run meshmind");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("rol"), "{stderr}");
+}
