@@ -7,6 +7,8 @@ packages=()
 dpkg -s libclang-dev >/dev/null 2>&1 || packages+=(libclang-dev)
 # Network-namespace testnets and tests use `ip`.
 command -v ip >/dev/null 2>&1 || packages+=(iproute2)
+# The launcher reads the nodes' JSON status with python3.
+command -v python3 >/dev/null 2>&1 || packages+=(python3)
 
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
