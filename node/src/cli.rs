@@ -166,12 +166,14 @@ pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Re
             let body = serde_json::json!({
                 "subnet": subnet, "task": task, "input": input, "deadline_ms": deadline_ms,
             });
-            let (status, text) = http(&api, "POST", "/query", Some(&body.to_string())).await?;
+            let (status, text) =
+                crate::http_client::request(&api, "POST", "/query", Some(&body.to_string()))
+                    .await?;
             writeln!(out, "{text}")?;
             anyhow::ensure!(status == 200, "the validator answered HTTP {status}");
         }
         Command::Status { api } => {
-            let (status, text) = http(&api, "GET", "/status", None).await?;
+            let (status, text) = crate::http_client::request(&api, "GET", "/status", None).await?;
             writeln!(out, "{text}")?;
             anyhow::ensure!(status == 200, "the node answered HTTP {status}");
         }
@@ -302,47 +304,6 @@ fn init(
         hotkey.public().peer_id()
     )?;
     Ok(())
-}
-
-/// A minimal HTTP/1.1 exchange with a local API (`http://host:port`).
-async fn http(
-    base: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> anyhow::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = base
-        .strip_prefix("http://")
-        .context("the API address must start with http://")?
-        .trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .with_context(|| format!("connecting to {authority}"))?;
-    let body = body.unwrap_or("");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        stream.take(16 << 20).read_to_end(&mut response),
-    )
-    .await
-    .context("the API did not answer in 30 s")??;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP response")?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("malformed HTTP status line")?;
-    Ok((status, body.to_string()))
 }
 
 /// Runs Yuma consensus on the JSON at `path`; input errors are [`InputError`]s.

@@ -37,10 +37,12 @@ pub struct MinerSection {
     pub subnet: u32,
     /// Tasks served. Default the reference tasks `arith` and `sort`.
     pub tasks: Vec<String>,
-    /// Backend: `reference`, `echo` or `exec`. Default `reference`.
+    /// Backend: `reference`, `echo`, `exec` or `http`. Default `reference`.
     pub backend: String,
     /// For the `exec` backend: the program and its arguments.
     pub exec: Vec<String>,
+    /// For the `http` backend: the model server's URL (`http://host:port/path`).
+    pub url: String,
     /// Queries answered at once. Default 32.
     pub max_concurrency: usize,
     /// Queries per second accepted from one peer. Default 50.
@@ -56,6 +58,7 @@ impl Default for MinerSection {
             tasks: vec!["arith".into(), "sort".into()],
             backend: "reference".into(),
             exec: Vec::new(),
+            url: String::new(),
             max_concurrency: 32,
             rate_per_peer: 50,
             ad_ttl_ms: 60_000,

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod consensus;
 pub mod genesis;
+pub mod http_client;
 pub mod role;
 pub mod runtime;
 pub mod scoring;

@@ -13,7 +13,7 @@ use prost::Message;
 
 use crate::config::{NodeConfig, Role};
 use crate::genesis::Genesis;
-use crate::role::miner::{Echo, Exec, Miner, MinerBackend, MinerConfig, Reference};
+use crate::role::miner::{Echo, Exec, Http, Miner, MinerBackend, MinerConfig, Reference};
 use crate::role::validator::gossip::{WeightBoard, caps_topic, commit_topic, reveal_topic};
 use crate::role::validator::{Validator, ValidatorConfig};
 
@@ -55,7 +55,10 @@ fn backend(config: &NodeConfig) -> anyhow::Result<Arc<dyn MinerBackend>> {
                 .context("miner.exec: the exec backend needs a program")?;
             Arc::new(Exec::new(program.clone(), args.to_vec()))
         }
-        other => anyhow::bail!("miner.backend: unknown backend {other:?} (reference, echo, exec)"),
+        "http" => Arc::new(Http::new(&config.miner.url).context("miner.url")?),
+        other => {
+            anyhow::bail!("miner.backend: unknown backend {other:?} (reference, echo, exec, http)")
+        }
     })
 }
 

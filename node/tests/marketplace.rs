@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use meshmind_node::role::miner::{AnswerFuture, Miner, MinerBackend, MinerConfig, Reference};
+use meshmind_node::role::miner::{AnswerFuture, Http, Miner, MinerBackend, MinerConfig, Reference};
 use meshmind_node::role::validator::{Validator, ValidatorConfig};
 use meshmind_p2p::{Network, NetworkConfig, NetworkEvent, NetworkHandle};
 use meshmind_protocols::{Keypair, Signed, decode, v1};
@@ -75,8 +75,32 @@ fn start_miner(backend: Arc<dyn MinerBackend>) -> RunningMiner {
     RunningMiner { handle, ads, key }
 }
 
+/// A tiny model server on 127.0.0.1 answering `{"task","input"}` with `{"output"}` after 50 ms.
+async fn model_server() -> String {
+    async fn infer(
+        axum::Json(body): axum::Json<serde_json::Value>,
+    ) -> axum::Json<serde_json::Value> {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let task = body["task"].as_str().unwrap_or_default();
+        let input = body["input"].as_str().unwrap_or_default();
+        let output = Reference::expected(task, input.as_bytes()).unwrap_or_default();
+        axum::Json(serde_json::json!({ "output": String::from_utf8_lossy(&output) }))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().route("/infer", axum::routing::post(infer));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/infer")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenges_rank_miners_and_routing_fails_over() {
+    let model_url = model_server().await;
+    let http = start_miner(Arc::new(Http::new(&model_url).expect("url")));
     let fast = start_miner(Arc::new(Reference));
     let slow = start_miner(Arc::new(Slow(Duration::from_millis(400))));
     let wrong = start_miner(Arc::new(Wrong));
@@ -94,15 +118,15 @@ async fn challenges_rank_miners_and_routing_fails_over() {
         validator_net.clone(),
     ));
     let mut uids = Vec::new();
-    for miner in [&fast, &slow, &wrong, &offline] {
+    for miner in [&fast, &slow, &wrong, &offline, &http] {
         let mut uid = None;
         for ad in &miner.ads {
             uid = Some(validator.on_ad(ad, now_ms()).expect("valid ad"));
         }
         uids.push(uid.expect("two ads"));
     }
-    let [fast_uid, slow_uid, wrong_uid, offline_uid] = uids[..] else {
-        panic!("four miners")
+    let [fast_uid, slow_uid, wrong_uid, offline_uid, http_uid] = uids[..] else {
+        panic!("five miners")
     };
 
     // The validator answers clients by routing.
@@ -129,6 +153,16 @@ async fn challenges_rank_miners_and_routing_fails_over() {
         score(slow_uid)
     );
     assert!(score(slow_uid) > score(wrong_uid));
+    assert!(
+        score(fast_uid) > score(http_uid),
+        "fast {} http {}",
+        score(fast_uid),
+        score(http_uid)
+    );
+    assert!(
+        score(http_uid) > score(wrong_uid),
+        "the HTTP-served model answers correctly"
+    );
     assert_eq!(score(wrong_uid), 0.0);
     assert!(score(offline_uid) < 0.1 * score(fast_uid), "offline decays");
     let weights = validator.weights();
@@ -192,10 +226,20 @@ async fn challenges_rank_miners_and_routing_fails_over() {
             .expect("routed"),
     );
     assert_eq!(second.output, b"2");
-    assert_eq!(second.signer().ok(), Some(slow.key.public()));
+    let signer = second.signer().ok();
+    assert!(
+        signer == Some(http.key.public()) || signer == Some(slow.key.public()),
+        "the next live honest miner answers"
+    );
     assert!(second.verify_signature().is_ok());
 
-    for handle in [&client, &validator_net, &slow.handle, &wrong.handle] {
+    for handle in [
+        &client,
+        &validator_net,
+        &slow.handle,
+        &wrong.handle,
+        &http.handle,
+    ] {
         handle.shutdown().await;
     }
 }

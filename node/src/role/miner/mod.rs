@@ -3,10 +3,12 @@
 
 mod backend;
 mod exec;
+mod http;
 mod reference;
 mod service;
 
 pub use backend::{AnswerFuture, BackendError, Echo, MinerBackend};
 pub use exec::Exec;
+pub use http::Http;
 pub use reference::{Reference, evaluate_arithmetic, sort_words};
 pub use service::{Miner, MinerConfig};
