@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use meshmind_p2p::{InboundQuery, NetworkHandle};
-use meshmind_protocols::{Context, Keypair, Signed, Validate, ValidationError, decode, hash, v1};
+use meshmind_protocols::signing::verify_digest;
+use meshmind_protocols::{
+    Context, Keypair, Signature, Signed, Validate, ValidationError, decode, hash, v1,
+};
 use prost::Message;
 
 use super::metagraph::{Metagraph, MinerEntry};
@@ -194,11 +197,14 @@ impl Validator {
         else {
             return Err(Outcome::Wrong);
         };
+        // The miner's key is already parsed: compare bytes and verify against it directly.
         let genuine = response.validate().is_ok()
-            && response.verify_signature().is_ok()
-            && response.signer().ok() == Some(miner.key)
+            && response.miner.as_slice() == miner.key.as_bytes()
+            && response.error.is_none()
             && response.query_hash == hash(query).to_vec()
-            && response.error.is_none();
+            && Signature::from_bytes(&response.signature).is_ok_and(|sig| {
+                verify_digest(&miner.key, &response.signing_digest(), &sig).is_ok()
+            });
         if genuine {
             Ok(response)
         } else {
