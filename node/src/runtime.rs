@@ -15,6 +15,7 @@ use crate::config::{NodeConfig, Role};
 use crate::genesis::Genesis;
 use crate::role::miner::{Echo, Exec, Http, Miner, MinerBackend, MinerConfig, Reference};
 use crate::role::validator::gossip::{WeightBoard, caps_topic, commit_topic, reveal_topic};
+use crate::role::validator::weights::commit;
 use crate::role::validator::{Validator, ValidatorConfig};
 
 /// Milliseconds since the Unix epoch.
@@ -256,8 +257,9 @@ async fn validate(
             let mut salt_input = hotkey.secret_bytes().to_vec();
             salt_input.extend_from_slice(&epoch.to_be_bytes());
             let salt = *blake3::hash(&salt_input).as_bytes();
+            let (commitment, reveal) = commit(&hotkey, network_id, subnet, epoch, &weights, salt);
             match own
-                .publish_epoch(&network, &hotkey, network_id, subnet, epoch, &weights, salt)
+                .publish_epoch(&network, subnet, commitment, reveal)
                 .await
             {
                 Ok(()) => last_epoch = Some(epoch),

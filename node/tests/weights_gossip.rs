@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meshmind_node::role::miner::{Miner, MinerConfig, Reference};
 use meshmind_node::role::validator::gossip::{WeightBoard, caps_topic, commit_topic, reveal_topic};
+use meshmind_node::role::validator::weights::commit;
 use meshmind_node::role::validator::{Validator, ValidatorConfig};
 use meshmind_p2p::{Network, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle};
 use meshmind_protocols::Keypair;
@@ -157,11 +158,13 @@ async fn ads_and_weights_travel_by_gossip_and_reveals_open_commitments() {
     let weights = a.validator.weights();
     assert_eq!(weights.len(), 1, "one miner weighted: {weights:?}");
     let mut own = WeightBoard::default();
-    own.publish_epoch(&a.handle, &a.key, NET, 1, 1, &weights, [1; 32])
+    let (commitment, reveal) = commit(&a.key, NET, 1, 1, &weights, [1; 32]);
+    own.publish_epoch(&a.handle, 1, commitment, reveal)
         .await
         .expect("epoch 1");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    own.publish_epoch(&a.handle, &a.key, NET, 1, 2, &weights, [2; 32])
+    let (commitment, reveal) = commit(&a.key, NET, 1, 2, &weights, [2; 32]);
+    own.publish_epoch(&a.handle, 1, commitment, reveal)
         .await
         .expect("epoch 2");
     let seen = wait_for("B to see A's revealed weights", || async {
@@ -183,8 +186,7 @@ async fn ads_and_weights_travel_by_gossip_and_reveals_open_commitments() {
 #[test]
 fn a_reveal_that_does_not_match_is_refused() {
     let key = Keypair::from_secret(&[4; 32]);
-    let (commitment, reveal) =
-        meshmind_node::role::validator::weights::commit(&key, NET, 1, 3, &[(0, 65535)], [7; 32]);
+    let (commitment, reveal) = commit(&key, NET, 1, 3, &[(0, 65535)], [7; 32]);
     let mut board = WeightBoard::default();
     assert!(
         board.on_message(false, &reveal.encode_to_vec()).is_err(),
@@ -193,8 +195,7 @@ fn a_reveal_that_does_not_match_is_refused() {
     board
         .on_message(true, &commitment.encode_to_vec())
         .expect("commit");
-    let (_, other) =
-        meshmind_node::role::validator::weights::commit(&key, NET, 1, 3, &[(0, 100)], [7; 32]);
+    let (_, other) = commit(&key, NET, 1, 3, &[(0, 100)], [7; 32]);
     assert!(
         board.on_message(false, &other.encode_to_vec()).is_err(),
         "different weights"

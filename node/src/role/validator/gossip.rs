@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use meshmind_p2p::{GossipMessage, NetworkError, NetworkHandle};
-use meshmind_protocols::{Keypair, PublicKey, Signed, Validate, decode, v1};
+use meshmind_protocols::{PublicKey, Signed, Validate, decode, v1};
 use prost::Message;
 
-use super::weights::{commit, open};
+use super::weights::open;
 
 /// The topic of capability ads of `subnet`.
 pub fn caps_topic(subnet: u32) -> String {
@@ -89,25 +89,20 @@ impl WeightBoard {
             .collect()
     }
 
-    /// Publishes this validator's epoch: the reveal of the previous commitment, then the commitment
-    /// of `weights` for `epoch` (its reveal is kept for the next call).
-    #[allow(clippy::too_many_arguments)]
+    /// Publishes this validator's epoch: the reveal kept from the previous call, then `commitment`;
+    /// `reveal` (made with it by [`super::weights::commit`]) is kept for the next call.
     pub async fn publish_epoch(
         &mut self,
         network: &NetworkHandle,
-        keypair: &Keypair,
-        network_id: [u8; 32],
         subnet: u32,
-        epoch: u64,
-        weights: &[(u32, u16)],
-        salt: [u8; 32],
+        commitment: v1::WeightCommit,
+        reveal: v1::WeightReveal,
     ) -> Result<(), NetworkError> {
-        if let Some(reveal) = self.own_pending.take() {
+        if let Some(pending) = self.own_pending.take() {
             network
-                .publish(&reveal_topic(subnet), reveal.encode_to_vec())
+                .publish(&reveal_topic(subnet), pending.encode_to_vec())
                 .await?;
         }
-        let (commitment, reveal) = commit(keypair, network_id, subnet, epoch, weights, salt);
         network
             .publish(&commit_topic(subnet), commitment.encode_to_vec())
             .await?;
