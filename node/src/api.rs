@@ -23,6 +23,9 @@ pub fn router(state: Arc<NodeState>) -> axum::Router {
         .route("/weights/{subnet}", get(weights))
         .route("/metrics", get(metrics))
         .route("/query", post(query))
+        .route("/snapshots/{epoch}", get(snapshot))
+        .route("/certificates/{epoch}", get(certificate))
+        .route("/evidence", get(evidence))
         .with_state(state)
 }
 
@@ -52,7 +55,57 @@ async fn status(State(state): State<Arc<NodeState>>) -> Json<serde_json::Value> 
         "listen": listen,
         "query_addr": state.network.query_addr().map(|a| a.to_string()),
         "miners_seen": miners,
+        "consensus": state.chain.lock().map(|c| json!(*c)).unwrap_or_default(),
     }))
+}
+
+fn not_found(what: &str) -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({ "error": what }))).into_response()
+}
+
+fn ledger_error(error: crate::ledger::LedgerError) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({ "error": error.to_string() })),
+    )
+        .into_response()
+}
+
+async fn snapshot(State(state): State<Arc<NodeState>>, Path(epoch): Path<u64>) -> Response {
+    let Some(ledger) = &state.ledger else {
+        return not_found("this node keeps no ledger");
+    };
+    match ledger.snapshot(epoch) {
+        Ok(Some(s)) => Json(crate::ledger::view::snapshot(&s)).into_response(),
+        Ok(None) => not_found("epoch not finalized here"),
+        Err(e) => ledger_error(e),
+    }
+}
+
+async fn certificate(State(state): State<Arc<NodeState>>, Path(epoch): Path<u64>) -> Response {
+    let Some(ledger) = &state.ledger else {
+        return not_found("this node keeps no ledger");
+    };
+    match ledger.certificate(epoch) {
+        Ok(Some(c)) => Json(crate::ledger::view::certificate(&c)).into_response(),
+        Ok(None) => not_found("epoch not finalized here"),
+        Err(e) => ledger_error(e),
+    }
+}
+
+async fn evidence(State(state): State<Arc<NodeState>>) -> Response {
+    let Some(ledger) = &state.ledger else {
+        return not_found("this node keeps no ledger");
+    };
+    match ledger.evidence() {
+        Ok(all) => Json(
+            all.iter()
+                .map(crate::ledger::view::evidence)
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => ledger_error(e),
+    }
 }
 
 async fn peers(State(state): State<Arc<NodeState>>) -> Json<Vec<String>> {

@@ -87,11 +87,33 @@ pub enum Command {
         #[arg(long, default_value_t = 5000)]
         deadline_ms: u32,
     },
+    /// Read a node's ledger (works beside a running node).
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Print a running node's status from its HTTP API.
     Status {
         /// The node's API, e.g. http://127.0.0.1:7410.
         #[arg(long, default_value = "http://127.0.0.1:7410")]
         api: String,
+    },
+}
+
+/// `meshmind ledger ...`.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Print the head, or one finalized epoch's snapshot and certificate, as JSON.
+    Show {
+        /// The data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The epoch to show; the head if omitted.
+        epoch: Option<u64>,
+    },
+    /// Check every snapshot and certificate from genesis to the head.
+    Verify {
+        /// The data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
     },
 }
 
@@ -133,6 +155,58 @@ impl From<KindArg> for KeyKind {
             KindArg::Coldkey => KeyKind::Coldkey,
         }
     }
+}
+
+fn open_ledger(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(crate::ledger::Ledger, crate::genesis::Genesis)> {
+    let config = crate::config::NodeConfig::load(&data_dir.join("config.toml"))?;
+    let genesis = crate::genesis::Genesis::read(&data_dir.join(&config.genesis))?;
+    let path = data_dir.join(&config.consensus.ledger);
+    anyhow::ensure!(path.exists(), "no ledger at {}", path.display());
+    Ok((crate::ledger::Ledger::open_read_only(&path)?, genesis))
+}
+
+fn ledger(command: LedgerCommand, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    use crate::ledger::view;
+    match command {
+        LedgerCommand::Show { data_dir, epoch } => {
+            let (ledger, _) = open_ledger(&data_dir)?;
+            let head = ledger.head()?;
+            let value = match epoch.or(head.map(|h| h.epoch)) {
+                None => serde_json::json!({ "head": null }),
+                Some(epoch) => {
+                    let finalized = ledger.finalized(epoch)?.with_context(|| {
+                        format!("epoch {epoch} is not finalized in this ledger")
+                    })?;
+                    serde_json::json!({
+                        "head": head.map(|h| h.epoch),
+                        "snapshot": finalized.snapshot.as_ref().map(view::snapshot),
+                        "certificate": finalized.certificate.as_ref().map(view::certificate),
+                    })
+                }
+            };
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        }
+        LedgerCommand::Verify { data_dir } => {
+            let (ledger, genesis) = open_ledger(&data_dir)?;
+            let members = crate::consensus::members::Members::from_genesis(&genesis)?;
+            let epochs = crate::ledger::verify::verify_ledger(
+                &ledger,
+                *genesis.network_id.as_bytes(),
+                &members,
+            )?;
+            writeln!(
+                out,
+                "ok: {epochs} finalized epochs verified from genesis{}",
+                ledger
+                    .head()?
+                    .map(|h| format!(", head {} {}", h.epoch, hex::encode(h.hash)))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a parsed command, writing its report to `out`.
@@ -189,6 +263,7 @@ pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Re
             )?;
         }
         Command::Yuma { input } => yuma(&input, out)?,
+        Command::Ledger(command) => ledger(command, out)?,
         Command::Keys(KeysCommand::Show { path, json }) => {
             let key = KeyFile::read(&path)?;
             let public = key.public();

@@ -94,6 +94,40 @@ impl Default for ValidatorSection {
     }
 }
 
+/// Consensus and ledger settings (validators and observers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusSection {
+    /// Ledger directory (RocksDB). Default `ledger`.
+    pub ledger: PathBuf,
+    /// Wait for a proposal, round 0. Default 300 ms.
+    pub propose_ms: u64,
+    /// Wait for prevotes to agree, round 0. Default 150 ms.
+    pub prevote_ms: u64,
+    /// Wait for precommits to agree, round 0. Default 150 ms.
+    pub precommit_ms: u64,
+    /// Added to every step's wait per round. Default 100 ms.
+    pub delta_ms: u64,
+    /// Resend own votes and the round's votes to every peer this often while undecided. Default 1000 ms.
+    pub rebroadcast_ms: u64,
+    /// Start deciding an epoch this long after it ends, so late weight reveals arrive. Default 50 ms.
+    pub start_delay_ms: u64,
+}
+
+impl Default for ConsensusSection {
+    fn default() -> Self {
+        Self {
+            ledger: PathBuf::from("ledger"),
+            propose_ms: 300,
+            prevote_ms: 150,
+            precommit_ms: 150,
+            delta_ms: 100,
+            rebroadcast_ms: 1_000,
+            start_delay_ms: 50,
+        }
+    }
+}
+
 /// Everything in `config.toml`; paths are relative to the data directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -112,6 +146,8 @@ pub struct NodeConfig {
     pub miner: MinerSection,
     /// Validator settings.
     pub validator: ValidatorSection,
+    /// Consensus and ledger settings.
+    pub consensus: ConsensusSection,
 }
 
 impl Default for NodeConfig {
@@ -124,6 +160,7 @@ impl Default for NodeConfig {
             network: NetworkConfig::local("dev"),
             miner: MinerSection::default(),
             validator: ValidatorSection::default(),
+            consensus: ConsensusSection::default(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! meshmind node roles (miner, validator, observer), consensus, ledger and operator tooling.
 //!
-//! The roles, consensus engine and ledger arrive with their own work; today the crate holds the
-//! operator's key commands and Yuma consensus.
+//! Miners serve queries, validators score them, route client queries, publish weights and finalize
+//! one snapshot per epoch with a BFT gadget into a RocksDB ledger; observers follow the ledger.
 
 pub mod api;
 pub mod cli;
@@ -9,6 +9,7 @@ pub mod config;
 pub mod consensus;
 pub mod genesis;
 pub mod http_client;
+pub mod ledger;
 pub mod role;
 pub mod runtime;
 pub mod scoring;

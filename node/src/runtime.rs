@@ -7,12 +7,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use meshmind_p2p::{Network, NetworkEvent, NetworkHandle};
-use meshmind_protocols::{KeyFile, KeyKind, Keypair};
+use meshmind_protocols::{KeyFile, KeyKind, Keypair, v1};
 use prometheus_client::registry::Registry;
 use prost::Message;
 
 use crate::config::{NodeConfig, Role};
+use crate::consensus::core::TimeoutConfig;
+use crate::consensus::driver::{
+    CONSENSUS_TOPIC, ChainStatus, Driver, DriverConfig, DriverInput, answer_sync,
+};
+use crate::consensus::engine::{Engine, EngineConfig};
+use crate::consensus::members::Members;
 use crate::genesis::Genesis;
+use crate::ledger::Ledger;
 use crate::role::miner::{Echo, Exec, Http, Miner, MinerBackend, MinerConfig, Reference};
 use crate::role::validator::gossip::{WeightBoard, caps_topic, commit_topic, reveal_topic};
 use crate::role::validator::weights::commit;
@@ -42,6 +49,10 @@ pub struct NodeState {
     pub registry: Registry,
     /// The subnet this node follows.
     pub subnet: u32,
+    /// The ledger, on validators and observers.
+    pub ledger: Option<Arc<Ledger>>,
+    /// Consensus progress.
+    pub chain: Arc<Mutex<ChainStatus>>,
 }
 
 fn backend(config: &NodeConfig) -> anyhow::Result<Arc<dyn MinerBackend>> {
@@ -122,6 +133,47 @@ pub async fn run(
     };
     let board = Arc::new(Mutex::new(WeightBoard::default()));
     let mut tasks = Vec::new();
+    let chain = Arc::new(Mutex::new(ChainStatus::default()));
+    let (inbox_tx, inbox_rx) = tokio::sync::mpsc::channel::<DriverInput>(1024);
+    let ledger = match config.role {
+        Role::Miner => None,
+        _ => {
+            let path = data_dir.join(&config.consensus.ledger);
+            let ledger = Arc::new(Ledger::open(&path)?);
+            let c = &config.consensus;
+            let engine_config = EngineConfig {
+                network_id,
+                genesis: Members::from_genesis(&genesis).context("genesis validators")?,
+                timeouts: TimeoutConfig {
+                    propose_ms: c.propose_ms,
+                    prevote_ms: c.prevote_ms,
+                    precommit_ms: c.precommit_ms,
+                    delta_ms: c.delta_ms,
+                },
+            };
+            let signer = (config.role == Role::Validator).then(|| hotkey.clone());
+            let (engine, initial) = Engine::open(ledger.clone(), signer, engine_config)?;
+            tracing::info!(head = ?engine.head().map(|h| h.epoch), voting = engine.is_validator(), "ledger opened");
+            network.subscribe(CONSENSUS_TOPIC).await?;
+            let driver = Driver::new(
+                engine,
+                network.clone(),
+                board.clone(),
+                genesis.clone(),
+                DriverConfig {
+                    rebroadcast: Duration::from_millis(c.rebroadcast_ms.max(50)),
+                    start_delay_ms: c.start_delay_ms,
+                },
+                chain.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = driver.run(initial, inbox_rx).await {
+                    tracing::error!(error = %e, "consensus stopped: the ledger failed");
+                }
+            }));
+            Some(ledger)
+        }
+    };
 
     if let Some(miner) = &miner {
         tasks.push(tokio::spawn(advertise(
@@ -145,9 +197,34 @@ pub async fn run(
     let dispatch_miner = miner.clone();
     let dispatch_validator = validator.clone();
     let dispatch_board = board.clone();
+    let dispatch_ledger = ledger.clone();
     tasks.push(tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             match event {
+                NetworkEvent::Gossip(message) if message.topic == CONSENSUS_TOPIC => {
+                    if let Err(
+                        tokio::sync::mpsc::error::TrySendError::Full(DriverInput::Gossip(m))
+                        | tokio::sync::mpsc::error::TrySendError::Closed(DriverInput::Gossip(m)),
+                    ) = inbox_tx.try_send(DriverInput::Gossip(message))
+                    {
+                        m.validation.ignore();
+                    }
+                }
+                NetworkEvent::InboundRequest(request) => {
+                    let answer = match &dispatch_ledger {
+                        Some(ledger) => {
+                            answer_sync(ledger, network_id, request.peer, &request.data, &inbox_tx)
+                        }
+                        None => v1::SyncResponse {
+                            body: Some(v1::sync_response::Body::Error(v1::Error {
+                                code: v1::ErrorCode::Unavailable as i32,
+                                message: "a miner keeps no ledger".into(),
+                            })),
+                        }
+                        .encode_to_vec(),
+                    };
+                    request.responder.respond(answer);
+                }
                 NetworkEvent::Gossip(message) if message.topic == caps_topic(subnet) => {
                     match &dispatch_validator {
                         Some(v) => {
@@ -188,6 +265,8 @@ pub async fn run(
         board,
         registry,
         subnet,
+        ledger,
+        chain,
     });
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await

@@ -63,7 +63,7 @@ pub struct NetworkConfig {
     pub gossip_rate_per_origin: u32,
     /// Burst allowance on top of the per-origin rate. Default 400.
     pub gossip_burst_per_origin: u32,
-    /// Largest sync-plane request, in bytes. Default 64 KiB.
+    /// Largest sync-plane request, in bytes. Default 2 MiB (consensus batches travel on it).
     pub max_sync_request_bytes: usize,
     /// Largest sync-plane response, in bytes. Default 64 MiB.
     pub max_sync_response_bytes: usize,
@@ -119,7 +119,7 @@ impl Default for NetworkConfig {
             gossip_heartbeat: Duration::from_millis(700),
             gossip_rate_per_origin: 200,
             gossip_burst_per_origin: 400,
-            max_sync_request_bytes: 64 << 10,
+            max_sync_request_bytes: 2 << 20,
             max_sync_response_bytes: 64 << 20,
             sync_timeout: Duration::from_secs(10),
             max_query_bytes: (1 << 20) + (64 << 10),

@@ -752,6 +752,7 @@ impl Validate for v1::SyncRequest {
                 Ok(())
             }
             Some(Body::Status(_)) => Ok(()),
+            Some(Body::Consensus(batch)) => each("consensus.messages", &batch.messages, 1024),
         }
     }
 }

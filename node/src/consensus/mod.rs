@@ -5,9 +5,16 @@
 //! timeouts) and returns [`core::Output`]s (messages to broadcast, timeouts to schedule, decisions,
 //! evidence). A driver performs the outputs; seeded simulations drive many cores in one process.
 
+pub mod certificate;
 pub mod core;
+pub mod driver;
+pub mod engine;
+pub mod evidence;
+pub mod members;
 pub mod valset;
 pub mod votes;
 
+#[cfg(test)]
+mod harness;
 #[cfg(test)]
 mod sim;

@@ -23,6 +23,11 @@ pub fn reveal_topic(subnet: u32) -> String {
     format!("weights/{subnet}/reveal")
 }
 
+/// Most distinct epochs of commitments held at once.
+const KEEP_EPOCHS: u64 = 64;
+/// Most commitments kept per epoch (one per validator of a large set).
+const MAX_PER_EPOCH: usize = 4096;
+
 /// Weight vectors seen on the network, by epoch and validator, opened against their commitments.
 #[derive(Debug, Default)]
 pub struct WeightBoard {
@@ -49,10 +54,15 @@ impl WeightBoard {
             commitment.validate().map_err(|e| e.to_string())?;
             commitment.verify_signature().map_err(|e| e.to_string())?;
             let key = commitment.signer().map_err(|e| e.to_string())?;
-            self.commits
-                .entry(commitment.epoch)
-                .or_default()
-                .insert(key, commitment);
+            let epoch = commitment.epoch;
+            if self.commits.len() >= KEEP_EPOCHS as usize && !self.commits.contains_key(&epoch) {
+                return Err("commitments of too many epochs held".into());
+            }
+            let by_key = self.commits.entry(epoch).or_default();
+            if by_key.len() >= MAX_PER_EPOCH && !by_key.contains_key(&key) {
+                return Err("too many commitments for one epoch".into());
+            }
+            by_key.insert(key, commitment);
             Ok(WeightsEvent::Committed)
         } else {
             let reveal: v1::WeightReveal = decode(data).map_err(|e| e.to_string())?;
@@ -87,6 +97,20 @@ impl WeightBoard {
                 (*key, pairs)
             })
             .collect()
+    }
+
+    /// The signed reveals of commitments made in `epoch`, as a snapshot carries them.
+    pub fn reveals(&self, epoch: u64) -> Vec<v1::WeightReveal> {
+        self.revealed
+            .get(&epoch)
+            .map(|by_key| by_key.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets commitments and reveals of epochs before `epoch` (once they can no longer be used).
+    pub fn prune_before(&mut self, epoch: u64) {
+        self.commits.retain(|&e, _| e >= epoch);
+        self.revealed.retain(|&e, _| e >= epoch);
     }
 
     /// Publishes this validator's epoch: the reveal kept from the previous call, then `commitment`;

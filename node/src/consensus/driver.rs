@@ -1,0 +1,501 @@
+//! The async driver of the consensus engine: starts each epoch when it ends, feeds the engine
+//! from gossip, direct batches and timers, sends what it produces, resends to peers that may have
+//! missed it, and catches up from peers over `/sync/1`.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use meshmind_p2p::{GossipMessage, NetworkHandle, PeerId};
+use meshmind_protocols::{Validate, decode, v1};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::core::Timeout;
+use super::engine::{Action, Engine, EngineError, Verdict};
+use crate::genesis::Genesis;
+use crate::ledger::{Head, Ledger};
+use crate::role::validator::gossip::WeightBoard;
+
+/// The gossip topic of consensus messages.
+pub const CONSENSUS_TOPIC: &str = "consensus";
+/// Finalized snapshots asked for per sync request.
+const SYNC_BATCH: u32 = 16;
+/// Most bytes of snapshots in one sync response.
+const SYNC_RESPONSE_BYTES: usize = 16 << 20;
+
+// Inputs are moved through the inbox once; boxing would only add an allocation per message.
+// Inputs move through the inbox once; boxing would only add an allocation per message.
+/// Something for the driver from the network.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum DriverInput {
+    /// A message on the consensus topic, awaiting a verdict.
+    Gossip(GossipMessage),
+    /// A batch sent straight to this node.
+    Direct(PeerId, Vec<v1::ConsensusMessage>),
+}
+
+/// What the API shows of consensus.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ChainStatus {
+    /// The newest finalized epoch.
+    pub finalized_epoch: Option<u64>,
+    /// Its header hash (hex).
+    pub finalized_hash: Option<String>,
+    /// The epoch being decided.
+    pub deciding_epoch: u64,
+    /// The current round of it.
+    pub round: u32,
+    /// Whether this node votes.
+    pub voting: bool,
+    /// Epochs decided in round 0 since start.
+    pub decided_round0: u64,
+    /// Epochs committed since start (decided here or fetched).
+    pub committed: u64,
+}
+
+/// Driver settings.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Resend period while undecided.
+    pub rebroadcast: Duration,
+    /// Start an epoch this long after it ends.
+    pub start_delay_ms: u64,
+}
+
+enum Internal {
+    Status(PeerId, v1::LedgerStatus),
+    Synced(Vec<v1::FinalizedSnapshot>),
+    SyncFailed,
+}
+
+/// Answers a `/sync/1` request from the ledger; consensus batches go to `inbox`.
+pub fn answer_sync(
+    ledger: &Ledger,
+    network_id: [u8; 32],
+    peer: PeerId,
+    data: &[u8],
+    inbox: &mpsc::Sender<DriverInput>,
+) -> Vec<u8> {
+    use v1::sync_request::Body;
+    let response = match decode::<v1::SyncRequest>(data)
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.validate().map(|()| r).map_err(|e| e.to_string()))
+    {
+        Err(reason) => v1::sync_response::Body::Error(v1::Error {
+            code: v1::ErrorCode::Malformed as i32,
+            message: reason,
+        }),
+        Ok(request) => match request.body {
+            Some(Body::Range(range)) => {
+                let mut items = Vec::new();
+                let mut bytes = 0usize;
+                for epoch in range.from_epoch..range.from_epoch + u64::from(range.count) {
+                    match ledger.finalized(epoch) {
+                        Ok(Some(item)) => {
+                            bytes += item.encoded_len();
+                            if bytes > SYNC_RESPONSE_BYTES && !items.is_empty() {
+                                break;
+                            }
+                            items.push(item);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::error!(error = %e, "ledger read failed while serving sync");
+                            break;
+                        }
+                    }
+                }
+                v1::sync_response::Body::Snapshots(v1::FinalizedSnapshots { items })
+            }
+            Some(Body::Consensus(batch)) => {
+                if inbox
+                    .try_send(DriverInput::Direct(peer, batch.messages))
+                    .is_err()
+                {
+                    tracing::debug!(%peer, "consensus inbox full; batch dropped");
+                }
+                v1::sync_response::Body::Status(status(ledger, network_id))
+            }
+            Some(Body::Status(_)) | None => {
+                v1::sync_response::Body::Status(status(ledger, network_id))
+            }
+        },
+    };
+    v1::SyncResponse {
+        body: Some(response),
+    }
+    .encode_to_vec()
+}
+
+fn status(ledger: &Ledger, network_id: [u8; 32]) -> v1::LedgerStatus {
+    match ledger.head() {
+        Ok(Some(Head { epoch, hash })) => v1::LedgerStatus {
+            network_id: network_id.to_vec(),
+            has_head: true,
+            head_epoch: epoch,
+            head_hash: hash.to_vec(),
+        },
+        _ => v1::LedgerStatus {
+            network_id: network_id.to_vec(),
+            has_head: false,
+            head_epoch: 0,
+            head_hash: Vec::new(),
+        },
+    }
+}
+
+/// Runs the engine until the inbox closes or the store fails.
+pub struct Driver {
+    engine: Engine<Arc<Ledger>>,
+    network: NetworkHandle,
+    board: Arc<Mutex<WeightBoard>>,
+    genesis: Genesis,
+    config: DriverConfig,
+    status: Arc<Mutex<ChainStatus>>,
+    timers: BinaryHeap<Reverse<(Instant, u64, u32, u8)>>,
+    internal_tx: mpsc::Sender<Internal>,
+    internal_rx: mpsc::Receiver<Internal>,
+    syncing: bool,
+    last_sweep: Option<Instant>,
+}
+
+impl Driver {
+    /// A driver for `engine`; `initial` are the actions its WAL replay produced.
+    pub fn new(
+        engine: Engine<Arc<Ledger>>,
+        network: NetworkHandle,
+        board: Arc<Mutex<WeightBoard>>,
+        genesis: Genesis,
+        config: DriverConfig,
+        status: Arc<Mutex<ChainStatus>>,
+    ) -> Self {
+        let (internal_tx, internal_rx) = mpsc::channel(256);
+        Self {
+            engine,
+            network,
+            board,
+            genesis,
+            config,
+            status,
+            timers: BinaryHeap::new(),
+            internal_tx,
+            internal_rx,
+            syncing: false,
+            last_sweep: None,
+        }
+    }
+
+    fn epoch_end_ms(&self, epoch: u64) -> u64 {
+        let g = &self.genesis.message;
+        g.genesis_time_ms
+            .saturating_add(epoch.saturating_add(1).saturating_mul(g.epoch_ms))
+            .saturating_add(self.config.start_delay_ms)
+    }
+
+    fn publish_status(&self) {
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let head = self.engine.head();
+        status.finalized_epoch = head.map(|h| h.epoch);
+        status.finalized_hash = head.map(|h| hex::encode(h.hash));
+        status.deciding_epoch = self.engine.height();
+        status.round = self.engine.round();
+        status.voting = self.engine.is_validator();
+    }
+
+    /// Runs until `inbox` closes; returns an error only if the ledger failed.
+    pub async fn run(
+        mut self,
+        initial: Vec<Action>,
+        mut inbox: mpsc::Receiver<DriverInput>,
+    ) -> Result<(), EngineError> {
+        self.perform(initial).await?;
+        self.publish_status();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut resend = tokio::time::interval(self.config.rebroadcast);
+        resend.tick().await;
+        loop {
+            let next_timer = self.timers.peek().map(|Reverse((at, ..))| *at);
+            tokio::select! {
+                input = inbox.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    self.on_input(input).await?;
+                }
+                Some(internal) = self.internal_rx.recv() => self.on_internal(internal).await?,
+                () = sleep_until(next_timer), if next_timer.is_some() => {
+                    if let Some(Reverse((_, height, round, step))) = self.timers.pop() {
+                        let step = match step {
+                            0 => super::core::TimeoutStep::Propose,
+                            1 => super::core::TimeoutStep::Prevote,
+                            _ => super::core::TimeoutStep::Precommit,
+                        };
+                        let actions = self.engine.on_timeout(Timeout { height, round, step })?;
+                        self.perform(actions).await?;
+                    }
+                }
+                _ = tick.tick() => {
+                    if !self.engine.started()
+                        && crate::runtime::now_ms() >= self.epoch_end_ms(self.engine.height())
+                    {
+                        tracing::debug!(epoch = self.engine.height(), "epoch ended; deciding it");
+                        let actions = self.engine.start()?;
+                        self.perform(actions).await?;
+                    }
+                }
+                _ = resend.tick() => self.resend(),
+            }
+            self.publish_status();
+        }
+    }
+
+    async fn on_input(&mut self, input: DriverInput) -> Result<(), EngineError> {
+        match input {
+            DriverInput::Gossip(message) => {
+                let decoded = decode::<v1::ConsensusMessage>(&message.data);
+                let Ok(msg) = decoded else {
+                    message.validation.reject();
+                    return Ok(());
+                };
+                match self.engine.check_message(msg) {
+                    Err(rejected) => {
+                        tracing::debug!(peer = %message.propagation_source, reason = %rejected, "consensus gossip rejected");
+                        message.validation.reject();
+                    }
+                    Ok(result) => {
+                        let (verdict, actions) = result?;
+                        match verdict {
+                            Verdict::Accept => message.validation.accept(),
+                            Verdict::Ignore => message.validation.ignore(),
+                        }
+                        self.perform(actions).await?;
+                    }
+                }
+            }
+            DriverInput::Direct(peer, messages) => {
+                for msg in messages {
+                    match self.engine.check_message(msg) {
+                        Err(rejected) => {
+                            tracing::debug!(%peer, reason = %rejected, "direct consensus message rejected");
+                        }
+                        Ok(result) => {
+                            let (_, actions) = result?;
+                            self.perform(actions).await?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_internal(&mut self, internal: Internal) -> Result<(), EngineError> {
+        match internal {
+            Internal::Status(peer, status) => {
+                if status.network_id == self.genesis.network_id.as_bytes()
+                    && status.has_head
+                    && status.head_epoch >= self.engine.height()
+                    && !self.syncing
+                {
+                    self.fetch(peer);
+                }
+            }
+            Internal::Synced(items) => {
+                self.syncing = false;
+                let mut progressed = false;
+                for item in items {
+                    let epoch = item
+                        .snapshot
+                        .as_ref()
+                        .and_then(|s| s.header.as_ref())
+                        .map(|h| h.epoch);
+                    if epoch != Some(self.engine.height()) {
+                        continue;
+                    }
+                    let actions = self.engine.apply_finalized(item)?;
+                    if actions.is_empty() {
+                        break;
+                    }
+                    progressed = true;
+                    self.perform(actions).await?;
+                }
+                if progressed {
+                    // More may be waiting.
+                    self.last_sweep = None;
+                    self.sweep();
+                }
+            }
+            Internal::SyncFailed => self.syncing = false,
+        }
+        Ok(())
+    }
+
+    /// Asks every peer for its ledger head (at most twice a second); the first ahead is synced from.
+    fn sweep(&mut self) {
+        if self.syncing
+            || self
+                .last_sweep
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(500))
+        {
+            return;
+        }
+        self.last_sweep = Some(Instant::now());
+        let network = self.network.clone();
+        let tx = self.internal_tx.clone();
+        let request = v1::SyncRequest {
+            body: Some(v1::sync_request::Body::Status(v1::StatusRequest {})),
+        }
+        .encode_to_vec();
+        tokio::spawn(async move {
+            for peer in network.peers().await.unwrap_or_default() {
+                let network = network.clone();
+                let tx = tx.clone();
+                let request = request.clone();
+                tokio::spawn(async move {
+                    if let Some(status) = ask_status(&network, peer, request).await {
+                        let _ = tx.send(Internal::Status(peer, status)).await;
+                    }
+                });
+            }
+        });
+    }
+
+    fn fetch(&mut self, peer: PeerId) {
+        self.syncing = true;
+        let from = self.engine.height();
+        let network = self.network.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let request = v1::SyncRequest {
+                body: Some(v1::sync_request::Body::Range(v1::SnapshotRange {
+                    from_epoch: from,
+                    count: SYNC_BATCH,
+                })),
+            }
+            .encode_to_vec();
+            let answer = network
+                .request(peer, request, Duration::from_secs(10))
+                .await
+                .ok()
+                .and_then(|bytes| decode::<v1::SyncResponse>(&bytes).ok());
+            let message = match answer.and_then(|r| r.body) {
+                Some(v1::sync_response::Body::Snapshots(s)) if !s.items.is_empty() => {
+                    tracing::info!(%peer, from, count = s.items.len(), "fetched finalized snapshots");
+                    Internal::Synced(s.items)
+                }
+                _ => Internal::SyncFailed,
+            };
+            let _ = tx.send(message).await;
+        });
+    }
+
+    /// Sends own messages and the round's votes straight to every peer; their replies tell who is ahead.
+    fn resend(&mut self) {
+        let messages = self.engine.rebroadcast();
+        if messages.is_empty() {
+            return;
+        }
+        let request = v1::SyncRequest {
+            body: Some(v1::sync_request::Body::Consensus(v1::ConsensusBatch {
+                messages,
+            })),
+        }
+        .encode_to_vec();
+        let network = self.network.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            for peer in network.peers().await.unwrap_or_default() {
+                let network = network.clone();
+                let tx = tx.clone();
+                let request = request.clone();
+                tokio::spawn(async move {
+                    if let Some(status) = ask_status(&network, peer, request).await {
+                        let _ = tx.send(Internal::Status(peer, status)).await;
+                    }
+                });
+            }
+        });
+    }
+
+    async fn perform(&mut self, actions: Vec<Action>) -> Result<(), EngineError> {
+        let mut queue = std::collections::VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Broadcast(msg) => {
+                    if let Err(e) = self
+                        .network
+                        .publish(CONSENSUS_TOPIC, msg.encode_to_vec())
+                        .await
+                    {
+                        tracing::debug!(error = %e, "consensus message not gossiped; the resend covers it");
+                    }
+                }
+                Action::Schedule { timeout, after_ms } => {
+                    let step = match timeout.step {
+                        super::core::TimeoutStep::Propose => 0,
+                        super::core::TimeoutStep::Prevote => 1,
+                        super::core::TimeoutStep::Precommit => 2,
+                    };
+                    self.timers.push(Reverse((
+                        Instant::now() + Duration::from_millis(after_ms),
+                        timeout.height,
+                        timeout.round,
+                        step,
+                    )));
+                }
+                Action::NeedValue { epoch, round } => {
+                    let reveals = {
+                        let board = self.board.lock().unwrap_or_else(|p| p.into_inner());
+                        epoch
+                            .checked_sub(1)
+                            .map(|e| board.reveals(e))
+                            .unwrap_or_default()
+                    };
+                    queue.extend(self.engine.on_value(round, reveals)?);
+                }
+                Action::Committed { epoch, round, hash } => {
+                    tracing::info!(epoch, round, hash = %hex::encode(&hash[..8]), "epoch finalized");
+                    let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+                    status.committed += 1;
+                    if round == 0 {
+                        status.decided_round0 += 1;
+                    }
+                    drop(status);
+                    // Reveals of commitments before this epoch can no longer enter a snapshot.
+                    self.board
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .prune_before(epoch);
+                    let height = self.engine.height();
+                    self.timers.retain(|Reverse((_, h, _, _))| *h >= height);
+                }
+                Action::Behind { .. } => self.sweep(),
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn ask_status(
+    network: &NetworkHandle,
+    peer: PeerId,
+    request: Vec<u8>,
+) -> Option<v1::LedgerStatus> {
+    let bytes = network
+        .request(peer, request, Duration::from_secs(2))
+        .await
+        .ok()?;
+    match decode::<v1::SyncResponse>(&bytes).ok()?.body? {
+        v1::sync_response::Body::Status(status) => Some(status),
+        _ => None,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,107 @@
+//! Evidence of misbehaviour: building it from conflicting signed messages and checking it.
+
+use meshmind_protocols::{Signed, v1};
+
+use super::members::Members;
+
+/// Why evidence does not prove misbehaviour.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("evidence: {0}")]
+pub struct EvidenceError(pub String);
+
+fn bad(reason: &str) -> EvidenceError {
+    EvidenceError(reason.to_string())
+}
+
+/// Evidence of two different votes for one slot.
+pub fn duplicate_vote(first: v1::Vote, second: v1::Vote) -> v1::Evidence {
+    v1::Evidence {
+        kind: Some(v1::evidence::Kind::DuplicateVote(v1::DuplicateVote {
+            first: Some(first),
+            second: Some(second),
+        })),
+    }
+}
+
+/// Evidence of two different proposals for one round.
+pub fn duplicate_proposal(first: v1::Proposal, second: v1::Proposal) -> v1::Evidence {
+    v1::Evidence {
+        kind: Some(v1::evidence::Kind::DuplicateProposal(
+            v1::DuplicateProposal {
+                first: Some(first),
+                second: Some(second),
+            },
+        )),
+    }
+}
+
+fn pair<'a, M>(
+    first: &'a Option<M>,
+    second: &'a Option<M>,
+) -> Result<(&'a M, &'a M), EvidenceError> {
+    match (first, second) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(bad("both messages are required")),
+    }
+}
+
+fn signed_by_member<M: Signed>(
+    message: &M,
+    members: &Members,
+    network_id: &[u8],
+    message_network: &[u8],
+) -> Result<(), EvidenceError> {
+    if message_network != network_id {
+        return Err(bad("message of another network"));
+    }
+    if members.index_of(message.signer_bytes()).is_none() {
+        return Err(bad("signer is not in the validator set"));
+    }
+    message
+        .verify_signature()
+        .map_err(|e| EvidenceError(e.to_string()))
+}
+
+/// The hotkey the evidence accuses, after checking that it proves a fault by a member of `members`.
+pub fn check(
+    evidence: &v1::Evidence,
+    network_id: [u8; 32],
+    members: &Members,
+) -> Result<Vec<u8>, EvidenceError> {
+    use v1::evidence::Kind;
+    match &evidence.kind {
+        None => Err(bad("empty")),
+        Some(Kind::DuplicateVote(d)) => {
+            let (a, b) = pair(&d.first, &d.second)?;
+            if (a.epoch, a.round, a.vote_type, &a.validator, &a.valset_hash)
+                != (b.epoch, b.round, b.vote_type, &b.validator, &b.valset_hash)
+                || a.value_id == b.value_id
+            {
+                return Err(bad("the votes are not two values for one slot"));
+            }
+            signed_by_member(a, members, &network_id, &a.network_id)?;
+            signed_by_member(b, members, &network_id, &b.network_id)?;
+            Ok(a.validator.clone())
+        }
+        Some(Kind::DuplicateProposal(d)) => {
+            let (a, b) = pair(&d.first, &d.second)?;
+            if (a.epoch, a.round, &a.proposer) != (b.epoch, b.round, &b.proposer) || a == b {
+                return Err(bad("the proposals are not two for one round"));
+            }
+            signed_by_member(a, members, &network_id, &a.network_id)?;
+            signed_by_member(b, members, &network_id, &b.network_id)?;
+            Ok(a.proposer.clone())
+        }
+        Some(Kind::DuplicateWeightCommit(d)) => {
+            let (a, b) = pair(&d.first, &d.second)?;
+            if (a.subnet, a.epoch, &a.validator) != (b.subnet, b.epoch, &b.validator)
+                || a.commit_hash == b.commit_hash
+            {
+                return Err(bad("the commitments are not two for one epoch"));
+            }
+            signed_by_member(a, members, &network_id, &a.network_id)?;
+            signed_by_member(b, members, &network_id, &b.network_id)?;
+            Ok(a.validator.clone())
+        }
+    }
+}

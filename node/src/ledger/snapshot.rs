@@ -1,0 +1,264 @@
+//! Snapshots: building the value a proposer offers for an epoch, and checking one received
+//! (`valid(v)` of the consensus protocol).
+
+use std::collections::BTreeSet;
+
+use meshmind_protocols::{BatchVerifier, PublicKey, Validate, hash, v1};
+use prost::Message;
+
+use crate::consensus::evidence;
+use crate::consensus::members::Members;
+
+/// From this round on, a snapshot may carry weight vectors of at most 2/3 of the stake (so epochs
+/// whose vectors were lost while validators were down can still finalize).
+pub const OPEN_WEIGHTS_ROUND: u32 = 2;
+
+/// What a snapshot of one epoch must chain to.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    /// The network.
+    pub network_id: [u8; 32],
+    /// The epoch.
+    pub epoch: u64,
+    /// Header hash of the previous epoch's snapshot (the network id for epoch 0).
+    pub parent_hash: [u8; 32],
+    /// The validators that finalize this epoch.
+    pub members: &'a Members,
+    /// The validators that finalize the next epoch.
+    pub next: &'a v1::ValidatorSet,
+}
+
+/// Why a snapshot is not valid for the epoch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("snapshot {field}: {reason}")]
+pub struct SnapshotError {
+    /// The field at fault.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn fail(field: &str, reason: impl Into<String>) -> SnapshotError {
+    SnapshotError {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A root over the hashes of `items` under a label: blake3 in derive-key mode of their concatenation.
+pub fn root<M: Message>(label: &str, items: &[M]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key(&format!("meshmind/v1/root/{label}"));
+    for item in items {
+        hasher.update(hash(item).as_bytes());
+    }
+    *hasher.finalize().as_bytes()
+}
+
+/// The value id of a snapshot: the hash of its header.
+pub fn value_id(snapshot: &v1::Snapshot) -> [u8; 32] {
+    snapshot
+        .header
+        .as_ref()
+        .map(|h| *hash(h).as_bytes())
+        .unwrap_or_default()
+}
+
+/// The epoch whose commitments a snapshot of `epoch` carries the reveals of.
+fn reveal_epoch(epoch: u64) -> Option<u64> {
+    epoch.checked_sub(1)
+}
+
+/// Builds the snapshot `proposer` offers for `expect.epoch`: every usable reveal (one per subnet
+/// and validator, sorted) and the evidence given.
+pub fn build(
+    expect: &Expect<'_>,
+    proposer: &PublicKey,
+    reveals: impl IntoIterator<Item = v1::WeightReveal>,
+    evidence: Vec<v1::Evidence>,
+) -> v1::Snapshot {
+    let mut weights: Vec<v1::WeightReveal> = match reveal_epoch(expect.epoch) {
+        None => Vec::new(),
+        Some(reveal_epoch) => reveals
+            .into_iter()
+            .filter(|r| {
+                r.network_id == expect.network_id
+                    && r.epoch == reveal_epoch
+                    && expect.members.index_of(&r.validator).is_some()
+                    && r.validate().is_ok()
+            })
+            .collect(),
+    };
+    weights.sort_by(|a, b| (a.subnet, &a.validator).cmp(&(b.subnet, &b.validator)));
+    weights.dedup_by(|a, b| (a.subnet, &a.validator) == (b.subnet, &b.validator));
+    let evidence: Vec<v1::Evidence> = evidence
+        .into_iter()
+        .filter(|e| evidence::check(e, expect.network_id, expect.members).is_ok())
+        .collect();
+    let header = v1::SnapshotHeader {
+        network_id: expect.network_id.to_vec(),
+        epoch: expect.epoch,
+        parent_hash: expect.parent_hash.to_vec(),
+        valset_hash: expect.members.hash().to_vec(),
+        next_valset_hash: hash(expect.next).as_bytes().to_vec(),
+        weights_root: root("weights", &weights).to_vec(),
+        txs_root: root::<v1::Transaction>("txs", &[]).to_vec(),
+        results_root: root::<v1::SubnetResult>("results", &[]).to_vec(),
+        evidence_root: root("evidence", &evidence).to_vec(),
+        state_root: root::<v1::ValidatorSet>("state", std::slice::from_ref(expect.next)).to_vec(),
+        proposer: proposer.to_bytes().to_vec(),
+    };
+    v1::Snapshot {
+        header: Some(header),
+        weights,
+        transactions: Vec::new(),
+        results: Vec::new(),
+        evidence,
+        next_validators: Some(expect.next.clone()),
+    }
+}
+
+/// Checks a snapshot proposed in `round` for `expect.epoch`; returns its value id.
+pub fn check(
+    snapshot: &v1::Snapshot,
+    expect: &Expect<'_>,
+    round: u32,
+) -> Result<[u8; 32], SnapshotError> {
+    snapshot
+        .validate()
+        .map_err(|e| fail(&e.field, e.reason.to_string()))?;
+    let header = snapshot
+        .header
+        .as_ref()
+        .ok_or_else(|| fail("header", "missing"))?;
+    let eq = |field: &str, found: &[u8], expected: &[u8]| {
+        if found == expected {
+            Ok(())
+        } else {
+            Err(fail(
+                field,
+                format!(
+                    "is {}, expected {}",
+                    hex::encode(found),
+                    hex::encode(expected)
+                ),
+            ))
+        }
+    };
+    eq("header.network_id", &header.network_id, &expect.network_id)?;
+    if header.epoch != expect.epoch {
+        return Err(fail(
+            "header.epoch",
+            format!("is {}, expected {}", header.epoch, expect.epoch),
+        ));
+    }
+    eq(
+        "header.parent_hash",
+        &header.parent_hash,
+        &expect.parent_hash,
+    )?;
+    eq(
+        "header.valset_hash",
+        &header.valset_hash,
+        &expect.members.hash(),
+    )?;
+    if snapshot.next_validators.as_ref() != Some(expect.next) {
+        return Err(fail(
+            "next_validators",
+            "not the set this epoch hands over to",
+        ));
+    }
+    eq(
+        "header.next_valset_hash",
+        &header.next_valset_hash,
+        hash(expect.next).as_bytes(),
+    )?;
+    if expect.members.index_of(&header.proposer).is_none() {
+        return Err(fail("header.proposer", "not in the validator set"));
+    }
+    // Weights: sorted, one per (subnet, validator), of the right epoch, signed by members.
+    let mut batch = BatchVerifier::with_capacity(snapshot.weights.len());
+    let mut signers = BTreeSet::new();
+    let mut previous: Option<(u32, &[u8])> = None;
+    for (i, reveal) in snapshot.weights.iter().enumerate() {
+        let field = format!("weights[{i}]");
+        let Some(reveal_epoch) = reveal_epoch(expect.epoch) else {
+            return Err(fail(&field, "epoch 0 carries no weights"));
+        };
+        if reveal.epoch != reveal_epoch || reveal.network_id != expect.network_id {
+            return Err(fail(
+                &field,
+                format!("must be a reveal of epoch {reveal_epoch} of this network"),
+            ));
+        }
+        let key = (reveal.subnet, reveal.validator.as_slice());
+        if previous.is_some_and(|p| p >= key) {
+            return Err(fail(
+                &field,
+                "must be sorted by (subnet, validator), one each",
+            ));
+        }
+        previous = Some(key);
+        let member = expect
+            .members
+            .index_of(&reveal.validator)
+            .ok_or_else(|| fail(&field, "signer is not in the validator set"))?;
+        signers.insert(member);
+        batch
+            .push_signed(reveal)
+            .map_err(|e| fail(&field, e.to_string()))?;
+    }
+    batch.verify().map_err(|e| fail("weights", e.to_string()))?;
+    let power: u128 = signers.iter().map(|&m| expect.members.set().power(m)).sum();
+    if expect.epoch > 0 && round < OPEN_WEIGHTS_ROUND && !expect.members.set().is_quorum(power) {
+        return Err(fail(
+            "weights",
+            format!(
+                "vectors of {power} of {} stake; more than 2/3 are required before round {OPEN_WEIGHTS_ROUND}",
+                expect.members.set().total()
+            ),
+        ));
+    }
+    eq(
+        "header.weights_root",
+        &header.weights_root,
+        &root("weights", &snapshot.weights),
+    )?;
+    if !snapshot.transactions.is_empty() {
+        return Err(fail(
+            "transactions",
+            "this network applies no transactions yet",
+        ));
+    }
+    eq(
+        "header.txs_root",
+        &header.txs_root,
+        &root::<v1::Transaction>("txs", &[]),
+    )?;
+    if !snapshot.results.is_empty() {
+        return Err(fail("results", "this network records no results yet"));
+    }
+    eq(
+        "header.results_root",
+        &header.results_root,
+        &root::<v1::SubnetResult>("results", &[]),
+    )?;
+    let mut seen = BTreeSet::new();
+    for (i, item) in snapshot.evidence.iter().enumerate() {
+        evidence::check(item, expect.network_id, expect.members)
+            .map_err(|e| fail(&format!("evidence[{i}]"), e.0))?;
+        if !seen.insert(hash(item)) {
+            return Err(fail(&format!("evidence[{i}]"), "included twice"));
+        }
+    }
+    eq(
+        "header.evidence_root",
+        &header.evidence_root,
+        &root("evidence", &snapshot.evidence),
+    )?;
+    eq(
+        "header.state_root",
+        &header.state_root,
+        &root::<v1::ValidatorSet>("state", std::slice::from_ref(expect.next)),
+    )?;
+    Ok(*hash(header).as_bytes())
+}
