@@ -38,6 +38,9 @@ pub struct NetworkConfig {
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start, each with a `/p2p/<peer id>` suffix. Default none.
     pub bootnodes: Vec<Multiaddr>,
+    /// Dial again every bootnode not connected, this often. Default 5 s.
+    #[serde(with = "millis")]
+    pub bootnode_redial: Duration,
     /// UDP address of the query plane, or none to run without one. Default `0.0.0.0:7401`.
     pub query_listen: Option<SocketAddr>,
     /// Local-testnet mode: keep loopback and private addresses learned from peers, and exempt
@@ -108,6 +111,7 @@ impl Default for NetworkConfig {
                 tcp_addr(Ipv4Addr::UNSPECIFIED, 7400),
             ],
             bootnodes: Vec::new(),
+            bootnode_redial: Duration::from_secs(5),
             query_listen: Some(SocketAddr::from(([0, 0, 0, 0], 7401))),
             local: false,
             kad_server: true,

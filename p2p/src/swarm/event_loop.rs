@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
@@ -191,8 +191,12 @@ impl EventLoop {
 
     /// Runs until shutdown is asked for or every handle is gone.
     pub async fn run(mut self) {
+        let mut redial =
+            tokio::time::interval(self.config.bootnode_redial.max(Duration::from_millis(100)));
+        redial.tick().await;
         let shutdown_reply = loop {
             tokio::select! {
+                _ = redial.tick() => self.redial_bootnodes(),
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown { reply }) => break Some(reply),
@@ -211,6 +215,21 @@ impl EventLoop {
         drop(self.swarm);
         if let Some(reply) = shutdown_reply {
             let _ = reply.send(());
+        }
+    }
+
+    /// Dials every bootnode that is not connected (it may have restarted, or dropped us).
+    fn redial_bootnodes(&mut self) {
+        for addr in self.config.bootnodes.clone() {
+            let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+                continue;
+            };
+            if peer != *self.swarm.local_peer_id() && !self.swarm.is_connected(&peer) {
+                tracing::debug!(%addr, "redialling bootnode");
+                if let Err(e) = self.swarm.dial(addr.clone()) {
+                    tracing::debug!(%addr, error = %e, "bootnode redial failed");
+                }
+            }
         }
     }
 
