@@ -110,7 +110,7 @@ pub struct ConsensusSection {
     pub delta_ms: u64,
     /// Resend own votes and the round's votes to every peer this often while undecided. Default 1000 ms.
     pub rebroadcast_ms: u64,
-    /// Start deciding an epoch this long after it ends, so late weight reveals arrive. Default 50 ms.
+    /// Start deciding an epoch this long after it ends (slack for skewed clocks). Default 0 ms.
     pub start_delay_ms: u64,
 }
 
@@ -123,7 +123,7 @@ impl Default for ConsensusSection {
             precommit_ms: 150,
             delta_ms: 100,
             rebroadcast_ms: 1_000,
-            start_delay_ms: 50,
+            start_delay_ms: 0,
         }
     }
 }

@@ -12,16 +12,14 @@ use prometheus_client::registry::Registry;
 use prost::Message;
 
 use crate::config::{NodeConfig, Role};
-use crate::consensus::core::TimeoutConfig;
-use crate::consensus::driver::{
-    CONSENSUS_TOPIC, ChainStatus, Driver, DriverConfig, DriverInput, answer_sync,
-};
-use crate::consensus::engine::{Engine, EngineConfig};
-use crate::consensus::members::Members;
+use crate::consensus::driver::ChainStatus;
+use crate::consensus::service::ConsensusService;
 use crate::genesis::Genesis;
 use crate::ledger::Ledger;
 use crate::role::miner::{Echo, Exec, Http, Miner, MinerBackend, MinerConfig, Reference};
-use crate::role::validator::gossip::{WeightBoard, caps_topic, commit_topic, reveal_topic};
+use crate::role::validator::gossip::{
+    WeightBoard, WeightsEvent, caps_topic, commit_topic, reveal_topic,
+};
 use crate::role::validator::weights::commit;
 use crate::role::validator::{Validator, ValidatorConfig};
 
@@ -133,47 +131,28 @@ pub async fn run(
     };
     let board = Arc::new(Mutex::new(WeightBoard::default()));
     let mut tasks = Vec::new();
-    let chain = Arc::new(Mutex::new(ChainStatus::default()));
-    let (inbox_tx, inbox_rx) = tokio::sync::mpsc::channel::<DriverInput>(1024);
-    let ledger = match config.role {
+    let consensus = match config.role {
         Role::Miner => None,
         _ => {
-            let path = data_dir.join(&config.consensus.ledger);
-            let ledger = Arc::new(Ledger::open(&path)?);
-            let c = &config.consensus;
-            let engine_config = EngineConfig {
-                network_id,
-                genesis: Members::from_genesis(&genesis).context("genesis validators")?,
-                timeouts: TimeoutConfig {
-                    propose_ms: c.propose_ms,
-                    prevote_ms: c.prevote_ms,
-                    precommit_ms: c.precommit_ms,
-                    delta_ms: c.delta_ms,
-                },
-            };
             let signer = (config.role == Role::Validator).then(|| hotkey.clone());
-            let (engine, initial) = Engine::open(ledger.clone(), signer, engine_config)?;
-            tracing::info!(head = ?engine.head().map(|h| h.epoch), voting = engine.is_validator(), "ledger opened");
-            network.subscribe(CONSENSUS_TOPIC).await?;
-            let driver = Driver::new(
-                engine,
+            let service = ConsensusService::start(
+                &data_dir.join(&config.consensus.ledger),
+                signer,
+                &genesis,
                 network.clone(),
                 board.clone(),
-                genesis.clone(),
-                DriverConfig {
-                    rebroadcast: Duration::from_millis(c.rebroadcast_ms.max(50)),
-                    start_delay_ms: c.start_delay_ms,
-                },
-                chain.clone(),
-            );
-            tasks.push(tokio::spawn(async move {
-                if let Err(e) = driver.run(initial, inbox_rx).await {
-                    tracing::error!(error = %e, "consensus stopped: the ledger failed");
-                }
-            }));
-            Some(ledger)
+                &config.consensus,
+                None,
+            )
+            .await?;
+            Some(Arc::new(service))
         }
     };
+    let ledger = consensus.as_ref().map(|c| c.ledger.clone());
+    let chain = consensus
+        .as_ref()
+        .map(|c| c.chain.clone())
+        .unwrap_or_default();
 
     if let Some(miner) = &miner {
         tasks.push(tokio::spawn(advertise(
@@ -197,33 +176,25 @@ pub async fn run(
     let dispatch_miner = miner.clone();
     let dispatch_validator = validator.clone();
     let dispatch_board = board.clone();
-    let dispatch_ledger = ledger.clone();
+    let dispatch_consensus = consensus.clone();
     tasks.push(tokio::spawn(async move {
         while let Some(event) = events.recv().await {
+            let event = match &dispatch_consensus {
+                Some(consensus) => match consensus.handle_event(event) {
+                    Some(event) => event,
+                    None => continue,
+                },
+                None => event,
+            };
             match event {
-                NetworkEvent::Gossip(message) if message.topic == CONSENSUS_TOPIC => {
-                    if let Err(
-                        tokio::sync::mpsc::error::TrySendError::Full(DriverInput::Gossip(m))
-                        | tokio::sync::mpsc::error::TrySendError::Closed(DriverInput::Gossip(m)),
-                    ) = inbox_tx.try_send(DriverInput::Gossip(message))
-                    {
-                        m.validation.ignore();
-                    }
-                }
                 NetworkEvent::InboundRequest(request) => {
-                    let answer = match &dispatch_ledger {
-                        Some(ledger) => {
-                            answer_sync(ledger, network_id, request.peer, &request.data, &inbox_tx)
-                        }
-                        None => v1::SyncResponse {
-                            body: Some(v1::sync_response::Body::Error(v1::Error {
-                                code: v1::ErrorCode::Unavailable as i32,
-                                message: "a miner keeps no ledger".into(),
-                            })),
-                        }
-                        .encode_to_vec(),
+                    let answer = v1::SyncResponse {
+                        body: Some(v1::sync_response::Body::Error(v1::Error {
+                            code: v1::ErrorCode::Unavailable as i32,
+                            message: "a miner keeps no ledger".into(),
+                        })),
                     };
-                    request.responder.respond(answer);
+                    request.responder.respond(answer.encode_to_vec());
                 }
                 NetworkEvent::Gossip(message) if message.topic == caps_topic(subnet) => {
                     match &dispatch_validator {
@@ -234,8 +205,15 @@ pub async fn run(
                     }
                 }
                 NetworkEvent::Gossip(message) => {
-                    let mut board = dispatch_board.lock().unwrap_or_else(|p| p.into_inner());
-                    board.handle_gossip(subnet, message);
+                    let event = dispatch_board
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .handle_gossip(subnet, message);
+                    if let (Some(WeightsEvent::Equivocated(evidence)), Some(consensus)) =
+                        (event, &dispatch_consensus)
+                    {
+                        consensus.submit_evidence(*evidence);
+                    }
                 }
                 NetworkEvent::InboundQuery(query) => {
                     if let Some(m) = &dispatch_miner {
@@ -280,6 +258,9 @@ pub async fn run(
     tracing::info!("shutting down");
     for task in &tasks {
         task.abort();
+    }
+    if let Some(consensus) = &consensus {
+        consensus.task.abort();
     }
     network.shutdown().await;
     Ok(())

@@ -36,6 +36,8 @@ pub enum DriverInput {
     Gossip(GossipMessage),
     /// A batch sent straight to this node.
     Direct(PeerId, Vec<v1::ConsensusMessage>),
+    /// Something this node found itself (e.g. evidence from the weights topics).
+    Local(v1::ConsensusMessage),
 }
 
 /// What the API shows of consensus.
@@ -55,6 +57,19 @@ pub struct ChainStatus {
     pub decided_round0: u64,
     /// Epochs committed since start (decided here or fetched).
     pub committed: u64,
+    /// From the end of the last committed epoch to its certificate persisted, in ms.
+    pub last_finality_ms: Option<u64>,
+}
+
+/// An epoch committed by this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit {
+    /// Epoch.
+    pub epoch: u64,
+    /// Round it was decided in.
+    pub round: u32,
+    /// From the end of the epoch to the certificate persisted, in ms.
+    pub latency_ms: u64,
 }
 
 /// Driver settings.
@@ -161,6 +176,7 @@ pub struct Driver {
     internal_rx: mpsc::Receiver<Internal>,
     syncing: bool,
     last_sweep: Option<Instant>,
+    commits: Option<mpsc::UnboundedSender<Commit>>,
 }
 
 impl Driver {
@@ -186,7 +202,14 @@ impl Driver {
             internal_rx,
             syncing: false,
             last_sweep: None,
+            commits: None,
         }
+    }
+
+    /// Sends every commit to `listener`.
+    pub fn with_commit_listener(mut self, listener: mpsc::UnboundedSender<Commit>) -> Self {
+        self.commits = Some(listener);
+        self
     }
 
     fn epoch_end_ms(&self, epoch: u64) -> u64 {
@@ -214,11 +237,15 @@ impl Driver {
     ) -> Result<(), EngineError> {
         self.perform(initial).await?;
         self.publish_status();
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
         let mut resend = tokio::time::interval(self.config.rebroadcast);
         resend.tick().await;
         loop {
             let next_timer = self.timers.peek().map(|Reverse((at, ..))| *at);
+            // The current epoch is decided from the moment it ends.
+            let start_at = (!self.engine.started()).then(|| {
+                let end = self.epoch_end_ms(self.engine.height());
+                Instant::now() + Duration::from_millis(end.saturating_sub(crate::runtime::now_ms()))
+            });
             tokio::select! {
                 input = inbox.recv() => {
                     let Some(input) = input else { return Ok(()) };
@@ -236,14 +263,10 @@ impl Driver {
                         self.perform(actions).await?;
                     }
                 }
-                _ = tick.tick() => {
-                    if !self.engine.started()
-                        && crate::runtime::now_ms() >= self.epoch_end_ms(self.engine.height())
-                    {
-                        tracing::debug!(epoch = self.engine.height(), "epoch ended; deciding it");
-                        let actions = self.engine.start()?;
-                        self.perform(actions).await?;
-                    }
+                () = sleep_until(start_at), if start_at.is_some() => {
+                    tracing::debug!(epoch = self.engine.height(), "epoch ended; deciding it");
+                    let actions = self.engine.start()?;
+                    self.perform(actions).await?;
                 }
                 _ = resend.tick() => self.resend(),
             }
@@ -274,6 +297,16 @@ impl Driver {
                     }
                 }
             }
+            DriverInput::Local(msg) => match self.engine.check_message(msg.clone()) {
+                Err(rejected) => tracing::debug!(reason = %rejected, "own finding refused"),
+                Ok(result) => {
+                    let (verdict, actions) = result?;
+                    self.perform(actions).await?;
+                    if verdict == Verdict::Accept {
+                        self.perform(vec![Action::Broadcast(msg)]).await?;
+                    }
+                }
+            },
             DriverInput::Direct(peer, messages) => {
                 for msg in messages {
                     match self.engine.check_message(msg) {
@@ -456,9 +489,19 @@ impl Driver {
                     queue.extend(self.engine.on_value(round, reveals)?);
                 }
                 Action::Committed { epoch, round, hash } => {
-                    tracing::info!(epoch, round, hash = %hex::encode(&hash[..8]), "epoch finalized");
+                    let end = self.epoch_end_ms(epoch) - self.config.start_delay_ms;
+                    let latency_ms = crate::runtime::now_ms().saturating_sub(end);
+                    tracing::info!(epoch, round, latency_ms, hash = %hex::encode(&hash[..8]), "epoch finalized");
+                    if let Some(listener) = &self.commits {
+                        let _ = listener.send(Commit {
+                            epoch,
+                            round,
+                            latency_ms,
+                        });
+                    }
                     let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
                     status.committed += 1;
+                    status.last_finality_ms = Some(latency_ms);
                     if round == 0 {
                         status.decided_round0 += 1;
                     }

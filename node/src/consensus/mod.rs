@@ -11,6 +11,7 @@ pub mod driver;
 pub mod engine;
 pub mod evidence;
 pub mod members;
+pub mod service;
 pub mod valset;
 pub mod votes;
 

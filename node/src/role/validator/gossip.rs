@@ -38,10 +38,13 @@ pub struct WeightBoard {
 }
 
 /// What a gossip message on a weights topic did.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum WeightsEvent {
     /// A commitment was stored.
     Committed,
+    /// A validator signed a second, different commitment for one epoch: the first stays, and
+    /// this is the evidence.
+    Equivocated(Box<v1::Evidence>),
     /// A reveal opened its commitment; the vector is now visible.
     Revealed,
 }
@@ -61,6 +64,23 @@ impl WeightBoard {
             let by_key = self.commits.entry(epoch).or_default();
             if by_key.len() >= MAX_PER_EPOCH && !by_key.contains_key(&key) {
                 return Err("too many commitments for one epoch".into());
+            }
+            if let Some(first) = by_key.get(&key) {
+                if *first == commitment {
+                    return Ok(WeightsEvent::Committed);
+                }
+                if first.subnet == commitment.subnet && first.commit_hash != commitment.commit_hash
+                {
+                    let evidence = v1::Evidence {
+                        kind: Some(v1::evidence::Kind::DuplicateWeightCommit(
+                            v1::DuplicateWeightCommit {
+                                first: Some(first.clone()),
+                                second: Some(commitment),
+                            },
+                        )),
+                    };
+                    return Ok(WeightsEvent::Equivocated(Box::new(evidence)));
+                }
             }
             by_key.insert(key, commitment);
             Ok(WeightsEvent::Committed)

@@ -1,0 +1,326 @@
+//! Finality latency and catch-up verification speed, printed as tables.
+//!
+//! `cargo bench -p meshmind-node --bench finality`: n validators with unequal stakes in one
+//! process, each with its own network over loopback QUIC and its own RocksDB ledger (fsync on),
+//! finalize one snapshot per epoch. Latency is from an epoch's end to its certificate persisted,
+//! over every (validator, epoch) pair after the warm-up epochs. `MESHMIND_BENCH_SIZES=4,16`
+//! picks the sizes (default 4,16,64).
+//!
+//! Second table: verifying finalized snapshots as a catching-up node does (snapshot checks with
+//! 100 weight vectors plus the certificate, all batch-verified) for a 100-validator set, against
+//! verifying the same 200 signatures one by one.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meshmind_node::config::ConsensusSection;
+use meshmind_node::consensus::certificate;
+use meshmind_node::consensus::driver::Commit;
+use meshmind_node::consensus::members::Members;
+use meshmind_node::consensus::service::ConsensusService;
+use meshmind_node::consensus::votes::{Vote, VoteType};
+use meshmind_node::genesis::Genesis;
+use meshmind_node::ledger::snapshot::{self, Expect};
+use meshmind_node::ledger::verify::check_finalized;
+use meshmind_node::role::validator::gossip::WeightBoard;
+use meshmind_node::role::validator::weights::commit;
+use meshmind_p2p::{Multiaddr, Network, NetworkConfig, NetworkHandle};
+use meshmind_protocols::{Keypair, Signed, hash, v1};
+use prost::Message;
+
+/// Epochs not counted while the mesh settles.
+const WARM_UP: u64 = 2;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn keys(n: usize) -> Vec<Keypair> {
+    let mut keys: Vec<Keypair> = (0..n)
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+            Keypair::from_secret(&seed)
+        })
+        .collect();
+    keys.sort_by_key(|k| k.public());
+    keys
+}
+
+fn stake(i: usize) -> u64 {
+    100 + (i as u64 * 37) % 200
+}
+
+fn genesis(keys: &[Keypair], epoch_ms: u64, start_ms: u64) -> Genesis {
+    let message = v1::Genesis {
+        network_name: "finality-bench".into(),
+        genesis_time_ms: start_ms,
+        epoch_ms,
+        subnets: vec![v1::SubnetSpec {
+            id: 1,
+            name: "bench".into(),
+            tasks: vec!["echo".into()],
+            owner: Vec::new(),
+        }],
+        validators: keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| v1::GenesisValidator {
+                hotkey: k.public().to_bytes().to_vec(),
+                coldkey: k.public().to_bytes().to_vec(),
+                stake: stake(i),
+            })
+            .collect(),
+        balances: Vec::new(),
+        emission_per_epoch: 0,
+    };
+    Genesis {
+        network_id: hash(&message),
+        message,
+    }
+}
+
+/// Every validator's commitment and reveal for each epoch, as gossip would have delivered them.
+fn board(keys: &[Keypair], network_id: [u8; 32], epochs: u64) -> Arc<Mutex<WeightBoard>> {
+    let mut board = WeightBoard::default();
+    for epoch in 0..epochs {
+        for key in keys {
+            let (c, r) = commit(key, network_id, 1, epoch, &[(0, 65535), (1, 300)], [5; 32]);
+            board.on_message(true, &c.encode_to_vec()).expect("commit");
+            board.on_message(false, &r.encode_to_vec()).expect("reveal");
+        }
+    }
+    Arc::new(Mutex::new(board))
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index]
+}
+
+struct Row {
+    n: usize,
+    epochs: u64,
+    p50: u64,
+    p99: u64,
+    round0: f64,
+    samples: usize,
+}
+
+async fn spawn(
+    key: &Keypair,
+    tag: &str,
+    bootnode: Option<Multiaddr>,
+) -> (NetworkHandle, meshmind_p2p::NetworkEvents) {
+    let mut config = NetworkConfig::local(tag);
+    config.query_listen = None;
+    config.bootnodes = bootnode.into_iter().collect();
+    config.bootnode_redial = Duration::from_secs(2);
+    Network::builder(config, key).spawn().expect("network")
+}
+
+async fn finality(n: usize, epoch_ms: u64, epochs: u64) -> Row {
+    let keys = keys(n);
+    let setup_ms = 4_000 + n as u64 * 150;
+    let genesis = genesis(&keys, epoch_ms, now_ms() + setup_ms);
+    let network_id = *genesis.network_id.as_bytes();
+    let board = board(&keys, network_id, epochs + WARM_UP + 4);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (commit_tx, mut commit_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Commit)>();
+    let section = ConsensusSection::default();
+    let mut networks = Vec::new();
+    let mut tasks = Vec::new();
+    let mut bootnode: Option<Multiaddr> = None;
+    for (i, key) in keys.iter().enumerate() {
+        let (network, mut events) = spawn(key, &genesis.network_tag(), bootnode.clone()).await;
+        if bootnode.is_none() {
+            let addr = loop {
+                let addrs = network.listen_addrs().await.expect("addrs");
+                if let Some(a) = addrs.iter().find(|a| a.to_string().contains("quic")) {
+                    break a.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            bootnode = Some(addr.with_p2p(network.local_peer_id()).expect("p2p suffix"));
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let service = ConsensusService::start(
+            &dir.path().join(format!("v{i}")),
+            Some(key.clone()),
+            &genesis,
+            network.clone(),
+            board.clone(),
+            &section,
+            Some(tx),
+        )
+        .await
+        .expect("consensus");
+        let forward = commit_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(c) = rx.recv().await {
+                let _ = forward.send((i, c));
+            }
+        }));
+        tasks.push(tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let Some(meshmind_p2p::NetworkEvent::Gossip(m)) = service.handle_event(event) {
+                    m.validation.ignore();
+                }
+            }
+            service.task.abort();
+        }));
+        networks.push(network);
+    }
+    let deadline = Instant::now()
+        + Duration::from_millis(genesis.message.genesis_time_ms.saturating_sub(now_ms()))
+        + Duration::from_millis((epochs + WARM_UP + 3) * epoch_ms);
+    let last = WARM_UP + epochs;
+    let mut latencies = Vec::new();
+    let mut round0 = 0usize;
+    let mut done = vec![false; n];
+    while Instant::now() < deadline && !done.iter().all(|d| *d) {
+        let Ok(Some((i, c))) =
+            tokio::time::timeout(Duration::from_millis(200), commit_rx.recv()).await
+        else {
+            continue;
+        };
+        if c.epoch >= WARM_UP && c.epoch < last {
+            latencies.push(c.latency_ms);
+            round0 += usize::from(c.round == 0);
+        }
+        if c.epoch + 1 >= last {
+            done[i] = true;
+        }
+    }
+    for network in &networks {
+        network.shutdown().await;
+    }
+    for task in tasks {
+        task.abort();
+    }
+    latencies.sort_unstable();
+    let samples = latencies.len();
+    Row {
+        n,
+        epochs,
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        round0: if samples == 0 {
+            0.0
+        } else {
+            round0 as f64 / samples as f64
+        },
+        samples,
+    }
+}
+
+/// Epochs per second a catching-up node verifies for a 100-validator set (100 weight vectors and
+/// 100 precommits), and the same 200 signatures checked one by one.
+fn catch_up() -> (f64, f64) {
+    let keys = keys(100);
+    let validators = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| v1::ValidatorEntry {
+            hotkey: k.public().to_bytes().to_vec(),
+            coldkey: k.public().to_bytes().to_vec(),
+            stake: stake(i),
+        })
+        .collect();
+    let members = Members::new(v1::ValidatorSet { validators }).expect("members");
+    let network_id = [9u8; 32];
+    let next = members.wire().clone();
+    let expect = Expect {
+        network_id,
+        epoch: 7,
+        parent_hash: [1; 32],
+        members: &members,
+        next: &next,
+    };
+    let reveals: Vec<v1::WeightReveal> = keys
+        .iter()
+        .map(|k| commit(k, network_id, 1, 6, &[(0, 65535), (1, 300)], [5; 32]).1)
+        .collect();
+    let snap = snapshot::build(&expect, &keys[0].public(), reveals.clone(), Vec::new());
+    let value = snapshot::value_id(&snap);
+    let votes: Vec<v1::Vote> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let vote = Vote {
+                height: 7,
+                round: 0,
+                vote_type: VoteType::Precommit,
+                value: Some(value),
+                voter: i,
+            };
+            certificate::wire_vote(network_id, &members, &vote)
+                .expect("member")
+                .signed(k)
+        })
+        .collect();
+    let cert = certificate::build(&votes).expect("certificate");
+    let finalized = v1::FinalizedSnapshot {
+        snapshot: Some(snap),
+        certificate: Some(cert),
+    };
+    let rounds = 100;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        check_finalized(&finalized, network_id, 7, [1; 32], &members).expect("valid");
+    }
+    let full = rounds as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for vote in &votes {
+            vote.verify_signature().expect("valid");
+        }
+        for reveal in &reveals {
+            reveal.verify_signature().expect("valid");
+        }
+    }
+    let single = rounds as f64 / start.elapsed().as_secs_f64();
+    (full, single)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let sizes: Vec<usize> = std::env::var("MESHMIND_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![4, 16, 64]);
+    println!(
+        "| validators | epochs | samples | finality p50 | finality p99 | decided in round 0 |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for n in sizes {
+        let (epoch_ms, epochs) = match n {
+            0..=8 => (500, 20),
+            9..=24 => (1_000, 12),
+            _ => (3_000, 6),
+        };
+        let row = finality(n, epoch_ms, epochs).await;
+        println!(
+            "| {} | {} | {} | {} ms | {} ms | {:.1} % |",
+            row.n,
+            row.epochs,
+            row.samples,
+            row.p50,
+            row.p99,
+            row.round0 * 100.0
+        );
+    }
+    let (full, single) = catch_up();
+    println!();
+    println!("| catch-up, 100 validators | epochs/s |");
+    println!("|---|---|");
+    println!("| snapshot + certificate (batch verify) | {full:.0} |");
+    println!("| the same 200 signatures one by one (baseline) | {single:.0} |");
+    println!("| ratio | {:.2}x |", full / single);
+}

@@ -1,0 +1,155 @@
+//! Consensus as one service a node (or a test, or a benchmark) starts beside its network: the
+//! ledger, the engine replayed from it, and the driver task; it takes the network events that
+//! belong to consensus.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use meshmind_p2p::{NetworkError, NetworkEvent, NetworkHandle};
+use meshmind_protocols::Keypair;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::core::TimeoutConfig;
+use super::driver::{
+    CONSENSUS_TOPIC, ChainStatus, Commit, Driver, DriverConfig, DriverInput, answer_sync,
+};
+use super::engine::{Engine, EngineConfig, EngineError};
+use super::members::{Members, MembersError};
+use crate::config::ConsensusSection;
+use crate::genesis::Genesis;
+use crate::ledger::{Ledger, LedgerError};
+use crate::role::validator::gossip::WeightBoard;
+
+/// Messages waiting for the driver.
+const INBOX: usize = 1024;
+
+/// Why consensus could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The ledger could not be opened.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The WAL could not be replayed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The genesis validator set is unusable.
+    #[error("genesis validators: {0}")]
+    Members(#[from] MembersError),
+    /// The consensus topic could not be joined.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+}
+
+/// A running consensus service.
+pub struct ConsensusService {
+    /// The ledger.
+    pub ledger: Arc<Ledger>,
+    /// Progress, for the API.
+    pub chain: Arc<Mutex<ChainStatus>>,
+    /// The driver task.
+    pub task: JoinHandle<()>,
+    inbox: mpsc::Sender<DriverInput>,
+    network_id: [u8; 32],
+}
+
+impl ConsensusService {
+    /// Opens the ledger at `path`, replays its WAL, joins the consensus topic and starts the
+    /// driver; `signer` votes if it is in the validator set. `commits` hears of every commit.
+    pub async fn start(
+        path: &Path,
+        signer: Option<Keypair>,
+        genesis: &Genesis,
+        network: NetworkHandle,
+        board: Arc<Mutex<WeightBoard>>,
+        section: &ConsensusSection,
+        commits: Option<mpsc::UnboundedSender<Commit>>,
+    ) -> Result<Self, ServiceError> {
+        let network_id = *genesis.network_id.as_bytes();
+        let ledger = Arc::new(Ledger::open(path)?);
+        let config = EngineConfig {
+            network_id,
+            genesis: Members::from_genesis(genesis)?,
+            timeouts: TimeoutConfig {
+                propose_ms: section.propose_ms,
+                prevote_ms: section.prevote_ms,
+                precommit_ms: section.precommit_ms,
+                delta_ms: section.delta_ms,
+            },
+        };
+        let (engine, initial) = Engine::open(ledger.clone(), signer, config)?;
+        tracing::info!(head = ?engine.head().map(|h| h.epoch), voting = engine.is_validator(), "ledger opened");
+        network.subscribe(CONSENSUS_TOPIC).await?;
+        let chain = Arc::new(Mutex::new(ChainStatus::default()));
+        let mut driver = Driver::new(
+            engine,
+            network,
+            board,
+            genesis.clone(),
+            DriverConfig {
+                rebroadcast: Duration::from_millis(section.rebroadcast_ms.max(50)),
+                start_delay_ms: section.start_delay_ms,
+            },
+            chain.clone(),
+        );
+        if let Some(commits) = commits {
+            driver = driver.with_commit_listener(commits);
+        }
+        let (inbox, inbox_rx) = mpsc::channel(INBOX);
+        let task = tokio::spawn(async move {
+            if let Err(e) = driver.run(initial, inbox_rx).await {
+                tracing::error!(error = %e, "consensus stopped: the ledger failed");
+            }
+        });
+        Ok(Self {
+            ledger,
+            chain,
+            task,
+            inbox,
+            network_id,
+        })
+    }
+
+    /// Hands evidence this node found (outside consensus messages) to the engine, which stores,
+    /// gossips and later includes it.
+    pub fn submit_evidence(&self, evidence: meshmind_protocols::v1::Evidence) {
+        let msg = meshmind_protocols::v1::ConsensusMessage {
+            body: Some(meshmind_protocols::v1::consensus_message::Body::Evidence(
+                evidence,
+            )),
+        };
+        if self.inbox.try_send(DriverInput::Local(msg)).is_err() {
+            tracing::warn!("consensus inbox full; evidence dropped");
+        }
+    }
+
+    /// Handles the events that belong to consensus (consensus gossip, sync requests); returns
+    /// any other event untouched.
+    pub fn handle_event(&self, event: NetworkEvent) -> Option<NetworkEvent> {
+        match event {
+            NetworkEvent::Gossip(message) if message.topic == CONSENSUS_TOPIC => {
+                if let Err(
+                    mpsc::error::TrySendError::Full(DriverInput::Gossip(m))
+                    | mpsc::error::TrySendError::Closed(DriverInput::Gossip(m)),
+                ) = self.inbox.try_send(DriverInput::Gossip(message))
+                {
+                    m.validation.ignore();
+                }
+                None
+            }
+            NetworkEvent::InboundRequest(request) => {
+                let answer = answer_sync(
+                    &self.ledger,
+                    self.network_id,
+                    request.peer,
+                    &request.data,
+                    &self.inbox,
+                );
+                request.responder.respond(answer);
+                None
+            }
+            other => Some(other),
+        }
+    }
+}
