@@ -5,11 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meshmind_node::role::miner::{Miner, MinerConfig, Reference};
-use meshmind_node::role::validator::gossip::{WeightBoard, caps_topic, commit_topic, reveal_topic};
+use meshmind_node::role::validator::gossip::{
+    WeightBoard, WeightsEvent, caps_topic, commit_topic, reveal_topic,
+};
 use meshmind_node::role::validator::weights::commit;
 use meshmind_node::role::validator::{Validator, ValidatorConfig};
 use meshmind_p2p::{Network, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle};
-use meshmind_protocols::Keypair;
+use meshmind_protocols::{Keypair, v1};
 use prost::Message;
 
 const NET: [u8; 32] = [6; 32];
@@ -208,4 +210,32 @@ fn a_reveal_that_does_not_match_is_refused() {
         board.revealed(3).get(&key.public()),
         Some(&vec![(0, 65535)])
     );
+}
+
+#[test]
+fn a_second_different_commitment_is_evidence_and_the_first_stands() {
+    let key = Keypair::from_secret(&[5; 32]);
+    let (first, reveal) = commit(&key, NET, 1, 4, &[(0, 65535)], [7; 32]);
+    let (second, _) = commit(&key, NET, 1, 4, &[(0, 1)], [7; 32]);
+    let mut board = WeightBoard::default();
+    board
+        .on_message(true, &first.encode_to_vec())
+        .expect("first");
+    assert_eq!(
+        board.on_message(true, &first.encode_to_vec()),
+        Ok(WeightsEvent::Committed),
+        "a repeat is no equivocation"
+    );
+    let Ok(WeightsEvent::Equivocated(evidence)) = board.on_message(true, &second.encode_to_vec())
+    else {
+        panic!("a second commitment must be evidence");
+    };
+    let Some(v1::evidence::Kind::DuplicateWeightCommit(d)) = evidence.kind else {
+        panic!("wrong evidence kind");
+    };
+    assert_eq!(d.first, Some(first));
+    assert_eq!(d.second, Some(second));
+    board
+        .on_message(false, &reveal.encode_to_vec())
+        .expect("the first commitment still opens");
 }

@@ -40,9 +40,6 @@ macro_rules! wire {
     };
 }
 
-/// Largest batch of consensus messages sent straight to a peer.
-pub const MAX_SYNC_REQUEST: usize = MIB;
-
 const SNAPSHOT_CAP: usize = 32 * MIB;
 const CERTIFICATE_CAP: usize = MAX_VALIDATORS * 128 + 4 * KIB;
 const RESPONSE_CAP: usize = MAX_PAYLOAD + 4 * KIB;
@@ -70,8 +67,8 @@ wire! {
     v1::FinalizedSnapshot => SNAPSHOT_CAP + CERTIFICATE_CAP,
     v1::ProposedValue => SNAPSHOT_CAP + 2 * KIB,
     v1::ConsensusMessage => SNAPSHOT_CAP + 4 * KIB,
-    v1::ConsensusBatch => MAX_SYNC_REQUEST,
-    v1::SyncRequest => MAX_SYNC_REQUEST + KIB,
+    v1::ConsensusBatch => SNAPSHOT_CAP + 8 * KIB,
+    v1::SyncRequest => SNAPSHOT_CAP + 16 * KIB,
     v1::LedgerStatus => KIB,
     v1::SyncResponse => 64 * MIB,
     v1::Genesis => 16 * MIB,

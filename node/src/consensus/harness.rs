@@ -538,6 +538,35 @@ mod tests {
     }
 
     #[test]
+    fn wal_records_of_an_already_committed_epoch_are_ignored_on_restart() {
+        // As if the process died after the ledger batch but before the WAL of the epoch was gone:
+        // records of a committed epoch must not be replayed, and nothing is decided twice.
+        let mut net = Net::new(&[1, 1, 1, 1]);
+        net.run(3, 60_000);
+        let engine = net.engines[0].take().expect("up");
+        let head = engine.head().expect("a head");
+        let stale = v1::WalEntry {
+            kind: Some(v1::wal_entry::Kind::Start(head.epoch)),
+        };
+        engine
+            .store()
+            .ledger()
+            .wal_append(head.epoch, &stale, true)
+            .unwrap();
+        drop(engine);
+        net.boot(0);
+        let engine = net.engines[0].as_ref().expect("up");
+        assert_eq!(
+            engine.head(),
+            Some(head),
+            "the ledger, not the WAL, says what is decided"
+        );
+        assert_eq!(engine.height(), head.epoch + 1);
+        net.run(6, 120_000);
+        check_ledgers(&net, 6);
+    }
+
+    #[test]
     fn a_wiped_node_catches_up_from_its_peers() {
         let mut net = Net::new(&[1, 1, 1, 1]);
         net.run(3, 60_000);

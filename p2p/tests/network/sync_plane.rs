@@ -37,7 +37,7 @@ async fn round_trip_and_over_cap_refusal() {
     // Over the client's own cap: refused locally.
     let result = client
         .handle
-        .request(server.id, vec![1u8; 128 << 10], Duration::from_secs(5))
+        .request(server.id, vec![1u8; 3 << 20], Duration::from_secs(5))
         .await;
     assert!(matches!(result, Err(RequestError::TooLarge)), "{result:?}");
 

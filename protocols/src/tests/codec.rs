@@ -84,6 +84,8 @@ wire_properties! {
     proposed_value: v1::ProposedValue,
     consensus_message: v1::ConsensusMessage,
     sync_request: v1::SyncRequest,
+    consensus_batch: v1::ConsensusBatch,
+    wal_entry: v1::WalEntry,
     ledger_status: v1::LedgerStatus,
     sync_response: v1::SyncResponse,
     genesis: v1::Genesis,
