@@ -49,6 +49,8 @@ pub struct MinerSection {
     pub rate_per_peer: u32,
     /// How long a capability ad is valid; ads are refreshed at a third of it. Default 60000 ms.
     pub ad_ttl_ms: u64,
+    /// Added latency before every answer, for testing slow miners. Default 0.
+    pub delay_ms: u64,
 }
 
 impl Default for MinerSection {
@@ -62,6 +64,7 @@ impl Default for MinerSection {
             max_concurrency: 32,
             rate_per_peer: 50,
             ad_ttl_ms: 60_000,
+            delay_ms: 0,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::consensus::driver::ChainStatus;
 use crate::consensus::service::ConsensusService;
 use crate::genesis::Genesis;
 use crate::ledger::Ledger;
-use crate::role::miner::{Echo, Exec, Http, Miner, MinerBackend, MinerConfig, Reference};
+use crate::role::miner::{Delayed, Echo, Exec, Http, Miner, MinerBackend, MinerConfig, Reference};
 use crate::role::validator::gossip::{
     WeightBoard, WeightsEvent, caps_topic, commit_topic, reveal_topic,
 };
@@ -54,6 +54,14 @@ pub struct NodeState {
 }
 
 fn backend(config: &NodeConfig) -> anyhow::Result<Arc<dyn MinerBackend>> {
+    let inner = base_backend(config)?;
+    Ok(match config.miner.delay_ms {
+        0 => inner,
+        ms => Arc::new(Delayed::new(inner, Duration::from_millis(ms))),
+    })
+}
+
+fn base_backend(config: &NodeConfig) -> anyhow::Result<Arc<dyn MinerBackend>> {
     Ok(match config.miner.backend.as_str() {
         "reference" => Arc::new(Reference),
         "echo" => Arc::new(Echo),

@@ -1,5 +1,13 @@
-//! Local meshmind testnets: generate keys and a genesis, launch nodes, inject faults, check scenarios.
-//!
-//! This crate is being built; the launcher arrives with the testnet work.
+//! Local meshmind testnets: generate keys and a genesis, launch real `meshmind` processes, inject
+//! faults (kill, restart, pause, wipe), play scenario files with assertions, and write reports.
+
+pub mod assertion;
+pub mod launcher;
+pub mod manifest;
+pub mod process;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod status;
 
 pub use meshmind_node as node;

@@ -30,6 +30,32 @@ pub trait MinerBackend: Send + Sync {
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a>;
 }
 
+/// Another backend with a fixed added latency (for testnets that need a slow miner).
+pub struct Delayed {
+    inner: std::sync::Arc<dyn MinerBackend>,
+    delay: std::time::Duration,
+}
+
+impl Delayed {
+    /// `inner`, answering `delay` later.
+    pub fn new(inner: std::sync::Arc<dyn MinerBackend>, delay: std::time::Duration) -> Self {
+        Self { inner, delay }
+    }
+}
+
+impl MinerBackend for Delayed {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            self.inner.answer(task, input).await
+        })
+    }
+}
+
 /// Answers every task with its input.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Echo;

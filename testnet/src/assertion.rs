@@ -1,0 +1,272 @@
+//! The assertion language of scenarios:
+//!
+//! - `finalized_epoch >= 5 within 60s` (every validator; `on v2` for one node)
+//! - `all ledgers agree` (every validator's snapshots are identical up to the lowest head)
+//! - `query success_rate >= 0.99` (over every query the timeline sent)
+//! - `no evidence`, `evidence against v3`
+//! - `miner m3 weight_rank <= 2`, `miner m4 weight == 0` (in v0's latest weight vector)
+
+use std::time::Duration;
+
+use crate::scenario::parse_duration;
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// `>=`
+    Ge,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `<`
+    Lt,
+    /// `==`
+    Eq,
+}
+
+impl Cmp {
+    fn parse(text: &str) -> Result<Self, String> {
+        Ok(match text {
+            ">=" => Self::Ge,
+            "<=" => Self::Le,
+            ">" => Self::Gt,
+            "<" => Self::Lt,
+            "==" => Self::Eq,
+            other => return Err(format!("{other:?} is not a comparison (>=, <=, >, <, ==)")),
+        })
+    }
+
+    /// Whether `left <self> right`.
+    pub fn holds(self, left: f64, right: f64) -> bool {
+        match self {
+            Self::Ge => left >= right,
+            Self::Le => left <= right,
+            Self::Gt => left > right,
+            Self::Lt => left < right,
+            Self::Eq => (left - right).abs() < f64::EPSILON,
+        }
+    }
+}
+
+impl std::fmt::Display for Cmp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ge => ">=",
+            Self::Le => "<=",
+            Self::Gt => ">",
+            Self::Lt => "<",
+            Self::Eq => "==",
+        })
+    }
+}
+
+/// One parsed assertion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Assertion {
+    /// Finalized epoch of every validator (or one node) compared, waiting up to `within`.
+    Finalized {
+        /// Comparison.
+        cmp: Cmp,
+        /// Epoch.
+        epoch: u64,
+        /// How long to wait for it to hold.
+        within: Duration,
+        /// One node, or every validator.
+        node: Option<String>,
+    },
+    /// Every validator's ledger is identical up to the lowest head.
+    LedgersAgree,
+    /// Share of successful queries.
+    QuerySuccess {
+        /// Comparison.
+        cmp: Cmp,
+        /// Share, 0..=1.
+        rate: f64,
+    },
+    /// No validator holds evidence.
+    NoEvidence,
+    /// Some validator holds evidence against this node.
+    EvidenceAgainst(String),
+    /// A miner's rank by weight (1 = highest) in v0's latest vector.
+    WeightRank {
+        /// Miner.
+        miner: String,
+        /// Comparison.
+        cmp: Cmp,
+        /// Rank.
+        rank: u64,
+    },
+    /// A miner's weight (u16) in v0's latest vector.
+    Weight {
+        /// Miner.
+        miner: String,
+        /// Comparison.
+        cmp: Cmp,
+        /// Weight.
+        weight: u64,
+    },
+}
+
+fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a number"))
+}
+
+impl Assertion {
+    /// Parses one assertion.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            ["finalized_epoch", cmp, epoch, rest @ ..] => {
+                let cmp = Cmp::parse(cmp)?;
+                let epoch = number(epoch)?;
+                let mut within = Duration::from_secs(60);
+                let mut node = None;
+                let mut rest = rest;
+                while !rest.is_empty() {
+                    match rest {
+                        ["within", d, tail @ ..] => {
+                            within = parse_duration(d)?;
+                            rest = tail;
+                        }
+                        ["on", n, tail @ ..] => {
+                            node = Some((*n).to_string());
+                            rest = tail;
+                        }
+                        other => {
+                            return Err(format!(
+                                "unexpected {:?} (within D, on NODE)",
+                                other.join(" ")
+                            ));
+                        }
+                    }
+                }
+                Ok(Self::Finalized {
+                    cmp,
+                    epoch,
+                    within,
+                    node,
+                })
+            }
+            ["all", "ledgers", "agree"] => Ok(Self::LedgersAgree),
+            ["query", "success_rate", cmp, rate] => {
+                let rate: f64 = number(rate)?;
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err("success_rate is between 0 and 1".into());
+                }
+                Ok(Self::QuerySuccess {
+                    cmp: Cmp::parse(cmp)?,
+                    rate,
+                })
+            }
+            ["no", "evidence"] => Ok(Self::NoEvidence),
+            ["evidence", "against", node] => Ok(Self::EvidenceAgainst((*node).to_string())),
+            ["miner", miner, "weight_rank", cmp, rank] => Ok(Self::WeightRank {
+                miner: (*miner).to_string(),
+                cmp: Cmp::parse(cmp)?,
+                rank: number(rank)?,
+            }),
+            ["miner", miner, "weight", cmp, weight] => Ok(Self::Weight {
+                miner: (*miner).to_string(),
+                cmp: Cmp::parse(cmp)?,
+                weight: number(weight)?,
+            }),
+            _ => Err(format!(
+                "{text:?}: unknown assertion (finalized_epoch, all ledgers agree, query success_rate, \
+                 no evidence, evidence against, miner NAME weight_rank|weight)"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_form_parses() {
+        assert_eq!(
+            Assertion::parse("finalized_epoch >= 5 within 30s on v2").unwrap(),
+            Assertion::Finalized {
+                cmp: Cmp::Ge,
+                epoch: 5,
+                within: Duration::from_secs(30),
+                node: Some("v2".into())
+            }
+        );
+        assert_eq!(
+            Assertion::parse("all ledgers agree").unwrap(),
+            Assertion::LedgersAgree
+        );
+        assert_eq!(
+            Assertion::parse("query success_rate >= 0.99").unwrap(),
+            Assertion::QuerySuccess {
+                cmp: Cmp::Ge,
+                rate: 0.99
+            }
+        );
+        assert_eq!(
+            Assertion::parse("no evidence").unwrap(),
+            Assertion::NoEvidence
+        );
+        assert_eq!(
+            Assertion::parse("evidence against v3").unwrap(),
+            Assertion::EvidenceAgainst("v3".into())
+        );
+        assert_eq!(
+            Assertion::parse("miner m3 weight_rank <= 2").unwrap(),
+            Assertion::WeightRank {
+                miner: "m3".into(),
+                cmp: Cmp::Le,
+                rank: 2
+            }
+        );
+        assert_eq!(
+            Assertion::parse("miner m4 weight == 0").unwrap(),
+            Assertion::Weight {
+                miner: "m4".into(),
+                cmp: Cmp::Eq,
+                weight: 0
+            }
+        );
+    }
+
+    #[test]
+    fn bad_assertions_say_why() {
+        assert!(
+            Assertion::parse("finalized_epoch => 5")
+                .unwrap_err()
+                .contains("comparison")
+        );
+        assert!(
+            Assertion::parse("finalized_epoch >= x")
+                .unwrap_err()
+                .contains("not a number")
+        );
+        assert!(
+            Assertion::parse("finalized_epoch >= 5 within 5")
+                .unwrap_err()
+                .contains("unit")
+        );
+        assert!(
+            Assertion::parse("query success_rate >= 2")
+                .unwrap_err()
+                .contains("between")
+        );
+        assert!(
+            Assertion::parse("everything is fine")
+                .unwrap_err()
+                .contains("unknown")
+        );
+    }
+
+    #[test]
+    fn comparisons_hold_as_written() {
+        assert!(Cmp::Ge.holds(5.0, 5.0));
+        assert!(!Cmp::Gt.holds(5.0, 5.0));
+        assert!(Cmp::Le.holds(1.0, 2.0));
+        assert!(Cmp::Lt.holds(1.0, 2.0) && !Cmp::Lt.holds(2.0, 2.0));
+        assert!(Cmp::Eq.holds(0.0, 0.0) && !Cmp::Eq.holds(0.0, 1.0));
+    }
+}

@@ -1,0 +1,330 @@
+//! `meshmind-testnet`: start, watch, break and check a local meshmind network.
+
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use meshmind_testnet::launcher::{self, Layout, default_meshmind};
+use meshmind_testnet::manifest::Manifest;
+use meshmind_testnet::process::Sig;
+use meshmind_testnet::run::{self, start_all};
+use meshmind_testnet::scenario::{Action, Scenario};
+use meshmind_testnet::{report, status};
+
+/// Start, watch, break and check a local meshmind network of real processes on 127.0.0.1.
+#[derive(Debug, Parser)]
+#[command(name = "meshmind-testnet", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create and start a testnet, wait until every node is healthy, print the status table.
+    Up {
+        /// Validators (equal stake).
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Miners (reference tasks), spread over the subnets.
+        #[arg(long, default_value_t = 8)]
+        miners: usize,
+        /// Subnets.
+        #[arg(long, default_value_t = 1)]
+        subnets: u32,
+        /// Epoch length in ms.
+        #[arg(long, default_value_t = 2000)]
+        epoch_ms: u64,
+        /// Testnet directory.
+        #[arg(long, default_value = "./testnet-data")]
+        dir: PathBuf,
+        /// API port of v0; the other nodes count up (0: any free ports).
+        #[arg(long, default_value_t = 7410)]
+        base_port: u16,
+        /// The meshmind binary (default: next to this one, or MESHMIND_BIN).
+        #[arg(long)]
+        meshmind: Option<PathBuf>,
+    },
+    /// Print every node's status.
+    Status {
+        /// Testnet directory.
+        #[arg(long, default_value = "./testnet-data")]
+        dir: PathBuf,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a node's log.
+    Logs {
+        /// Node name (v0, m1, ...).
+        node: String,
+        /// Keep printing as it grows.
+        #[arg(short, long)]
+        follow: bool,
+        /// Testnet directory.
+        #[arg(long, default_value = "./testnet-data")]
+        dir: PathBuf,
+    },
+    /// SIGKILL a node.
+    Kill(NodeArg),
+    /// Start a node again (stopping it first if it runs).
+    Restart(NodeArg),
+    /// Freeze a node (SIGSTOP).
+    Pause(NodeArg),
+    /// Thaw a paused node (SIGCONT).
+    Resume(NodeArg),
+    /// Stop every node (SIGTERM, then SIGKILL); data is kept unless --purge.
+    Down {
+        /// Testnet directory.
+        #[arg(long, default_value = "./testnet-data")]
+        dir: PathBuf,
+        /// Delete the testnet directory too.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Play a scenario file; exit 0 only if every assertion holds. Writes a report.
+    Run {
+        /// The scenario (TOML).
+        scenario: PathBuf,
+        /// Where the scenario's network lives (default ./testnet-runs/<name>, replaced).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The meshmind binary (default: next to this one, or MESHMIND_BIN).
+        #[arg(long)]
+        meshmind: Option<PathBuf>,
+    },
+    /// Watch a running testnet for a while and write a report of it.
+    Report {
+        /// Testnet directory.
+        #[arg(long, default_value = "./testnet-data")]
+        dir: PathBuf,
+        /// How long to watch.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct NodeArg {
+    /// Node name (v0, m1, ...).
+    node: String,
+    /// Testnet directory.
+    #[arg(long, default_value = "./testnet-data")]
+    dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(command(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn act(args: NodeArg, action: Action) -> anyhow::Result<()> {
+    let mut manifest = Manifest::load(&args.dir)?;
+    if action == Action::Restart {
+        let running = manifest.node(&args.node)?.pid.is_some_and(|p| {
+            meshmind_testnet::process::state(p) != meshmind_testnet::process::ProcState::Exited
+        });
+        if running {
+            launcher::signal(&manifest, &args.node, Sig::Term)?;
+            std::thread::sleep(Duration::from_secs(1));
+            launcher::reap();
+        }
+    }
+    run::act(&mut manifest, &args.dir, action, &args.node)?;
+    manifest.save(&args.dir)?;
+    println!("{action} {}", args.node);
+    Ok(())
+}
+
+async fn command(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Up {
+            validators,
+            miners,
+            subnets,
+            epoch_ms,
+            dir,
+            base_port,
+            meshmind,
+        } => {
+            let meshmind = meshmind.unwrap_or_else(default_meshmind);
+            let layout = Layout {
+                validators,
+                miners,
+                subnets,
+                epoch_ms,
+                base_port,
+                behaviours: Vec::new(),
+            };
+            let mut manifest = launcher::create(&dir, &layout, &meshmind)?;
+            println!(
+                "starting {validators} validators and {miners} miners in {}",
+                dir.display()
+            );
+            let started = start_all(
+                &mut manifest,
+                &dir,
+                Duration::from_secs(90),
+                |done, total| {
+                    let width = 30;
+                    let filled = done * width / total.max(1);
+                    print!(
+                        "\r[{}{}] {done}/{total} healthy",
+                        "#".repeat(filled),
+                        " ".repeat(width - filled)
+                    );
+                    let _ = std::io::stdout().flush();
+                },
+            );
+            let up_ms = tokio::select! {
+                result = started => result,
+                _ = tokio::signal::ctrl_c() => {
+                    launcher::stop_all(&mut manifest, &dir, Duration::from_secs(5))?;
+                    anyhow::bail!("interrupted; every node started was stopped");
+                }
+            };
+            println!();
+            let up_ms = match up_ms {
+                Ok(ms) => ms,
+                Err(e) => {
+                    launcher::stop_all(&mut manifest, &dir, Duration::from_secs(5))?;
+                    return Err(e.into());
+                }
+            };
+            print!("{}", status::table(&status::all(&manifest).await));
+            let v0 = manifest.node("v0")?.api.clone();
+            println!(
+                "\nall {} nodes healthy {:.1}s after start; epoch 0 begins at genesis, then one \
+                 finalized epoch every {epoch_ms} ms. Try:",
+                manifest.nodes.len(),
+                up_ms as f64 / 1000.0
+            );
+            println!(
+                "  {} query --api http://{v0} --subnet 1 --task arith --input '6 * 7'",
+                manifest.meshmind.display()
+            );
+            println!("  meshmind-testnet status --dir {}", dir.display());
+            println!("  curl -s http://{v0}/snapshots/1");
+            println!("Stop: meshmind-testnet down --dir {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { dir, json } => {
+            let manifest = Manifest::load(&dir)?;
+            let rows = status::all(&manifest).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", status::table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs { node, follow, dir } => {
+            let manifest = Manifest::load(&dir)?;
+            let path = manifest.node(&node)?.data_dir.join("node.log");
+            let mut file =
+                std::fs::File::open(&path).with_context(|| format!("{}", path.display()))?;
+            let mut out = std::io::stdout();
+            loop {
+                let mut chunk = Vec::new();
+                file.read_to_end(&mut chunk)?;
+                out.write_all(&chunk)?;
+                out.flush()?;
+                if !follow {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                    _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                }
+                let position = file.stream_position()?;
+                if std::fs::metadata(&path)?.len() < position {
+                    file.seek(std::io::SeekFrom::Start(0))?;
+                }
+            }
+        }
+        Command::Kill(args) => act(args, Action::Kill).map(|()| ExitCode::SUCCESS),
+        Command::Restart(args) => act(args, Action::Restart).map(|()| ExitCode::SUCCESS),
+        Command::Pause(args) => act(args, Action::Pause).map(|()| ExitCode::SUCCESS),
+        Command::Resume(args) => act(args, Action::Resume).map(|()| ExitCode::SUCCESS),
+        Command::Down { dir, purge } => {
+            let mut manifest = Manifest::load(&dir)?;
+            let stopped = launcher::stop_all(&mut manifest, &dir, Duration::from_secs(10))?;
+            if purge {
+                std::fs::remove_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+                println!("stopped {stopped} node(s); removed {}", dir.display());
+            } else {
+                println!("stopped {stopped} node(s); data kept in {}", dir.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            scenario,
+            dir,
+            meshmind,
+        } => {
+            let parsed = Scenario::read(&scenario)?;
+            let dir = dir.unwrap_or_else(|| PathBuf::from("./testnet-runs").join(&parsed.name));
+            if dir.exists() {
+                if let Ok(mut old) = Manifest::load(&dir) {
+                    launcher::stop_all(&mut old, &dir, Duration::from_secs(5))?;
+                }
+                std::fs::remove_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+            }
+            let meshmind = meshmind.unwrap_or_else(default_meshmind);
+            println!("scenario {} in {}", parsed.name, dir.display());
+            let record = tokio::select! {
+                record = run::run(&parsed, &dir, &meshmind) => record?,
+                _ = tokio::signal::ctrl_c() => {
+                    if let Ok(mut m) = Manifest::load(&dir) {
+                        launcher::stop_all(&mut m, &dir, Duration::from_secs(5))?;
+                    }
+                    anyhow::bail!("interrupted; the scenario's nodes were stopped");
+                }
+            };
+            let path = report::write(&record, &dir.join("report"))?;
+            print!("{}", status::table(&record.final_status));
+            for outcome in &record.outcomes {
+                println!(
+                    "{} {}: {}",
+                    if outcome.passed { "ok    " } else { "FAILED" },
+                    outcome.assertion,
+                    outcome.observed
+                );
+            }
+            println!("report: {}", path.display());
+            Ok(if record.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Report { dir, seconds } => {
+            let manifest = Manifest::load(&dir)?;
+            let record = run::watch(&manifest, Duration::from_secs(seconds)).await;
+            let path = report::write(&record, &dir.join("report"))?;
+            print!("{}", status::table(&record.final_status));
+            println!("report: {}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

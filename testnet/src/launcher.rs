@@ -1,0 +1,425 @@
+//! Creating a testnet (keys, one genesis, a config per node) and starting and stopping its node
+//! processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use meshmind_node::config::NodeConfig;
+use meshmind_node::genesis::{GenesisFile, SubnetFile, ValidatorFile};
+use meshmind_protocols::{KeyFile, KeyKind};
+
+use crate::manifest::{Manifest, NodeEntry, NodeRole};
+use crate::process::{self, ProcState, Sig};
+
+/// What `up` builds.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Validators (`v0`, `v1`, ...), equal stake.
+    pub validators: usize,
+    /// Miners (`m1`, `m2`, ...), spread over the subnets.
+    pub miners: usize,
+    /// Subnets, each serving the reference tasks.
+    pub subnets: u32,
+    /// Epoch length.
+    pub epoch_ms: u64,
+    /// API port of `v0`; the others count up from it (0: any free ports).
+    pub base_port: u16,
+    /// Per-miner behaviour: `reference` (honest), `slow`, `wrong` (answers with its input).
+    pub behaviours: Vec<(String, String)>,
+}
+
+/// Why the testnet could not be built or driven.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// A `meshmind` command failed.
+    #[error("{command}: {message}")]
+    Command {
+        /// What ran.
+        command: String,
+        /// Its error output.
+        message: String,
+    },
+    /// File system trouble.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Anything else, said plainly.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LaunchError + '_ {
+    move |source| LaunchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn free_port() -> Result<u16, LaunchError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| LaunchError::Other(format!("no free port: {e}")))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The `meshmind` binary next to this one, or `MESHMIND_BIN`.
+pub fn default_meshmind() -> PathBuf {
+    if let Some(path) = std::env::var_os("MESHMIND_BIN") {
+        return PathBuf::from(path);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("meshmind")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("meshmind"))
+}
+
+fn run_meshmind(meshmind: &Path, args: &[&str]) -> Result<String, LaunchError> {
+    let output = Command::new(meshmind)
+        .args(args)
+        .env("MESHMIND_LOG", "warn")
+        .output()
+        .map_err(|e| LaunchError::Command {
+            command: format!("{} {}", meshmind.display(), args.join(" ")),
+            message: e.to_string(),
+        })?;
+    if !output.status.success() {
+        return Err(LaunchError::Command {
+            command: format!("meshmind {}", args.join(" ")),
+            message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The genesis for these validators: equal stake, `subnets` subnets with the reference tasks,
+/// starting `lead_ms` from now.
+pub fn genesis_file(
+    validators: &[(String, String)],
+    subnets: u32,
+    epoch_ms: u64,
+    lead_ms: u64,
+) -> GenesisFile {
+    GenesisFile {
+        network_name: "meshmind-testnet".into(),
+        genesis_time_ms: now_ms() + lead_ms,
+        epoch_ms,
+        emission_per_epoch: 1_000_000_000,
+        subnets: (1..=subnets)
+            .map(|id| SubnetFile {
+                id,
+                name: format!("reference-{id}"),
+                tasks: vec!["arith".into(), "sort".into()],
+                owner: None,
+            })
+            .collect(),
+        validators: validators
+            .iter()
+            .map(|(hotkey, coldkey)| ValidatorFile {
+                hotkey: hotkey.clone(),
+                coldkey: coldkey.clone(),
+                stake: 1_000,
+            })
+            .collect(),
+        balances: Vec::new(),
+    }
+}
+
+/// Creates the data directories, keys, genesis and configs of a new testnet in `dir`.
+pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, LaunchError> {
+    if Manifest::path(dir).exists() {
+        return Err(LaunchError::Other(format!(
+            "a testnet already exists in {} (use `down --purge` first, or another --dir)",
+            dir.display()
+        )));
+    }
+    if layout.validators == 0 {
+        return Err(LaunchError::Other(
+            "at least one validator is needed".into(),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut nodes = Vec::new();
+    let names = (0..layout.validators)
+        .map(|i| (format!("v{i}"), NodeRole::Validator))
+        .chain((1..=layout.miners).map(|i| (format!("m{i}"), NodeRole::Miner)));
+    let mut ports = Vec::new();
+    for (index, (name, role)) in names.enumerate() {
+        // API, control plane (UDP for QUIC and TCP) and query plane ports.
+        let (port, p2p, query) = match layout.base_port {
+            0 => (free_port()?, free_port()?, free_port()?),
+            base => {
+                let at = |offset: u16| {
+                    base.checked_add(offset)
+                        .and_then(|p| p.checked_add(u16::try_from(index).ok()?))
+                        .ok_or_else(|| LaunchError::Other("ports past 65535".into()))
+                };
+                (at(0)?, at(1_000)?, at(2_000)?)
+            }
+        };
+        ports.push((p2p, query));
+        let data_dir = dir.join(&name);
+        let api = format!("127.0.0.1:{port}");
+        let data = data_dir.to_string_lossy().into_owned();
+        run_meshmind(
+            meshmind,
+            &[
+                "init",
+                "--role",
+                role.as_str(),
+                "--data-dir",
+                &data,
+                "--api-listen",
+                &api,
+            ],
+        )?;
+        let behaviour = layout
+            .behaviours
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| b.clone());
+        nodes.push(NodeEntry {
+            name,
+            role,
+            data_dir: std::fs::canonicalize(&data_dir).map_err(io(&data_dir))?,
+            api,
+            pid: None,
+            behaviour,
+        });
+    }
+    let keys: Vec<(String, String)> = nodes
+        .iter()
+        .filter(|n| n.role == NodeRole::Validator)
+        .map(|n| {
+            let hot = KeyFile::read_kind(&n.data_dir.join("hotkey.json"), KeyKind::Hotkey);
+            let cold = KeyFile::read_kind(&n.data_dir.join("coldkey.json"), KeyKind::Coldkey);
+            match (hot, cold) {
+                (Ok(h), Ok(c)) => Ok((h.public().to_hex(), c.public().to_hex())),
+                (Err(e), _) | (_, Err(e)) => Err(LaunchError::Other(e.to_string())),
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    // Epoch 0 starts once every node has had time to come up.
+    let lead_ms = 2_000 + 150 * nodes.len() as u64;
+    let genesis = genesis_file(&keys, layout.subnets, layout.epoch_ms, lead_ms);
+    let genesis_text = toml::to_string_pretty(&genesis)
+        .map_err(|e| LaunchError::Other(format!("genesis: {e}")))?;
+    let mut miner_index = 0u32;
+    let mut bootnode = None;
+    for (node, (p2p, query)) in nodes.iter().zip(&ports) {
+        let genesis_path = node.data_dir.join("genesis.toml");
+        std::fs::write(&genesis_path, &genesis_text).map_err(io(&genesis_path))?;
+        let config_path = node.data_dir.join("config.toml");
+        let mut config =
+            NodeConfig::load(&config_path).map_err(|e| LaunchError::Other(e.to_string()))?;
+        // A local network: frequent challenges, so every epoch has weights to reveal.
+        config.validator.challenge_interval_ms = (layout.epoch_ms / 4).clamp(100, 2_000);
+        let listen = |text: String| {
+            text.parse()
+                .map_err(|e| LaunchError::Other(format!("address {text}: {e}")))
+        };
+        config.network.listen = vec![
+            listen(format!("/ip4/127.0.0.1/udp/{p2p}/quic-v1"))?,
+            listen(format!("/ip4/127.0.0.1/tcp/{p2p}"))?,
+        ];
+        config.network.query_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], *query)));
+        if bootnode.is_none() {
+            let hotkey = KeyFile::read_kind(&node.data_dir.join("hotkey.json"), KeyKind::Hotkey)
+                .map_err(|e| LaunchError::Other(e.to_string()))?;
+            bootnode = Some(format!(
+                "/ip4/127.0.0.1/udp/{p2p}/quic-v1/p2p/{}",
+                hotkey.public().peer_id()
+            ));
+        }
+        config.miner.ad_ttl_ms = 30_000;
+        if node.role == NodeRole::Miner {
+            config.miner.subnet = 1 + miner_index % layout.subnets.max(1);
+            miner_index += 1;
+            match node.behaviour.as_deref() {
+                None | Some("reference") => {}
+                Some("slow") => config.miner.delay_ms = 400,
+                Some("wrong") => config.miner.backend = "echo".into(),
+                Some(other) => {
+                    return Err(LaunchError::Other(format!(
+                        "miner {}: unknown behaviour {other:?} (reference, slow, wrong)",
+                        node.name
+                    )));
+                }
+            }
+        }
+        std::fs::write(&config_path, config.to_toml()).map_err(io(&config_path))?;
+    }
+    let manifest = Manifest {
+        meshmind: meshmind.to_path_buf(),
+        epoch_ms: layout.epoch_ms,
+        genesis_time_ms: genesis.genesis_time_ms,
+        bootnode,
+        nodes,
+    };
+    manifest
+        .save(dir)
+        .map_err(|e| LaunchError::Other(e.to_string()))?;
+    Ok(manifest)
+}
+
+/// The state of a node's process.
+pub fn node_state(node: &NodeEntry) -> ProcState {
+    node.pid.map_or(ProcState::Exited, process::state)
+}
+
+/// Starts node `name` (if it is not running), logging to `<data>/node.log`; returns its pid.
+pub fn start(manifest: &mut Manifest, dir: &Path, name: &str) -> Result<u32, LaunchError> {
+    let node = manifest
+        .node(name)
+        .map_err(|e| LaunchError::Other(e.to_string()))?
+        .clone();
+    if let Some(pid) = node.pid
+        && process::state(pid) != ProcState::Exited
+    {
+        return Ok(pid);
+    }
+    let log_path = node.data_dir.join("node.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io(&log_path))?;
+    let err = log.try_clone().map_err(io(&log_path))?;
+    let mut command = Command::new(&manifest.meshmind);
+    command
+        .args(["run", "--data-dir"])
+        .arg(&node.data_dir)
+        .env(
+            "MESHMIND_LOG",
+            std::env::var("MESHMIND_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err);
+    if let Some(bootnode) = &manifest.bootnode
+        && node.name != "v0"
+    {
+        command.args(["--bootnode", bootnode]);
+    }
+    // Its own process group, so a Ctrl-C in the launching terminal does not reach it.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let child = command.spawn().map_err(|e| LaunchError::Command {
+        command: format!("{} run", manifest.meshmind.display()),
+        message: e.to_string(),
+    })?;
+    let pid = child.id();
+    // The child is reaped by `reap`, or by init once this process exits.
+    drop(child);
+    manifest
+        .node_mut(name)
+        .map_err(|e| LaunchError::Other(e.to_string()))?
+        .pid = Some(pid);
+    manifest
+        .save(dir)
+        .map_err(|e| LaunchError::Other(e.to_string()))?;
+    Ok(pid)
+}
+
+/// Sends `sig` to node `name`; an error if it is not running.
+pub fn signal(manifest: &Manifest, name: &str, sig: Sig) -> Result<(), LaunchError> {
+    let node = manifest
+        .node(name)
+        .map_err(|e| LaunchError::Other(e.to_string()))?;
+    match node.pid {
+        Some(pid) if process::state(pid) != ProcState::Exited && process::signal(pid, sig) => {
+            Ok(())
+        }
+        _ => Err(LaunchError::Other(format!("{name} is not running"))),
+    }
+}
+
+/// Stops every node: SIGTERM, then SIGKILL for any still up after `grace`.
+pub fn stop_all(
+    manifest: &mut Manifest,
+    dir: &Path,
+    grace: Duration,
+) -> Result<usize, LaunchError> {
+    let mut stopped = 0;
+    for node in &manifest.nodes {
+        if let Some(pid) = node.pid {
+            if process::state(pid) == ProcState::Paused {
+                process::signal(pid, Sig::Cont);
+            }
+            if process::state(pid) != ProcState::Exited && process::signal(pid, Sig::Term) {
+                stopped += 1;
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline
+        && manifest.nodes.iter().any(|n| {
+            n.pid
+                .is_some_and(|p| process::state(p) != ProcState::Exited)
+        })
+    {
+        reap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for node in &mut manifest.nodes {
+        if let Some(pid) = node.pid.take()
+            && process::state(pid) != ProcState::Exited
+        {
+            process::signal(pid, Sig::Kill);
+        }
+    }
+    reap();
+    manifest
+        .save(dir)
+        .map_err(|e| LaunchError::Other(e.to_string()))?;
+    Ok(stopped)
+}
+
+/// Collects exited children of this process so they do not linger as zombies.
+pub fn reap() {
+    let mut status = 0;
+    // SAFETY: waitpid(2) with WNOHANG writes only the status integer we pass.
+    while unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } > 0 {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshmind_protocols::Keypair;
+
+    #[test]
+    fn the_genesis_lists_every_validator_and_subnet_and_checks() {
+        let keys: Vec<(String, String)> = (1..=3u8)
+            .map(|i| {
+                (
+                    Keypair::from_secret(&[i; 32]).public().to_hex(),
+                    Keypair::from_secret(&[i + 10; 32]).public().to_hex(),
+                )
+            })
+            .collect();
+        let file = genesis_file(&keys, 2, 1000, 5000);
+        assert_eq!(file.validators.len(), 3);
+        assert_eq!(
+            file.subnets.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert!(file.genesis_time_ms > now_ms() + 4000);
+        let genesis = file.clone().into_genesis().expect("a valid genesis");
+        assert_eq!(genesis.message.validators.len(), 3);
+        // Another start time is another network.
+        let mut later = file;
+        later.genesis_time_ms += 1;
+        assert_ne!(later.into_genesis().unwrap().network_id, genesis.network_id);
+    }
+}

@@ -1,0 +1,529 @@
+//! Running a scenario: start its network, play the timeline while sampling every node, check the
+//! assertions, stop the network, and return what happened for the report.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meshmind_protocols::{KeyFile, KeyKind};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::assertion::Assertion;
+use crate::launcher::{self, LaunchError, Layout};
+use crate::manifest::{Manifest, NodeRole};
+use crate::process::Sig;
+use crate::scenario::{Action, Scenario};
+use crate::status::{self, NodeStatus, get_json};
+
+/// One status sample of one node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Ms since the start of epoch 0 (negative before it).
+    pub t_ms: i64,
+    /// The node's answer (or its absence).
+    pub status: NodeStatus,
+}
+
+/// One query sent by a load.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct QuerySample {
+    /// Ms since the start of epoch 0.
+    pub t_ms: i64,
+    /// Round-trip time.
+    pub latency_ms: f64,
+    /// Whether the right answer came back.
+    pub ok: bool,
+}
+
+/// A timeline entry as it was played.
+#[derive(Debug, Clone, Serialize)]
+pub struct Played {
+    /// Ms since the start of epoch 0.
+    pub t_ms: i64,
+    /// What was done.
+    pub what: String,
+    /// Error, if it failed.
+    pub error: Option<String>,
+}
+
+/// The verdict on one assertion.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The assertion as written.
+    pub assertion: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// What was observed.
+    pub observed: String,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// Scenario name.
+    pub scenario: String,
+    /// From `up` to every node healthy, ms.
+    pub up_ms: u64,
+    /// Epoch length.
+    pub epoch_ms: u64,
+    /// Status samples.
+    pub samples: Vec<Sample>,
+    /// Queries.
+    pub queries: Vec<QuerySample>,
+    /// The timeline as played.
+    pub played: Vec<Played>,
+    /// Assertion verdicts.
+    pub outcomes: Vec<Outcome>,
+    /// The last status of every node.
+    pub final_status: Vec<NodeStatus>,
+}
+
+impl RunRecord {
+    /// Whether every assertion held.
+    pub fn passed(&self) -> bool {
+        self.outcomes.iter().all(|o| o.passed)
+    }
+}
+
+fn since(genesis_ms: u64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    now - i64::try_from(genesis_ms).unwrap_or(i64::MAX)
+}
+
+/// Starts every node of a created testnet (v0 first) and waits until all answer; returns the ms
+/// it took. `progress` is told (healthy, total) as nodes come up.
+pub async fn start_all(
+    manifest: &mut Manifest,
+    dir: &Path,
+    limit: Duration,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<u64, LaunchError> {
+    let started = Instant::now();
+    let names: Vec<String> = manifest.nodes.iter().map(|n| n.name.clone()).collect();
+    for name in &names {
+        launcher::start(manifest, dir, name)?;
+    }
+    loop {
+        let rows = status::all(manifest).await;
+        let healthy = rows.iter().filter(|r| r.healthy).count();
+        progress(healthy, rows.len());
+        if healthy == rows.len() {
+            return Ok(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        }
+        if started.elapsed() > limit {
+            let sick: Vec<String> = rows
+                .iter()
+                .filter(|r| !r.healthy)
+                .map(|r| format!("{} ({})", r.name, r.process))
+                .collect();
+            return Err(LaunchError::Other(format!(
+                "not healthy after {limit:?}: {} (see <dir>/<node>/node.log)",
+                sick.join(", ")
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn query_load(
+    api: String,
+    rate: u32,
+    duration: Duration,
+    genesis_ms: u64,
+    out: Arc<Mutex<Vec<QuerySample>>>,
+) {
+    let every = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let end = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    while Instant::now() < end {
+        let api = api.clone();
+        let out = out.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = r#"{"subnet":1,"task":"arith","input":"6 * 7","deadline_ms":3000}"#;
+            let start = Instant::now();
+            let base = format!("http://{api}");
+            let answer = tokio::time::timeout(
+                Duration::from_secs(4),
+                meshmind_node::http_client::request(&base, "POST", "/query", Some(body)),
+            )
+            .await;
+            let ok = matches!(&answer, Ok(Ok((200, text)))
+                if serde_json::from_str::<Value>(text).is_ok_and(|v| v["output"] == "42"));
+            let sample = QuerySample {
+                t_ms: since(genesis_ms),
+                latency_ms: start.elapsed().as_secs_f64() * 1000.0,
+                ok,
+            };
+            out.lock().unwrap_or_else(|p| p.into_inner()).push(sample);
+        }));
+        tokio::time::sleep(every).await;
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// Plays one timeline action.
+pub fn act(
+    manifest: &mut Manifest,
+    dir: &Path,
+    action: Action,
+    node: &str,
+) -> Result<(), LaunchError> {
+    match action {
+        Action::Kill => launcher::signal(manifest, node, Sig::Kill),
+        Action::Stop => launcher::signal(manifest, node, Sig::Term),
+        Action::Pause => launcher::signal(manifest, node, Sig::Stop),
+        Action::Resume => launcher::signal(manifest, node, Sig::Cont),
+        Action::Restart => {
+            if let Some(pid) = manifest
+                .node(node)
+                .map_err(|e| LaunchError::Other(e.to_string()))?
+                .pid
+                && crate::process::state(pid) != crate::process::ProcState::Exited
+            {
+                return Err(LaunchError::Other(format!("{node} is still running")));
+            }
+            launcher::start(manifest, dir, node).map(|_| ())
+        }
+        Action::Wipe => {
+            let entry = manifest
+                .node(node)
+                .map_err(|e| LaunchError::Other(e.to_string()))?;
+            if launcher::node_state(entry) != crate::process::ProcState::Exited {
+                return Err(LaunchError::Other(format!("stop {node} before wiping it")));
+            }
+            let ledger = entry.data_dir.join("ledger");
+            std::fs::remove_dir_all(&ledger).map_err(|source| LaunchError::Io {
+                path: ledger,
+                source,
+            })
+        }
+        Action::QueryLoad => Ok(()),
+    }
+}
+
+/// Runs `scenario` in `dir` with `meshmind`; the network is stopped at the end (data kept).
+pub async fn run(
+    scenario: &Scenario,
+    dir: &Path,
+    meshmind: &Path,
+) -> Result<RunRecord, LaunchError> {
+    let layout = Layout {
+        validators: scenario.validators,
+        miners: scenario.miners,
+        subnets: scenario.subnets,
+        epoch_ms: scenario.epoch_ms,
+        base_port: 0,
+        behaviours: scenario
+            .behaviours
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let mut manifest = launcher::create(dir, &layout, meshmind)?;
+    let result = play(scenario, dir, &mut manifest).await;
+    launcher::stop_all(&mut manifest, dir, Duration::from_secs(10))?;
+    result
+}
+
+async fn play(
+    scenario: &Scenario,
+    dir: &Path,
+    manifest: &mut Manifest,
+) -> Result<RunRecord, LaunchError> {
+    let up_ms = start_all(manifest, dir, Duration::from_secs(60), |_, _| {}).await?;
+    let genesis_ms = manifest.genesis_time_ms;
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let watched = Arc::new(Mutex::new(manifest.clone()));
+    let sampler = (
+        tokio::spawn(sample_loop(watched.clone(), samples.clone())),
+        watched,
+    );
+    let queries = Arc::new(Mutex::new(Vec::new()));
+    let mut loads = Vec::new();
+    let mut played = Vec::new();
+    let mut events = scenario.events.clone();
+    events.sort_by_key(|e| e.at);
+    for event in &events {
+        let wait = i64::try_from(event.at.as_millis()).unwrap_or(i64::MAX) - since(genesis_ms);
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
+        }
+        let what = format!("{} {}", event.action, event.node);
+        let error = if event.action == Action::QueryLoad {
+            let api = manifest
+                .node(&event.node)
+                .map_err(|e| LaunchError::Other(e.to_string()))?
+                .api
+                .clone();
+            loads.push(tokio::spawn(query_load(
+                api,
+                event.rate.unwrap_or(1),
+                event.duration.unwrap_or(Duration::from_secs(1)),
+                genesis_ms,
+                queries.clone(),
+            )));
+            None
+        } else {
+            act(manifest, dir, event.action, &event.node)
+                .err()
+                .map(|e| e.to_string())
+        };
+        launcher::reap();
+        *sampler.1.lock().unwrap_or_else(|p| p.into_inner()) = manifest.clone();
+        played.push(Played {
+            t_ms: since(genesis_ms),
+            what,
+            error,
+        });
+    }
+    for load in loads {
+        let _ = load.await;
+    }
+    let queries = queries.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut outcomes = Vec::new();
+    for text in &scenario.asserts {
+        let outcome = match Assertion::parse(text) {
+            Ok(assertion) => check(&assertion, manifest, &queries).await,
+            Err(e) => (false, e),
+        };
+        outcomes.push(Outcome {
+            assertion: text.clone(),
+            passed: outcome.0,
+            observed: outcome.1,
+        });
+    }
+    sampler.0.abort();
+    let final_status = status::all(manifest).await;
+    let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(RunRecord {
+        scenario: scenario.name.clone(),
+        up_ms,
+        epoch_ms: manifest.epoch_ms,
+        samples,
+        queries,
+        played,
+        outcomes,
+        final_status,
+    })
+}
+
+/// Samples every node's status four times a second into `samples` until aborted.
+async fn sample_loop(manifest: Arc<Mutex<Manifest>>, samples: Arc<Mutex<Vec<Sample>>>) {
+    loop {
+        let snapshot = manifest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let t_ms = since(snapshot.genesis_time_ms);
+        for status in status::all(&snapshot).await {
+            samples
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Sample { t_ms, status });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Watches a running testnet for `duration` and returns what was seen (no timeline, no assertions).
+pub async fn watch(manifest: &Manifest, duration: Duration) -> RunRecord {
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let task = tokio::spawn(sample_loop(
+        Arc::new(Mutex::new(manifest.clone())),
+        samples.clone(),
+    ));
+    tokio::time::sleep(duration).await;
+    task.abort();
+    let final_status = status::all(manifest).await;
+    let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    RunRecord {
+        scenario: "watch".into(),
+        up_ms: 0,
+        epoch_ms: manifest.epoch_ms,
+        samples,
+        queries: Vec::new(),
+        played: Vec::new(),
+        outcomes: Vec::new(),
+        final_status,
+    }
+}
+
+fn running_validators(manifest: &Manifest) -> Vec<&crate::manifest::NodeEntry> {
+    manifest
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.role == NodeRole::Validator
+                && launcher::node_state(n) == crate::process::ProcState::Running
+        })
+        .collect()
+}
+
+fn hotkey_hex(node: &crate::manifest::NodeEntry) -> Option<String> {
+    KeyFile::read_kind(&node.data_dir.join("hotkey.json"), KeyKind::Hotkey)
+        .ok()
+        .map(|k| k.public().to_hex())
+}
+
+/// Checks one assertion against the running testnet; returns (held, what was observed).
+pub async fn check(
+    assertion: &Assertion,
+    manifest: &Manifest,
+    queries: &[QuerySample],
+) -> (bool, String) {
+    match assertion {
+        Assertion::Finalized {
+            cmp,
+            epoch,
+            within,
+            node,
+        } => {
+            let deadline = Instant::now() + *within;
+            loop {
+                let nodes: Vec<_> = match node {
+                    Some(name) => manifest.node(name).into_iter().collect(),
+                    None => running_validators(manifest),
+                };
+                let mut seen = Vec::new();
+                for n in &nodes {
+                    let head = get_json(&n.api, "/status")
+                        .await
+                        .and_then(|s| s["consensus"]["finalized_epoch"].as_u64());
+                    seen.push((n.name.clone(), head));
+                }
+                let holds = !seen.is_empty()
+                    && seen
+                        .iter()
+                        .all(|(_, h)| h.is_some_and(|h| cmp.holds(h as f64, *epoch as f64)));
+                let observed = seen
+                    .iter()
+                    .map(|(n, h)| format!("{n}={}", h.map_or("-".into(), |h| h.to_string())))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if holds || Instant::now() > deadline {
+                    return (holds, format!("finalized epochs: {observed}"));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+        Assertion::LedgersAgree => {
+            let nodes = running_validators(manifest);
+            let mut heads = Vec::new();
+            for n in &nodes {
+                let head = get_json(&n.api, "/status")
+                    .await
+                    .and_then(|s| s["consensus"]["finalized_epoch"].as_u64());
+                heads.push(head);
+            }
+            let Some(low) = heads.iter().copied().min().flatten() else {
+                return (
+                    false,
+                    format!("a validator has no finalized epoch: {heads:?}"),
+                );
+            };
+            for epoch in 0..=low {
+                let mut hashes = Vec::new();
+                for n in &nodes {
+                    let hash = get_json(&n.api, &format!("/snapshots/{epoch}"))
+                        .await
+                        .and_then(|s| s["hash"].as_str().map(str::to_string));
+                    hashes.push((n.name.clone(), hash));
+                }
+                if hashes.iter().any(|(_, h)| h.is_none() || *h != hashes[0].1) {
+                    return (false, format!("epoch {epoch} differs: {hashes:?}"));
+                }
+            }
+            (
+                true,
+                format!("{} validators agree on epochs 0..={low}", nodes.len()),
+            )
+        }
+        Assertion::QuerySuccess { cmp, rate } => {
+            if queries.is_empty() {
+                return (false, "no queries were sent".into());
+            }
+            let ok = queries.iter().filter(|q| q.ok).count();
+            let share = ok as f64 / queries.len() as f64;
+            (
+                cmp.holds(share, *rate),
+                format!(
+                    "{ok} of {} queries answered correctly ({share:.3})",
+                    queries.len()
+                ),
+            )
+        }
+        Assertion::NoEvidence | Assertion::EvidenceAgainst(_) => {
+            let mut accused = Vec::new();
+            for n in running_validators(manifest) {
+                if let Some(Value::Array(items)) = get_json(&n.api, "/evidence").await {
+                    for item in items {
+                        if let Some(v) = item["validator"].as_str() {
+                            accused.push(v.to_string());
+                        }
+                    }
+                }
+            }
+            match assertion {
+                Assertion::NoEvidence => (
+                    accused.is_empty(),
+                    format!("{} pieces of evidence", accused.len()),
+                ),
+                Assertion::EvidenceAgainst(name) => {
+                    let key = manifest.node(name).ok().and_then(hotkey_hex);
+                    let found = key.as_ref().is_some_and(|k| accused.contains(k));
+                    (found, format!("evidence against {accused:?}"))
+                }
+                _ => (false, String::new()),
+            }
+        }
+        Assertion::WeightRank { miner, cmp, rank }
+        | Assertion::Weight {
+            miner,
+            cmp,
+            weight: rank,
+        } => {
+            let Ok(v0) = manifest.node("v0") else {
+                return (false, "no v0".into());
+            };
+            let Some(key) = manifest.node(miner).ok().and_then(hotkey_hex) else {
+                return (false, format!("no miner {miner}"));
+            };
+            let metagraph = get_json(&v0.api, "/metagraph/1").await;
+            let weights = get_json(&v0.api, "/weights/1").await;
+            let uid = metagraph
+                .as_ref()
+                .and_then(|m| m["miners"].as_array())
+                .and_then(|miners| {
+                    miners
+                        .iter()
+                        .find(|m| m["hotkey"].as_str() == Some(key.as_str()))
+                })
+                .and_then(|m| m["uid"].as_u64());
+            let vector: Vec<(u64, u64)> = weights
+                .as_ref()
+                .and_then(|w| w["own"].as_array())
+                .map(|pairs| {
+                    pairs
+                        .iter()
+                        .filter_map(|p| Some((p[0].as_u64()?, p[1].as_u64()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let own = uid
+                .and_then(|u| vector.iter().find(|(v, _)| *v == u))
+                .map_or(0, |(_, w)| *w);
+            let position = 1 + vector.iter().filter(|(_, w)| *w > own).count() as u64;
+            let observed =
+                format!("{miner}: uid {uid:?}, weight {own}, rank {position} in {vector:?}");
+            let value = if matches!(assertion, Assertion::WeightRank { .. }) {
+                position
+            } else {
+                own
+            };
+            (cmp.holds(value as f64, *rank as f64), observed)
+        }
+    }
+}

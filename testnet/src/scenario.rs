@@ -1,0 +1,304 @@
+//! Scenario files: the network to start, a timeline of faults and load, and the assertions that
+//! decide the verdict.
+//!
+//! ```toml
+//! name = "crash-restart"
+//! validators = 4
+//! miners = 4
+//! epoch_ms = 1000
+//! behaviours = { m3 = "slow", m4 = "wrong" }
+//! asserts = ["finalized_epoch >= 10 within 60s", "all ledgers agree", "no evidence"]
+//!
+//! [[events]]
+//! at = "6s"
+//! action = "kill"          # kill, restart, pause, resume, stop, wipe, query_load
+//! node = "v3"
+//!
+//! [[events]]
+//! at = "8s"
+//! action = "query_load"
+//! node = "v0"              # the validator queried
+//! rate = 10                # queries per second
+//! duration = "5s"
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A parsed scenario.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name, for the report.
+    pub name: String,
+    /// Validators.
+    #[serde(default = "default_validators")]
+    pub validators: usize,
+    /// Miners.
+    #[serde(default)]
+    pub miners: usize,
+    /// Subnets.
+    #[serde(default = "default_subnets")]
+    pub subnets: u32,
+    /// Epoch length.
+    #[serde(default = "default_epoch_ms")]
+    pub epoch_ms: u64,
+    /// Miner behaviours by name (`slow`, `wrong`; `reference` is honest).
+    #[serde(default)]
+    pub behaviours: BTreeMap<String, String>,
+    /// The timeline.
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// Assertions checked after the timeline, in order.
+    #[serde(default)]
+    pub asserts: Vec<String>,
+}
+
+fn default_validators() -> usize {
+    4
+}
+fn default_subnets() -> u32 {
+    1
+}
+fn default_epoch_ms() -> u64 {
+    1_000
+}
+
+/// What happens at a point of the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// SIGKILL.
+    Kill,
+    /// SIGTERM.
+    Stop,
+    /// Start again (after kill or stop).
+    Restart,
+    /// SIGSTOP.
+    Pause,
+    /// SIGCONT.
+    Resume,
+    /// Delete the node's ledger (it must be stopped).
+    Wipe,
+    /// Send queries through a validator.
+    QueryLoad,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Kill => "kill",
+            Self::Stop => "stop",
+            Self::Restart => "restart",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Wipe => "wipe",
+            Self::QueryLoad => "query_load",
+        })
+    }
+}
+
+/// One timeline entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// When, from the start of epoch 0: `"500ms"`, `"6s"`, `"2m"`.
+    #[serde(deserialize_with = "duration")]
+    pub at: Duration,
+    /// What.
+    pub action: Action,
+    /// Which node.
+    pub node: String,
+    /// Queries per second (`query_load`).
+    #[serde(default)]
+    pub rate: Option<u32>,
+    /// How long (`query_load`).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub duration: Option<Duration>,
+}
+
+/// Parses `"250ms"`, `"6s"`, `"1.5s"`, `"2m"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        return Err(format!("{text:?}: a duration needs a unit (ms, s or m)"));
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: not a number of {}", &text[number.len()..]))?;
+    if !(0.0..=86_400.0).contains(&(value * scale)) {
+        return Err(format!("{text:?}: out of range"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = Option::<String>::deserialize(d)?;
+    text.map(|t| parse_duration(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// Why a scenario file is unusable; the message carries the line and column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ScenarioError {
+    /// The file.
+    pub path: String,
+    /// What and where.
+    pub message: String,
+}
+
+impl Scenario {
+    /// Parses scenario text; `path` names it in errors.
+    pub fn parse(path: &str, text: &str) -> Result<Self, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| {
+            let location = e
+                .span()
+                .map(|span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {column}: ")
+                })
+                .unwrap_or_default();
+            ScenarioError {
+                path: path.to_string(),
+                message: format!("{location}{}", e.message()),
+            }
+        })?;
+        scenario.check().map_err(|message| ScenarioError {
+            path: path.to_string(),
+            message,
+        })?;
+        Ok(scenario)
+    }
+
+    /// Reads and parses a scenario file.
+    pub fn read(path: &std::path::Path) -> Result<Self, ScenarioError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            path: name.clone(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&name, &text)
+    }
+
+    fn names(&self) -> Vec<String> {
+        (0..self.validators)
+            .map(|i| format!("v{i}"))
+            .chain((1..=self.miners).map(|i| format!("m{i}")))
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.validators == 0 {
+            return Err("validators: at least 1".into());
+        }
+        if self.epoch_ms < 100 {
+            return Err("epoch_ms: at least 100".into());
+        }
+        let names = self.names();
+        for (i, event) in self.events.iter().enumerate() {
+            if !names.contains(&event.node) {
+                return Err(format!(
+                    "events[{i}].node: no node {:?} in this scenario",
+                    event.node
+                ));
+            }
+            if event.action == Action::QueryLoad
+                && (event.rate.unwrap_or(0) == 0 || event.duration.is_none())
+            {
+                return Err(format!("events[{i}]: query_load needs rate and duration"));
+            }
+        }
+        for name in self.behaviours.keys() {
+            if !name.starts_with('m') || !names.contains(name) {
+                return Err(format!("behaviours.{name}: not a miner of this scenario"));
+            }
+        }
+        for (i, text) in self.asserts.iter().enumerate() {
+            crate::assertion::Assertion::parse(text).map_err(|e| format!("asserts[{i}]: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scenario_parses_with_its_timeline_and_assertions() {
+        let text = r#"
+name = "t"
+validators = 2
+miners = 1
+epoch_ms = 500
+behaviours = { m1 = "slow" }
+asserts = ["finalized_epoch >= 3 within 30s", "no evidence"]
+
+[[events]]
+at = "1.5s"
+action = "kill"
+node = "v1"
+
+[[events]]
+at = "2s"
+action = "query_load"
+node = "v0"
+rate = 5
+duration = "3s"
+"#;
+        let s = Scenario::parse("t.toml", text).unwrap();
+        assert_eq!(s.events[0].at, Duration::from_millis(1500));
+        assert_eq!(s.events[1].action, Action::QueryLoad);
+        assert_eq!(s.events[1].duration, Some(Duration::from_secs(3)));
+        assert_eq!(s.asserts.len(), 2);
+    }
+
+    #[test]
+    fn malformed_files_get_line_and_column() {
+        let text = "name = \"t\"\nvalidators = 4\n\n[[events]]\nat = \"5s\"\naction = \"explode\"\nnode = \"v1\"\n";
+        let err = Scenario::parse("bad.toml", text).unwrap_err();
+        assert!(err.message.starts_with("line 6, column 10"), "{err}");
+        assert!(err.message.contains("explode"), "{err}");
+
+        let err = Scenario::parse("bad.toml", "name = \"t\"\nvalidators = \"four\"\n").unwrap_err();
+        assert!(err.message.starts_with("line 2"), "{err}");
+
+        let err = Scenario::parse(
+            "bad.toml",
+            "name = \"t\"\n[[events]]\nat = \"5\"\naction = \"kill\"\nnode = \"v1\"\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("needs a unit"), "{err}");
+
+        let err = Scenario::parse(
+            "bad.toml",
+            "name = \"t\"\n[[events]]\nat = \"5s\"\naction = \"kill\"\nnode = \"v9\"\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("no node \"v9\""), "{err}");
+
+        let err = Scenario::parse(
+            "bad.toml",
+            "name = \"t\"\nasserts = [\"finalized_epoch >>= 3\"]\n",
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("asserts[0]"), "{err}");
+    }
+}

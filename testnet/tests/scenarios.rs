@@ -1,0 +1,103 @@
+//! The shipped scenarios, played with real `meshmind` processes on 127.0.0.1.
+
+mod common;
+
+use std::path::Path;
+
+fn play(name: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"));
+    let net = dir.path().join(name);
+    let output = common::testnet()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--dir")
+        .arg(&net)
+        .output()
+        .expect("run meshmind-testnet");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "scenario {name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("ok     all ledgers agree") || name == "bad-miners",
+        "{stdout}"
+    );
+    let report = net.join("report");
+    let md = std::fs::read_to_string(report.join("report.md")).expect("report.md");
+    assert!(md.contains(": PASSED"), "{md}");
+    for plot in ["finality.svg", "queries.svg"] {
+        let svg = std::fs::read_to_string(report.join(plot)).expect("plot");
+        assert!(svg.starts_with("<svg"), "{plot}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).expect("json"))
+            .expect("JSON report");
+    assert_eq!(json["passed"], true);
+    // The run stopped every node it started.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(net.join("testnet.json")).expect("manifest"))
+            .expect("manifest JSON");
+    assert!(
+        manifest["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .all(|n| n["pid"].is_null()),
+        "{manifest}"
+    );
+}
+
+#[test]
+fn smoke() {
+    play("smoke");
+}
+
+#[test]
+fn crash_restart() {
+    play("crash-restart");
+}
+
+#[test]
+fn a_failing_assertion_exits_1_and_says_what_it_saw() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenario = dir.path().join("impossible.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"impossible\"\nvalidators = 1\nepoch_ms = 500\n\
+         asserts = [\"finalized_epoch >= 1000 within 2s\"]\n",
+    )
+    .expect("write");
+    let output = common::testnet()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--dir")
+        .arg(dir.path().join("net"))
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("FAILED finalized_epoch >= 1000 within 2s: finalized epochs: v0="),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_malformed_scenario_names_line_and_column() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenario = dir.path().join("bad.toml");
+    std::fs::write(&scenario, "name = \"bad\"\nvalidators = -1\n").expect("write");
+    let output = common::testnet()
+        .arg("run")
+        .arg(&scenario)
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.toml: line 2, column 14"), "{stderr}");
+}
