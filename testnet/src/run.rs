@@ -100,6 +100,7 @@ pub async fn start_all(
     manifest: &mut Manifest,
     dir: &Path,
     limit: Duration,
+    ready: impl Fn(&NodeStatus) -> bool,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<u64, LaunchError> {
     let started = Instant::now();
@@ -109,7 +110,7 @@ pub async fn start_all(
     }
     loop {
         let rows = status::all(manifest).await;
-        let healthy = rows.iter().filter(|r| r.healthy).count();
+        let healthy = rows.iter().filter(|r| ready(r)).count();
         progress(healthy, rows.len());
         if healthy == rows.len() {
             return Ok(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
@@ -117,8 +118,8 @@ pub async fn start_all(
         if started.elapsed() > limit {
             let sick: Vec<String> = rows
                 .iter()
-                .filter(|r| !r.healthy)
-                .map(|r| format!("{} ({})", r.name, r.process))
+                .filter(|r| !ready(r))
+                .map(|r| format!("{} ({}, healthy {})", r.name, r.process, r.healthy))
                 .collect();
             return Err(LaunchError::Other(format!(
                 "not healthy after {limit:?}: {} (see <dir>/<node>/node.log)",
@@ -236,7 +237,14 @@ async fn play(
     dir: &Path,
     manifest: &mut Manifest,
 ) -> Result<RunRecord, LaunchError> {
-    let up_ms = start_all(manifest, dir, Duration::from_secs(60), |_, _| {}).await?;
+    let up_ms = start_all(
+        manifest,
+        dir,
+        Duration::from_secs(60),
+        |r| r.healthy,
+        |_, _| {},
+    )
+    .await?;
     let genesis_ms = manifest.genesis_time_ms;
     let samples = Arc::new(Mutex::new(Vec::new()));
     let watched = Arc::new(Mutex::new(manifest.clone()));

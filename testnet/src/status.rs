@@ -53,6 +53,8 @@ pub struct NodeStatus {
     pub miners_seen: Option<u64>,
     /// Last finality latency.
     pub last_finality_ms: Option<u64>,
+    /// For miners: the weight v0 gives it (u16), if v0 has scored it.
+    pub weight: Option<u64>,
 }
 
 /// Asks one node.
@@ -86,12 +88,63 @@ pub async fn node_status(node: &NodeEntry) -> NodeStatus {
         peers: field(&["peers"]),
         miners_seen: field(&["miners_seen"]),
         last_finality_ms: field(&["consensus", "last_finality_ms"]),
+        weight: None,
     }
+}
+
+/// Miner peer id -> the weight v0 gives it, from v0's metagraph and latest weight vector.
+async fn weights_by_peer(manifest: &Manifest) -> Vec<(String, u64)> {
+    let Some(v0) = manifest.nodes.iter().find(|n| n.name == "v0") else {
+        return Vec::new();
+    };
+    let (Some(metagraph), Some(weights)) = (
+        get_json(&v0.api, "/metagraph/1").await,
+        get_json(&v0.api, "/weights/1").await,
+    ) else {
+        return Vec::new();
+    };
+    let vector: Vec<(u64, u64)> = weights["own"]
+        .as_array()
+        .map(|pairs| {
+            pairs
+                .iter()
+                .filter_map(|p| Some((p[0].as_u64()?, p[1].as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    metagraph["miners"]
+        .as_array()
+        .map(|miners| {
+            miners
+                .iter()
+                .filter_map(|m| {
+                    let peer = m["peer_id"].as_str()?.to_string();
+                    let uid = m["uid"].as_u64()?;
+                    let weight = vector
+                        .iter()
+                        .find(|(u, _)| *u == uid)
+                        .map_or(0, |(_, w)| *w);
+                    Some((peer, weight))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Asks every node, at once.
 pub async fn all(manifest: &Manifest) -> Vec<NodeStatus> {
-    futures::future::join_all(manifest.nodes.iter().map(node_status)).await
+    let (mut rows, weights) = futures::join!(
+        futures::future::join_all(manifest.nodes.iter().map(node_status)),
+        weights_by_peer(manifest)
+    );
+    for row in rows.iter_mut().filter(|r| r.role == "miner") {
+        row.weight = row
+            .peer_id
+            .as_ref()
+            .and_then(|p| weights.iter().find(|(peer, _)| peer == p))
+            .map(|(_, w)| *w);
+    }
+    rows
 }
 
 fn cell(value: Option<u64>) -> String {
@@ -101,7 +154,7 @@ fn cell(value: Option<u64>) -> String {
 /// The status table as text.
 pub fn table(rows: &[NodeStatus]) -> String {
     let mut out = format!(
-        "{:<5} {:<10} {:<8} {:<53} {:<16} {:>6} {:>9} {:>5} {:>6} {:>7}\n",
+        "{:<5} {:<10} {:<8} {:<53} {:<16} {:>6} {:>9} {:>5} {:>6} {:>7} {:>7}\n",
         "node",
         "role",
         "process",
@@ -111,11 +164,12 @@ pub fn table(rows: &[NodeStatus]) -> String {
         "finalized",
         "round",
         "peers",
-        "miners"
+        "miners",
+        "weight"
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<5} {:<10} {:<8} {:<53} {:<16} {:>6} {:>9} {:>5} {:>6} {:>7}\n",
+            "{:<5} {:<10} {:<8} {:<53} {:<16} {:>6} {:>9} {:>5} {:>6} {:>7} {:>7}\n",
             r.name,
             r.role,
             r.process,
@@ -130,7 +184,21 @@ pub fn table(rows: &[NodeStatus]) -> String {
             } else {
                 "".into()
             },
+            if r.role == "miner" {
+                cell(r.weight)
+            } else {
+                "".into()
+            },
         ));
     }
     out
+}
+
+/// Whether a freshly started node is fully up: it answers, has a peer (when it has company), and,
+/// for a validator, has seen `miners` miners and finalized an epoch.
+pub fn settled(row: &NodeStatus, nodes: usize, miners: u64) -> bool {
+    row.healthy
+        && (nodes < 2 || row.peers.unwrap_or(0) >= 1)
+        && (row.role != "validator"
+            || (row.miners_seen.unwrap_or(0) >= miners && row.finalized_epoch.is_some()))
 }

@@ -181,11 +181,17 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                 "starting {validators} validators and {miners} miners in {}",
                 dir.display()
             );
-            let started = start_all(
-                &mut manifest,
-                &dir,
-                Duration::from_secs(90),
-                |done, total| {
+            // Validators follow subnet 1; miners are spread over the subnets.
+            let on_first = miners.div_ceil(subnets.max(1) as usize) as u64;
+            let nodes = validators + miners;
+            let ready = move |r: &status::NodeStatus| status::settled(r, nodes, on_first);
+            let started = start_all(&mut manifest, &dir, Duration::from_secs(90), ready, {
+                let mut last = None;
+                move |done: usize, total: usize| {
+                    if last == Some(done) {
+                        return;
+                    }
+                    last = Some(done);
                     let width = 30;
                     let filled = done * width / total.max(1);
                     print!(
@@ -194,8 +200,8 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                         " ".repeat(width - filled)
                     );
                     let _ = std::io::stdout().flush();
-                },
-            );
+                }
+            });
             let up_ms = tokio::select! {
                 result = started => result,
                 _ = tokio::signal::ctrl_c() => {
@@ -214,8 +220,8 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             print!("{}", status::table(&status::all(&manifest).await));
             let v0 = manifest.node("v0")?.api.clone();
             println!(
-                "\nall {} nodes healthy {:.1}s after start; epoch 0 begins at genesis, then one \
-                 finalized epoch every {epoch_ms} ms. Try:",
+                "\nall {} nodes healthy {:.1}s after start (connected, miners discovered, epoch 0 \
+                 finalized); one epoch is finalized every {epoch_ms} ms. Try:",
                 manifest.nodes.len(),
                 up_ms as f64 / 1000.0
             );
@@ -223,9 +229,12 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                 "  {} query --api http://{v0} --subnet 1 --task arith --input '6 * 7'",
                 manifest.meshmind.display()
             );
-            println!("  meshmind-testnet status --dir {}", dir.display());
+            let me = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "meshmind-testnet".into());
+            println!("  {me} status --dir {}", dir.display());
             println!("  curl -s http://{v0}/snapshots/1");
-            println!("Stop: meshmind-testnet down --dir {}", dir.display());
+            println!("Stop: {me} down --dir {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { dir, json } => {
