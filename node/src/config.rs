@@ -115,6 +115,9 @@ pub struct ConsensusSection {
     pub rebroadcast_ms: u64,
     /// Start deciding an epoch this long after it ends (slack for skewed clocks). Default 0 ms.
     pub start_delay_ms: u64,
+    /// TEST ONLY: sign a conflicting nil vote beside every vote for a value, so that testnets can
+    /// check that equivocation becomes evidence. A validator running with it is slashable.
+    pub test_equivocate: bool,
 }
 
 impl Default for ConsensusSection {
@@ -127,6 +130,7 @@ impl Default for ConsensusSection {
             delta_ms: 100,
             rebroadcast_ms: 1_000,
             start_delay_ms: 0,
+            test_equivocate: false,
         }
     }
 }

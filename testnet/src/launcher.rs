@@ -27,6 +27,8 @@ pub struct Layout {
     pub base_port: u16,
     /// Per-miner behaviour: `reference` (honest), `slow`, `wrong` (answers with its input).
     pub behaviours: Vec<(String, String)>,
+    /// Validators that equivocate on purpose (the node's test-only mode).
+    pub byzantine: Vec<String>,
 }
 
 /// Why the testnet could not be built or driven.
@@ -244,6 +246,7 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
             ));
         }
         config.miner.ad_ttl_ms = 30_000;
+        config.consensus.test_equivocate = layout.byzantine.contains(&node.name);
         if node.role == NodeRole::Miner {
             config.miner.subnet = 1 + miner_index % layout.subnets.max(1);
             miner_index += 1;

@@ -225,6 +225,7 @@ pub async fn run(
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        byzantine: scenario.byzantine.clone(),
     };
     let mut manifest = launcher::create(dir, &layout, meshmind)?;
     let result = play(scenario, dir, &mut manifest).await;
@@ -482,7 +483,23 @@ pub async fn check(
                 Assertion::EvidenceAgainst(name) => {
                     let key = manifest.node(name).ok().and_then(hotkey_hex);
                     let found = key.as_ref().is_some_and(|k| accused.contains(k));
-                    (found, format!("evidence against {accused:?}"))
+                    let mut counts: std::collections::BTreeMap<String, usize> =
+                        std::collections::BTreeMap::new();
+                    for hotkey in &accused {
+                        let who = manifest
+                            .nodes
+                            .iter()
+                            .find(|n| hotkey_hex(n).as_ref() == Some(hotkey))
+                            .map_or_else(
+                                || hotkey.get(..16).unwrap_or(hotkey).to_string(),
+                                |n| n.name.clone(),
+                            );
+                        *counts.entry(who).or_default() += 1;
+                    }
+                    (
+                        found,
+                        format!("evidence held by running validators, by accused: {counts:?}"),
+                    )
                 }
                 _ => (false, String::new()),
             }

@@ -48,6 +48,9 @@ pub struct Scenario {
     /// Miner behaviours by name (`slow`, `wrong`; `reference` is honest).
     #[serde(default)]
     pub behaviours: BTreeMap<String, String>,
+    /// Validators started in the test-only equivocation mode.
+    #[serde(default)]
+    pub byzantine: Vec<String>,
     /// The timeline.
     #[serde(default)]
     pub events: Vec<Event>,
@@ -223,6 +226,13 @@ impl Scenario {
                 && (event.rate.unwrap_or(0) == 0 || event.duration.is_none())
             {
                 return Err(format!("events[{i}]: query_load needs rate and duration"));
+            }
+        }
+        for name in &self.byzantine {
+            if !name.starts_with('v') || !names.contains(name) {
+                return Err(format!(
+                    "byzantine: {name:?} is not a validator of this scenario"
+                ));
             }
         }
         for name in self.behaviours.keys() {

@@ -63,6 +63,11 @@ fn crash_restart() {
 }
 
 #[test]
+fn byzantine() {
+    play("byzantine");
+}
+
+#[test]
 fn a_failing_assertion_exits_1_and_says_what_it_saw() {
     let dir = tempfile::tempdir().expect("temp dir");
     let scenario = dir.path().join("impossible.toml");

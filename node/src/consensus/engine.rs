@@ -144,6 +144,9 @@ pub struct EngineConfig {
     pub genesis: Members,
     /// Step timeouts.
     pub timeouts: TimeoutConfig,
+    /// Test-only misbehaviour: with every vote for a value, also sign and send a nil vote for the
+    /// same step (an equivocation the others must turn into evidence). Never set it on a real node.
+    pub equivocate: bool,
 }
 
 /// The consensus engine of one node (a validator when it has a key in the set, else a follower).
@@ -760,6 +763,9 @@ impl<S: Store> Engine<S> {
                     self.votes
                         .entry((signed.round, signed.vote_type, signed.validator.clone()))
                         .or_insert_with(|| signed.clone());
+                    if self.config.equivocate && !signed.value_id.is_empty() {
+                        actions.push(Action::Broadcast(self.equivocation(&signed)));
+                    }
                     let msg = message(v1::consensus_message::Body::Vote(signed));
                     self.own.push(msg.clone());
                     actions.push(Action::Broadcast(msg));
@@ -821,6 +827,22 @@ impl<S: Store> Engine<S> {
             }
         }
         Ok(())
+    }
+
+    /// A nil vote for the same step as `vote`, signed past the guard (test-only misbehaviour).
+    fn equivocation(&self, vote: &v1::Vote) -> v1::ConsensusMessage {
+        let mut twin = vote.clone();
+        twin.value_id.clear();
+        twin.signature.clear();
+        if let Some(keypair) = &self.keypair {
+            twin.sign(keypair);
+        }
+        tracing::warn!(
+            epoch = vote.epoch,
+            round = vote.round,
+            "test mode: equivocating"
+        );
+        message(v1::consensus_message::Body::Vote(twin))
     }
 
     fn find_proposal(&self, proposal: &Proposal) -> Option<v1::Proposal> {

@@ -127,6 +127,8 @@ pub struct Net {
     pub censor: Vec<bool>,
     /// Crashes so far.
     pub deaths: usize,
+    /// Validators that equivocate on purpose (test mode); their double signs are not checked.
+    pub equivocators: Vec<bool>,
     /// Seeded faults: each message is delayed 1..=`max_delay` ms, dropped or duplicated at these
     /// percentages. Zero seed state means a perfect network with 1 ms delivery.
     pub faults: Faults,
@@ -165,6 +167,7 @@ impl Net {
             commits: BTreeMap::new(),
             censor: vec![false; n],
             deaths: 0,
+            equivocators: vec![false; n],
             faults: Faults::default(),
             queue: BinaryHeap::new(),
             events: HashMap::new(),
@@ -178,11 +181,12 @@ impl Net {
         net
     }
 
-    fn config(&self) -> EngineConfig {
+    fn config(&self, i: usize) -> EngineConfig {
         EngineConfig {
             network_id: NET,
             genesis: self.members.clone(),
             timeouts: TimeoutConfig::default(),
+            equivocate: self.equivocators[i],
         }
     }
 
@@ -194,7 +198,7 @@ impl Net {
             budget: self.budgets[i].clone(),
         };
         let (engine, actions) =
-            Engine::open(store, Some(self.keys[i].clone()), self.config()).unwrap();
+            Engine::open(store, Some(self.keys[i].clone()), self.config(i)).unwrap();
         self.engines[i] = Some(engine);
         self.perform(i, Ok(actions));
         let started = self.engines[i].as_mut().map(|e| e.start());
@@ -284,7 +288,7 @@ impl Net {
             Some(Body::Vote(v)) => Some((v.epoch, v.round, v.vote_type as u8, v.encode_to_vec())),
             _ => None,
         };
-        if let Some((epoch, round, kind, bytes)) = key {
+        if let Some((epoch, round, kind, bytes)) = key.filter(|_| !self.equivocators[i]) {
             let previous = self
                 .sent
                 .entry((i, epoch, round, kind))
@@ -564,6 +568,33 @@ mod tests {
         assert_eq!(engine.height(), head.epoch + 1);
         net.run(6, 120_000);
         check_ledgers(&net, 6);
+    }
+
+    #[test]
+    fn an_equivocating_validator_leaves_evidence_in_the_ledgers_and_finality_goes_on() {
+        let mut net = Net::new(&[1, 1, 1, 1]);
+        net.equivocators[3] = true;
+        // Reboot node 3 with its misbehaviour on.
+        net.engines[3] = None;
+        net.boot(3);
+        net.run(6, 120_000);
+        check_ledgers(&net, 6);
+        let accused = net.keys[3].public().to_bytes().to_vec();
+        for (i, engine) in net.engines.iter().enumerate().take(3) {
+            let ledger = engine.as_ref().unwrap().store().ledger();
+            let stored = ledger.evidence().unwrap();
+            assert!(!stored.is_empty(), "node {i} stored no evidence");
+            for item in &stored {
+                let checked = super::super::evidence::check(item, NET, &net.members).unwrap();
+                assert_eq!(checked, accused, "only the equivocator is accused");
+            }
+        }
+        // Evidence reaches the chain: some finalized snapshot carries it.
+        let ledger = net.engines[0].as_ref().unwrap().store().ledger();
+        let included: usize = (0..6)
+            .map(|e| ledger.snapshot(e).unwrap().unwrap().evidence.len())
+            .sum();
+        assert!(included > 0, "no snapshot includes the evidence");
     }
 
     #[test]

@@ -77,7 +77,11 @@ impl ConsensusService {
                 precommit_ms: section.precommit_ms,
                 delta_ms: section.delta_ms,
             },
+            equivocate: section.test_equivocate,
         };
+        if section.test_equivocate {
+            tracing::warn!("consensus.test_equivocate is on: this node will equivocate on purpose");
+        }
         let (engine, initial) = Engine::open(ledger.clone(), signer, config)?;
         tracing::info!(head = ?engine.head().map(|h| h.epoch), voting = engine.is_validator(), "ledger opened");
         network.subscribe(CONSENSUS_TOPIC).await?;

@@ -175,6 +175,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                 epoch_ms,
                 base_port,
                 behaviours: Vec::new(),
+                byzantine: Vec::new(),
             };
             let mut manifest = launcher::create(&dir, &layout, &meshmind)?;
             println!(
