@@ -16,7 +16,16 @@ use crate::runtime::{NodeState, now_ms};
 
 /// The API's routes.
 pub fn router(state: Arc<NodeState>) -> axum::Router {
-    axum::Router::new()
+    let admin = state.admin;
+    let router = axum::Router::new();
+    let router = if admin {
+        router
+            .route("/admin/block", post(block))
+            .route("/admin/unblock", post(unblock))
+    } else {
+        router
+    };
+    router
         .route("/status", get(status))
         .route("/peers", get(peers))
         .route("/metagraph/{subnet}", get(metagraph))
@@ -57,6 +66,48 @@ async fn status(State(state): State<Arc<NodeState>>) -> Json<serde_json::Value> 
         "miners_seen": miners,
         "consensus": state.chain.lock().map(|c| json!(*c)).unwrap_or_default(),
     }))
+}
+
+/// Peers named in an admin request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerList {
+    peers: Vec<String>,
+}
+
+async fn set_blocked(state: &NodeState, list: PeerList, blocked: bool) -> Response {
+    let mut done = Vec::new();
+    for text in &list.peers {
+        let Ok(peer) = text.parse::<meshmind_p2p::PeerId>() else {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": format!("peers: {text:?} is not a peer id") })),
+            )
+                .into_response();
+        };
+        let result = if blocked {
+            state.network.block_peer(peer).await
+        } else {
+            state.network.unblock_peer(peer).await
+        };
+        if let Err(e) = result {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": e.to_string() })),
+            )
+                .into_response();
+        }
+        done.push(text.clone());
+    }
+    Json(json!({ "blocked": blocked, "peers": done })).into_response()
+}
+
+async fn block(State(state): State<Arc<NodeState>>, Json(list): Json<PeerList>) -> Response {
+    set_blocked(&state, list, true).await
+}
+
+async fn unblock(State(state): State<Arc<NodeState>>, Json(list): Json<PeerList>) -> Response {
+    set_blocked(&state, list, false).await
 }
 
 fn not_found(what: &str) -> Response {

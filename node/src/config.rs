@@ -147,6 +147,9 @@ pub struct NodeConfig {
     pub hotkey: PathBuf,
     /// HTTP API address. Default `127.0.0.1:7410`.
     pub api_listen: SocketAddr,
+    /// TEST NETWORKS ONLY: serve `POST /admin/block` and `/admin/unblock` (cut or restore
+    /// connections to given peers), which testnets use to partition the network. Default off.
+    pub api_admin: bool,
     /// Network layer settings (its `network` name is replaced by the genesis's network tag).
     pub network: NetworkConfig,
     /// Miner settings.
@@ -164,6 +167,7 @@ impl Default for NodeConfig {
             genesis: PathBuf::from("genesis.toml"),
             hotkey: PathBuf::from("hotkey.json"),
             api_listen: SocketAddr::from(([127, 0, 0, 1], 7410)),
+            api_admin: false,
             network: NetworkConfig::local("dev"),
             miner: MinerSection::default(),
             validator: ValidatorSection::default(),

@@ -51,6 +51,8 @@ pub struct NodeState {
     pub ledger: Option<Arc<Ledger>>,
     /// Consensus progress.
     pub chain: Arc<Mutex<ChainStatus>>,
+    /// Whether the test-only admin routes are served.
+    pub admin: bool,
 }
 
 fn backend(config: &NodeConfig) -> anyhow::Result<Arc<dyn MinerBackend>> {
@@ -253,6 +255,7 @@ pub async fn run(
         subnet,
         ledger,
         chain,
+        admin: config.api_admin,
     });
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await

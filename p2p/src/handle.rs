@@ -319,6 +319,26 @@ impl NetworkHandle {
         self.ask(|reply| Command::Dial { addr, reply }).await?
     }
 
+    /// Refuses every connection with `peer` (closing the open ones) until [`Self::unblock_peer`].
+    pub async fn block_peer(&self, peer: PeerId) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::Block {
+            peer,
+            blocked: true,
+            reply,
+        })
+        .await
+    }
+
+    /// Lets `peer` connect again.
+    pub async fn unblock_peer(&self, peer: PeerId) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::Block {
+            peer,
+            blocked: false,
+            reply,
+        })
+        .await
+    }
+
     /// Currently connected peers.
     pub async fn peers(&self) -> Result<Vec<PeerId>, NetworkError> {
         self.ask(|reply| Command::Peers { reply }).await

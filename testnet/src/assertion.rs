@@ -2,6 +2,7 @@
 //!
 //! - `finalized_epoch >= 5 within 60s` (every validator; `on v2` for one node)
 //! - `all ledgers agree` (every validator's snapshots are identical up to the lowest head)
+//! - `finality stalls for 4s` (no running validator finalizes anything meanwhile)
 //! - `query success_rate >= 0.99` (over every query the timeline sent)
 //! - `no evidence`, `evidence against v3`
 //! - `miner m3 weight_rank <= 2`, `miner m4 weight == 0` (in v0's latest weight vector)
@@ -75,6 +76,8 @@ pub enum Assertion {
         /// One node, or every validator.
         node: Option<String>,
     },
+    /// No running validator finalizes anything for this long (e.g. during a partition).
+    Stalls(Duration),
     /// Every validator's ledger is identical up to the lowest head.
     LedgersAgree,
     /// Share of successful queries.
@@ -150,6 +153,7 @@ impl Assertion {
                 })
             }
             ["all", "ledgers", "agree"] => Ok(Self::LedgersAgree),
+            ["finality", "stalls", "for", d] => Ok(Self::Stalls(parse_duration(d)?)),
             ["query", "success_rate", cmp, rate] => {
                 let rate: f64 = number(rate)?;
                 if !(0.0..=1.0).contains(&rate) {
@@ -173,8 +177,8 @@ impl Assertion {
                 weight: number(weight)?,
             }),
             _ => Err(format!(
-                "{text:?}: unknown assertion (finalized_epoch, all ledgers agree, query success_rate, \
-                 no evidence, evidence against, miner NAME weight_rank|weight)"
+                "{text:?}: unknown assertion (finalized_epoch, finality stalls for, all ledgers agree, \
+                 query success_rate, no evidence, evidence against, miner NAME weight_rank|weight)"
             )),
         }
     }

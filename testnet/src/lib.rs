@@ -1,9 +1,10 @@
 //! Local meshmind testnets: generate keys and a genesis, launch real `meshmind` processes, inject
-//! faults (kill, restart, pause, wipe), play scenario files with assertions, and write reports.
+//! faults (kill, restart, pause, wipe, partition), play scenario files with assertions, and write reports.
 
 pub mod assertion;
 pub mod launcher;
 pub mod manifest;
+pub mod partition;
 pub mod process;
 pub mod report;
 pub mod run;

@@ -204,7 +204,7 @@ pub fn act(
                 source,
             })
         }
-        Action::QueryLoad => Ok(()),
+        Action::QueryLoad | Action::Partition | Action::Heal | Action::Assert => Ok(()),
     }
 }
 
@@ -256,6 +256,7 @@ async fn play(
     let queries = Arc::new(Mutex::new(Vec::new()));
     let mut loads = Vec::new();
     let mut played = Vec::new();
+    let mut timed = Vec::new();
     let mut events = scenario.events.clone();
     events.sort_by_key(|e| e.at);
     for event in &events {
@@ -263,8 +264,40 @@ async fn play(
         if wait > 0 {
             tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
         }
-        let what = format!("{} {}", event.action, event.node);
-        let error = if event.action == Action::QueryLoad {
+        let what = match event.action {
+            Action::Partition => format!("partition {}", event.groups.as_deref().unwrap_or("")),
+            Action::Assert => format!("assert {}", event.check.as_deref().unwrap_or("")),
+            Action::Heal => "heal".into(),
+            _ => format!("{} {}", event.action, event.node),
+        };
+        let error = if event.action == Action::Assert {
+            let text = event.check.clone().unwrap_or_default();
+            let (passed, observed) = match Assertion::parse(&text) {
+                Ok(assertion) => {
+                    let queries = queries.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    check(&assertion, manifest, &queries).await
+                }
+                Err(e) => (false, e),
+            };
+            timed.push(Outcome {
+                assertion: format!("at {:?}: {text}", event.at),
+                passed,
+                observed,
+            });
+            None
+        } else if event.action == Action::Partition {
+            let groups = crate::scenario::parse_groups(event.groups.as_deref().unwrap_or(""))
+                .map_err(LaunchError::Other)?;
+            crate::partition::partition(manifest, &groups)
+                .await
+                .err()
+                .map(|e| e.to_string())
+        } else if event.action == Action::Heal {
+            crate::partition::heal(manifest)
+                .await
+                .err()
+                .map(|e| e.to_string())
+        } else if event.action == Action::QueryLoad {
             let api = manifest
                 .node(&event.node)
                 .map_err(|e| LaunchError::Other(e.to_string()))?
@@ -295,7 +328,7 @@ async fn play(
         let _ = load.await;
     }
     let queries = queries.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mut outcomes = Vec::new();
+    let mut outcomes = timed;
     for text in &scenario.asserts {
         let outcome = match Assertion::parse(text) {
             Ok(assertion) => check(&assertion, manifest, &queries).await,
@@ -371,6 +404,18 @@ fn running_validators(manifest: &Manifest) -> Vec<&crate::manifest::NodeEntry> {
         .collect()
 }
 
+/// (name, finalized epoch) of each node.
+async fn finalized_heads(nodes: &[&crate::manifest::NodeEntry]) -> Vec<(String, Option<u64>)> {
+    let mut out = Vec::new();
+    for n in nodes {
+        let head = get_json(&n.api, "/status")
+            .await
+            .and_then(|s| s["consensus"]["finalized_epoch"].as_u64());
+        out.push((n.name.clone(), head));
+    }
+    out
+}
+
 fn hotkey_hex(node: &crate::manifest::NodeEntry) -> Option<String> {
     KeyFile::read_kind(&node.data_dir.join("hotkey.json"), KeyKind::Hotkey)
         .ok()
@@ -396,13 +441,7 @@ pub async fn check(
                     Some(name) => manifest.node(name).into_iter().collect(),
                     None => running_validators(manifest),
                 };
-                let mut seen = Vec::new();
-                for n in &nodes {
-                    let head = get_json(&n.api, "/status")
-                        .await
-                        .and_then(|s| s["consensus"]["finalized_epoch"].as_u64());
-                    seen.push((n.name.clone(), head));
-                }
+                let seen = finalized_heads(&nodes).await;
                 let holds = !seen.is_empty()
                     && seen
                         .iter()
@@ -418,15 +457,32 @@ pub async fn check(
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
+        Assertion::Stalls(duration) => {
+            let before = finalized_heads(&running_validators(manifest)).await;
+            tokio::time::sleep(*duration).await;
+            let after = finalized_heads(&running_validators(manifest)).await;
+            let moved: Vec<String> = after
+                .iter()
+                .filter(|(name, head)| {
+                    before
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .is_none_or(|(_, old)| old != head)
+                })
+                .map(|(name, head)| format!("{name} -> {head:?}"))
+                .collect();
+            (
+                moved.is_empty(),
+                format!("heads before {before:?}, after {after:?}"),
+            )
+        }
         Assertion::LedgersAgree => {
             let nodes = running_validators(manifest);
-            let mut heads = Vec::new();
-            for n in &nodes {
-                let head = get_json(&n.api, "/status")
-                    .await
-                    .and_then(|s| s["consensus"]["finalized_epoch"].as_u64());
-                heads.push(head);
-            }
+            let heads: Vec<Option<u64>> = finalized_heads(&nodes)
+                .await
+                .into_iter()
+                .map(|(_, h)| h)
+                .collect();
             let Some(low) = heads.iter().copied().min().flatten() else {
                 return (
                     false,

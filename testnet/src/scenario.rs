@@ -87,6 +87,12 @@ pub enum Action {
     Wipe,
     /// Send queries through a validator.
     QueryLoad,
+    /// Cut the named groups of nodes apart (`groups = "v0,v1 / v2,v3"`).
+    Partition,
+    /// Undo every partition.
+    Heal,
+    /// Check an assertion at this point of the timeline (`check = "..."`).
+    Assert,
 }
 
 impl std::fmt::Display for Action {
@@ -99,6 +105,9 @@ impl std::fmt::Display for Action {
             Self::Resume => "resume",
             Self::Wipe => "wipe",
             Self::QueryLoad => "query_load",
+            Self::Partition => "partition",
+            Self::Heal => "heal",
+            Self::Assert => "assert",
         })
     }
 }
@@ -112,8 +121,15 @@ pub struct Event {
     pub at: Duration,
     /// What.
     pub action: Action,
-    /// Which node.
+    /// Which node (node actions and `query_load`).
+    #[serde(default)]
     pub node: String,
+    /// The groups of a `partition`: `"v0,v1 / v2,v3"`.
+    #[serde(default)]
+    pub groups: Option<String>,
+    /// The assertion of an `assert`.
+    #[serde(default)]
+    pub check: Option<String>,
     /// Queries per second (`query_load`).
     #[serde(default)]
     pub rate: Option<u32>,
@@ -153,6 +169,32 @@ fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Du
     let text = Option::<String>::deserialize(d)?;
     text.map(|t| parse_duration(&t).map_err(serde::de::Error::custom))
         .transpose()
+}
+
+/// Parses partition groups: `"v0,v1 / v2,v3"` (two or more groups, each one or more nodes, no node
+/// twice).
+pub fn parse_groups(text: &str) -> Result<Vec<Vec<String>>, String> {
+    let groups: Vec<Vec<String>> = text
+        .split('/')
+        .map(|g| {
+            g.split(',')
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect()
+        })
+        .collect();
+    if groups.len() < 2 || groups.iter().any(Vec::is_empty) {
+        return Err(format!(
+            "{text:?}: two or more groups like \"v0,v1 / v2,v3\""
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for name in groups.iter().flatten() {
+        if !seen.insert(name) {
+            return Err(format!("{name:?} is in two groups"));
+        }
+    }
+    Ok(groups)
 }
 
 /// Why a scenario file is unusable; the message carries the line and column.
@@ -216,6 +258,29 @@ impl Scenario {
         }
         let names = self.names();
         for (i, event) in self.events.iter().enumerate() {
+            match event.action {
+                Action::Partition => {
+                    let groups = parse_groups(event.groups.as_deref().unwrap_or(""))
+                        .map_err(|e| format!("events[{i}].groups: {e}"))?;
+                    if let Some(bad) = groups.iter().flatten().find(|n| !names.contains(n)) {
+                        return Err(format!(
+                            "events[{i}].groups: no node {bad:?} in this scenario"
+                        ));
+                    }
+                    continue;
+                }
+                Action::Heal => continue,
+                Action::Assert => {
+                    let text = event
+                        .check
+                        .as_deref()
+                        .ok_or_else(|| format!("events[{i}]: assert needs check = \"...\""))?;
+                    crate::assertion::Assertion::parse(text)
+                        .map_err(|e| format!("events[{i}].check: {e}"))?;
+                    continue;
+                }
+                _ => {}
+            }
             if !names.contains(&event.node) {
                 return Err(format!(
                     "events[{i}].node: no node {:?} in this scenario",
@@ -278,6 +343,31 @@ duration = "3s"
         assert_eq!(s.events[1].action, Action::QueryLoad);
         assert_eq!(s.events[1].duration, Some(Duration::from_secs(3)));
         assert_eq!(s.asserts.len(), 2);
+    }
+
+    #[test]
+    fn partition_groups_parse_and_refuse_overlaps() {
+        assert_eq!(
+            parse_groups("v0,v1 / v2, v3").unwrap(),
+            vec![
+                vec!["v0".to_string(), "v1".into()],
+                vec!["v2".into(), "v3".into()]
+            ]
+        );
+        assert!(
+            parse_groups("v0,v1 / v1")
+                .unwrap_err()
+                .contains("two groups")
+        );
+        assert!(parse_groups("v0,v1").is_err());
+        assert!(parse_groups("v0 / ").is_err());
+        let text =
+            "name = \"t\"\n[[events]]\nat = \"1s\"\naction = \"partition\"\ngroups = \"v0 / v7\"\n";
+        let err = Scenario::parse("p.toml", text).unwrap_err();
+        assert!(err.message.contains("no node \"v7\""), "{err}");
+        let text = "name = \"t\"\n[[events]]\nat = \"1s\"\naction = \"assert\"\n";
+        let err = Scenario::parse("p.toml", text).unwrap_err();
+        assert!(err.message.contains("assert needs check"), "{err}");
     }
 
     #[test]

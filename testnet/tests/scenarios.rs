@@ -63,6 +63,11 @@ fn crash_restart() {
 }
 
 #[test]
+fn partition() {
+    play("partition");
+}
+
+#[test]
 fn byzantine() {
     play("byzantine");
 }

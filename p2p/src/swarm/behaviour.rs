@@ -7,7 +7,7 @@ use std::time::Duration;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{StreamProtocol, connection_limits, gossipsub, identify, kad, ping};
+use libp2p::{StreamProtocol, allow_block_list, connection_limits, gossipsub, identify, kad, ping};
 
 use super::sync_codec::SyncCodec;
 use crate::config::NetworkConfig;
@@ -18,6 +18,8 @@ use crate::error::NetworkError;
 pub struct Behaviour {
     /// Connection caps.
     pub limits: connection_limits::Behaviour,
+    /// Peers this node refuses to be connected to.
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Exchange of listen addresses, protocols and versions.
     pub identify: identify::Behaviour,
     /// Liveness.
@@ -132,6 +134,7 @@ impl Behaviour {
 
         Ok(Self {
             limits,
+            blocked: allow_block_list::Behaviour::default(),
             identify,
             ping,
             kad,

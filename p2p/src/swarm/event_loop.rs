@@ -66,6 +66,11 @@ pub enum Command {
     Peers {
         reply: Reply<Vec<PeerId>>,
     },
+    Block {
+        peer: PeerId,
+        blocked: bool,
+        reply: Reply<()>,
+    },
     ListenAddrs {
         reply: Reply<Vec<Multiaddr>>,
     },
@@ -320,6 +325,21 @@ impl EventLoop {
             Command::Peers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
+            Command::Block {
+                peer,
+                blocked,
+                reply,
+            } => {
+                let list = &mut self.swarm.behaviour_mut().blocked;
+                if blocked {
+                    tracing::info!(%peer, "peer blocked");
+                    list.block_peer(peer);
+                } else {
+                    tracing::info!(%peer, "peer unblocked");
+                    list.unblock_peer(peer);
+                }
+                let _ = reply.send(());
+            }
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.listen_addrs.clone());
             }
@@ -385,6 +405,7 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
             SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
+            SwarmEvent::Behaviour(BehaviourEvent::Blocked(never)) => match never {},
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 connection_id,

@@ -90,3 +90,39 @@ async fn shutdown_closes_listeners_and_ends_the_task() {
         .expect("tcp port in the address");
     std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port was released");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_peer_is_cut_off_until_unblocked() {
+    let a = TestNode::start(NetworkConfig::local("block"));
+    let b = TestNode::start(NetworkConfig::local("block"));
+    let addr = b.addr("quic-v1").await;
+    a.handle.dial(addr.clone()).await.expect("dial");
+    wait_for(Duration::from_secs(10), "a connection", || async {
+        a.handle.peers().await.ok()?.contains(&b.id).then_some(())
+    })
+    .await;
+
+    a.handle.block_peer(b.id).await.expect("block");
+    wait_for(
+        Duration::from_secs(10),
+        "the connection to close",
+        || async { (!a.handle.peers().await.ok()?.contains(&b.id)).then_some(()) },
+    )
+    .await;
+    // Neither side can connect while blocked.
+    assert!(
+        a.handle.dial(addr.clone()).await.is_err(),
+        "dialling a blocked peer"
+    );
+    let _ = b.handle.dial(a.addr("quic-v1").await).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!a.handle.peers().await.expect("peers").contains(&b.id));
+
+    a.handle.unblock_peer(b.id).await.expect("unblock");
+    a.handle.dial(addr).await.expect("dial again");
+    wait_for(Duration::from_secs(10), "a connection again", || async {
+        a.handle.peers().await.ok()?.contains(&b.id).then_some(())
+    })
+    .await;
+    stop_all(vec![a, b]).await;
+}

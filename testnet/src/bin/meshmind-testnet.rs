@@ -76,6 +76,20 @@ enum Command {
     Pause(NodeArg),
     /// Thaw a paused node (SIGCONT).
     Resume(NodeArg),
+    /// Cut groups of nodes apart, e.g. `partition "v0,v1 / v2,v3"` (connections refused both ways).
+    Partition {
+        /// The groups: node names separated by commas, groups by `/`.
+        groups: String,
+        /// Testnet directory.
+        #[arg(long, default_value = "./testnet-data")]
+        dir: PathBuf,
+    },
+    /// Undo every partition.
+    Heal {
+        /// Testnet directory.
+        #[arg(long, default_value = "./testnet-data")]
+        dir: PathBuf,
+    },
     /// Stop every node (SIGTERM, then SIGKILL); data is kept unless --purge.
     Down {
         /// Testnet directory.
@@ -276,6 +290,20 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
         Command::Restart(args) => act(args, Action::Restart).map(|()| ExitCode::SUCCESS),
         Command::Pause(args) => act(args, Action::Pause).map(|()| ExitCode::SUCCESS),
         Command::Resume(args) => act(args, Action::Resume).map(|()| ExitCode::SUCCESS),
+        Command::Partition { groups, dir } => {
+            let manifest = Manifest::load(&dir)?;
+            let parsed =
+                meshmind_testnet::scenario::parse_groups(&groups).map_err(anyhow::Error::msg)?;
+            meshmind_testnet::partition::partition(&manifest, &parsed).await?;
+            println!("partitioned {groups}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Heal { dir } => {
+            let manifest = Manifest::load(&dir)?;
+            meshmind_testnet::partition::heal(&manifest).await?;
+            println!("healed");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Down { dir, purge } => {
             let mut manifest = Manifest::load(&dir)?;
             let stopped = launcher::stop_all(&mut manifest, &dir, Duration::from_secs(10))?;

@@ -1,0 +1,86 @@
+//! Partitions without root: every node of one group is told (through the test-only
+//! `/admin/block` route of its API) to refuse the peers of the other groups, which closes their
+//! connections and refuses new ones both ways; `heal` lifts every block. Nodes in no group stay
+//! connected to all.
+
+use meshmind_protocols::{KeyFile, KeyKind};
+
+use crate::launcher::LaunchError;
+use crate::manifest::{Manifest, NodeEntry};
+
+fn peer_id(node: &NodeEntry) -> Result<String, LaunchError> {
+    KeyFile::read_kind(&node.data_dir.join("hotkey.json"), KeyKind::Hotkey)
+        .map(|k| k.public().peer_id().to_string())
+        .map_err(|e| LaunchError::Other(format!("{}: {e}", node.name)))
+}
+
+async fn admin(node: &NodeEntry, route: &str, peers: &[String]) -> Result<(), LaunchError> {
+    let body = serde_json::json!({ "peers": peers }).to_string();
+    let base = format!("http://{}", node.api);
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        meshmind_node::http_client::request(&base, "POST", route, Some(&body)),
+    )
+    .await;
+    match answer {
+        Ok(Ok((200, _))) => Ok(()),
+        Ok(Ok((code, text))) => Err(LaunchError::Other(format!(
+            "{} {route}: HTTP {code} {text}",
+            node.name
+        ))),
+        Ok(Err(e)) => Err(LaunchError::Other(format!("{} {route}: {e}", node.name))),
+        Err(_) => Err(LaunchError::Other(format!(
+            "{} {route}: no answer (is it paused or down?)",
+            node.name
+        ))),
+    }
+}
+
+/// Cuts `groups` apart: each node blocks every node of the other groups.
+pub async fn partition(manifest: &Manifest, groups: &[Vec<String>]) -> Result<(), LaunchError> {
+    let mut ids = Vec::new();
+    for group in groups {
+        let mut members = Vec::new();
+        for name in group {
+            let node = manifest
+                .node(name)
+                .map_err(|e| LaunchError::Other(e.to_string()))?;
+            members.push((node, peer_id(node)?));
+        }
+        ids.push(members);
+    }
+    for (i, group) in ids.iter().enumerate() {
+        let others: Vec<String> = ids
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .flat_map(|(_, g)| g.iter().map(|(_, id)| id.clone()))
+            .collect();
+        for (node, _) in group {
+            admin(node, "/admin/block", &others).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Lifts every block on every running node.
+pub async fn heal(manifest: &Manifest) -> Result<(), LaunchError> {
+    let all: Vec<String> = manifest
+        .nodes
+        .iter()
+        .map(peer_id)
+        .collect::<Result<_, _>>()?;
+    let mut errors = Vec::new();
+    for node in &manifest.nodes {
+        if crate::launcher::node_state(node) == crate::process::ProcState::Running
+            && let Err(e) = admin(node, "/admin/unblock", &all).await
+        {
+            errors.push(e.to_string());
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(LaunchError::Other(errors.join("; ")))
+    }
+}
