@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use meshmind_protocols::{Signed, v1};
+use meshmind_protocols::v1;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -63,6 +63,13 @@ async fn status(State(state): State<Arc<NodeState>>) -> Json<serde_json::Value> 
         "peers": peers.len(),
         "listen": listen,
         "query_addr": state.network.query_addr().map(|a| a.to_string()),
+        "query_multiaddr": state.network.query_addr().map(|a| {
+            let ip = match a.ip() {
+                std::net::IpAddr::V4(ip) => format!("/ip4/{ip}"),
+                std::net::IpAddr::V6(ip) => format!("/ip6/{ip}"),
+            };
+            format!("{ip}/udp/{}/quic-v1/p2p/{}", a.port(), state.network.local_peer_id())
+        }),
         "miners_seen": miners,
         "consensus": state.chain.lock().map(|c| json!(*c)).unwrap_or_default(),
     }))
@@ -301,27 +308,14 @@ async fn query(State(state): State<Arc<NodeState>>, body: axum::body::Bytes) -> 
         validator.route(&query, now_ms()),
     )
     .await;
-    let answer = |r: &v1::QueryResponse| {
-        json!({
-            "output": String::from_utf8_lossy(&r.output),
-            "miner": r.signer().map(|k| k.to_hex()).unwrap_or_default(),
-            "elapsed_us": r.elapsed_us,
-        })
-    };
-    match routed.ok().and_then(|frame| frame.body) {
-        Some(v1::query_frame::Body::Response(r)) => Json(answer(&r)).into_response(),
-        Some(v1::query_frame::Body::Responses(all)) => {
-            Json(json!({"answers": all.responses.iter().map(answer).collect::<Vec<_>>()}))
-                .into_response()
-        }
-        Some(v1::query_frame::Body::Error(e)) => {
-            let code = v1::ErrorCode::try_from(e.code).unwrap_or(v1::ErrorCode::Internal);
-            error(StatusCode::BAD_GATEWAY, code, &e.message)
-        }
-        _ => error(
+    let frame = routed.ok();
+    match crate::answer::frame_json(frame.as_ref()) {
+        Ok(answer) => Json(answer).into_response(),
+        Err((v1::ErrorCode::DeadlineExceeded, message)) => error(
             StatusCode::GATEWAY_TIMEOUT,
             v1::ErrorCode::DeadlineExceeded,
-            "no answer in time",
+            &message,
         ),
+        Err((code, message)) => error(StatusCode::BAD_GATEWAY, code, &message),
     }
 }

@@ -69,11 +69,19 @@ pub enum Command {
         #[arg(long = "bootnode")]
         bootnodes: Vec<meshmind_p2p::Multiaddr>,
     },
-    /// Send a query through a validator's HTTP API and print the answer.
+    /// Send a query through a validator and print the answer: over the p2p query plane
+    /// (`--validator` with `--network-id`), or through its HTTP API (`--api`).
     Query {
-        /// The validator's API, e.g. http://127.0.0.1:7410.
+        /// The validator's query-plane address with its peer id (`query_multiaddr` in its status),
+        /// e.g. /ip4/127.0.0.1/udp/7401/quic-v1/p2p/12D3KooW...
+        #[arg(long, conflicts_with = "api", requires = "network_id")]
+        validator: Option<meshmind_p2p::Multiaddr>,
+        /// The network id (hex, `network_id` in any node's status), with --validator.
         #[arg(long)]
-        api: String,
+        network_id: Option<String>,
+        /// The validator's HTTP API, e.g. http://127.0.0.1:7410.
+        #[arg(long, required_unless_present = "validator")]
+        api: Option<String>,
         /// Subnet.
         #[arg(long)]
         subnet: u32,
@@ -231,21 +239,38 @@ pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Re
             crate::runtime::run(&data_dir, config, shutdown_signal()).await?;
         }
         Command::Query {
+            validator,
+            network_id,
             api,
             subnet,
             task,
             input,
             deadline_ms,
-        } => {
-            let body = serde_json::json!({
-                "subnet": subnet, "task": task, "input": input, "deadline_ms": deadline_ms,
-            });
-            let (status, text) =
-                crate::http_client::request(&api, "POST", "/query", Some(&body.to_string()))
-                    .await?;
-            writeln!(out, "{text}")?;
-            anyhow::ensure!(status == 200, "the validator answered HTTP {status}");
-        }
+        } => match (validator, network_id, api) {
+            (Some(validator), Some(network_id), _) => {
+                let answer = crate::client::query_plane(
+                    &validator,
+                    &network_id,
+                    subnet,
+                    &task,
+                    &input,
+                    deadline_ms,
+                )
+                .await?;
+                writeln!(out, "{answer}")?;
+            }
+            (_, _, Some(api)) => {
+                let body = serde_json::json!({
+                    "subnet": subnet, "task": task, "input": input, "deadline_ms": deadline_ms,
+                });
+                let (status, text) =
+                    crate::http_client::request(&api, "POST", "/query", Some(&body.to_string()))
+                        .await?;
+                writeln!(out, "{text}")?;
+                anyhow::ensure!(status == 200, "the validator answered HTTP {status}");
+            }
+            _ => anyhow::bail!("give --validator with --network-id, or --api"),
+        },
         Command::Status { api } => {
             let (status, text) = crate::http_client::request(&api, "GET", "/status", None).await?;
             writeln!(out, "{text}")?;

@@ -3,8 +3,10 @@
 //! Miners serve queries, validators score them, route client queries, publish weights and finalize
 //! one snapshot per epoch with a BFT gadget into a RocksDB ledger; observers follow the ledger.
 
+pub mod answer;
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod consensus;
 pub mod genesis;

@@ -111,6 +111,51 @@ fn init_run_status_query_and_graceful_shutdown() {
     assert_eq!(answer["output"], "42");
     assert_eq!(answer["miner"].as_str().map(str::len), Some(64));
 
+    // The same through the p2p query plane: client -> validator -> miner, all over QUIC.
+    let query_addr = v_status["query_multiaddr"]
+        .as_str()
+        .expect("a query-plane address")
+        .to_string();
+    let network_id = v_status["network_id"]
+        .as_str()
+        .expect("network id")
+        .to_string();
+    let answer = ok(&[
+        "query",
+        "--validator",
+        &query_addr,
+        "--network-id",
+        &network_id,
+        "--subnet",
+        "1",
+        "--task",
+        "sort",
+        "--input",
+        "pear apple fig",
+    ]);
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
+    assert_eq!(answer["output"], "apple fig pear");
+    // A wrong network id is refused by the validator's query plane.
+    let output = meshmind()
+        .args([
+            "query",
+            "--validator",
+            &query_addr,
+            "--network-id",
+            &"ab".repeat(32),
+            "--subnet",
+            "1",
+            "--task",
+            "sort",
+            "--input",
+            "b a",
+            "--deadline-ms",
+            "1000",
+        ])
+        .output()
+        .expect("run meshmind");
+    assert!(!output.status.success(), "{output:?}");
+
     assert!(miner.terminate().success(), "the miner exits 0 on SIGTERM");
     assert!(
         validator.terminate().success(),

@@ -43,7 +43,7 @@ pub use event::{
     Validation, Verdict,
 };
 pub use handle::{Network, NetworkBuilder, NetworkHandle};
-pub use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{Multiaddr, PeerId, multiaddr};
 pub use meshmind_protocols::{Keypair, PublicKey};
 pub use query::{QueryResponder, QueryStream};
 pub use rate_limit::RateLimiter;

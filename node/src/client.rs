@@ -1,0 +1,87 @@
+//! A short-lived client peer: sends one query to a validator over the p2p query plane.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use meshmind_p2p::{Multiaddr, Network, NetworkConfig, PeerId};
+use meshmind_protocols::{Hash, Keypair, Validate, decode, v1};
+use prost::Message;
+
+/// The validator's IP, UDP port and peer id from a `/ip4/../udp/../quic-v1/p2p/..` address.
+pub fn split_query_addr(addr: &Multiaddr) -> anyhow::Result<(SocketAddr, PeerId)> {
+    use meshmind_p2p::multiaddr::Protocol;
+    let (mut ip, mut port, mut peer) = (None::<IpAddr>, None, None);
+    for part in addr.iter() {
+        match part {
+            Protocol::Ip4(a) => ip = Some(a.into()),
+            Protocol::Ip6(a) => ip = Some(a.into()),
+            Protocol::Udp(p) => port = Some(p),
+            Protocol::P2p(id) => peer = Some(id),
+            _ => {}
+        }
+    }
+    match (ip, port, peer) {
+        (Some(ip), Some(port), Some(peer)) => Ok((SocketAddr::new(ip, port), peer)),
+        _ => anyhow::bail!(
+            "--validator {addr}: needs /ip4|ip6/<ip>/udp/<port>/quic-v1/p2p/<peer id> \
+             (the query_multiaddr in the validator's status)"
+        ),
+    }
+}
+
+/// Sends `input` for `task` on `subnet` to the validator at `validator` and returns the answer as
+/// JSON text (an error names the validator's error code).
+pub async fn query_plane(
+    validator: &Multiaddr,
+    network_id_hex: &str,
+    subnet: u32,
+    task: &str,
+    input: &str,
+    deadline_ms: u32,
+) -> anyhow::Result<String> {
+    let (addr, peer) = split_query_addr(validator)?;
+    let network_id = hex::decode(network_id_hex.trim())
+        .ok()
+        .and_then(|b| Hash::from_slice(&b))
+        .with_context(|| format!("--network-id {network_id_hex:?}: must be 64 hex digits"))?;
+    let tag = network_id.to_hex()[..16].to_string();
+    // Bind where the validator can be reached from: loopback for a local one, any address else.
+    let local_ip: IpAddr = match (addr.ip().is_loopback(), addr.is_ipv4()) {
+        (true, true) => std::net::Ipv4Addr::LOCALHOST.into(),
+        (true, false) => std::net::Ipv6Addr::LOCALHOST.into(),
+        (false, true) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        (false, false) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let mut config = NetworkConfig::local(&tag);
+    config.listen = vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse()?];
+    config.query_listen = Some(SocketAddr::new(local_ip, 0));
+    config.kad_server = false;
+    let keypair = Keypair::generate().context("a key for this client")?;
+    let (network, _events) = Network::builder(config, &keypair).spawn()?;
+    network.add_query_addr(peer, addr)?;
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&crate::runtime::now_ms().to_be_bytes());
+    let query = v1::Query {
+        id: id.to_vec(),
+        network_id: network_id.as_bytes().to_vec(),
+        subnet,
+        task: task.to_string(),
+        payload: input.as_bytes().to_vec(),
+        deadline_ms,
+        want_all: false,
+    };
+    query.validate().context("the query")?;
+    let frame = v1::QueryFrame {
+        body: Some(v1::query_frame::Body::Query(query)),
+    };
+    let deadline = Duration::from_millis(u64::from(deadline_ms) + 500);
+    let answer = network.query(peer, &frame.encode_to_vec(), deadline).await;
+    network.shutdown().await;
+    let bytes = answer.with_context(|| format!("query to {peer} at {addr}"))?;
+    let frame: v1::QueryFrame = decode(&bytes).context("the validator's answer")?;
+    match crate::answer::frame_json(Some(&frame)) {
+        Ok(json) => Ok(json.to_string()),
+        Err((code, message)) => anyhow::bail!("{}: {message}", code.as_str_name()),
+    }
+}
