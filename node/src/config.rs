@@ -206,34 +206,89 @@ pub enum ConfigError {
 }
 
 impl NodeConfig {
-    /// Loads `config.toml` from `path`, then applies `MESHMIND_*` environment overrides
-    /// (`MESHMIND_ROLE`, `MESHMIND_API_LISTEN`).
+    /// Loads `config.toml` from `path`, then applies `MESHMIND_*` environment overrides from the
+    /// process environment (see [`NodeConfig::from_toml_with_env`]).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: name.clone(),
             source,
         })?;
-        let mut config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: name,
-            message: e.to_string(),
-        })?;
-        if let Ok(role) = std::env::var("MESHMIND_ROLE") {
-            config.role =
-                toml::Value::String(role.clone())
-                    .try_into()
-                    .map_err(|_| ConfigError::Env {
-                        name: "MESHMIND_ROLE".into(),
-                        reason: format!("{role:?} is not miner, validator or observer"),
-                    })?;
+        Self::from_toml_with_env(&name, &text, std::env::vars())
+    }
+
+    /// Parses config text, then applies overrides from `env`: `MESHMIND_<KEY>` for a top-level key
+    /// and `MESHMIND_<SECTION>__<KEY>` for a key of a section (`MESHMIND_VALIDATOR__TOP_K=5`,
+    /// `MESHMIND_NETWORK__LOCAL=true`). Values are TOML (`5`, `true`, `["a", "b"]`), or plain text
+    /// for text keys. A variable naming a key of a known section that does not exist, or with a value
+    /// of the wrong type, is an error that names it; other `MESHMIND_*` variables are not config.
+    pub fn from_toml_with_env(
+        name: &str,
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: name.to_string(),
+            message,
+        };
+        // Check the file alone first, so its errors carry line and column.
+        let _: NodeConfig = toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        let defaults =
+            toml::Table::try_from(NodeConfig::default()).map_err(|e| parse_error(e.to_string()))?;
+        let mut overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("MESHMIND_"))
+            .collect();
+        overrides.sort();
+        for (var, value) in overrides {
+            let path: Vec<String> = var["MESHMIND_".len()..]
+                .split("__")
+                .map(str::to_lowercase)
+                .collect();
+            let env_error = |reason: String| ConfigError::Env {
+                name: var.clone(),
+                reason,
+            };
+            let (section, key) = match path.as_slice() {
+                [key] if defaults.contains_key(key) && !defaults[key].is_table() => (None, key),
+                [section, key] if defaults.get(section).is_some_and(toml::Value::is_table) => {
+                    (Some(section), key)
+                }
+                // Not a config key (e.g. MESHMIND_LOG).
+                _ => continue,
+            };
+            let default = match section {
+                None => defaults.get(key.as_str()),
+                Some(section) => defaults
+                    .get(section.as_str())
+                    .and_then(|t| t.get(key.as_str())),
+            };
+            let parsed = match default {
+                Some(toml::Value::String(_)) => toml::Value::String(value.clone()),
+                _ => toml::from_str::<toml::Table>(&format!("v = {value}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or_else(|| toml::Value::String(value.clone())),
+            };
+            let target = match section {
+                None => &mut table,
+                Some(section) => table
+                    .entry(section.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| env_error(format!("[{section}] is not a section")))?,
+            };
+            target.insert(key.clone(), parsed);
+            // Check after each override, so an error names the variable that caused it.
+            toml::Value::Table(table.clone())
+                .try_into::<NodeConfig>()
+                .map_err(|e| env_error(format!("{value:?}: {}", e.message())))?;
         }
-        if let Ok(addr) = std::env::var("MESHMIND_API_LISTEN") {
-            config.api_listen = addr.parse().map_err(|e| ConfigError::Env {
-                name: "MESHMIND_API_LISTEN".into(),
-                reason: format!("{addr:?}: {e}"),
-            })?;
-        }
-        Ok(config)
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_error(e.to_string()))
     }
 
     /// The file text for this configuration.
@@ -244,5 +299,63 @@ impl NodeConfig {
              # defaults and meanings are documented in node/src/config.rs and p2p/src/config.rs.\n\
              # Precedence: command-line flags > MESHMIND_* environment > this file > defaults.\n\n{body}"
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_any_key_and_names_bad_ones() {
+        let text = "role = \"validator\"\n[validator]\ntop_k = 2\n";
+        let config = NodeConfig::from_toml_with_env(
+            "c.toml",
+            text,
+            env(&[
+                ("MESHMIND_VALIDATOR__TOP_K", "5"),
+                ("MESHMIND_ROLE", "miner"),
+                ("MESHMIND_API_LISTEN", "127.0.0.1:9999"),
+                ("MESHMIND_MINER__TASKS", "[\"sort\"]"),
+                ("MESHMIND_CONSENSUS__PROPOSE_MS", "450"),
+                ("MESHMIND_NETWORK__LOCAL", "true"),
+                ("MESHMIND_LOG", "debug"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.validator.top_k, 5, "env beats the file");
+        assert_eq!(config.role, Role::Miner);
+        assert_eq!(config.api_listen, SocketAddr::from(([127, 0, 0, 1], 9999)));
+        assert_eq!(config.miner.tasks, vec!["sort".to_string()]);
+        assert_eq!(config.consensus.propose_ms, 450);
+        assert!(config.network.local);
+
+        let err = NodeConfig::from_toml_with_env(
+            "c.toml",
+            text,
+            env(&[("MESHMIND_VALIDATOR__TOP_K", "many")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("MESHMIND_VALIDATOR__TOP_K"), "{err}");
+        let err = NodeConfig::from_toml_with_env(
+            "c.toml",
+            text,
+            env(&[("MESHMIND_VALIDATOR__TOPK", "3")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("MESHMIND_VALIDATOR__TOPK"), "{err}");
+        let err = NodeConfig::from_toml_with_env("c.toml", "rol = 1\n", env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rol") && err.contains("line 1"), "{err}");
     }
 }
