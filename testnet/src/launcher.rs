@@ -29,6 +29,8 @@ pub struct Layout {
     pub behaviours: Vec<(String, String)>,
     /// Validators that equivocate on purpose (the node's test-only mode).
     pub byzantine: Vec<String>,
+    /// Each node in its own network namespace (root only).
+    pub netns: bool,
 }
 
 /// Why the testnet could not be built or driven.
@@ -153,6 +155,20 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
         ));
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let dir_abs = std::fs::canonicalize(dir).map_err(io(dir))?;
+    let netns = if layout.netns {
+        crate::netns::available().map_err(LaunchError::Other)?;
+        let plan = crate::netns::Netns::for_dir(&dir_abs);
+        let count = layout.validators + layout.miners;
+        if let Err(e) = crate::netns::create(&plan, count) {
+            crate::netns::destroy(&plan, count);
+            return Err(e);
+        }
+        crate::netns::use_gateway(&plan.bridge_ns())?;
+        Some(plan)
+    } else {
+        None
+    };
     let mut nodes = Vec::new();
     let names = (0..layout.validators)
         .map(|i| (format!("v{i}"), NodeRole::Validator))
@@ -161,6 +177,7 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
     for (index, (name, role)) in names.enumerate() {
         // API, control plane (UDP for QUIC and TCP) and query plane ports.
         let (port, p2p, query) = match layout.base_port {
+            _ if netns.is_some() => (7410, 7400, 7401),
             0 => (free_port()?, free_port()?, free_port()?),
             base => {
                 let at = |offset: u16| {
@@ -173,7 +190,11 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
         };
         ports.push((p2p, query));
         let data_dir = dir.join(&name);
-        let api = format!("127.0.0.1:{port}");
+        let host = match &netns {
+            Some(plan) => plan.mgmt_ip(index),
+            None => std::net::Ipv4Addr::LOCALHOST,
+        };
+        let api = format!("{host}:{port}");
         let data = data_dir.to_string_lossy().into_owned();
         run_meshmind(
             meshmind,
@@ -220,7 +241,11 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
         .map_err(|e| LaunchError::Other(format!("genesis: {e}")))?;
     let mut miner_index = 0u32;
     let mut bootnode = None;
-    for (node, (p2p, query)) in nodes.iter().zip(&ports) {
+    for (index, (node, (p2p, query))) in nodes.iter().zip(&ports).enumerate() {
+        let host = match &netns {
+            Some(plan) => plan.node_ip(index),
+            None => std::net::Ipv4Addr::LOCALHOST,
+        };
         let genesis_path = node.data_dir.join("genesis.toml");
         std::fs::write(&genesis_path, &genesis_text).map_err(io(&genesis_path))?;
         let config_path = node.data_dir.join("config.toml");
@@ -233,15 +258,15 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
                 .map_err(|e| LaunchError::Other(format!("address {text}: {e}")))
         };
         config.network.listen = vec![
-            listen(format!("/ip4/127.0.0.1/udp/{p2p}/quic-v1"))?,
-            listen(format!("/ip4/127.0.0.1/tcp/{p2p}"))?,
+            listen(format!("/ip4/{host}/udp/{p2p}/quic-v1"))?,
+            listen(format!("/ip4/{host}/tcp/{p2p}"))?,
         ];
-        config.network.query_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], *query)));
+        config.network.query_listen = Some(std::net::SocketAddr::from((host, *query)));
         if bootnode.is_none() {
             let hotkey = KeyFile::read_kind(&node.data_dir.join("hotkey.json"), KeyKind::Hotkey)
                 .map_err(|e| LaunchError::Other(e.to_string()))?;
             bootnode = Some(format!(
-                "/ip4/127.0.0.1/udp/{p2p}/quic-v1/p2p/{}",
+                "/ip4/{host}/udp/{p2p}/quic-v1/p2p/{}",
                 hotkey.public().peer_id()
             ));
         }
@@ -272,6 +297,7 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
         genesis_time_ms: genesis.genesis_time_ms,
         bootnode,
         nodes,
+        netns,
     };
     manifest
         .save(dir)
@@ -302,7 +328,19 @@ pub fn start(manifest: &mut Manifest, dir: &Path, name: &str) -> Result<u32, Lau
         .open(&log_path)
         .map_err(io(&log_path))?;
     let err = log.try_clone().map_err(io(&log_path))?;
-    let mut command = Command::new(&manifest.meshmind);
+    let mut command = match &manifest.netns {
+        Some(plan) => {
+            let index = manifest
+                .index(name)
+                .map_err(|e| LaunchError::Other(e.to_string()))?;
+            // `ip netns exec` enters the namespace and then becomes meshmind (same pid).
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &plan.node_ns(index)])
+                .arg(&manifest.meshmind);
+            c
+        }
+        None => Command::new(&manifest.meshmind),
+    };
     command
         .args(["run", "--data-dir"])
         .arg(&node.data_dir)
@@ -389,6 +427,13 @@ pub fn stop_all(
         .save(dir)
         .map_err(|e| LaunchError::Other(e.to_string()))?;
     Ok(stopped)
+}
+
+/// Removes what the testnet made outside its directory: its network namespaces, if any.
+pub fn teardown(manifest: &Manifest) {
+    if let Some(plan) = &manifest.netns {
+        crate::netns::destroy(plan, manifest.nodes.len());
+    }
 }
 
 /// Collects exited children of this process so they do not linger as zombies.

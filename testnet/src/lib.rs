@@ -4,6 +4,7 @@
 pub mod assertion;
 pub mod launcher;
 pub mod manifest;
+pub mod netns;
 pub mod partition;
 pub mod process;
 pub mod report;

@@ -56,6 +56,9 @@ pub struct Manifest {
     pub bootnode: Option<String>,
     /// The nodes, validators first.
     pub nodes: Vec<NodeEntry>,
+    /// The network namespaces, when the testnet runs in them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<crate::netns::Netns>,
 }
 
 /// Why the manifest could not be read or written.
@@ -118,6 +121,14 @@ impl Manifest {
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|source| ManifestError::Io { path, source })
+    }
+
+    /// The position of node `name` (its namespace number under `--netns`).
+    pub fn index(&self, name: &str) -> Result<usize, ManifestError> {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .ok_or_else(|| ManifestError::UnknownNode(name.to_string()))
     }
 
     /// The node called `name`.

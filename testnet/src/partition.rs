@@ -1,4 +1,5 @@
-//! Partitions without root: every node of one group is told (through the test-only
+//! Partitions. Under `--netns`, by link state: each group's bridge ports move to a bridge of its
+//! own. Without namespaces (no root needed), every node of one group is told (through the test-only
 //! `/admin/block` route of its API) to refuse the peers of the other groups, which closes their
 //! connections and refuses new ones both ways; `heal` lifts every block. Nodes in no group stay
 //! connected to all.
@@ -19,7 +20,7 @@ async fn admin(node: &NodeEntry, route: &str, peers: &[String]) -> Result<(), La
     let base = format!("http://{}", node.api);
     let answer = tokio::time::timeout(
         std::time::Duration::from_secs(3),
-        meshmind_node::http_client::request(&base, "POST", route, Some(&body)),
+        crate::netns::request(&base, "POST", route, Some(&body)),
     )
     .await;
     match answer {
@@ -36,8 +37,24 @@ async fn admin(node: &NodeEntry, route: &str, peers: &[String]) -> Result<(), La
     }
 }
 
-/// Cuts `groups` apart: each node blocks every node of the other groups.
+/// Cuts `groups` apart.
 pub async fn partition(manifest: &Manifest, groups: &[Vec<String>]) -> Result<(), LaunchError> {
+    if let Some(plan) = &manifest.netns {
+        let mut indexes: Vec<Vec<usize>> = Vec::new();
+        for group in groups {
+            let mut members = Vec::new();
+            for name in group {
+                members.push(
+                    manifest
+                        .index(name)
+                        .map_err(|e| LaunchError::Other(e.to_string()))?,
+                );
+            }
+            indexes.push(members);
+        }
+        // The first group stays on br0 with the nodes named in no group; the others move.
+        return crate::netns::partition(plan, &indexes);
+    }
     let mut ids = Vec::new();
     for group in groups {
         let mut members = Vec::new();
@@ -63,8 +80,11 @@ pub async fn partition(manifest: &Manifest, groups: &[Vec<String>]) -> Result<()
     Ok(())
 }
 
-/// Lifts every block on every running node.
+/// Undoes every partition.
 pub async fn heal(manifest: &Manifest) -> Result<(), LaunchError> {
+    if let Some(plan) = &manifest.netns {
+        return crate::netns::heal(plan, manifest.nodes.len());
+    }
     let all: Vec<String> = manifest
         .nodes
         .iter()

@@ -149,7 +149,7 @@ async fn query_load(
             let base = format!("http://{api}");
             let answer = tokio::time::timeout(
                 Duration::from_secs(4),
-                meshmind_node::http_client::request(&base, "POST", "/query", Some(body)),
+                crate::netns::request(&base, "POST", "/query", Some(body)),
             )
             .await;
             let ok = matches!(&answer, Ok(Ok((200, text)))
@@ -226,10 +226,13 @@ pub async fn run(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         byzantine: scenario.byzantine.clone(),
+        netns: scenario.netns,
     };
     let mut manifest = launcher::create(dir, &layout, meshmind)?;
     let result = play(scenario, dir, &mut manifest).await;
-    launcher::stop_all(&mut manifest, dir, Duration::from_secs(10))?;
+    let stopped = launcher::stop_all(&mut manifest, dir, Duration::from_secs(10));
+    launcher::teardown(&manifest);
+    stopped?;
     result
 }
 
@@ -471,8 +474,10 @@ pub async fn check(
                 })
                 .map(|(name, head)| format!("{name} -> {head:?}"))
                 .collect();
+            let answered =
+                !before.is_empty() && before.iter().chain(&after).all(|(_, head)| head.is_some());
             (
-                moved.is_empty(),
+                answered && moved.is_empty(),
                 format!("heads before {before:?}, after {after:?}"),
             )
         }

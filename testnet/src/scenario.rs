@@ -51,6 +51,9 @@ pub struct Scenario {
     /// Validators started in the test-only equivocation mode.
     #[serde(default)]
     pub byzantine: Vec<String>,
+    /// Run every node in its own network namespace (root only).
+    #[serde(default)]
+    pub netns: bool,
     /// The timeline.
     #[serde(default)]
     pub events: Vec<Event>,

@@ -15,7 +15,7 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 /// GETs `path` from a node's API; `None` if it does not answer in time or not with JSON.
 pub async fn get_json(api: &str, path: &str) -> Option<Value> {
     let base = format!("http://{api}");
-    let request = meshmind_node::http_client::request(&base, "GET", path, None);
+    let request = crate::netns::request(&base, "GET", path, None);
     let (code, body) = tokio::time::timeout(STATUS_TIMEOUT, request)
         .await
         .ok()?

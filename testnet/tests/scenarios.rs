@@ -68,6 +68,25 @@ fn partition() {
 }
 
 #[test]
+fn partition_by_link_state_in_network_namespaces() {
+    if let Err(reason) = meshmind_testnet::netns::available() {
+        println!("skipped: {reason}");
+        return;
+    }
+    let before = namespaces();
+    play("partition-netns");
+    assert_eq!(namespaces(), before, "every namespace the run made is gone");
+}
+
+fn namespaces() -> String {
+    let output = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
 fn byzantine() {
     play("byzantine");
 }

@@ -47,6 +47,10 @@ enum Command {
         /// The meshmind binary (default: next to this one, or MESHMIND_BIN).
         #[arg(long)]
         meshmind: Option<PathBuf>,
+        /// Each node in its own network namespace on 10.200.x.0/24, joined by a bridge (root only);
+        /// partitions then cut links.
+        #[arg(long)]
+        netns: bool,
     },
     /// Print every node's status.
     Status {
@@ -152,8 +156,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads the testnet of `dir`; under `--netns`, API requests go through its bridge namespace.
+fn load(dir: &std::path::Path) -> anyhow::Result<Manifest> {
+    let manifest = Manifest::load(dir)?;
+    if let Some(plan) = &manifest.netns {
+        meshmind_testnet::netns::use_gateway(&plan.bridge_ns())?;
+    }
+    Ok(manifest)
+}
+
 fn act(args: NodeArg, action: Action) -> anyhow::Result<()> {
-    let mut manifest = Manifest::load(&args.dir)?;
+    let mut manifest = load(&args.dir)?;
     if action == Action::Restart {
         let running = manifest.node(&args.node)?.pid.is_some_and(|p| {
             meshmind_testnet::process::state(p) != meshmind_testnet::process::ProcState::Exited
@@ -180,6 +193,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             dir,
             base_port,
             meshmind,
+            netns,
         } => {
             let meshmind = meshmind.unwrap_or_else(default_meshmind);
             let layout = Layout {
@@ -190,6 +204,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                 base_port,
                 behaviours: Vec::new(),
                 byzantine: Vec::new(),
+                netns,
             };
             let mut manifest = launcher::create(&dir, &layout, &meshmind)?;
             println!(
@@ -221,6 +236,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                 result = started => result,
                 _ = tokio::signal::ctrl_c() => {
                     launcher::stop_all(&mut manifest, &dir, Duration::from_secs(5))?;
+                    launcher::teardown(&manifest);
                     anyhow::bail!("interrupted; every node started was stopped");
                 }
             };
@@ -229,6 +245,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                 Ok(ms) => ms,
                 Err(e) => {
                     launcher::stop_all(&mut manifest, &dir, Duration::from_secs(5))?;
+                    launcher::teardown(&manifest);
                     return Err(e.into());
                 }
             };
@@ -253,7 +270,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { dir, json } => {
-            let manifest = Manifest::load(&dir)?;
+            let manifest = load(&dir)?;
             let rows = status::all(&manifest).await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -263,7 +280,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Logs { node, follow, dir } => {
-            let manifest = Manifest::load(&dir)?;
+            let manifest = load(&dir)?;
             let path = manifest.node(&node)?.data_dir.join("node.log");
             let mut file =
                 std::fs::File::open(&path).with_context(|| format!("{}", path.display()))?;
@@ -291,7 +308,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
         Command::Pause(args) => act(args, Action::Pause).map(|()| ExitCode::SUCCESS),
         Command::Resume(args) => act(args, Action::Resume).map(|()| ExitCode::SUCCESS),
         Command::Partition { groups, dir } => {
-            let manifest = Manifest::load(&dir)?;
+            let manifest = load(&dir)?;
             let parsed =
                 meshmind_testnet::scenario::parse_groups(&groups).map_err(anyhow::Error::msg)?;
             meshmind_testnet::partition::partition(&manifest, &parsed).await?;
@@ -299,14 +316,15 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Heal { dir } => {
-            let manifest = Manifest::load(&dir)?;
+            let manifest = load(&dir)?;
             meshmind_testnet::partition::heal(&manifest).await?;
             println!("healed");
             Ok(ExitCode::SUCCESS)
         }
         Command::Down { dir, purge } => {
-            let mut manifest = Manifest::load(&dir)?;
+            let mut manifest = load(&dir)?;
             let stopped = launcher::stop_all(&mut manifest, &dir, Duration::from_secs(10))?;
+            launcher::teardown(&manifest);
             if purge {
                 std::fs::remove_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
                 println!("stopped {stopped} node(s); removed {}", dir.display());
@@ -325,6 +343,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             if dir.exists() {
                 if let Ok(mut old) = Manifest::load(&dir) {
                     launcher::stop_all(&mut old, &dir, Duration::from_secs(5))?;
+                    launcher::teardown(&old);
                 }
                 std::fs::remove_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
             }
@@ -335,6 +354,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                 _ = tokio::signal::ctrl_c() => {
                     if let Ok(mut m) = Manifest::load(&dir) {
                         launcher::stop_all(&mut m, &dir, Duration::from_secs(5))?;
+                        launcher::teardown(&m);
                     }
                     anyhow::bail!("interrupted; the scenario's nodes were stopped");
                 }
@@ -357,7 +377,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Report { dir, seconds } => {
-            let manifest = Manifest::load(&dir)?;
+            let manifest = load(&dir)?;
             let record = run::watch(&manifest, Duration::from_secs(seconds)).await;
             let path = report::write(&record, &dir.join("report"))?;
             print!("{}", status::table(&record.final_status));
