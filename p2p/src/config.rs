@@ -38,9 +38,13 @@ pub struct NetworkConfig {
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start, each with a `/p2p/<peer id>` suffix. Default none.
     pub bootnodes: Vec<Multiaddr>,
-    /// Dial again every bootnode not connected, this often. Default 5 s.
+    /// Dial again every bootnode not connected, this often; at the same period, dial peers from
+    /// the Kademlia table while fewer than `target_peers` are connected. Default 5 s.
     #[serde(with = "millis")]
     pub bootnode_redial: Duration,
+    /// Connected peers to keep, dialling known peers from the Kademlia table when short, so the
+    /// gossip mesh does not stay a star around the bootnodes. Default 16.
+    pub target_peers: usize,
     /// UDP address of the query plane, or none to run without one. Default `0.0.0.0:7401`.
     pub query_listen: Option<SocketAddr>,
     /// Local-testnet mode: keep loopback and private addresses learned from peers, and exempt
@@ -112,6 +116,7 @@ impl Default for NetworkConfig {
             ],
             bootnodes: Vec::new(),
             bootnode_redial: Duration::from_secs(5),
+            target_peers: 16,
             query_listen: Some(SocketAddr::from(([0, 0, 0, 0], 7401))),
             local: false,
             kad_server: true,

@@ -201,7 +201,10 @@ impl EventLoop {
         redial.tick().await;
         let shutdown_reply = loop {
             tokio::select! {
-                _ = redial.tick() => self.redial_bootnodes(),
+                _ = redial.tick() => {
+                    self.redial_bootnodes();
+                    self.fill_peers();
+                }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown { reply }) => break Some(reply),
@@ -235,6 +238,34 @@ impl EventLoop {
                     tracing::debug!(%addr, error = %e, "bootnode redial failed");
                 }
             }
+        }
+    }
+
+    /// Dials a few peers from the Kademlia table while fewer than `target_peers` are connected,
+    /// and refreshes the table now and then.
+    fn fill_peers(&mut self) {
+        let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
+        let missing = self.config.target_peers.saturating_sub(connected.len());
+        if missing == 0 {
+            return;
+        }
+        let local = *self.swarm.local_peer_id();
+        let mut candidates: Vec<PeerId> = Vec::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for entry in bucket.iter() {
+                let peer = *entry.node.key.preimage();
+                if peer != local && !connected.contains(&peer) {
+                    candidates.push(peer);
+                }
+            }
+        }
+        // At most 4 new dials per period, so a big table does not cause a dial storm.
+        for peer in candidates.into_iter().take(missing.min(4)) {
+            tracing::debug!(%peer, "dialling a known peer to reach the target peer count");
+            let _ = self.swarm.dial(peer);
+        }
+        if connected.len() < 2 {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
         }
     }
 
