@@ -4,7 +4,12 @@ mod common;
 
 use std::path::Path;
 
+/// Scenarios run one at a time: each starts up to a dozen processes on a small machine, and their
+/// assertions are about timing.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn play(name: &str) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("temp dir");
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
