@@ -18,8 +18,16 @@ async fn main() -> std::process::ExitCode {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MESHMIND_LOG")
+    let configured = std::env::var("MESHMIND_LOG").unwrap_or_default();
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("MESHMIND_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // gossipsub warns whenever a restarted node re-sends a vote its peers already have; that is
+    // expected here, so only its errors are shown unless the filter names it.
+    if !configured.contains("libp2p_gossipsub")
+        && let Ok(directive) = "libp2p_gossipsub=error".parse()
+    {
+        filter = filter.add_directive(directive);
+    }
     // Colours only on a terminal; log files stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

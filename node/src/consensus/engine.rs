@@ -804,9 +804,14 @@ impl<S: Store> Engine<S> {
                         snapshot: Some(snapshot),
                         certificate: Some(cert.clone()),
                     };
-                    actions.push(Action::Broadcast(message(
-                        v1::consensus_message::Body::Certificate(cert),
-                    )));
+                    // Every validator that saw the precommits decides by itself; the round's
+                    // proposer alone gossips the certificate, for followers and late nodes (the
+                    // same bytes from several deciders would only be duplicates).
+                    if self.me() == Some(self.members.set().proposer(self.height, round)) {
+                        actions.push(Action::Broadcast(message(
+                            v1::consensus_message::Body::Certificate(cert),
+                        )));
+                    }
                     actions.extend(self.apply_finalized(finalized)?);
                     return Ok(());
                 }
