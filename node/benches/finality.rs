@@ -111,6 +111,9 @@ struct Row {
     p99: u64,
     round0: f64,
     samples: usize,
+    /// Commits seen in all (any epoch, any validator), and the highest epoch committed.
+    commits: usize,
+    highest: Option<u64>,
 }
 
 async fn spawn(
@@ -133,7 +136,15 @@ async fn finality(n: usize, epoch_ms: u64, epochs: u64) -> Row {
     let board = board(&keys, network_id, epochs + WARM_UP + 4);
     let dir = tempfile::tempdir().expect("temp dir");
     let (commit_tx, mut commit_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Commit)>();
-    let section = ConsensusSection::default();
+    // Every validator of the bench shares two cores and one disk: with many of them, each step
+    // takes longer than the loopback defaults allow, so the step timeouts scale with the set.
+    let mut section = ConsensusSection::default();
+    if n > 24 {
+        section.propose_ms = 3_000;
+        section.prevote_ms = 1_500;
+        section.precommit_ms = 1_500;
+        section.delta_ms = 500;
+    }
     let mut networks = Vec::new();
     let mut tasks = Vec::new();
     let mut bootnode: Option<Multiaddr> = None;
@@ -179,10 +190,13 @@ async fn finality(n: usize, epoch_ms: u64, epochs: u64) -> Row {
     }
     let deadline = Instant::now()
         + Duration::from_millis(genesis.message.genesis_time_ms.saturating_sub(now_ms()))
-        + Duration::from_millis((epochs + WARM_UP + 3) * epoch_ms);
+        + Duration::from_millis((epochs + WARM_UP + 3) * epoch_ms)
+        + Duration::from_secs(30);
     let last = WARM_UP + epochs;
     let mut latencies = Vec::new();
     let mut round0 = 0usize;
+    let mut commits = 0usize;
+    let mut highest = None;
     let mut done = vec![false; n];
     while Instant::now() < deadline && !done.iter().all(|d| *d) {
         let Ok(Some((i, c))) =
@@ -190,6 +204,8 @@ async fn finality(n: usize, epoch_ms: u64, epochs: u64) -> Row {
         else {
             continue;
         };
+        commits += 1;
+        highest = highest.max(Some(c.epoch));
         if c.epoch >= WARM_UP && c.epoch < last {
             latencies.push(c.latency_ms);
             round0 += usize::from(c.round == 0);
@@ -217,6 +233,8 @@ async fn finality(n: usize, epoch_ms: u64, epochs: u64) -> Row {
             round0 as f64 / samples as f64
         },
         samples,
+        commits,
+        highest,
     }
 }
 
@@ -291,6 +309,12 @@ fn catch_up() -> (f64, f64) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    if let Ok(filter) = std::env::var("MESHMIND_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let sizes: Vec<usize> = std::env::var("MESHMIND_BENCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
@@ -303,17 +327,19 @@ async fn main() {
         let (epoch_ms, epochs) = match n {
             0..=8 => (500, 20),
             9..=24 => (1_000, 12),
-            _ => (3_000, 6),
+            _ => (8_000, 6),
         };
         let row = finality(n, epoch_ms, epochs).await;
         println!(
-            "| {} | {} | {} | {} ms | {} ms | {:.1} % |",
+            "| {} | {} | {} | {} ms | {} ms | {:.1} % | {} | {} |",
             row.n,
             row.epochs,
             row.samples,
             row.p50,
             row.p99,
-            row.round0 * 100.0
+            row.round0 * 100.0,
+            row.commits,
+            row.highest.map_or("-".into(), |h| h.to_string())
         );
     }
     let (full, single) = catch_up();

@@ -259,13 +259,13 @@ impl Driver {
                             1 => super::core::TimeoutStep::Prevote,
                             _ => super::core::TimeoutStep::Precommit,
                         };
-                        let actions = self.engine.on_timeout(Timeout { height, round, step })?;
+                        let actions = blocking(|| self.engine.on_timeout(Timeout { height, round, step }))?;
                         self.perform(actions).await?;
                     }
                 }
                 () = sleep_until(start_at), if start_at.is_some() => {
                     tracing::debug!(epoch = self.engine.height(), "epoch ended; deciding it");
-                    let actions = self.engine.start()?;
+                    let actions = blocking(|| self.engine.start())?;
                     self.perform(actions).await?;
                 }
                 _ = resend.tick() => self.resend(),
@@ -282,7 +282,7 @@ impl Driver {
                     message.validation.reject();
                     return Ok(());
                 };
-                match self.engine.check_message(msg) {
+                match blocking(|| self.engine.check_message(msg)) {
                     Err(rejected) => {
                         tracing::debug!(peer = %message.propagation_source, reason = %rejected, "consensus gossip rejected");
                         message.validation.reject();
@@ -297,7 +297,7 @@ impl Driver {
                     }
                 }
             }
-            DriverInput::Local(msg) => match self.engine.check_message(msg.clone()) {
+            DriverInput::Local(msg) => match blocking(|| self.engine.check_message(msg.clone())) {
                 Err(rejected) => tracing::debug!(reason = %rejected, "own finding refused"),
                 Ok(result) => {
                     let (verdict, actions) = result?;
@@ -309,7 +309,7 @@ impl Driver {
             },
             DriverInput::Direct(peer, messages) => {
                 for msg in messages {
-                    match self.engine.check_message(msg) {
+                    match blocking(|| self.engine.check_message(msg)) {
                         Err(rejected) => {
                             tracing::debug!(%peer, reason = %rejected, "direct consensus message rejected");
                         }
@@ -347,7 +347,7 @@ impl Driver {
                     if epoch != Some(self.engine.height()) {
                         continue;
                     }
-                    let actions = self.engine.apply_finalized(item)?;
+                    let actions = blocking(|| self.engine.apply_finalized(item))?;
                     if actions.is_empty() {
                         break;
                     }
@@ -486,7 +486,7 @@ impl Driver {
                             .map(|e| board.reveals(e))
                             .unwrap_or_default()
                     };
-                    queue.extend(self.engine.on_value(round, reveals)?);
+                    queue.extend(blocking(|| self.engine.on_value(round, reveals))?);
                 }
                 Action::Committed { epoch, round, hash } => {
                     let end = self.epoch_end_ms(epoch) - self.config.start_delay_ms;
@@ -533,6 +533,15 @@ async fn ask_status(
     match decode::<v1::SyncResponse>(&bytes).ok()?.body? {
         v1::sync_response::Body::Status(status) => Some(status),
         _ => None,
+    }
+}
+
+/// Runs engine work that may wait on disk (WAL and ledger syncs, signature checks) without
+/// stalling the other tasks of a multi-threaded runtime (the network's among them).
+fn blocking<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

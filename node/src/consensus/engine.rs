@@ -423,6 +423,7 @@ impl<S: Store> Engine<S> {
         if timeout.height != self.height || !self.started {
             return Ok(Vec::new());
         }
+        tracing::debug!(epoch = self.height, round = timeout.round, step = ?timeout.step, "timeout");
         self.log(
             v1::wal_entry::Kind::Timeout(v1::WalTimeout {
                 round: timeout.round,
@@ -470,6 +471,12 @@ impl<S: Store> Engine<S> {
         round: u32,
         snapshot: v1::Snapshot,
     ) -> Result<Vec<Action>, EngineError> {
+        tracing::debug!(
+            epoch = self.height,
+            round,
+            weights = snapshot.weights.len(),
+            "proposing"
+        );
         self.log(
             v1::wal_entry::Kind::Value(v1::WalValue {
                 round,
@@ -518,7 +525,14 @@ impl<S: Store> Engine<S> {
             return Ok(Ok((Verdict::Ignore, Vec::new())));
         }
         if epoch > self.height {
-            // Checked when the height is reached; a certificate from ahead means this node is behind.
+            // Handled when the height is reached; a certificate from ahead means this node is behind.
+            // Messages signed by the current set are forwarded meanwhile: in a large mesh, peers a
+            // few hops away depend on this node passing on the next epoch's votes.
+            let verdict = if self.signed_by_current_set(&msg)? {
+                Verdict::Accept
+            } else {
+                Verdict::Ignore
+            };
             let behind = matches!(msg.body, Some(Body::Certificate(_)));
             if self.future_len < MAX_FUTURE && epoch <= self.height + 2 && !behind {
                 self.future.entry(epoch).or_default().push(msg);
@@ -529,7 +543,7 @@ impl<S: Store> Engine<S> {
             } else {
                 Vec::new()
             };
-            return Ok(Ok((Verdict::Ignore, actions)));
+            return Ok(Ok((verdict, actions)));
         }
         match msg.body {
             Some(Body::Proposal(value)) => {
@@ -537,6 +551,14 @@ impl<S: Store> Engine<S> {
                     .proposal
                     .as_ref()
                     .ok_or_else(|| Rejected("proposal missing".into()))?;
+                // An exact repeat is dropped before any signature check or hashing.
+                if self
+                    .proposals
+                    .get(&proposal.round)
+                    .is_some_and(|known| known.contains(proposal))
+                {
+                    return Ok(Ok((Verdict::Ignore, Vec::new())));
+                }
                 self.check_signed(proposal, &proposal.network_id, &proposal.valset_hash)?;
                 let snapshot = value
                     .snapshot
@@ -545,25 +567,19 @@ impl<S: Store> Engine<S> {
                 if snapshot::value_id(snapshot) != proposal.value_id.as_slice() {
                     return Err(Rejected("the snapshot is not the proposed value".into()));
                 }
-                if self
-                    .proposals
-                    .get(&proposal.round)
-                    .is_some_and(|known| known.contains(proposal))
-                {
-                    return Ok(Ok((Verdict::Ignore, Vec::new())));
-                }
                 Ok(self
                     .take_proposal(value, None)
                     .map(|a| (Verdict::Accept, a)))
             }
             Some(Body::Vote(vote)) => {
-                self.check_signed(&vote, &vote.network_id, &vote.valset_hash)?;
-                if certificate::core_vote(&self.members, &vote).is_none() {
-                    return Err(Rejected("vote fields do not fit the validator set".into()));
-                }
+                // An exact repeat (gossip and resends deliver many) costs no signature check.
                 let slot = (vote.round, vote.vote_type, vote.validator.clone());
                 if self.votes.get(&slot) == Some(&vote) {
                     return Ok(Ok((Verdict::Ignore, Vec::new())));
+                }
+                self.check_signed(&vote, &vote.network_id, &vote.valset_hash)?;
+                if certificate::core_vote(&self.members, &vote).is_none() {
+                    return Err(Rejected("vote fields do not fit the validator set".into()));
                 }
                 Ok(self.take_vote(vote).map(|a| (Verdict::Accept, a)))
             }
@@ -602,6 +618,33 @@ impl<S: Store> Engine<S> {
                 }))
             }
             None => Err(Rejected("empty message".into())),
+        }
+    }
+
+    /// For a message of a later epoch: whether it is signed by a member of the current set (then
+    /// it may be forwarded). A message naming another set cannot be checked here (`false`); one
+    /// naming this set with a bad signature is refused.
+    fn signed_by_current_set(&self, msg: &v1::ConsensusMessage) -> Result<bool, Rejected> {
+        use v1::consensus_message::Body;
+        let hash = self.members.hash();
+        match &msg.body {
+            Some(Body::Proposal(value)) => match &value.proposal {
+                Some(p) if p.valset_hash == hash => self
+                    .check_signed(p, &p.network_id, &p.valset_hash)
+                    .map(|()| true),
+                _ => Ok(false),
+            },
+            Some(Body::Vote(v)) if v.valset_hash == hash => self
+                .check_signed(v, &v.network_id, &v.valset_hash)
+                .map(|()| true),
+            Some(Body::Certificate(c)) if c.valset_hash == hash => {
+                let value = <[u8; 32]>::try_from(c.value_id.as_slice())
+                    .map_err(|_| Rejected("certificate value id is not 32 bytes".into()))?;
+                certificate::verify(c, self.config.network_id, &self.members, c.epoch, &value)
+                    .map(|()| true)
+                    .map_err(|e| Rejected(e.to_string()))
+            }
+            _ => Ok(false),
         }
     }
 
@@ -656,7 +699,14 @@ impl<S: Store> Engine<S> {
                     next: &next,
                 };
                 match snapshot::check(&snapshot, &expect, proposal.round) {
-                    Ok(_) => true,
+                    Ok(_) => {
+                        tracing::debug!(
+                            epoch = self.height,
+                            round = proposal.round,
+                            "valid proposal"
+                        );
+                        true
+                    }
                     Err(e) => {
                         tracing::info!(epoch = self.height, round = proposal.round, error = %e, "invalid snapshot proposed");
                         false
@@ -957,23 +1007,15 @@ impl<S: Store> Engine<S> {
         .map(|_| ())
     }
 
-    /// Own messages of this epoch and the votes of the current round, to send again to peers that
-    /// may have missed them.
+    /// Own messages of this epoch and the current round's proposal, to send again to peers that
+    /// may have missed them. (Every validator resends its own votes; resending everyone's would
+    /// multiply the traffic by the size of the set.)
     pub fn rebroadcast(&self) -> Vec<v1::ConsensusMessage> {
         if !self.started {
             return Vec::new();
         }
         let round = self.core.round();
         let mut out = self.own.clone();
-        for ((r, _, voter), vote) in &self.votes {
-            let own = self
-                .keypair
-                .as_ref()
-                .is_some_and(|k| k.public().as_bytes().as_slice() == voter.as_slice());
-            if *r == round && !own {
-                out.push(message(v1::consensus_message::Body::Vote(vote.clone())));
-            }
-        }
         if let Some(known) = self.proposals.get(&round)
             && let Some(first) = known.first()
             && let Some(body) = self.bodies.get(first.value_id.as_slice())
