@@ -64,11 +64,27 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LaunchError + '_ {
     }
 }
 
+/// A port free for both TCP and UDP on 127.0.0.1 and not handed out before in this process (nodes
+/// bind QUIC on UDP and TCP on the same number).
 fn free_port() -> Result<u16, LaunchError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| LaunchError::Other(format!("no free port: {e}")))
+    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..200 {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| LaunchError::Other(format!("no free port: {e}")))?;
+        let port = tcp
+            .local_addr()
+            .map_err(|e| LaunchError::Other(format!("no free port: {e}")))?
+            .port();
+        let udp_free = std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
+        if udp_free && !taken.contains(&port) {
+            taken.push(port);
+            return Ok(port);
+        }
+    }
+    Err(LaunchError::Other(
+        "no port free for both TCP and UDP".into(),
+    ))
 }
 
 fn now_ms() -> u64 {
