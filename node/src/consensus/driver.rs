@@ -375,12 +375,18 @@ impl Driver {
             return;
         }
         self.last_sweep = Some(Instant::now());
-        let network = self.network.clone();
-        let tx = self.internal_tx.clone();
         let request = v1::SyncRequest {
             body: Some(v1::sync_request::Body::Status(v1::StatusRequest {})),
         }
         .encode_to_vec();
+        self.ask_all(request);
+    }
+
+    /// Sends `request` to every connected peer; each reply's ledger status comes back as
+    /// [`Internal::Status`].
+    fn ask_all(&self, request: Vec<u8>) {
+        let network = self.network.clone();
+        let tx = self.internal_tx.clone();
         tokio::spawn(async move {
             for peer in network.peers().await.unwrap_or_default() {
                 let network = network.clone();
@@ -436,20 +442,7 @@ impl Driver {
             })),
         }
         .encode_to_vec();
-        let network = self.network.clone();
-        let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            for peer in network.peers().await.unwrap_or_default() {
-                let network = network.clone();
-                let tx = tx.clone();
-                let request = request.clone();
-                tokio::spawn(async move {
-                    if let Some(status) = ask_status(&network, peer, request).await {
-                        let _ = tx.send(Internal::Status(peer, status)).await;
-                    }
-                });
-            }
-        });
+        self.ask_all(request);
     }
 
     async fn perform(&mut self, actions: Vec<Action>) -> Result<(), EngineError> {

@@ -371,6 +371,18 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
+    /// What a snapshot of the current epoch must chain to (the set hands over to itself until
+    /// stakes can change).
+    fn expect(&self) -> Expect<'_> {
+        Expect {
+            network_id: self.config.network_id,
+            epoch: self.height,
+            parent_hash: self.parent,
+            members: &self.members,
+            next: self.members.wire(),
+        }
+    }
+
     /// The epoch being decided.
     pub fn height(&self) -> u64 {
         self.height
@@ -449,14 +461,7 @@ impl<S: Store> Engine<S> {
         if self.valued.contains(&round) || round != self.core.round() {
             return Ok(Vec::new());
         }
-        let next = self.members.wire().clone();
-        let expect = Expect {
-            network_id: self.config.network_id,
-            epoch: self.height,
-            parent_hash: self.parent,
-            members: &self.members,
-            next: &next,
-        };
+        let expect = self.expect();
         let snapshot = snapshot::build(
             &expect,
             &keypair.public(),
@@ -690,14 +695,7 @@ impl<S: Store> Engine<S> {
         let valid = match valid {
             Some(valid) => valid,
             None => {
-                let next = self.members.wire().clone();
-                let expect = Expect {
-                    network_id: self.config.network_id,
-                    epoch: self.height,
-                    parent_hash: self.parent,
-                    members: &self.members,
-                    next: &next,
-                };
+                let expect = self.expect();
                 match snapshot::check(&snapshot, &expect, proposal.round) {
                     Ok(_) => {
                         tracing::debug!(
