@@ -35,6 +35,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
             payload: payload.to_vec(),
             deadline_ms: 10_000,
             want_all: false,
+            stream: false,
         })),
     }
     .encode_to_vec()

@@ -25,3 +25,24 @@ pub fn frame_json(frame: Option<&v1::QueryFrame>) -> Result<Value, (v1::ErrorCod
         _ => Err((v1::ErrorCode::DeadlineExceeded, "no answer in time".into())),
     }
 }
+
+/// One line of a streamed answer as JSON: a piece of the answer, the miner's signed end, or an error.
+pub fn stream_line(frame: &v1::QueryFrame) -> Value {
+    match &frame.body {
+        Some(v1::query_frame::Body::Chunk(chunk)) => match &chunk.trailer {
+            Some(trailer) if chunk.last => json!({
+                "done": true,
+                "miner": trailer.signer().map(|k| k.to_hex()).unwrap_or_default(),
+                "elapsed_us": trailer.elapsed_us,
+                "chunks": chunk.seq,
+            }),
+            _ => json!({ "chunk": String::from_utf8_lossy(&chunk.data) }),
+        },
+        _ => match frame_json(Some(frame)) {
+            Err((code, message)) => {
+                json!({"error": {"code": code.as_str_name(), "message": message}})
+            }
+            Ok(answer) => answer,
+        },
+    }
+}

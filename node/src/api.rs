@@ -249,12 +249,32 @@ struct QueryRequest {
     deadline_ms: Option<u32>,
     #[serde(default)]
     want_all: bool,
+    /// Answer as newline-delimited JSON pieces while the miner produces them.
+    #[serde(default)]
+    stream: bool,
 }
 
 fn error(status: StatusCode, code: v1::ErrorCode, message: &str) -> Response {
     (
         status,
         Json(json!({"error": {"code": code.as_str_name(), "message": message}})),
+    )
+        .into_response()
+}
+
+/// A streamed answer as newline-delimited JSON, each line sent as the miner produces it.
+fn stream(validator: Arc<crate::role::validator::Validator>, query: v1::Query) -> Response {
+    let (out, frames) = tokio::sync::mpsc::channel::<v1::QueryFrame>(16);
+    // A client that hangs up drops the body, which stops the routing.
+    tokio::spawn(async move { validator.route_stream(&query, now_ms(), out).await });
+    let lines = futures::stream::unfold(frames, |mut frames| async move {
+        let frame = frames.recv().await?;
+        let line = format!("{}\n", crate::answer::stream_line(&frame));
+        Some((Ok::<_, std::convert::Infallible>(line), frames))
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
     )
         .into_response()
 }
@@ -287,6 +307,7 @@ async fn query(State(state): State<Arc<NodeState>>, body: axum::body::Bytes) -> 
         payload: request.input.into_bytes(),
         deadline_ms: request.deadline_ms.unwrap_or(5_000),
         want_all: request.want_all,
+        stream: request.stream,
     };
     if let Err(e) = meshmind_protocols::Validate::validate(&query) {
         return error(
@@ -301,6 +322,9 @@ async fn query(State(state): State<Arc<NodeState>>, body: axum::body::Bytes) -> 
             v1::ErrorCode::UnknownSubnet,
             "subnet not validated here",
         );
+    }
+    if query.stream {
+        return stream(validator.clone(), query);
     }
     let deadline = Duration::from_millis(u64::from(query.deadline_ms));
     let routed = tokio::time::timeout(

@@ -94,6 +94,9 @@ pub enum Command {
         /// Deadline in milliseconds.
         #[arg(long, default_value_t = 5000)]
         deadline_ms: u32,
+        /// Print the answer as the miner produces it (over the API: newline-delimited JSON).
+        #[arg(long)]
+        stream: bool,
     },
     /// Read a node's ledger (works beside a running node).
     #[command(subcommand)]
@@ -246,22 +249,22 @@ pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Re
             task,
             input,
             deadline_ms,
+            stream,
         } => match (validator, network_id, api) {
             (Some(validator), Some(network_id), _) => {
-                let answer = crate::client::query_plane(
-                    &validator,
-                    &network_id,
+                let args = crate::client::QueryArgs {
                     subnet,
-                    &task,
-                    &input,
+                    task: &task,
+                    input: &input,
                     deadline_ms,
-                )
-                .await?;
-                writeln!(out, "{answer}")?;
+                    stream,
+                };
+                crate::client::query_plane(&validator, &network_id, &args, out).await?;
             }
             (_, _, Some(api)) => {
                 let body = serde_json::json!({
                     "subnet": subnet, "task": task, "input": input, "deadline_ms": deadline_ms,
+                    "stream": stream,
                 });
                 let (status, text) =
                     crate::http_client::request(&api, "POST", "/query", Some(&body.to_string()))

@@ -4,9 +4,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use meshmind_p2p::{Multiaddr, Network, NetworkConfig, PeerId};
-use meshmind_protocols::{Hash, Keypair, Validate, decode, v1};
+use std::io::Write;
+
+use meshmind_p2p::{Multiaddr, Network, NetworkConfig, NetworkHandle, PeerId};
+use meshmind_protocols::{Hash, Keypair, Signed, Validate, decode, v1};
 use prost::Message;
+
+use crate::role::stream::StreamCheck;
 
 /// The validator's IP, UDP port and peer id from a `/ip4/../udp/../quic-v1/p2p/..` address.
 pub fn split_query_addr(addr: &Multiaddr) -> anyhow::Result<(SocketAddr, PeerId)> {
@@ -30,16 +34,29 @@ pub fn split_query_addr(addr: &Multiaddr) -> anyhow::Result<(SocketAddr, PeerId)
     }
 }
 
-/// Sends `input` for `task` on `subnet` to the validator at `validator` and returns the answer as
-/// JSON text (an error names the validator's error code).
+/// One query for `meshmind query`.
+pub struct QueryArgs<'a> {
+    /// Subnet.
+    pub subnet: u32,
+    /// Task.
+    pub task: &'a str,
+    /// Input text.
+    pub input: &'a str,
+    /// Deadline in milliseconds.
+    pub deadline_ms: u32,
+    /// Whether to ask for the answer as a stream.
+    pub stream: bool,
+}
+
+/// Sends a query to the validator at `validator` and writes the answer to `out`: as JSON text, or,
+/// streamed, the answer's text as it arrives, after which the miner's signed trailer is verified
+/// and summarised on stderr. An error names the validator's error code.
 pub async fn query_plane(
     validator: &Multiaddr,
     network_id_hex: &str,
-    subnet: u32,
-    task: &str,
-    input: &str,
-    deadline_ms: u32,
-) -> anyhow::Result<String> {
+    args: &QueryArgs<'_>,
+    out: &mut (impl Write + Send),
+) -> anyhow::Result<()> {
     let (addr, peer) = split_query_addr(validator)?;
     let network_id = hex::decode(network_id_hex.trim())
         .ok()
@@ -65,23 +82,82 @@ pub async fn query_plane(
     let query = v1::Query {
         id: id.to_vec(),
         network_id: network_id.as_bytes().to_vec(),
-        subnet,
-        task: task.to_string(),
-        payload: input.as_bytes().to_vec(),
-        deadline_ms,
+        subnet: args.subnet,
+        task: args.task.to_string(),
+        payload: args.input.as_bytes().to_vec(),
+        deadline_ms: args.deadline_ms,
         want_all: false,
+        stream: args.stream,
     };
     query.validate().context("the query")?;
     let frame = v1::QueryFrame {
-        body: Some(v1::query_frame::Body::Query(query)),
+        body: Some(v1::query_frame::Body::Query(query.clone())),
     };
-    let deadline = Duration::from_millis(u64::from(deadline_ms) + 500);
-    let answer = network.query(peer, &frame.encode_to_vec(), deadline).await;
+    let deadline = Duration::from_millis(u64::from(args.deadline_ms) + 500);
+    let result = match args.stream {
+        false => one_answer(&network, peer, &frame, deadline, out).await,
+        true => streamed_answer(&network, peer, &query, &frame, deadline, out).await,
+    };
     network.shutdown().await;
-    let bytes = answer.with_context(|| format!("query to {peer} at {addr}"))?;
+    result.with_context(|| format!("query to {peer} at {addr}"))
+}
+
+async fn one_answer(
+    network: &NetworkHandle,
+    peer: PeerId,
+    frame: &v1::QueryFrame,
+    deadline: Duration,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let bytes = network
+        .query(peer, &frame.encode_to_vec(), deadline)
+        .await?;
     let frame: v1::QueryFrame = decode(&bytes).context("the validator's answer")?;
     match crate::answer::frame_json(Some(&frame)) {
-        Ok(json) => Ok(json.to_string()),
+        Ok(json) => Ok(writeln!(out, "{json}")?),
         Err((code, message)) => anyhow::bail!("{}: {message}", code.as_str_name()),
+    }
+}
+
+async fn streamed_answer(
+    network: &NetworkHandle,
+    peer: PeerId,
+    query: &v1::Query,
+    frame: &v1::QueryFrame,
+    deadline: Duration,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut stream = network
+        .query_stream(peer, &frame.encode_to_vec(), deadline)
+        .await?;
+    let mut check = StreamCheck::new(query, None);
+    loop {
+        let bytes = stream
+            .next()
+            .await
+            .context("the stream ended before the miner's last chunk")??;
+        let chunk = match decode::<v1::QueryFrame>(&bytes).context("the validator's frame")? {
+            v1::QueryFrame {
+                body: Some(v1::query_frame::Body::Chunk(chunk)),
+            } => chunk,
+            other => match crate::answer::frame_json(Some(&other)) {
+                Err((code, message)) => anyhow::bail!("{}: {message}", code.as_str_name()),
+                Ok(_) => anyhow::bail!("the validator answered a stream with a single frame"),
+            },
+        };
+        let trailer = check.chunk(&chunk)?;
+        out.write_all(&chunk.data)?;
+        out.flush()?;
+        if let Some(trailer) = trailer {
+            writeln!(out)?;
+            let miner = trailer.signer().map(|k| k.to_hex()).unwrap_or_default();
+            eprintln!(
+                "answered by miner {miner} in {} us: {} bytes in {} chunks, signature verified",
+                trailer.elapsed_us,
+                check.bytes(),
+                chunk.seq + 1
+            );
+            return Ok(());
+        }
     }
 }

@@ -226,6 +226,7 @@ async fn challenges_rank_miners_and_routing_fails_over() {
             payload: input.as_bytes().to_vec(),
             deadline_ms: 3_000,
             want_all: false,
+            stream: false,
         };
         v1::QueryFrame {
             body: Some(v1::query_frame::Body::Query(query)),

@@ -53,6 +53,7 @@ fn query(task: &str, input: &str) -> v1::Query {
         payload: input.as_bytes().to_vec(),
         deadline_ms: 2_000,
         want_all: false,
+        stream: false,
     }
 }
 
@@ -187,15 +188,21 @@ async fn a_peer_over_its_rate_is_refused() {
     miner.shutdown().await;
 }
 
-/// A JSON-lines model server in Python: `sort` answers sorted words, `crash` exits.
+/// A JSON-lines model server in Python: `sort` answers sorted words (streamed word by word when
+/// asked, the last word as the final output), `crash` exits.
 const SCRIPT: &str = r#"
 import json, sys
 for line in sys.stdin:
     req = json.loads(line)
     if req["task"] == "crash":
         sys.exit(1)
-    out = " ".join(sorted(req["input"].split()))
-    print(json.dumps({"id": req["id"], "output": out}), flush=True)
+    words = sorted(req["input"].split())
+    if req.get("stream"):
+        for w in words[:-1]:
+            print(json.dumps({"id": req["id"], "chunk": w + " "}), flush=True)
+        print(json.dumps({"id": req["id"], "output": words[-1] if words else ""}), flush=True)
+    else:
+        print(json.dumps({"id": req["id"], "output": " ".join(words)}), flush=True)
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,6 +232,75 @@ async fn the_exec_backend_serves_through_a_subprocess_and_survives_its_crash() {
         backend.answer("sort", &[0xff]).await.is_err(),
         "non-UTF-8 input refused"
     );
+    // Streamed: the process's chunk lines arrive as separate pieces, the final output last.
+    let (sink, mut pieces) = tokio::sync::mpsc::channel(8);
+    backend
+        .answer_stream("sort", b"c a b", sink)
+        .await
+        .expect("streamed");
+    let mut got = Vec::new();
+    while let Some(piece) = pieces.recv().await {
+        got.push(String::from_utf8(piece).expect("utf-8"));
+    }
+    assert_eq!(got, ["a ", "b ", "c"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_arrives_in_chunks_with_a_signed_trailer() {
+    let (miner, key) = start_miner(Arc::new(Echo), &["echo"], |_| {});
+    let client = client_for(&miner);
+    let mut q = query("echo", "one two three");
+    q.stream = true;
+    let mut stream = client
+        .query_stream(miner.local_peer_id(), &frame_of(&q), Duration::from_secs(5))
+        .await
+        .expect("a stream");
+    let mut check = meshmind_node::role::stream::StreamCheck::new(&q, Some(key.public()));
+    let mut data = Vec::new();
+    let mut chunks = 0;
+    let trailer = loop {
+        let bytes = stream.next().await.expect("a frame").expect("no error");
+        let Ok(v1::QueryFrame {
+            body: Some(v1::query_frame::Body::Chunk(chunk)),
+        }) = decode::<v1::QueryFrame>(&bytes)
+        else {
+            panic!("expected chunks");
+        };
+        chunks += 1;
+        data.extend_from_slice(&chunk.data);
+        if let Some(trailer) = check.chunk(&chunk).expect("a valid chunk") {
+            break trailer.clone();
+        }
+    };
+    assert_eq!(data, b"one two three");
+    assert_eq!(chunks, 4, "three words, then the trailer");
+    assert_eq!(trailer.output, blake3::hash(b"one two three").as_bytes());
+    assert!(
+        stream.next().await.is_none(),
+        "the stream ends after the trailer"
+    );
+    // A streamed query the miner refuses ends in a signed trailer carrying the error.
+    let mut q = query("nope", "x");
+    q.stream = true;
+    let mut stream = client
+        .query_stream(miner.local_peer_id(), &frame_of(&q), Duration::from_secs(5))
+        .await
+        .expect("a stream");
+    let bytes = stream.next().await.expect("a frame").expect("no error");
+    let frame = decode::<v1::QueryFrame>(&bytes).expect("a frame");
+    let Some(v1::query_frame::Body::Chunk(chunk)) = frame.body else {
+        panic!("expected the last chunk");
+    };
+    let mut check = meshmind_node::role::stream::StreamCheck::new(&q, Some(key.public()));
+    assert!(matches!(
+        check.chunk(&chunk),
+        Err(meshmind_node::role::stream::StreamError::Miner {
+            code: v1::ErrorCode::UnknownTask,
+            ..
+        })
+    ));
+    client.shutdown().await;
+    miner.shutdown().await;
 }
 
 #[test]

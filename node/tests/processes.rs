@@ -110,6 +110,7 @@ fn init_run_status_query_and_graceful_shutdown() {
     let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
     assert_eq!(answer["output"], "42");
     assert_eq!(answer["miner"].as_str().map(str::len), Some(64));
+    let miner_key = answer["miner"].clone();
 
     // The same through the p2p query plane: client -> validator -> miner, all over QUIC.
     let query_addr = v_status["query_multiaddr"]
@@ -135,6 +136,44 @@ fn init_run_status_query_and_graceful_shutdown() {
     ]);
     let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
     assert_eq!(answer["output"], "apple fig pear");
+    // Streamed through the validator: the text itself, then a verified signed trailer on stderr.
+    let output = meshmind()
+        .args([
+            "query",
+            "--validator",
+            &query_addr,
+            "--network-id",
+            &network_id,
+            "--subnet",
+            "1",
+            "--task",
+            "sort",
+            "--input",
+            "pear apple fig",
+            "--stream",
+        ])
+        .output()
+        .expect("run meshmind");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "apple fig pear\n");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("signature verified"),
+        "{output:?}"
+    );
+    // Streamed over the HTTP API: newline-delimited JSON, pieces then the miner's end.
+    let lines = ok(&[
+        "query", "--api", &v_api_url, "--subnet", "1", "--task", "arith", "--input", "6 * 7",
+        "--stream",
+    ]);
+    let lines: Vec<serde_json::Value> = lines
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.first().map(|l| l["chunk"].clone()), Some("42".into()));
+    let last = lines.last().expect("an end line");
+    assert_eq!(last["done"], true, "{lines:?}");
+    assert_eq!(last["miner"], miner_key);
     // A wrong network id is refused by the validator's query plane.
     let output = meshmind()
         .args([

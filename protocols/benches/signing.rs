@@ -116,6 +116,7 @@ fn hashing(c: &mut Criterion) {
         payload: vec![0xab; 1024 - 64],
         deadline_ms: 1000,
         want_all: false,
+        stream: false,
     };
     let mut signatures: Vec<v1::CommitSignature> = (1..=100u8)
         .map(|seed| {

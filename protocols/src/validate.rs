@@ -426,7 +426,16 @@ impl Validate for v1::QueryChunk {
         fixed_len("id", &self.id, QUERY_ID_LEN)?;
         max_len("data", self.data.len(), MAX_PAYLOAD)?;
         match (&self.trailer, self.last) {
-            (Some(trailer), true) => trailer.validate().map_err(|e| e.within("trailer")),
+            (Some(trailer), true) => {
+                trailer.validate().map_err(|e| e.within("trailer"))?;
+                if trailer.error.is_none() && trailer.output.len() != 32 {
+                    return Err(inconsistent(
+                        "trailer.output",
+                        "must be the 32-byte hash of the streamed data",
+                    ));
+                }
+                Ok(())
+            }
             (None, true) => Err(ValidationError::new("trailer", Reason::Missing)),
             (Some(_), false) => Err(inconsistent("trailer", "only the last chunk has one")),
             (None, false) => Ok(()),

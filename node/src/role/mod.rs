@@ -1,6 +1,7 @@
 //! The roles a node plays.
 
 pub mod miner;
+pub mod stream;
 pub mod validator;
 
 use meshmind_protocols::v1;

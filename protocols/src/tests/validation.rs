@@ -89,6 +89,7 @@ fn ranges_and_enums_are_checked() {
         payload: b"1+1".to_vec(),
         deadline_ms: 0,
         want_all: false,
+        stream: false,
     };
     fails(&query, "deadline_ms", |r| {
         matches!(r, Reason::OutOfRange(_))

@@ -21,6 +21,17 @@ pub enum BackendError {
 pub type AnswerFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Vec<u8>, BackendError>> + Send + 'a>>;
 
+/// Where a streaming backend puts the pieces of its answer, in order.
+pub type ChunkSink = tokio::sync::mpsc::Sender<Vec<u8>>;
+
+/// A boxed future returned by [`MinerBackend::answer_stream`]; it resolves once the answer is complete.
+pub type StreamFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BackendError>> + Send + 'a>>;
+
+/// The error for a stream whose reader stopped listening (the query's deadline passed).
+pub(crate) fn reader_gone() -> BackendError {
+    BackendError::Failed("the reader of the streamed answer went away".into())
+}
+
 /// Something that answers queries for a task: a model server, a subprocess, a built-in task.
 pub trait MinerBackend: Send + Sync {
     /// A short name for logs (`echo`, `reference`, `exec`, ...).
@@ -28,6 +39,19 @@ pub trait MinerBackend: Send + Sync {
 
     /// Answers `input` for `task`.
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a>;
+
+    /// Answers `input` for `task` piece by piece into `sink` (by default, the whole answer as one piece).
+    fn answer_stream<'a>(
+        &'a self,
+        task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a> {
+        Box::pin(async move {
+            let output = self.answer(task, input).await?;
+            sink.send(output).await.map_err(|_| reader_gone())
+        })
+    }
 }
 
 /// Another backend with a fixed added latency (for testnets that need a slow miner).
@@ -54,9 +78,21 @@ impl MinerBackend for Delayed {
             self.inner.answer(task, input).await
         })
     }
+
+    fn answer_stream<'a>(
+        &'a self,
+        task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            self.inner.answer_stream(task, input, sink).await
+        })
+    }
 }
 
-/// Answers every task with its input.
+/// Answers every task with its input; streamed, one word (with its trailing space) per piece.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Echo;
 
@@ -67,5 +103,19 @@ impl MinerBackend for Echo {
 
     fn answer<'a>(&'a self, _task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
         Box::pin(async move { Ok(input.to_vec()) })
+    }
+
+    fn answer_stream<'a>(
+        &'a self,
+        _task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a> {
+        Box::pin(async move {
+            for word in input.split_inclusive(|b| *b == b' ') {
+                sink.send(word.to_vec()).await.map_err(|_| reader_gone())?;
+            }
+            Ok(())
+        })
     }
 }

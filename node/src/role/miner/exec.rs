@@ -1,8 +1,10 @@
 //! A backend that runs a long-lived subprocess speaking JSON lines on stdin and stdout.
 //!
 //! Request line: `{"id": 7, "task": "sort", "input": "b a"}`. Reply line: `{"id": 7, "output": "a b"}` or
-//! `{"id": 7, "error": "why"}`. Replies may come in any order. A process that exits fails the queries in
-//! flight and is started again on the next query.
+//! `{"id": 7, "error": "why"}`. Replies may come in any order. A streamed query's request line also has
+//! `"stream": true`; the process may then write any number of `{"id": 7, "chunk": "..."}` lines before
+//! the final reply, whose `output` (possibly empty) is the last piece. A process that exits fails the
+//! queries in flight and is started again on the next query.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -12,15 +14,26 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
-use super::backend::{AnswerFuture, BackendError, MinerBackend};
+use super::backend::{
+    AnswerFuture, BackendError, ChunkSink, MinerBackend, StreamFuture, reader_gone,
+};
 
 /// Longest reply line read from the process.
 const MAX_LINE: u64 = 4 << 20;
 
+/// Pieces of one reply buffered between the process and the query reading them.
+const PIECES_BUFFERED: usize = 64;
+
+/// One line of a reply: a streamed piece, or the end with the last piece or an error.
+enum Piece {
+    Chunk(Vec<u8>),
+    Done(Result<Vec<u8>, BackendError>),
+}
+
 /// Where a query waits for its reply.
-type Waiter = oneshot::Sender<Result<Vec<u8>, BackendError>>;
+type Waiter = mpsc::Sender<Piece>;
 type Pending = Arc<Mutex<HashMap<u64, Waiter>>>;
 
 #[derive(Serialize)]
@@ -28,11 +41,15 @@ struct Request<'a> {
     id: u64,
     task: &'a str,
     input: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
 }
 
 #[derive(Deserialize)]
 struct Reply {
     id: u64,
+    #[serde(default)]
+    chunk: Option<String>,
     #[serde(default)]
     output: Option<String>,
     #[serde(default)]
@@ -118,18 +135,28 @@ impl Exec {
                     tracing::warn!("exec backend wrote a line that is not a reply; ignored");
                     continue;
                 };
+                if let (Some(chunk), None, None) = (&reply.chunk, &reply.output, &reply.error) {
+                    let waiter = lock(&pending).get(&reply.id).cloned();
+                    if let Some(waiter) = waiter {
+                        // Backpressure: a slow reader slows the process, bounded by its deadline.
+                        let _ = waiter.send(Piece::Chunk(chunk.as_bytes().to_vec())).await;
+                    }
+                    continue;
+                }
                 let result = match (reply.output, reply.error) {
                     (Some(output), None) => Ok(output.into_bytes()),
                     (_, Some(error)) => Err(BackendError::Failed(error)),
                     (None, None) => Err(BackendError::Failed("reply without output".into())),
                 };
-                if let Some(waiter) = lock(&pending).remove(&reply.id) {
-                    let _ = waiter.send(result);
+                let waiter = lock(&pending).remove(&reply.id);
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(Piece::Done(result)).await;
                 }
             }
             reader_alive.store(false, Ordering::SeqCst);
-            for (_, waiter) in lock(&pending).drain() {
-                let _ = waiter.send(Err(BackendError::Failed("the subprocess exited".into())));
+            let waiters: Vec<Waiter> = lock(&pending).drain().map(|(_, w)| w).collect();
+            for waiter in waiters {
+                let _ = waiter.try_send(Piece::Done(Err(exited())));
             }
         });
         Ok(Running {
@@ -165,6 +192,41 @@ impl Exec {
     }
 }
 
+impl Exec {
+    /// Sends one query to the process and returns where its reply pieces arrive.
+    async fn start(
+        &self,
+        task: &str,
+        input: &[u8],
+        stream: bool,
+    ) -> Result<(mpsc::Receiver<Piece>, PendingGuard), BackendError> {
+        let input = std::str::from_utf8(input)
+            .map_err(|_| BackendError::InvalidInput("input is not UTF-8".into()))?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let request = Request {
+            id,
+            task,
+            input,
+            stream,
+        };
+        let mut line =
+            serde_json::to_vec(&request).map_err(|e| BackendError::Failed(e.to_string()))?;
+        line.push(b'\n');
+        let (tx, rx) = mpsc::channel(PIECES_BUFFERED);
+        lock(&self.pending).insert(id, tx);
+        let guard = PendingGuard {
+            pending: self.pending.clone(),
+            id,
+        };
+        self.send(&line).await?;
+        Ok((rx, guard))
+    }
+}
+
+fn exited() -> BackendError {
+    BackendError::Failed("the subprocess exited".into())
+}
+
 impl MinerBackend for Exec {
     fn name(&self) -> &'static str {
         "exec"
@@ -172,21 +234,40 @@ impl MinerBackend for Exec {
 
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
         Box::pin(async move {
-            let input = std::str::from_utf8(input)
-                .map_err(|_| BackendError::InvalidInput("input is not UTF-8".into()))?;
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let mut line = serde_json::to_vec(&Request { id, task, input })
-                .map_err(|e| BackendError::Failed(e.to_string()))?;
-            line.push(b'\n');
-            let (tx, rx) = oneshot::channel();
-            lock(&self.pending).insert(id, tx);
-            let _guard = PendingGuard {
-                pending: self.pending.clone(),
-                id,
-            };
-            self.send(&line).await?;
-            rx.await
-                .map_err(|_| BackendError::Failed("the subprocess exited".into()))?
+            let (mut pieces, _guard) = self.start(task, input, false).await?;
+            let mut answer = Vec::new();
+            loop {
+                match pieces.recv().await.ok_or_else(exited)? {
+                    Piece::Chunk(chunk) => answer.extend_from_slice(&chunk),
+                    Piece::Done(last) => {
+                        answer.extend_from_slice(&last?);
+                        return Ok(answer);
+                    }
+                }
+            }
+        })
+    }
+
+    fn answer_stream<'a>(
+        &'a self,
+        task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a> {
+        Box::pin(async move {
+            let (mut pieces, _guard) = self.start(task, input, true).await?;
+            loop {
+                match pieces.recv().await.ok_or_else(exited)? {
+                    Piece::Chunk(chunk) => sink.send(chunk).await.map_err(|_| reader_gone())?,
+                    Piece::Done(last) => {
+                        let last = last?;
+                        if !last.is_empty() {
+                            sink.send(last).await.map_err(|_| reader_gone())?;
+                        }
+                        return Ok(());
+                    }
+                }
+            }
         })
     }
 }

@@ -7,7 +7,9 @@ mod http;
 mod reference;
 mod service;
 
-pub use backend::{AnswerFuture, BackendError, Delayed, Echo, MinerBackend};
+pub use backend::{
+    AnswerFuture, BackendError, ChunkSink, Delayed, Echo, MinerBackend, StreamFuture,
+};
 pub use exec::Exec;
 pub use http::Http;
 pub use reference::{Reference, evaluate_arithmetic, sort_words};

@@ -4,13 +4,24 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use meshmind_p2p::{InboundQuery, PeerId, RateLimiter};
+use meshmind_p2p::{InboundQuery, PeerId, QueryError, QueryResponder, RateLimiter};
 use meshmind_protocols::{Keypair, Signed, Validate, Wire, decode, hash, v1};
 use prost::Message;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::backend::{BackendError, MinerBackend};
 use crate::role::error_frame;
+use crate::role::stream::{MAX_CHUNK, MAX_STREAM_BYTES, data_chunk, last_chunk};
+
+/// Pieces buffered between a streaming backend and the network.
+const PIECES_BUFFERED: usize = 16;
+
+fn too_slow() -> (v1::ErrorCode, String) {
+    (
+        v1::ErrorCode::DeadlineExceeded,
+        "the backend was too slow".into(),
+    )
+}
 
 /// What a miner serves and how much load it takes.
 #[derive(Debug, Clone)]
@@ -71,23 +82,42 @@ impl Miner {
         }
     }
 
-    /// Answers one inbound query on the query plane.
-    pub async fn serve(&self, query: InboundQuery) {
-        let frame = self.answer(query.peer, &query.payload).await;
-        if let Err(e) = query.responder.respond(frame.encode_to_vec()).await {
-            tracing::debug!(peer = %query.peer, error = %e, "answer not delivered");
+    /// Answers one inbound query on the query plane: in one frame, or streamed when asked.
+    pub async fn serve(&self, inbound: InboundQuery) {
+        let peer = inbound.peer;
+        let delivered = match self.admit(peer, &inbound.payload) {
+            Ok(query) if query.stream => self.stream(&query, inbound.responder).await,
+            Ok(query) => {
+                let frame = self.answer_query(&query).await;
+                inbound.responder.respond(frame.encode_to_vec()).await
+            }
+            Err(frame) => inbound.responder.respond(frame.encode_to_vec()).await,
+        };
+        if let Err(e) = delivered {
+            tracing::debug!(%peer, error = %e, "answer not delivered");
         }
     }
 
     /// The frame answering `payload` from `peer`: a signed response, or an error.
     pub async fn answer(&self, peer: PeerId, payload: &[u8]) -> v1::QueryFrame {
+        match self.admit(peer, payload) {
+            Ok(query) => self.answer_query(&query).await,
+            Err(frame) => frame,
+        }
+    }
+
+    /// The query in `payload` from `peer`, or the error frame refusing it.
+    fn admit(&self, peer: PeerId, payload: &[u8]) -> Result<v1::Query, v1::QueryFrame> {
         let allowed = self
             .limiter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .allow(peer, Instant::now());
         if !allowed {
-            return error_frame(v1::ErrorCode::Overloaded, "rate limit exceeded");
+            return Err(error_frame(
+                v1::ErrorCode::Overloaded,
+                "rate limit exceeded",
+            ));
         }
         let frame = match decode::<v1::QueryFrame>(payload) {
             Ok(frame) => frame,
@@ -97,21 +127,26 @@ impl Miner {
                 } else {
                     v1::ErrorCode::Malformed
                 };
-                return error_frame(code, e.to_string());
+                return Err(error_frame(code, e.to_string()));
             }
         };
         let Some(v1::query_frame::Body::Query(query)) = frame.body else {
-            return error_frame(v1::ErrorCode::Malformed, "expected a query");
+            return Err(error_frame(v1::ErrorCode::Malformed, "expected a query"));
         };
         if let Err(e) = query.validate() {
-            return error_frame(v1::ErrorCode::Malformed, e.to_string());
+            return Err(error_frame(v1::ErrorCode::Malformed, e.to_string()));
         }
-        let response = match self.check(&query) {
-            Err((code, message)) => self.response(&query, Err((code, message)), Duration::ZERO),
+        Ok(query)
+    }
+
+    /// A signed response to `query` in one frame.
+    async fn answer_query(&self, query: &v1::Query) -> v1::QueryFrame {
+        let response = match self.check(query) {
+            Err((code, message)) => self.response(query, Err((code, message)), Duration::ZERO),
             Ok(()) => {
                 let started = Instant::now();
-                let result = self.run(&query).await;
-                self.response(&query, result, started.elapsed())
+                let result = self.run(query).await;
+                self.response(query, result, started.elapsed())
             }
         };
         v1::QueryFrame {
@@ -148,21 +183,91 @@ impl Miner {
         let deadline = Duration::from_millis(u64::from(query.deadline_ms));
         match tokio::time::timeout(deadline, self.backend.answer(&query.task, &query.payload)).await
         {
-            Err(_) => Err((
-                v1::ErrorCode::DeadlineExceeded,
-                "the backend was too slow".into(),
-            )),
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(BackendError::InvalidInput(m))) => Err((v1::ErrorCode::Malformed, m)),
-            Ok(Err(BackendError::UnknownTask(t))) => Err((
+            Err(_) => Err(too_slow()),
+            Ok(result) => result.map_err(|e| self.backend_error(e)),
+        }
+    }
+
+    /// The error code and message for a backend's failure.
+    fn backend_error(&self, error: BackendError) -> (v1::ErrorCode, String) {
+        match error {
+            BackendError::InvalidInput(m) => (v1::ErrorCode::Malformed, m),
+            BackendError::UnknownTask(t) => (
                 v1::ErrorCode::UnknownTask,
                 format!("task {t} is not served here"),
-            )),
-            Ok(Err(e @ BackendError::Failed(_))) => {
+            ),
+            e @ BackendError::Failed(_) => {
                 tracing::warn!(backend = self.backend.name(), error = %e, "backend failed");
-                Err((v1::ErrorCode::Internal, e.to_string()))
+                (v1::ErrorCode::Internal, e.to_string())
             }
         }
+    }
+
+    /// Streams the answer to `query` as chunks while the backend produces it, then a signed trailer
+    /// whose output is the hash of all the data.
+    async fn stream(
+        &self,
+        query: &v1::Query,
+        mut responder: QueryResponder,
+    ) -> Result<(), QueryError> {
+        let refused = match self.check(query) {
+            Err(refusal) => Some(refusal),
+            Ok(()) => None,
+        };
+        let permit = self.permits.try_acquire();
+        let refused = refused.or_else(|| {
+            permit
+                .is_err()
+                .then(|| (v1::ErrorCode::Overloaded, "at the concurrency limit".into()))
+        });
+        if let Some(refusal) = refused {
+            let response = self.response(query, Err(refusal), Duration::ZERO);
+            return responder
+                .respond(last_chunk(&query.id, 0, response).encode_to_vec())
+                .await;
+        }
+        let started = Instant::now();
+        let deadline = Duration::from_millis(u64::from(query.deadline_ms));
+        let (sink, pieces) = mpsc::channel::<Vec<u8>>(PIECES_BUFFERED);
+        let produce = tokio::time::timeout(
+            deadline,
+            self.backend
+                .answer_stream(&query.task, &query.payload, sink),
+        );
+        let forward = async {
+            // Owned here, so that stopping early drops it and stops the backend.
+            let mut pieces = pieces;
+            let (mut seq, mut total, mut hasher) = (0u32, 0usize, blake3::Hasher::new());
+            while let Some(piece) = pieces.recv().await {
+                for part in piece.chunks(MAX_CHUNK) {
+                    total += part.len();
+                    if total > MAX_STREAM_BYTES {
+                        // Dropping the receiver stops the backend.
+                        return Ok((seq, None));
+                    }
+                    hasher.update(part);
+                    let frame = data_chunk(&query.id, seq, part.to_vec());
+                    responder.send(frame.encode_to_vec()).await?;
+                    seq += 1;
+                }
+            }
+            Ok((seq, Some(hasher.finalize())))
+        };
+        let (produced, forwarded) = tokio::join!(produce, forward);
+        let (seq, digest) = forwarded?;
+        let result = match (digest, produced) {
+            (None, _) => Err((
+                v1::ErrorCode::TooLarge,
+                format!("answer over {MAX_STREAM_BYTES} bytes"),
+            )),
+            (Some(_), Err(_)) => Err(too_slow()),
+            (Some(_), Ok(Err(e))) => Err(self.backend_error(e)),
+            (Some(digest), Ok(Ok(()))) => Ok(digest.as_bytes().to_vec()),
+        };
+        let trailer = self.response(query, result, started.elapsed());
+        responder
+            .respond(last_chunk(&query.id, seq, trailer).encode_to_vec())
+            .await
     }
 
     /// A signed response to `query`, carrying the output or the error.

@@ -7,16 +7,24 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use meshmind_p2p::{InboundQuery, NetworkHandle};
+use meshmind_p2p::{InboundQuery, NetworkHandle, QueryStream};
 use meshmind_protocols::signing::verify_digest;
 use meshmind_protocols::{
     Context, Keypair, Signature, Signed, Validate, ValidationError, decode, hash, v1,
 };
 use prost::Message;
+use tokio::sync::mpsc;
 
 use super::metagraph::{Metagraph, MinerEntry};
 use crate::role::error_frame;
 use crate::role::miner::Reference;
+use crate::role::stream::{StreamCheck, StreamError};
+
+/// Frames of a streamed answer buffered between the miner and the client.
+const RELAY_BUFFERED: usize = 16;
+
+/// The error when no live miner serves a task.
+const NO_MINER: &str = "no live miner serves this task";
 use crate::scoring::{Outcome, ScoreConfig, Scoreboard};
 
 /// How a validator challenges and routes.
@@ -173,6 +181,7 @@ impl Validator {
             payload,
             deadline_ms: u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX),
             want_all: false,
+            stream: false,
         }
     }
 
@@ -260,9 +269,8 @@ impl Validator {
         outcomes
     }
 
-    /// Routes a client's query: the best live miners by score, hedged, first valid answer wins (or
-    /// every valid answer, when asked).
-    pub async fn route(&self, query: &v1::Query, now_ms: u64) -> v1::QueryFrame {
+    /// The best `top_k` live miners for the query's task, best first.
+    fn candidates(&self, query: &v1::Query, now_ms: u64) -> Vec<MinerEntry> {
         let mut candidates: Vec<MinerEntry> = lock(&self.metagraph)
             .serving(&query.task, now_ms)
             .into_iter()
@@ -278,8 +286,123 @@ impl Validator {
             });
         }
         candidates.truncate(self.config.top_k.max(1));
+        candidates
+    }
+
+    /// Opens a streamed query to `miner` and reads its first chunk, checked.
+    async fn open_stream(
+        &self,
+        miner: &MinerEntry,
+        query: &v1::Query,
+        until: tokio::time::Instant,
+    ) -> Result<(QueryStream, StreamCheck, v1::QueryChunk), String> {
+        let frame = v1::QueryFrame {
+            body: Some(v1::query_frame::Body::Query(query.clone())),
+        };
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let mut stream = self
+            .network
+            .query_stream(miner.peer, &frame.encode_to_vec(), left)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut check = StreamCheck::new(query, Some(miner.key));
+        let first = read_chunk(&mut stream).await?;
+        check.chunk(&first).map_err(|e| e.to_string())?;
+        Ok((stream, check, first))
+    }
+
+    /// Routes a streamed query: the first of the best miners to start answering (hedged like
+    /// [`Self::route`]) is relayed chunk by chunk into `out`, each checked; the stream ends with the
+    /// miner's signed last chunk or with an error frame. Once a chunk is relayed there is no failover.
+    pub async fn route_stream(
+        &self,
+        query: &v1::Query,
+        now_ms: u64,
+        out: mpsc::Sender<v1::QueryFrame>,
+    ) {
+        let candidates = self.candidates(query, now_ms);
+        let until =
+            tokio::time::Instant::now() + Duration::from_millis(u64::from(query.deadline_ms));
+        let open = |i: usize| {
+            let miner = &candidates[i];
+            async move { (miner, self.open_stream(miner, query, until).await) }
+        };
+        let mut opening = FuturesUnordered::new();
+        let mut next = 0;
+        let mut failures = Vec::new();
+        let (miner, mut stream, mut check, first) = loop {
+            if next < candidates.len() && opening.is_empty() {
+                opening.push(open(next));
+                next += 1;
+            }
+            if opening.is_empty() {
+                let message = match failures.is_empty() {
+                    true => NO_MINER.to_string(),
+                    false => format!("no miner started a valid answer: {}", failures.join("; ")),
+                };
+                let _ = out
+                    .send(error_frame(v1::ErrorCode::Unavailable, message))
+                    .await;
+                return;
+            }
+            let hedge = tokio::time::sleep(self.config.hedge_after);
+            tokio::select! {
+                Some((miner, opened)) = opening.next() => match opened {
+                    Ok((stream, check, first)) => break (miner, stream, check, first),
+                    Err(reason) => failures.push(format!("uid {}: {reason}", miner.uid)),
+                },
+                () = hedge, if next < candidates.len() => {
+                    opening.push(open(next));
+                    next += 1;
+                }
+                () = tokio::time::sleep_until(until) => {
+                    let _ = out.send(error_frame(v1::ErrorCode::DeadlineExceeded, "no miner started answering in time")).await;
+                    return;
+                }
+            }
+        };
+        drop(opening);
+        let mut chunk = first;
+        loop {
+            let last = chunk.last;
+            let frame = v1::QueryFrame {
+                body: Some(v1::query_frame::Body::Chunk(chunk)),
+            };
+            if out.send(frame).await.is_err() || last {
+                return;
+            }
+            let next = tokio::time::timeout_at(until, read_chunk(&mut stream)).await;
+            let failure = match next {
+                Err(_) => (
+                    v1::ErrorCode::DeadlineExceeded,
+                    "the miner's stream ran past the deadline".to_string(),
+                ),
+                Ok(Err(reason)) => (v1::ErrorCode::Unavailable, reason),
+                Ok(Ok(next)) => match check.chunk(&next) {
+                    Ok(_) => {
+                        chunk = next;
+                        continue;
+                    }
+                    Err(StreamError::Miner { code, message }) => (code, message),
+                    Err(e) => (v1::ErrorCode::Unavailable, e.to_string()),
+                },
+            };
+            tracing::debug!(uid = miner.uid, bytes = check.bytes(), reason = %failure.1, "streamed answer broke off");
+            let message = format!(
+                "miner uid {} broke off its answer: {}",
+                miner.uid, failure.1
+            );
+            let _ = out.send(error_frame(failure.0, message)).await;
+            return;
+        }
+    }
+
+    /// Routes a client's query: the best live miners by score, hedged, first valid answer wins (or
+    /// every valid answer, when asked).
+    pub async fn route(&self, query: &v1::Query, now_ms: u64) -> v1::QueryFrame {
+        let candidates = self.candidates(query, now_ms);
         if candidates.is_empty() {
-            return error_frame(v1::ErrorCode::Unavailable, "no live miner serves this task");
+            return error_frame(v1::ErrorCode::Unavailable, NO_MINER);
         }
         let deadline = Duration::from_millis(u64::from(query.deadline_ms));
         let until = tokio::time::Instant::now() + deadline;
@@ -328,8 +451,9 @@ impl Validator {
         )
     }
 
-    /// Answers a client's inbound query by routing it.
+    /// Answers a client's inbound query by routing it (streamed through, when asked).
     pub async fn serve(&self, inbound: InboundQuery, now_ms: u64) {
+        let mut responder = inbound.responder;
         let frame = match decode::<v1::QueryFrame>(&inbound.payload) {
             Ok(v1::QueryFrame {
                 body: Some(v1::query_frame::Body::Query(query)),
@@ -341,11 +465,43 @@ impl Validator {
                 Ok(()) if query.subnet != self.config.subnet => {
                     error_frame(v1::ErrorCode::UnknownSubnet, "subnet not validated here")
                 }
+                Ok(()) if query.stream => {
+                    let (out, mut frames) = mpsc::channel::<v1::QueryFrame>(RELAY_BUFFERED);
+                    let relay = async {
+                        while let Some(frame) = frames.recv().await {
+                            responder.send(frame.encode_to_vec()).await?;
+                        }
+                        Ok::<(), meshmind_p2p::QueryError>(())
+                    };
+                    let (relayed, ()) = tokio::join!(relay, self.route_stream(&query, now_ms, out));
+                    if let Err(e) = relayed.and_then(|()| responder.finish()) {
+                        tracing::debug!(error = %e, "streamed answer not delivered");
+                    }
+                    return;
+                }
                 Ok(()) => self.route(&query, now_ms).await,
             },
             Ok(_) => error_frame(v1::ErrorCode::Malformed, "expected a query"),
             Err(e) => error_frame(v1::ErrorCode::Malformed, e.to_string()),
         };
-        let _ = inbound.responder.respond(frame.encode_to_vec()).await;
+        let _ = responder.respond(frame.encode_to_vec()).await;
+    }
+}
+
+/// Reads the next frame of a miner's stream, which must be a chunk.
+async fn read_chunk(stream: &mut QueryStream) -> Result<v1::QueryChunk, String> {
+    match stream.next().await {
+        None => Err("the stream ended without a last chunk".into()),
+        Some(Err(e)) => Err(e.to_string()),
+        Some(Ok(bytes)) => match decode::<v1::QueryFrame>(&bytes) {
+            Ok(v1::QueryFrame {
+                body: Some(v1::query_frame::Body::Chunk(chunk)),
+            }) => Ok(chunk),
+            Ok(v1::QueryFrame {
+                body: Some(v1::query_frame::Body::Error(e)),
+            }) => Err(e.message),
+            Ok(_) => Err("expected a chunk".into()),
+            Err(e) => Err(e.to_string()),
+        },
     }
 }
