@@ -91,7 +91,10 @@ impl Miner {
                 let frame = self.answer_query(&query).await;
                 inbound.responder.respond(frame.encode_to_vec()).await
             }
-            Err(frame) => inbound.responder.respond(frame.encode_to_vec()).await,
+            Err((code, message)) => {
+                let frame = error_frame(code, message);
+                inbound.responder.respond(frame.encode_to_vec()).await
+            }
         };
         if let Err(e) = delivered {
             tracing::debug!(%peer, error = %e, "answer not delivered");
@@ -102,22 +105,19 @@ impl Miner {
     pub async fn answer(&self, peer: PeerId, payload: &[u8]) -> v1::QueryFrame {
         match self.admit(peer, payload) {
             Ok(query) => self.answer_query(&query).await,
-            Err(frame) => frame,
+            Err((code, message)) => error_frame(code, message),
         }
     }
 
     /// The query in `payload` from `peer`, or the error frame refusing it.
-    fn admit(&self, peer: PeerId, payload: &[u8]) -> Result<v1::Query, v1::QueryFrame> {
+    fn admit(&self, peer: PeerId, payload: &[u8]) -> Result<v1::Query, (v1::ErrorCode, String)> {
         let allowed = self
             .limiter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .allow(peer, Instant::now());
         if !allowed {
-            return Err(error_frame(
-                v1::ErrorCode::Overloaded,
-                "rate limit exceeded",
-            ));
+            return Err((v1::ErrorCode::Overloaded, "rate limit exceeded".into()));
         }
         let frame = match decode::<v1::QueryFrame>(payload) {
             Ok(frame) => frame,
@@ -127,14 +127,14 @@ impl Miner {
                 } else {
                     v1::ErrorCode::Malformed
                 };
-                return Err(error_frame(code, e.to_string()));
+                return Err((code, e.to_string()));
             }
         };
         let Some(v1::query_frame::Body::Query(query)) = frame.body else {
-            return Err(error_frame(v1::ErrorCode::Malformed, "expected a query"));
+            return Err((v1::ErrorCode::Malformed, "expected a query".into()));
         };
         if let Err(e) = query.validate() {
-            return Err(error_frame(v1::ErrorCode::Malformed, e.to_string()));
+            return Err((v1::ErrorCode::Malformed, e.to_string()));
         }
         Ok(query)
     }
@@ -210,10 +210,7 @@ impl Miner {
         query: &v1::Query,
         mut responder: QueryResponder,
     ) -> Result<(), QueryError> {
-        let refused = match self.check(query) {
-            Err(refusal) => Some(refusal),
-            Ok(()) => None,
-        };
+        let refused = self.check(query).err();
         let permit = self.permits.try_acquire();
         let refused = refused.or_else(|| {
             permit
