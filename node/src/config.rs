@@ -51,6 +51,9 @@ pub struct MinerSection {
     pub ad_ttl_ms: u64,
     /// Added latency before every answer, for testing slow miners. Default 0.
     pub delay_ms: u64,
+    /// Publish ads on the subnet's caps topic too; without it the miner is found only through its
+    /// DHT provider records. Default true.
+    pub gossip_ads: bool,
 }
 
 impl Default for MinerSection {
@@ -65,6 +68,7 @@ impl Default for MinerSection {
             rate_per_peer: 50,
             ad_ttl_ms: 60_000,
             delay_ms: 0,
+            gossip_ads: true,
         }
     }
 }
@@ -83,6 +87,9 @@ pub struct ValidatorSection {
     pub top_k: usize,
     /// Hedge to the next miner after this long. Default 150 ms.
     pub hedge_after_ms: u64,
+    /// Time between DHT lookups of the subnet's miners (providers without a live ad are asked for
+    /// their ads). Default 10000 ms; 0 turns the lookups off.
+    pub discovery_interval_ms: u64,
 }
 
 impl Default for ValidatorSection {
@@ -93,6 +100,7 @@ impl Default for ValidatorSection {
             challenge_deadline_ms: 2_000,
             top_k: 3,
             hedge_after_ms: 150,
+            discovery_interval_ms: 10_000,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::genesis::Genesis;
 use crate::ledger::Ledger;
 use crate::role::miner::{Delayed, Echo, Exec, Http, Miner, MinerBackend, MinerConfig, Reference};
 use crate::role::validator::gossip::{
-    WeightBoard, WeightsEvent, caps_topic, commit_topic, reveal_topic,
+    WeightBoard, WeightsEvent, caps_key, caps_topic, commit_topic, reveal_topic,
 };
 use crate::role::validator::weights::commit;
 use crate::role::validator::{Validator, ValidatorConfig};
@@ -170,6 +170,23 @@ pub async fn run(
             network.clone(),
             subnet,
             config.miner.ad_ttl_ms,
+            config.miner.gossip_ads,
+        )));
+    }
+    if let Some(validator) = &validator
+        && config.validator.discovery_interval_ms > 0
+    {
+        let tasks_served = genesis
+            .message
+            .subnets
+            .iter()
+            .find(|s| s.id == subnet)
+            .map(|s| s.tasks.clone())
+            .unwrap_or_default();
+        tasks.push(tokio::spawn(discover(
+            validator.clone(),
+            tasks_served,
+            Duration::from_millis(config.validator.discovery_interval_ms),
         )));
     }
     if let Some(validator) = &validator {
@@ -198,13 +215,17 @@ pub async fn run(
             };
             match event {
                 NetworkEvent::InboundRequest(request) => {
-                    let answer = v1::SyncResponse {
-                        body: Some(v1::sync_response::Body::Error(v1::Error {
-                            code: v1::ErrorCode::Unavailable as i32,
-                            message: "a miner keeps no ledger".into(),
-                        })),
+                    let answer = match &dispatch_miner {
+                        Some(m) => m.answer_control(&request.data, now_ms()),
+                        None => v1::SyncResponse {
+                            body: Some(v1::sync_response::Body::Error(v1::Error {
+                                code: v1::ErrorCode::Unavailable as i32,
+                                message: "this node keeps no ledger".into(),
+                            })),
+                        }
+                        .encode_to_vec(),
                     };
-                    request.responder.respond(answer.encode_to_vec());
+                    request.responder.respond(answer);
                 }
                 NetworkEvent::Gossip(message) if message.topic == caps_topic(subnet) => {
                     match &dispatch_validator {
@@ -277,8 +298,15 @@ pub async fn run(
     Ok(())
 }
 
-/// Publishes the miner's capability ads every third of their lifetime and provides them in the DHT.
-async fn advertise(miner: Arc<Miner>, network: NetworkHandle, subnet: u32, ttl_ms: u64) {
+/// Provides the miner's capability ads in the DHT (and publishes them on gossip, if `gossip`) every
+/// third of their lifetime.
+async fn advertise(
+    miner: Arc<Miner>,
+    network: NetworkHandle,
+    subnet: u32,
+    ttl_ms: u64,
+    gossip: bool,
+) {
     let every = Duration::from_millis((ttl_ms / 3).max(500));
     loop {
         let addrs: Vec<String> = network
@@ -293,10 +321,13 @@ async fn advertise(miner: Arc<Miner>, network: NetworkHandle, subnet: u32, ttl_m
             .map(|a| a.to_string())
             .unwrap_or_default();
         for ad in miner.capability_ads(now_ms(), ttl_ms, &addrs, &query_addr) {
-            let key = format!("caps/{}/{subnet}/{}", network.network(), ad.task);
-            let _ = network
-                .provide(blake3::hash(key.as_bytes()).as_bytes())
-                .await;
+            let key = caps_key(network.network(), subnet, &ad.task);
+            if let Err(e) = network.provide(&key).await {
+                tracing::debug!(error = %e, "ad not provided in the DHT yet");
+            }
+            if !gossip {
+                continue;
+            }
             if let Err(e) = network
                 .publish(&caps_topic(subnet), ad.encode_to_vec())
                 .await
@@ -305,6 +336,17 @@ async fn advertise(miner: Arc<Miner>, network: NetworkHandle, subnet: u32, ttl_m
             }
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// Looks the subnet's miners up in the DHT on a schedule.
+async fn discover(validator: Arc<Validator>, tasks: Vec<String>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let found = validator.discover(&tasks, now_ms()).await;
+        if found > 0 {
+            tracing::info!(ads = found, "miners found through the DHT");
+        }
     }
 }
 

@@ -224,3 +224,91 @@ fn a_bad_config_names_the_key_and_fails() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("rol"), "{stderr}");
 }
+
+#[test]
+fn a_miner_that_announces_only_in_the_dht_is_found_and_served() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let v_dir = dir.path().join("validator");
+    let m_dir = dir.path().join("miner");
+    let v_api = format!("127.0.0.1:{}", free_port());
+    let m_api = format!("127.0.0.1:{}", free_port());
+    ok(&[
+        "init",
+        "--role",
+        "validator",
+        "--data-dir",
+        v_dir.to_str().expect("utf-8"),
+        "--api-listen",
+        &v_api,
+    ]);
+    let genesis = v_dir.join("genesis.toml");
+    ok(&[
+        "init",
+        "--role",
+        "miner",
+        "--data-dir",
+        m_dir.to_str().expect("utf-8"),
+        "--genesis",
+        genesis.to_str().expect("utf-8"),
+        "--api-listen",
+        &m_api,
+    ]);
+    let validator = Running(
+        meshmind()
+            .args(["run", "--data-dir", v_dir.to_str().expect("utf-8")])
+            .env("MESHMIND_VALIDATOR__DISCOVERY_INTERVAL_MS", "500")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start validator"),
+    );
+    let v_api_url = format!("http://{v_api}");
+    let v_status = status(&v_api_url, Duration::from_secs(20));
+    let bootnode = v_status["listen"]
+        .as_array()
+        .and_then(|addrs| {
+            addrs
+                .iter()
+                .filter_map(|a| a.as_str())
+                .find(|a| a.contains("quic-v1"))
+        })
+        .expect("a QUIC listen address")
+        .to_string();
+    // The miner publishes no ads on gossip: only its DHT provider records announce it.
+    let miner = Running(
+        meshmind()
+            .args([
+                "run",
+                "--data-dir",
+                m_dir.to_str().expect("utf-8"),
+                "--bootnode",
+                &bootnode,
+            ])
+            .env("MESHMIND_MINER__GOSSIP_ADS", "false")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start miner"),
+    );
+    status(&format!("http://{m_api}"), Duration::from_secs(20));
+    let start = Instant::now();
+    let answer = loop {
+        let output = meshmind()
+            .args([
+                "query", "--api", &v_api_url, "--subnet", "1", "--task", "arith", "--input",
+                "6 * 7",
+            ])
+            .output()
+            .expect("run meshmind");
+        if output.status.success() {
+            break String::from_utf8_lossy(&output.stdout).into_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the validator never found the miner: {output:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
+    assert_eq!(answer["output"], "42");
+    assert!(miner.terminate().success());
+    assert!(validator.terminate().success());
+}

@@ -736,6 +736,9 @@ impl Validate for v1::ConsensusMessage {
     }
 }
 
+/// Most capability ads one miner hands out in one reply.
+pub const MAX_ADS_PER_REPLY: usize = 64;
+
 impl Validate for v1::SyncRequest {
     fn validate(&self) -> Result {
         use v1::sync_request::Body;
@@ -762,6 +765,7 @@ impl Validate for v1::SyncRequest {
             }
             Some(Body::Status(_)) => Ok(()),
             Some(Body::Consensus(batch)) => each("consensus.messages", &batch.messages, 1024),
+            Some(Body::Caps(_)) => Ok(()),
         }
     }
 }
@@ -787,6 +791,7 @@ impl Validate for v1::SyncResponse {
             Some(Body::Snapshots(s)) => each("snapshots.items", &s.items, MAX_SYNC_BATCH as usize),
             Some(Body::Status(s)) => s.validate().map_err(|e| e.within("status")),
             Some(Body::Error(e)) => e.validate().map_err(|err| err.within("error")),
+            Some(Body::Ads(ads)) => each("ads.ads", &ads.ads, MAX_ADS_PER_REPLY),
         }
     }
 }

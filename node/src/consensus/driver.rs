@@ -135,6 +135,10 @@ pub fn answer_sync(
                 }
                 v1::sync_response::Body::Status(status(ledger, network_id))
             }
+            Some(Body::Caps(_)) => v1::sync_response::Body::Error(v1::Error {
+                code: v1::ErrorCode::NotFound as i32,
+                message: "a validator serves no capability ads".into(),
+            }),
             Some(Body::Status(_)) | None => {
                 v1::sync_response::Body::Status(status(ledger, network_id))
             }

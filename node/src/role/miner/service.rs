@@ -67,6 +67,7 @@ pub struct Miner {
     backend: Arc<dyn MinerBackend>,
     permits: Semaphore,
     limiter: Mutex<RateLimiter<PeerId>>,
+    ads: Mutex<Vec<v1::CapabilityAd>>,
 }
 
 impl Miner {
@@ -76,6 +77,7 @@ impl Miner {
         Self {
             permits: Semaphore::new(config.max_concurrency.max(1)),
             limiter: Mutex::new(limiter),
+            ads: Mutex::default(),
             config,
             keypair,
             backend,
@@ -296,7 +298,8 @@ impl Miner {
         .signed(&self.keypair)
     }
 
-    /// Signed capability ads, one per task, valid from `now_ms` for `ttl_ms`.
+    /// Signed capability ads, one per task, valid from `now_ms` for `ttl_ms`; kept as the ads this
+    /// miner hands out when asked directly.
     pub fn capability_ads(
         &self,
         now_ms: u64,
@@ -304,7 +307,8 @@ impl Miner {
         addrs: &[String],
         query_addr: &str,
     ) -> Vec<v1::CapabilityAd> {
-        self.config
+        let ads: Vec<v1::CapabilityAd> = self
+            .config
             .tasks
             .iter()
             .map(|task| {
@@ -324,6 +328,47 @@ impl Miner {
                 }
                 .signed(&self.keypair)
             })
-            .collect()
+            .collect();
+        *self.ads.lock().unwrap_or_else(|p| p.into_inner()) = ads.clone();
+        ads
+    }
+
+    /// Answers a control-plane request (`/sync/1`): a request for this miner's ads gets its latest
+    /// unexpired ones; anything else, an error (a miner keeps no ledger).
+    pub fn answer_control(&self, data: &[u8], now_ms: u64) -> Vec<u8> {
+        use v1::sync_request::Body;
+        let (code, message) = match decode::<v1::SyncRequest>(data) {
+            Ok(v1::SyncRequest {
+                body: Some(Body::Caps(request)),
+            }) if request.subnet == self.config.subnet => {
+                let ads: Vec<v1::CapabilityAd> = self
+                    .ads
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .filter(|ad| ad.expires_at_ms > now_ms)
+                    .cloned()
+                    .collect();
+                let response = v1::SyncResponse {
+                    body: Some(v1::sync_response::Body::Ads(v1::CapabilityAds { ads })),
+                };
+                return response.encode_to_vec();
+            }
+            Ok(v1::SyncRequest {
+                body: Some(Body::Caps(request)),
+            }) => (
+                v1::ErrorCode::UnknownSubnet,
+                format!("subnet {} is not served here", request.subnet),
+            ),
+            Ok(_) => (v1::ErrorCode::Unavailable, "a miner keeps no ledger".into()),
+            Err(e) => (v1::ErrorCode::Malformed, e.to_string()),
+        };
+        v1::SyncResponse {
+            body: Some(v1::sync_response::Body::Error(v1::Error {
+                code: code as i32,
+                message,
+            })),
+        }
+        .encode_to_vec()
     }
 }

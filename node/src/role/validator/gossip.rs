@@ -13,6 +13,11 @@ pub fn caps_topic(subnet: u32) -> String {
     format!("caps/{subnet}")
 }
 
+/// The DHT key under which miners of `task` on `subnet` of the network tagged `network` provide.
+pub fn caps_key(network: &str, subnet: u32, task: &str) -> [u8; 32] {
+    *blake3::hash(format!("caps/{network}/{subnet}/{task}").as_bytes()).as_bytes()
+}
+
 /// The topic of weight commitments of `subnet`.
 pub fn commit_topic(subnet: u32) -> String {
     format!("weights/{subnet}/commit")

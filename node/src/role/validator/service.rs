@@ -15,6 +15,7 @@ use meshmind_protocols::{
 use prost::Message;
 use tokio::sync::mpsc;
 
+use super::gossip::caps_key;
 use super::metagraph::{Metagraph, MinerEntry};
 use crate::role::error_frame;
 use crate::role::miner::Reference;
@@ -22,6 +23,9 @@ use crate::role::stream::{StreamCheck, StreamError};
 
 /// Frames of a streamed answer buffered between the miner and the client.
 const RELAY_BUFFERED: usize = 16;
+
+/// How long a DHT provider has to hand over its ads.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The error when no live miner serves a task.
 const NO_MINER: &str = "no live miner serves this task";
@@ -130,6 +134,68 @@ impl Validator {
             );
         }
         Ok(uid)
+    }
+
+    /// Looks up the providers of each of `tasks` on the subnet in the DHT and asks every one without
+    /// a live ad for that task for its ads (on `/sync/1`); returns how many ads were accepted.
+    pub async fn discover(&self, tasks: &[String], now_ms: u64) -> usize {
+        let local = self.network.local_peer_id();
+        let request = v1::SyncRequest {
+            body: Some(v1::sync_request::Body::Caps(v1::CapsRequest {
+                subnet: self.config.subnet,
+            })),
+        }
+        .encode_to_vec();
+        let mut asked = std::collections::HashSet::new();
+        let mut accepted = 0;
+        for task in tasks {
+            let key = caps_key(self.network.network(), self.config.subnet, task);
+            let providers = match self.network.find_providers(&key).await {
+                Ok(providers) => providers,
+                Err(e) => {
+                    tracing::debug!(%task, error = %e, "miner lookup in the DHT failed");
+                    continue;
+                }
+            };
+            for peer in providers {
+                let known = lock(&self.metagraph)
+                    .miners()
+                    .any(|m| m.peer == peer && m.serves(task, now_ms));
+                if peer == local || known || !asked.insert(peer) {
+                    continue;
+                }
+                let answer = self
+                    .network
+                    .request(peer, request.clone(), DISCOVERY_TIMEOUT)
+                    .await;
+                let ads = match answer
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| decode::<v1::SyncResponse>(&bytes).map_err(|e| e.to_string()))
+                {
+                    Ok(v1::SyncResponse {
+                        body: Some(v1::sync_response::Body::Ads(ads)),
+                    }) => ads.ads,
+                    Ok(other) => {
+                        tracing::debug!(%peer, answer = ?other.body, "provider gave no ads");
+                        continue;
+                    }
+                    Err(reason) => {
+                        tracing::debug!(%peer, %reason, "provider not reachable for its ads");
+                        continue;
+                    }
+                };
+                for ad in &ads {
+                    match self.on_ad(ad, now_ms) {
+                        Ok(uid) => {
+                            accepted += 1;
+                            tracing::debug!(%peer, uid, task = %ad.task, "miner found in the DHT");
+                        }
+                        Err(e) => tracing::debug!(%peer, error = %e, "provider's ad refused"),
+                    }
+                }
+            }
+        }
+        accepted
     }
 
     /// Takes in a capability ad from gossip, accepting it for forwarding or rejecting its sender.
