@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p meshmind-node --bench routing`: a client, a validator and an echo miner in one
 //! process over loopback QUIC, 256-byte payloads. `direct` is client -> miner; `routed` is
-//! client -> validator -> miner -> validator -> client. Both in the same run.
+//! client -> validator -> miner -> validator -> client. Both in the same run; then the same two
+//! paths for a streamed answer (time to the first chunk and to the signed trailer).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +27,10 @@ fn now_ms() -> u64 {
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
+    query_frame(payload, false)
+}
+
+fn query_frame(payload: &[u8], stream: bool) -> Vec<u8> {
     v1::QueryFrame {
         body: Some(v1::query_frame::Body::Query(v1::Query {
             id: vec![1; 16],
@@ -35,7 +40,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
             payload: payload.to_vec(),
             deadline_ms: 10_000,
             want_all: false,
-            stream: false,
+            stream,
         })),
     }
     .encode_to_vec()
@@ -82,6 +87,39 @@ async fn measure(
     let rate = total as f64 / start.elapsed().as_secs_f64();
     let p = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     (p(0.5), p(0.99), rate)
+}
+
+/// p50 time to the first frame and to the end of `n` streamed queries, one at a time.
+async fn measure_stream(
+    client: &NetworkHandle,
+    target: PeerId,
+    request: &[u8],
+    n: usize,
+) -> (Duration, Duration, usize) {
+    let (mut first, mut full) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut frames = 0;
+    for i in 0..n + 100 {
+        let start = Instant::now();
+        let mut stream = client
+            .query_stream(target, request, Duration::from_secs(10))
+            .await
+            .expect("stream");
+        let mut count = 0;
+        while let Some(frame) = stream.next().await {
+            frame.expect("frame");
+            if count == 0 && i >= 100 {
+                first.push(start.elapsed());
+            }
+            count += 1;
+        }
+        if i >= 100 {
+            full.push(start.elapsed());
+        }
+        frames = count;
+    }
+    first.sort();
+    full.sort();
+    (first[n / 2], full[n / 2], frames)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -169,6 +207,15 @@ fn main() -> anyhow::Result<()> {
             total,
         )
         .await;
+        // 32 words of 8 bytes: the echo miner streams one chunk per word, then its trailer.
+        let words: Vec<u8> = (0..32).flat_map(|_| *b"abcdefg ").collect();
+        let streamed = query_frame(&words, true);
+        let n = sequential / 3;
+        let direct_stream =
+            measure_stream(&client, miner_net.local_peer_id(), &streamed, n).await;
+        let routed_stream =
+            measure_stream(&client, validator_net.local_peer_id(), &streamed, n).await;
+
         println!("| path | p50 | p99 | p50 / direct | req/s ({IN_FLIGHT} in flight) |");
         println!("|---|---|---|---|---|");
         for (name, (p50, p99, rate)) in [
@@ -181,6 +228,20 @@ fn main() -> anyhow::Result<()> {
                 p99.as_secs_f64() * 1e6,
                 p50.as_secs_f64() / direct.0.as_secs_f64(),
                 rate
+            );
+        }
+        println!();
+        println!("| streamed answer (256 B in 32 chunks + trailer) | first chunk p50 | whole answer p50 | whole / direct | frames |");
+        println!("|---|---|---|---|---|");
+        for (name, (first, full, frames)) in [
+            ("direct client -> miner", direct_stream),
+            ("routed via validator", routed_stream),
+        ] {
+            println!(
+                "| {name} | {:.0} us | {:.0} us | {:.2}x | {frames} |",
+                first.as_secs_f64() * 1e6,
+                full.as_secs_f64() * 1e6,
+                full.as_secs_f64() / direct_stream.1.as_secs_f64(),
             );
         }
         for handle in [&client, &validator_net, &miner_net] {
