@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use meshmind_node::yuma::{SubnetState, YumaParams, epoch};
+use meshmind_node::yuma::{BondsMode, LiquidAlpha, SubnetState, YumaParams, epoch};
 
 fn lcg(x: &mut u64) -> u64 {
     *x = x
@@ -63,8 +63,10 @@ fn peak_rss_mib() -> f64 {
 
 fn main() {
     let quick = std::env::var_os("MESHMIND_BENCH_QUICK").is_some();
-    println!("| UIDs x validators | weights | median epoch | min | runs | peak RSS after |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| UIDs x validators | bonds | weights | median epoch | min | runs | peak RSS after |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (n, validators, target) in [
         (256usize, 64usize, None),
         (4_096, 256, Some(Duration::from_millis(50))),
@@ -72,35 +74,46 @@ fn main() {
     ] {
         let state = case(n, validators);
         let nnz: usize = state.weights.iter().map(Vec::len).sum();
-        let params = YumaParams {
-            max_validators: validators,
-            ..Default::default()
-        };
-        let runs = if quick {
-            3
-        } else if n > 10_000 {
-            7
-        } else {
-            21
-        };
-        let mut times = Vec::with_capacity(runs);
-        for _ in 0..runs {
-            let start = Instant::now();
-            let result = epoch(&state, &params, 1_000_000_000);
-            times.push(start.elapsed());
-            assert_eq!(result.incentive.len(), n);
+        for (bonds, bonds_mode) in [
+            ("classic", BondsMode::Classic),
+            (
+                "yuma3 + liquid alpha",
+                BondsMode::Yuma3 {
+                    liquid_alpha: Some(LiquidAlpha::default()),
+                },
+            ),
+        ] {
+            let params = YumaParams {
+                max_validators: validators,
+                bonds_mode,
+                ..Default::default()
+            };
+            let runs = if quick {
+                3
+            } else if n > 10_000 {
+                7
+            } else {
+                21
+            };
+            let mut times = Vec::with_capacity(runs);
+            for _ in 0..runs {
+                let start = Instant::now();
+                let result = epoch(&state, &params, 1_000_000_000);
+                times.push(start.elapsed());
+                assert_eq!(result.incentive.len(), n);
+            }
+            times.sort();
+            let median = times[runs / 2];
+            let verdict = match target {
+                Some(t) if median <= t => format!(" (target <= {t:?}: met)"),
+                Some(t) => format!(" (target <= {t:?}: MISSED)"),
+                None => String::new(),
+            };
+            println!(
+                "| {n} x {validators} | {bonds} | {nnz} | {median:.2?}{verdict} | {:.2?} | {runs} | {:.0} MiB |",
+                times[0],
+                peak_rss_mib()
+            );
         }
-        times.sort();
-        let median = times[runs / 2];
-        let verdict = match target {
-            Some(t) if median <= t => format!(" (target <= {t:?}: met)"),
-            Some(t) => format!(" (target <= {t:?}: MISSED)"),
-            None => String::new(),
-        };
-        println!(
-            "| {n} x {validators} | {nnz} | {median:.2?}{verdict} | {:.2?} | {runs} | {:.0} MiB |",
-            times[0],
-            peak_rss_mib()
-        );
     }
 }

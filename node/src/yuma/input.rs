@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DEFAULT_BONDS_MOVING_AVERAGE, DEFAULT_MAX_VALIDATORS, EpochResult, Fx, SubnetState, YumaParams,
+    BondsMode, DEFAULT_BONDS_MOVING_AVERAGE, DEFAULT_MAX_VALIDATORS, EpochResult, Fx, LiquidAlpha,
+    SubnetState, YumaParams,
 };
 
 /// Why an input was refused; names the field.
@@ -57,8 +58,77 @@ pub struct YumaInput {
     /// Epoch of each UID's registration.
     #[serde(default)]
     pub registered_at: Option<Vec<u64>>,
+    /// Bond rule: `classic` (default) or `yuma3`.
+    #[serde(default)]
+    pub bonds_mode: Option<BondsModeName>,
+    /// Liquid alpha for Yuma-3 bonds (needs `"bonds_mode": "yuma3"`); each field optional.
+    #[serde(default)]
+    pub liquid_alpha: Option<LiquidAlphaInput>,
     /// Amount to distribute.
     pub emission: u64,
+}
+
+/// The bond rules by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BondsModeName {
+    /// Classic bonds.
+    Classic,
+    /// Yuma-3 bonds.
+    Yuma3,
+}
+
+/// Liquid alpha settings as JSON.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiquidAlphaInput {
+    /// Smallest alpha, in `(0, 1)`. Default about 0.7.
+    #[serde(default)]
+    pub alpha_low: Option<f64>,
+    /// Largest alpha, in `(0, 1)`, at least `alpha_low`. Default about 0.9.
+    #[serde(default)]
+    pub alpha_high: Option<f64>,
+    /// Sigmoid steepness, 0..=100000. Default 1000.
+    #[serde(default)]
+    pub steepness: Option<f64>,
+}
+
+impl LiquidAlphaInput {
+    fn into_params(self) -> Result<LiquidAlpha, InputError> {
+        let mut liquid = LiquidAlpha::default();
+        let unit = |field: &str, value: f64| {
+            if value > 0.0 && value < 1.0 {
+                Ok(Fx::from_num(value))
+            } else {
+                Err(InputError::new(
+                    format!("liquid_alpha.{field}"),
+                    format!("{value} is not within (0, 1)"),
+                ))
+            }
+        };
+        if let Some(low) = self.alpha_low {
+            liquid.low = unit("alpha_low", low)?;
+        }
+        if let Some(high) = self.alpha_high {
+            liquid.high = unit("alpha_high", high)?;
+        }
+        if liquid.low > liquid.high {
+            return Err(InputError::new(
+                "liquid_alpha.alpha_low",
+                "must not be above alpha_high",
+            ));
+        }
+        if let Some(steepness) = self.steepness {
+            if !(0.0..=100_000.0).contains(&steepness) {
+                return Err(InputError::new(
+                    "liquid_alpha.steepness",
+                    format!("{steepness} is not within 0..=100000"),
+                ));
+            }
+            liquid.steepness = Fx::from_num(steepness);
+        }
+        Ok(liquid)
+    }
 }
 
 fn rows_in_range(field: &str, rows: &[Vec<(u32, u16)>], n: usize) -> Result<(), InputError> {
@@ -141,6 +211,18 @@ impl YumaInput {
         }
         params.bonds_moving_average = bma;
         params.max_validators = self.max_validators.unwrap_or(DEFAULT_MAX_VALIDATORS);
+        params.bonds_mode = match (self.bonds_mode, self.liquid_alpha) {
+            (None | Some(BondsModeName::Classic), None) => BondsMode::Classic,
+            (None | Some(BondsModeName::Classic), Some(_)) => {
+                return Err(InputError::new(
+                    "liquid_alpha",
+                    "applies to Yuma-3 bonds; set \"bonds_mode\": \"yuma3\"",
+                ));
+            }
+            (Some(BondsModeName::Yuma3), liquid) => BondsMode::Yuma3 {
+                liquid_alpha: liquid.map(LiquidAlphaInput::into_params).transpose()?,
+            },
+        };
         let state = SubnetState {
             stake: self.stake,
             weights: self.weights,

@@ -19,6 +19,31 @@ pub fn to_u16(x: Fx) -> u16 {
     }
 }
 
+/// ln 2 in 32.32 fixed point.
+const LN_2: Fx = Fx::from_bits(2_977_044_472);
+
+/// `e^x`, deterministic to the bit: `x` is clamped to `[-20, 20]`, reduced to `r + k·ln 2` with
+/// `r` in `[0, ln 2)`, `e^r` summed as a Taylor series in fixed point, then shifted by `k`.
+pub fn exp(x: Fx) -> Fx {
+    let x = x.clamp(Fx::from_num(-20), Fx::from_num(20));
+    let k = (x / LN_2).floor();
+    let r = x - k * LN_2;
+    let (mut term, mut total) = (Fx::ONE, Fx::ONE);
+    for n in 1..=16u32 {
+        term = term * r / Fx::from_num(n);
+        if term == Fx::ZERO {
+            break;
+        }
+        total += term;
+    }
+    let k = k.to_num::<i32>();
+    if k >= 0 {
+        total << k.unsigned_abs()
+    } else {
+        total >> k.unsigned_abs()
+    }
+}
+
 /// Sum of a vector.
 fn sum(values: &[Fx]) -> Fx {
     values.iter().fold(Fx::ZERO, |a, &b| a + b)
@@ -171,7 +196,12 @@ impl Sparse {
 
     /// `alpha · self + (1 - alpha) · old`, entry by entry over the union of both patterns.
     pub fn ema(&self, old: &Sparse, alpha: Fx) -> Sparse {
-        let keep = Fx::ONE - alpha;
+        self.ema_with(old, |_, _, _| alpha)
+    }
+
+    /// Like [`Self::ema`] with an alpha per entry: `alpha(column, new value, old value)`, where a
+    /// value missing from one pattern is zero.
+    pub fn ema_with(&self, old: &Sparse, alpha: impl Fn(usize, Fx, Fx) -> Fx) -> Sparse {
         let rows = self
             .rows
             .iter()
@@ -180,38 +210,48 @@ impl Sparse {
                 let mut out = Vec::with_capacity(new.len().max(old.len()));
                 let (mut a, mut b) = (new.iter().peekable(), old.iter().peekable());
                 loop {
-                    let entry = match (a.peek(), b.peek()) {
+                    let (j, va, vb) = match (a.peek(), b.peek()) {
                         (Some(&&(ja, va)), Some(&&(jb, vb))) if ja == jb => {
                             a.next();
                             b.next();
-                            (ja, alpha * va + keep * vb)
+                            (ja, va, vb)
                         }
                         (Some(&&(ja, va)), Some(&&(jb, _))) if ja < jb => {
                             a.next();
-                            (ja, alpha * va)
+                            (ja, va, Fx::ZERO)
                         }
                         (Some(_), Some(&&(jb, vb))) => {
                             b.next();
-                            (jb, keep * vb)
+                            (jb, Fx::ZERO, vb)
                         }
                         (Some(&&(ja, va)), None) => {
                             a.next();
-                            (ja, alpha * va)
+                            (ja, va, Fx::ZERO)
                         }
                         (None, Some(&&(jb, vb))) => {
                             b.next();
-                            (jb, keep * vb)
+                            (jb, Fx::ZERO, vb)
                         }
                         (None, None) => break,
                     };
-                    if entry.1 > Fx::ZERO {
-                        out.push(entry);
+                    let alpha = alpha(j as usize, va, vb);
+                    let value = alpha * va + (Fx::ONE - alpha) * vb;
+                    if value > Fx::ZERO {
+                        out.push((j, value));
                     }
                 }
                 out
             })
             .collect();
         Sparse { rows }
+    }
+
+    /// Each entry as a u16 share of 65535.
+    pub fn to_u16_rows(&self) -> Vec<Vec<(u32, u16)>> {
+        self.rows
+            .iter()
+            .map(|row| row.iter().map(|&(j, v)| (j, to_u16(v))).collect())
+            .collect()
     }
 
     /// `Σ_j M_ij · v_j` for each row i.

@@ -1,8 +1,9 @@
 //! Yuma consensus: turns validators' weights and stakes into consensus, trust, incentive, bonds,
 //! dividends and emission, deterministically to the bit on every node.
 //!
-//! A port of the semantics of Bittensor subtensor's epoch (classic bonds). All arithmetic is I32F32
-//! fixed point; matrices are sparse rows, so a subnet of 65,536 UIDs never allocates n x n.
+//! A port of the semantics of Bittensor subtensor's epoch: classic bonds by default, Yuma-3 bonds
+//! (optionally with liquid alpha) when selected. All arithmetic is I32F32 fixed point; matrices are
+//! sparse rows, so a subnet of 65,536 UIDs never allocates n x n.
 
 mod input;
 mod math;
@@ -26,9 +27,58 @@ pub const DEFAULT_MAX_VALIDATORS: usize = 64;
 /// How bonds are updated each epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BondsMode {
-    /// Exponential moving average with a fixed alpha (subtensor's classic bonds).
+    /// Exponential moving average of stake-scaled clipped weights with a fixed alpha, columns
+    /// normalised (subtensor's classic bonds).
     #[default]
     Classic,
+    /// Yuma-3: each bond is a moving average of the validator's own clipped weight (a proportion in
+    /// `[0, 1]`, not stake-scaled); dividends are the bonds' share of incentive times active stake.
+    Yuma3 {
+        /// Per-bond alpha from consensus (subtensor's liquid alpha); a fixed alpha if `None`.
+        liquid_alpha: Option<LiquidAlpha>,
+    },
+}
+
+/// Liquid alpha: the moving-average alpha of each bond moves between `low` and `high` along a
+/// sigmoid of how far the validator's weight is from consensus (buying) or below its bond (selling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiquidAlpha {
+    /// Smallest alpha.
+    pub low: Fx,
+    /// Largest alpha.
+    pub high: Fx,
+    /// Steepness of the sigmoid; the exponent is `-steepness / 100 · (difference - 0.5)`.
+    pub steepness: Fx,
+}
+
+impl Default for LiquidAlpha {
+    /// subtensor's defaults: 45875/65535 (about 0.7), 58982/65535 (about 0.9), steepness 1000.
+    fn default() -> Self {
+        Self {
+            low: math::fraction(45_875),
+            high: math::fraction(58_982),
+            steepness: Fx::from_num(1_000),
+        }
+    }
+}
+
+impl LiquidAlpha {
+    /// The alpha of one bond from the miner's consensus, the validator's weight and its old bond.
+    pub fn alpha(&self, consensus: Fx, weight: Fx, bond: Fx) -> Fx {
+        let unit = |x: Fx| x.clamp(Fx::ZERO, Fx::ONE);
+        let difference = if weight >= bond {
+            unit(weight.saturating_sub(consensus))
+        } else {
+            unit(bond.saturating_sub(weight))
+        };
+        let exponent = (self.steepness / Fx::from_num(-100))
+            .saturating_mul(difference.saturating_sub(Fx::from_num(0.5)));
+        let sigmoid = Fx::ONE / Fx::ONE.saturating_add(math::exp(exponent));
+        let alpha = self
+            .low
+            .saturating_add(sigmoid.saturating_mul(self.high.saturating_sub(self.low)));
+        alpha.clamp(self.low, self.high)
+    }
 }
 
 /// Parameters of one epoch of Yuma consensus.
@@ -88,7 +138,7 @@ pub struct EpochResult {
     pub validator_trust: Vec<u16>,
     /// Amount emitted to each UID.
     pub emission: Vec<u64>,
-    /// New bonds, each column max-upscaled to 65535.
+    /// New bonds: classic, each column max-upscaled to 65535; Yuma-3, each bond's proportion.
     pub bonds: Vec<Vec<(u32, u16)>>,
     /// Validator permits used.
     #[serde(skip)]
@@ -183,8 +233,7 @@ pub fn epoch(state: &SubnetState, params: &YumaParams, emission: u64) -> EpochRe
     let mut incentive = clipped.weighted_col_sums(&active_stake);
     normalize(&mut incentive);
 
-    // Bonds: previous bonds (stale ones masked), column-normalised; the new contribution is
-    // stake times clipped weight, column-normalised; their moving average, column-normalised.
+    // Previous bonds, stale ones masked.
     let mut old_bonds = Sparse::new(n);
     for (i, row) in state.bonds.iter().enumerate().take(n) {
         for &(j, b) in row {
@@ -195,17 +244,42 @@ pub fn epoch(state: &SubnetState, params: &YumaParams, emission: u64) -> EpochRe
         }
     }
     old_bonds.sort_rows();
-    col_normalize(&mut old_bonds);
-    let mut delta = clipped.scale_rows(&active_stake);
-    col_normalize(&mut delta);
     let alpha =
         Fx::from_num(1_000_000u64.saturating_sub(params.bonds_moving_average.min(1_000_000)))
             / Fx::from_num(1_000_000u64);
-    let mut bonds = delta.ema(&old_bonds, alpha);
-    col_normalize(&mut bonds);
-
-    let mut dividends = bonds.mul_vec(&incentive);
-    normalize(&mut dividends);
+    let (bonds, dividends) = match params.bonds_mode {
+        BondsMode::Classic => {
+            // The new contribution is stake times clipped weight, column-normalised; the moving
+            // average of it and the column-normalised old bonds, column-normalised again.
+            col_normalize(&mut old_bonds);
+            let mut delta = clipped.scale_rows(&active_stake);
+            col_normalize(&mut delta);
+            let mut bonds = delta.ema(&old_bonds, alpha);
+            col_normalize(&mut bonds);
+            let mut dividends = bonds.mul_vec(&incentive);
+            normalize(&mut dividends);
+            (bonds.col_max_upscale_u16(), dividends)
+        }
+        BondsMode::Yuma3 { liquid_alpha } => {
+            let any_consensus = consensus.iter().any(|&c| c > Fx::ZERO);
+            let bonds = match liquid_alpha {
+                Some(liquid) if any_consensus => clipped.ema_with(&old_bonds, |j, weight, bond| {
+                    liquid.alpha(consensus[j], weight, bond)
+                }),
+                _ => clipped.ema(&old_bonds, alpha),
+            };
+            let mut share = bonds.clone();
+            col_normalize(&mut share);
+            let mut dividends: Vec<Fx> = share
+                .mul_vec(&incentive)
+                .iter()
+                .zip(&active_stake)
+                .map(|(&b, &s)| b * s)
+                .collect();
+            normalize(&mut dividends);
+            (bonds.to_u16_rows(), dividends)
+        }
+    };
 
     let emission_split = split_emission(&incentive, &dividends, &stake, &active_stake, emission);
 
@@ -215,7 +289,7 @@ pub fn epoch(state: &SubnetState, params: &YumaParams, emission: u64) -> EpochRe
         dividends: dividends.iter().map(|&x| to_u16(x)).collect(),
         validator_trust: validator_trust.iter().map(|&x| to_u16(x)).collect(),
         emission: emission_split,
-        bonds: bonds.col_max_upscale_u16(),
+        bonds,
         validator_permit: permit,
         incentive_fx: incentive,
         dividends_fx: dividends,

@@ -185,6 +185,111 @@ fn bonds_move_by_the_moving_average() {
     assert!(near(result.dividends[0], 1.0));
 }
 
+fn yuma3(liquid_alpha: Option<LiquidAlpha>) -> YumaParams {
+    YumaParams {
+        bonds_mode: BondsMode::Yuma3 { liquid_alpha },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn yuma3_bonds_are_a_moving_average_of_the_validators_own_weights() {
+    // One validator weighting miners 1 and 2 at 3:1, no bonds yet: with alpha 0.1 its bonds are
+    // 0.1 of its (normalised, unclipped) weights, as proportions, and it takes all dividends.
+    let state = SubnetState {
+        stake: vec![100, 0, 0],
+        weights: vec![vec![(1, 49_151), (2, 16_384)], vec![], vec![]],
+        bonds: vec![vec![]; 3],
+        ..Default::default()
+    };
+    let result = epoch(&state, &yuma3(None), 1_000);
+    assert_eq!(result.bonds[0].len(), 2);
+    assert!(near(result.bonds[0][0].1, 0.075), "{:?}", result.bonds);
+    assert!(near(result.bonds[0][1].1, 0.025), "{:?}", result.bonds);
+    assert!(near(result.dividends[0], 1.0));
+    // Classic bonds of the same epoch are column-normalised and max-upscaled instead.
+    let classic = epoch(&state, &YumaParams::default(), 1_000);
+    assert_eq!(classic.bonds[0], vec![(1, u16::MAX), (2, u16::MAX)]);
+    // A second epoch moves the bonds another tenth of the way: 0.1·w + 0.9·b.
+    let next = SubnetState {
+        bonds: result.bonds.clone(),
+        ..state
+    };
+    let second = epoch(&next, &yuma3(None), 1_000);
+    assert!(
+        near(second.bonds[0][0].1, 0.075 + 0.9 * 0.075),
+        "{:?}",
+        second.bonds
+    );
+}
+
+#[test]
+fn yuma3_dividends_follow_bonds_times_incentive_times_stake() {
+    // Two validators agreeing exactly: same bonds per unit of weight, so dividends split by stake.
+    let mut state = two_validators();
+    state.weights[1] = state.weights[0].clone();
+    let result = epoch(&state, &yuma3(None), 1_000);
+    assert!(near(result.dividends[0], 0.6), "{:?}", result.dividends);
+    assert!(near(result.dividends[1], 0.4), "{:?}", result.dividends);
+}
+
+#[test]
+fn liquid_alpha_stays_within_its_bounds_and_follows_the_sigmoid() {
+    let liquid = LiquidAlpha::default();
+    let f = |x: f64| Fx::from_num(x);
+    // Weight at consensus, no bond: difference 0, so alpha = low + (high - low) / (1 + e^5).
+    let at_consensus = liquid.alpha(f(0.5), f(0.5), f(0.0)).to_num::<f64>();
+    let low = liquid.low.to_num::<f64>();
+    let high = liquid.high.to_num::<f64>();
+    let expected = low + (high - low) / (1.0 + 5f64.exp());
+    assert!(
+        (at_consensus - expected).abs() < 1e-6,
+        "{at_consensus} vs {expected}"
+    );
+    // Buying far above consensus: difference 1, alpha near high.
+    let buying = liquid.alpha(f(0.0), f(1.0), f(0.0)).to_num::<f64>();
+    let expected = low + (high - low) / (1.0 + (-5f64).exp());
+    assert!((buying - expected).abs() < 1e-6, "{buying} vs {expected}");
+    for (c, w, b) in [
+        (0.0, 0.0, 0.0),
+        (1.0, 0.0, 1.0),
+        (0.3, 0.9, 0.2),
+        (0.9, 0.1, 0.8),
+    ] {
+        let alpha = liquid.alpha(f(c), f(w), f(b));
+        assert!(
+            alpha >= liquid.low && alpha <= liquid.high,
+            "{c} {w} {b}: {alpha}"
+        );
+    }
+    // In an epoch, liquid alpha bonds a validator faster than the fixed alpha of 0.1.
+    let state = SubnetState {
+        stake: vec![100, 0, 0],
+        weights: vec![vec![(1, 49_151), (2, 16_384)], vec![], vec![]],
+        bonds: vec![vec![]; 3],
+        ..Default::default()
+    };
+    let fixed = epoch(&state, &yuma3(None), 1_000);
+    let liquid = epoch(&state, &yuma3(Some(LiquidAlpha::default())), 1_000);
+    assert!(
+        liquid.bonds[0][0].1 > 5 * fixed.bonds[0][0].1,
+        "{liquid:?} vs {fixed:?}"
+    );
+}
+
+#[test]
+fn fixed_point_exp_matches_f64() {
+    for i in -200..=200 {
+        let x = f64::from(i) / 10.0;
+        let got = math::exp(Fx::from_num(x)).to_num::<f64>();
+        let want = x.exp();
+        assert!(
+            (got - want).abs() <= want * 1e-6 + 1e-8,
+            "e^{x}: {got} vs {want}"
+        );
+    }
+}
+
 /// A random subnet: `n` UIDs with distinct stakes, sparse weights, explicit permits.
 fn subnet() -> impl Strategy<Value = (SubnetState, u64)> {
     (2usize..24).prop_flat_map(|n| {
@@ -215,6 +320,21 @@ fn subnet() -> impl Strategy<Value = (SubnetState, u64)> {
                 };
                 (state, emission)
             })
+    })
+}
+
+/// Every bond rule: classic, Yuma-3 with a fixed alpha, Yuma-3 with liquid alpha.
+fn modes() -> impl Strategy<Value = YumaParams> {
+    prop_oneof![
+        Just(BondsMode::Classic),
+        Just(BondsMode::Yuma3 { liquid_alpha: None }),
+        Just(BondsMode::Yuma3 {
+            liquid_alpha: Some(LiquidAlpha::default()),
+        }),
+    ]
+    .prop_map(|bonds_mode| YumaParams {
+        bonds_mode,
+        ..Default::default()
     })
 }
 
@@ -249,8 +369,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn incentive_and_dividends_sum_to_one_and_emission_is_bounded((state, emission) in subnet()) {
-        let result = epoch(&state, &YumaParams::default(), emission);
+    fn incentive_and_dividends_sum_to_one_and_emission_is_bounded(
+        (state, emission) in subnet(),
+        params in modes(),
+    ) {
+        let result = epoch(&state, &params, emission);
         let n = state.stake.len() as f64;
         let tolerance = n * 4.0 / 4_294_967_296.0;
         let incentive: f64 = result.incentive_fx.iter().map(|x| x.to_num::<f64>()).sum();
@@ -269,6 +392,7 @@ proptest! {
     fn permuting_uids_permutes_the_outputs(
         (state, emission) in subnet(),
         seed in any::<u64>(),
+        params in modes(),
     ) {
         let n = state.stake.len();
         // A permutation from the seed (Fisher-Yates with a small LCG).
@@ -278,8 +402,8 @@ proptest! {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             order.swap(i, (x >> 33) as usize % (i + 1));
         }
-        let a = epoch(&state, &YumaParams::default(), emission);
-        let b = epoch(&permuted(&state, &order), &YumaParams::default(), emission);
+        let a = epoch(&state, &params, emission);
+        let b = epoch(&permuted(&state, &order), &params, emission);
         for old in 0..n {
             let new = order[old];
             prop_assert_eq!(a.consensus[old], b.consensus[new]);
@@ -295,9 +419,9 @@ proptest! {
     }
 
     #[test]
-    fn results_are_identical_across_runs((state, emission) in subnet()) {
-        let first = epoch(&state, &YumaParams::default(), emission);
-        let second = epoch(&state.clone(), &YumaParams::default(), emission);
+    fn results_are_identical_across_runs((state, emission) in subnet(), params in modes()) {
+        let first = epoch(&state, &params, emission);
+        let second = epoch(&state.clone(), &params, emission);
         prop_assert_eq!(first, second);
     }
 }
@@ -327,6 +451,30 @@ fn json_input_runs_and_malformed_input_names_the_field() {
         .run()
         .expect_err("kappa");
     assert_eq!(err.field, "kappa");
+    let yuma3 = r#"{"stake":[100,0,0],"weights":[[[1,49151],[2,16384]],[],[]],"emission":1000,
+        "bonds_mode":"yuma3","liquid_alpha":{"alpha_low":0.6,"steepness":500}}"#;
+    let output = YumaInput::from_json(yuma3)
+        .expect("parses")
+        .run()
+        .expect("runs");
+    assert!(near(output.dividends[0], 1.0));
+    let err =
+        YumaInput::from_json(r#"{"stake":[1],"weights":[[]],"emission":1,"bonds_mode":"yuma9"}"#)
+            .expect_err("unknown mode");
+    assert_eq!(err.field, "bonds_mode", "{err}");
+    let err =
+        YumaInput::from_json(r#"{"stake":[1],"weights":[[]],"emission":1,"liquid_alpha":{}}"#)
+            .expect("parses")
+            .run()
+            .expect_err("liquid alpha without yuma3");
+    assert_eq!(err.field, "liquid_alpha", "{err}");
+    let err = YumaInput::from_json(
+        r#"{"stake":[1],"weights":[[]],"emission":1,"bonds_mode":"yuma3","liquid_alpha":{"alpha_low":0.95}}"#,
+    )
+    .expect("parses")
+    .run()
+    .expect_err("low above high");
+    assert_eq!(err.field, "liquid_alpha.alpha_low", "{err}");
     let err = YumaInput::from_json(r#"{"stake":[1],"weights":[[]],"emision":1}"#)
         .expect_err("unknown field");
     assert!(err.to_string().contains("emision"), "{err}");
