@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod role;
 pub mod runtime;
 pub mod scoring;
+pub mod state;
 pub mod yuma;
 
 pub use meshmind_p2p as p2p;

@@ -138,6 +138,9 @@ pub struct EpochResult {
     pub validator_trust: Vec<u16>,
     /// Amount emitted to each UID.
     pub emission: Vec<u64>,
+    /// The part of each UID's emission earned as a miner (incentive); the rest is dividends.
+    #[serde(skip)]
+    pub miner_emission: Vec<u64>,
     /// New bonds: classic, each column max-upscaled to 65535; Yuma-3, each bond's proportion.
     pub bonds: Vec<Vec<(u32, u16)>>,
     /// Validator permits used.
@@ -281,7 +284,8 @@ pub fn epoch(state: &SubnetState, params: &YumaParams, emission: u64) -> EpochRe
         }
     };
 
-    let emission_split = split_emission(&incentive, &dividends, &stake, &active_stake, emission);
+    let (emission_split, miner_emission) =
+        split_emission(&incentive, &dividends, &stake, &active_stake, emission);
 
     EpochResult {
         consensus: consensus.iter().map(|&c| to_u16(c)).collect(),
@@ -289,6 +293,7 @@ pub fn epoch(state: &SubnetState, params: &YumaParams, emission: u64) -> EpochRe
         dividends: dividends.iter().map(|&x| to_u16(x)).collect(),
         validator_trust: validator_trust.iter().map(|&x| to_u16(x)).collect(),
         emission: emission_split,
+        miner_emission,
         bonds,
         validator_permit: permit,
         incentive_fx: incentive,
@@ -298,14 +303,15 @@ pub fn epoch(state: &SubnetState, params: &YumaParams, emission: u64) -> EpochRe
 
 /// Miners get `incentive / (Σ incentive + Σ dividends)` of the emission and validators
 /// `dividends / (...)`, so half each when both are set; with no weights at all, validators share it
-/// by stake. Amounts are truncated, so the total never exceeds `emission`.
+/// by stake. Amounts are truncated, so the total never exceeds `emission`. Returns each UID's
+/// amount and the part of it earned by incentive.
 fn split_emission(
     incentive: &[Fx],
     dividends: &[Fx],
     stake: &[Fx],
     active_stake: &[Fx],
     emission: u64,
-) -> Vec<u64> {
+) -> (Vec<u64>, Vec<u64>) {
     let sum: Fx = incentive
         .iter()
         .chain(dividends)
@@ -323,13 +329,22 @@ fn split_emission(
             .map(|(&i, &d)| i / sum + d / sum)
             .collect()
     };
-    shares
-        .iter()
-        .map(|share| {
-            let bits = share.to_bits().max(0) as u128;
-            ((bits * u128::from(emission)) >> 32) as u64
-        })
-        .collect()
+    let amount = |share: &Fx| {
+        let bits = share.to_bits().max(0) as u128;
+        ((bits * u128::from(emission)) >> 32) as u64
+    };
+    let total: Vec<u64> = shares.iter().map(amount).collect();
+    let miner: Vec<u64> = if sum == Fx::ZERO {
+        vec![0; shares.len()]
+    } else {
+        // i/sum <= i/sum + d/sum bit for bit, so a UID's miner part never exceeds its total.
+        incentive
+            .iter()
+            .zip(&total)
+            .map(|(&i, &t)| amount(&(i / sum)).min(t))
+            .collect()
+    };
+    (total, miner)
 }
 
 #[cfg(test)]

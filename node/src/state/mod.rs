@@ -1,0 +1,436 @@
+//! The token economy: accounts, stake, subnets and their registered neurons, moved by signed
+//! transactions and by each epoch's emission, identically on every node.
+//!
+//! Everything is kept in ordered maps and integers, so the state (and its root) is a pure function
+//! of the genesis and the finalized snapshots applied to it.
+
+mod emission;
+mod transaction;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use meshmind_protocols::v1;
+use serde::{Deserialize, Serialize};
+
+pub use transaction::{TxError, order_transactions};
+
+/// A 32-byte public key (a coldkey or a hotkey), written as hex.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct Key(pub [u8; 32]);
+
+impl Key {
+    /// The key in `bytes`, if they are 32 long.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Key)
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        hex::decode(&text)
+            .ok()
+            .and_then(|bytes| Key::from_slice(&bytes))
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not 64 hex digits")))
+    }
+}
+
+/// The rules of the economy, the same on every node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// Most UIDs on one subnet.
+    pub max_uids: u32,
+    /// Epochs after registration during which a neuron cannot be pruned.
+    pub immunity_epochs: u64,
+    /// Lowest registration burn.
+    pub min_burn: u64,
+    /// Highest registration burn.
+    pub max_burn: u64,
+    /// Per-mille fall of a subnet's burn each epoch (it doubles on each registration).
+    pub burn_decay_per_mille: u64,
+    /// Amount locked to create a subnet.
+    pub subnet_lock: u64,
+    /// Most subnets.
+    pub max_subnets: u32,
+    /// Per-mille of a subnet's emission paid to its owner.
+    pub owner_cut_per_mille: u64,
+    /// Per-mille of a validator's dividends kept by its owner before stakers share the rest.
+    pub validator_take_per_mille: u64,
+    /// Validator permits per subnet (top by stake).
+    pub max_validators: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            max_uids: 256,
+            immunity_epochs: 4,
+            min_burn: 1_000,
+            max_burn: 100_000_000_000,
+            burn_decay_per_mille: 50,
+            subnet_lock: 1_000_000,
+            max_subnets: 64,
+            owner_cut_per_mille: 180,
+            validator_take_per_mille: 180,
+            max_validators: 64,
+        }
+    }
+}
+
+/// A coldkey's account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Account {
+    /// Free balance.
+    pub balance: u64,
+    /// Number of transactions applied; the next one must carry this nonce.
+    pub nonce: u64,
+}
+
+/// A hotkey registered on a subnet, at a UID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Neuron {
+    /// The registered hotkey.
+    pub hotkey: Key,
+    /// The coldkey that registered it; it receives the neuron's own earnings.
+    pub owner: Key,
+    /// Epoch of registration.
+    pub registered_at: u64,
+    /// Epoch its latest weights were recorded (0: never).
+    pub last_update: u64,
+    /// Its latest weights: `(uid, u16)`.
+    pub weights: Vec<(u32, u16)>,
+    /// Its bonds after the last epoch: `(uid, u16)`.
+    pub bonds: Vec<(u32, u16)>,
+    /// Emission it received in the last epoch.
+    pub last_emission: u64,
+    /// Last epoch's consensus, incentive, dividends and validator trust (u16 fractions).
+    pub results: [u16; 4],
+}
+
+/// A subnet and its neurons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    /// Name.
+    pub name: String,
+    /// Tasks served on it.
+    pub tasks: Vec<String>,
+    /// Owner coldkey; receives the owner's cut.
+    pub owner: Option<Key>,
+    /// Amount its creator locked.
+    pub locked: u64,
+    /// Current registration burn.
+    pub burn: u64,
+    /// Neurons by UID.
+    pub neurons: Vec<Neuron>,
+}
+
+impl Subnet {
+    /// The UID of `hotkey`, if registered.
+    pub fn uid_of(&self, hotkey: &Key) -> Option<u32> {
+        self.neurons
+            .iter()
+            .position(|n| n.hotkey == *hotkey)
+            .and_then(|i| u32::try_from(i).ok())
+    }
+}
+
+/// Where every unit of supply came from and went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Supply {
+    /// Balances and stakes at genesis.
+    pub genesis: u64,
+    /// Minted by emission since.
+    pub emitted: u64,
+    /// Burned by registrations since.
+    pub burned: u64,
+}
+
+/// Why a state cannot be built or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The genesis is unusable as an economy.
+    #[error("genesis {field}: {reason}")]
+    Genesis {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Stored state does not parse.
+    #[error("stored economy state: {0}")]
+    Corrupt(String),
+    /// An invariant does not hold.
+    #[error("invariant broken: {0}")]
+    Invariant(String),
+}
+
+/// The whole economy after some number of epochs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The network.
+    pub network_id: Key,
+    /// The rules.
+    pub params: Params,
+    /// The next epoch to apply.
+    pub epoch: u64,
+    /// Accounts by coldkey.
+    pub accounts: BTreeMap<Key, Account>,
+    /// Stake by subnet, hotkey and coldkey.
+    pub stakes: BTreeMap<u32, BTreeMap<Key, BTreeMap<Key, u64>>>,
+    /// Subnets by id.
+    pub subnets: BTreeMap<u32, Subnet>,
+    /// Supply accounting.
+    pub supply: Supply,
+}
+
+fn genesis_error(field: impl Into<String>, reason: impl Into<String>) -> StateError {
+    StateError::Genesis {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+impl State {
+    /// The state at genesis: balances, subnets, and every genesis validator registered on every
+    /// genesis subnet with its stake on the first one.
+    pub fn from_genesis(genesis: &v1::Genesis, network_id: [u8; 32]) -> Result<Self, StateError> {
+        let mut state = State {
+            network_id: Key(network_id),
+            params: Params::default(),
+            epoch: 0,
+            accounts: BTreeMap::new(),
+            stakes: BTreeMap::new(),
+            subnets: BTreeMap::new(),
+            supply: Supply::default(),
+        };
+        let mut total: u64 = 0;
+        let mut add = |amount: u64, field: &str| {
+            total = total
+                .checked_add(amount)
+                .ok_or_else(|| genesis_error(field, "supply overflows u64"))?;
+            Ok::<(), StateError>(())
+        };
+        for (i, balance) in genesis.balances.iter().enumerate() {
+            let field = format!("balances[{i}]");
+            let key = Key::from_slice(&balance.coldkey)
+                .ok_or_else(|| genesis_error(&field, "coldkey is not 32 bytes"))?;
+            add(balance.amount, &field)?;
+            let account = state.accounts.entry(key).or_default();
+            account.balance = account.balance.saturating_add(balance.amount);
+        }
+        for spec in &genesis.subnets {
+            let owner = match spec.owner.is_empty() {
+                true => None,
+                false => Some(Key::from_slice(&spec.owner).ok_or_else(|| {
+                    genesis_error(format!("subnets[{}].owner", spec.id), "not 32 bytes")
+                })?),
+            };
+            state.subnets.insert(
+                spec.id,
+                Subnet {
+                    name: spec.name.clone(),
+                    tasks: spec.tasks.clone(),
+                    owner,
+                    locked: 0,
+                    burn: state.params.min_burn,
+                    neurons: Vec::new(),
+                },
+            );
+        }
+        let first = state.subnets.keys().next().copied();
+        for (i, validator) in genesis.validators.iter().enumerate() {
+            let field = format!("validators[{i}]");
+            let (Some(hotkey), Some(coldkey)) = (
+                Key::from_slice(&validator.hotkey),
+                Key::from_slice(&validator.coldkey),
+            ) else {
+                return Err(genesis_error(field, "keys must be 32 bytes"));
+            };
+            add(validator.stake, &field)?;
+            for subnet in state.subnets.values_mut() {
+                if subnet.uid_of(&hotkey).is_none() {
+                    subnet.neurons.push(Neuron::new(hotkey, coldkey, 0));
+                }
+            }
+            match first {
+                Some(id) => state.add_stake(id, hotkey, coldkey, validator.stake),
+                None => {
+                    let account = state.accounts.entry(coldkey).or_default();
+                    account.balance = account.balance.saturating_add(validator.stake);
+                }
+            }
+        }
+        state.supply.genesis = total;
+        state.check_invariants()?;
+        Ok(state)
+    }
+
+    /// The root committed to in snapshot headers: blake3 (derive-key mode) of the canonical JSON.
+    pub fn root(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new_derive_key("meshmind/v1/state");
+        hasher.update(&self.to_bytes());
+        *hasher.finalize().as_bytes()
+    }
+
+    /// The stored form (compact JSON; maps are ordered, numbers are integers).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads the stored form.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
+        let state: State =
+            serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        state.check_invariants()?;
+        Ok(state)
+    }
+
+    /// An account (empty if it never held anything).
+    pub fn account(&self, coldkey: &Key) -> Account {
+        self.accounts.get(coldkey).copied().unwrap_or_default()
+    }
+
+    /// The stake `coldkey` holds on `hotkey` in `subnet`.
+    pub fn stake(&self, subnet: u32, hotkey: &Key, coldkey: &Key) -> u64 {
+        self.stakes
+            .get(&subnet)
+            .and_then(|h| h.get(hotkey))
+            .and_then(|c| c.get(coldkey))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Total stake behind `hotkey` in `subnet`.
+    pub fn hotkey_stake(&self, subnet: u32, hotkey: &Key) -> u64 {
+        self.stakes
+            .get(&subnet)
+            .and_then(|h| h.get(hotkey))
+            .map_or(0, |c| c.values().fold(0u64, |a, &b| a.saturating_add(b)))
+    }
+
+    pub(crate) fn add_stake(&mut self, subnet: u32, hotkey: Key, coldkey: Key, amount: u64) {
+        if amount == 0 {
+            return;
+        }
+        let entry = self
+            .stakes
+            .entry(subnet)
+            .or_default()
+            .entry(hotkey)
+            .or_default()
+            .entry(coldkey)
+            .or_default();
+        *entry = entry.saturating_add(amount);
+    }
+
+    /// Removes up to `amount` of stake (entries that reach zero are dropped).
+    pub(crate) fn take_stake(&mut self, subnet: u32, hotkey: &Key, coldkey: &Key, amount: u64) {
+        let Some(hotkeys) = self.stakes.get_mut(&subnet) else {
+            return;
+        };
+        let Some(coldkeys) = hotkeys.get_mut(hotkey) else {
+            return;
+        };
+        if let Some(held) = coldkeys.get_mut(coldkey) {
+            *held = held.saturating_sub(amount);
+            if *held == 0 {
+                coldkeys.remove(coldkey);
+            }
+        }
+        if coldkeys.is_empty() {
+            hotkeys.remove(hotkey);
+        }
+        if hotkeys.is_empty() {
+            self.stakes.remove(&subnet);
+        }
+    }
+
+    /// Every unit held: balances, stakes and subnet locks.
+    pub fn held(&self) -> u128 {
+        let balances: u128 = self.accounts.values().map(|a| u128::from(a.balance)).sum();
+        let stakes: u128 = self
+            .stakes
+            .values()
+            .flat_map(|h| h.values())
+            .flat_map(|c| c.values())
+            .map(|&s| u128::from(s))
+            .sum();
+        let locked: u128 = self.subnets.values().map(|s| u128::from(s.locked)).sum();
+        balances + stakes + locked
+    }
+
+    /// Checks that supply = genesis + emitted - burned equals everything held, that no subnet holds
+    /// more UIDs than allowed, and that no hotkey is registered twice on a subnet.
+    pub fn check_invariants(&self) -> Result<(), StateError> {
+        let held = self.held();
+        let expected = (u128::from(self.supply.genesis) + u128::from(self.supply.emitted))
+            .checked_sub(u128::from(self.supply.burned));
+        if expected != Some(held) {
+            let expected = expected.map_or("negative".to_string(), |e| e.to_string());
+            return Err(StateError::Invariant(format!(
+                "{held} held, but genesis {} + emitted {} - burned {} = {expected}",
+                self.supply.genesis, self.supply.emitted, self.supply.burned
+            )));
+        }
+        for (id, subnet) in &self.subnets {
+            if subnet.neurons.len() > self.params.max_uids as usize {
+                return Err(StateError::Invariant(format!(
+                    "subnet {id} has {} UIDs",
+                    subnet.neurons.len()
+                )));
+            }
+            let mut hotkeys: Vec<&Key> = subnet.neurons.iter().map(|n| &n.hotkey).collect();
+            hotkeys.sort();
+            if hotkeys.windows(2).any(|w| w[0] == w[1]) {
+                return Err(StateError::Invariant(format!(
+                    "subnet {id} registers a hotkey twice"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one finalized snapshot of epoch `self.epoch`: its transactions in order, then the
+    /// epoch's emission from its weight vectors. Returns the per-subnet results, or the first
+    /// transaction that does not apply (the state is then partly changed: apply to a copy).
+    pub fn apply_snapshot(
+        &mut self,
+        transactions: &[v1::Transaction],
+        weights: &[v1::WeightReveal],
+        emission: u64,
+    ) -> Result<Vec<v1::SubnetResult>, (usize, TxError)> {
+        for (i, tx) in transactions.iter().enumerate() {
+            self.apply(tx).map_err(|e| (i, e))?;
+        }
+        Ok(self.end_epoch(weights, emission))
+    }
+}
+
+impl Neuron {
+    fn new(hotkey: Key, owner: Key, registered_at: u64) -> Self {
+        Self {
+            hotkey,
+            owner,
+            registered_at,
+            last_update: 0,
+            weights: Vec::new(),
+            bonds: Vec::new(),
+            last_emission: 0,
+            results: [0; 4],
+        }
+    }
+}

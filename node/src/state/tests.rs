@@ -1,0 +1,429 @@
+//! The economy's rules, hand-checked, and its invariants under random transactions and epochs.
+
+use proptest::prelude::*;
+
+use meshmind_protocols::{Keypair, Signed, v1};
+
+use super::*;
+
+const NET: [u8; 32] = [3; 32];
+
+fn key(k: &Keypair) -> Key {
+    Key(k.public().to_bytes())
+}
+
+struct World {
+    state: State,
+    cold: Vec<Keypair>,
+    hot: Vec<Keypair>,
+}
+
+/// Two validators (stake 1000 each) on subnet 1 (owned by cold[0]); cold[2] has 100000 free.
+fn world() -> World {
+    let cold: Vec<Keypair> = (0..4)
+        .map(|_| Keypair::generate().expect("random"))
+        .collect();
+    let hot: Vec<Keypair> = (0..8)
+        .map(|_| Keypair::generate().expect("random"))
+        .collect();
+    let genesis = v1::Genesis {
+        network_name: "test".into(),
+        genesis_time_ms: 0,
+        epoch_ms: 1_000,
+        subnets: vec![v1::SubnetSpec {
+            id: 1,
+            name: "one".into(),
+            tasks: vec!["sort".into()],
+            owner: key(&cold[0]).0.to_vec(),
+        }],
+        validators: (0..2)
+            .map(|i| v1::GenesisValidator {
+                hotkey: key(&hot[i]).0.to_vec(),
+                coldkey: key(&cold[i]).0.to_vec(),
+                stake: 1_000,
+            })
+            .collect(),
+        balances: vec![v1::GenesisBalance {
+            coldkey: key(&cold[2]).0.to_vec(),
+            amount: 100_000,
+        }],
+        emission_per_epoch: 1_000_000,
+    };
+    let state = State::from_genesis(&genesis, NET).expect("a usable genesis");
+    World { state, cold, hot }
+}
+
+fn tx(signer: &Keypair, nonce: u64, kind: v1::transaction::Kind) -> v1::Transaction {
+    v1::Transaction {
+        network_id: NET.to_vec(),
+        coldkey: Vec::new(),
+        nonce,
+        kind: Some(kind),
+        signature: Vec::new(),
+    }
+    .signed(signer)
+}
+
+fn transfer(to: &Keypair, amount: u64) -> v1::transaction::Kind {
+    v1::transaction::Kind::Transfer(v1::Transfer {
+        to: key(to).0.to_vec(),
+        amount,
+    })
+}
+
+fn register(hotkey: &Keypair, max_burn: u64) -> v1::transaction::Kind {
+    v1::transaction::Kind::Register(v1::Register {
+        hotkey: key(hotkey).0.to_vec(),
+        subnet: 1,
+        max_burn,
+    })
+}
+
+fn stake(hotkey: &Keypair, amount: u64) -> v1::transaction::Kind {
+    v1::transaction::Kind::AddStake(v1::AddStake {
+        hotkey: key(hotkey).0.to_vec(),
+        subnet: 1,
+        amount,
+    })
+}
+
+#[test]
+fn genesis_registers_validators_and_accounts_for_every_unit() {
+    let w = world();
+    let subnet = &w.state.subnets[&1];
+    assert_eq!(subnet.neurons.len(), 2);
+    assert_eq!(w.state.hotkey_stake(1, &key(&w.hot[0])), 1_000);
+    assert_eq!(w.state.supply.genesis, 102_000);
+    assert_eq!(w.state.held(), 102_000);
+    w.state.check_invariants().expect("invariants");
+}
+
+#[test]
+fn transfers_move_balance_once_and_refuse_replays_and_forgeries() {
+    let mut w = world();
+    let t = tx(&w.cold[2], 0, transfer(&w.cold[3], 400));
+    w.state.apply(&t).expect("applies");
+    assert_eq!(w.state.account(&key(&w.cold[2])).balance, 99_600);
+    assert_eq!(w.state.account(&key(&w.cold[3])).balance, 400);
+    assert_eq!(w.state.account(&key(&w.cold[2])).nonce, 1);
+    assert_eq!(
+        w.state.apply(&t),
+        Err(TxError::Nonce {
+            expected: 1,
+            got: 0
+        }),
+        "a replay is refused by nonce"
+    );
+    let too_much = tx(&w.cold[3], 0, transfer(&w.cold[2], 401));
+    assert_eq!(
+        w.state.apply(&too_much),
+        Err(TxError::Insufficient {
+            needed: 401,
+            available: 400
+        })
+    );
+    let mut forged = tx(&w.cold[2], 1, transfer(&w.cold[3], 1));
+    if let Some(v1::transaction::Kind::Transfer(t)) = &mut forged.kind {
+        t.amount = 50_000;
+    }
+    assert_eq!(w.state.apply(&forged), Err(TxError::BadSignature));
+    let mut other = tx(&w.cold[2], 1, transfer(&w.cold[3], 1));
+    other.network_id = vec![9; 32];
+    let other = other.signed(&w.cold[2]);
+    assert_eq!(w.state.apply(&other), Err(TxError::WrongNetwork));
+    assert_eq!(
+        w.state.account(&key(&w.cold[2])).balance,
+        99_600,
+        "nothing lost"
+    );
+    w.state.check_invariants().expect("invariants");
+}
+
+#[test]
+fn registration_burns_its_price_which_doubles_then_decays() {
+    let mut w = world();
+    let burn = w.state.subnets[&1].burn;
+    assert_eq!(burn, w.state.params.min_burn);
+    w.state
+        .apply(&tx(&w.cold[2], 0, register(&w.hot[2], burn)))
+        .expect("registers");
+    assert_eq!(w.state.subnets[&1].uid_of(&key(&w.hot[2])), Some(2));
+    assert_eq!(w.state.supply.burned, burn);
+    assert_eq!(w.state.subnets[&1].burn, 2 * burn);
+    assert_eq!(
+        w.state.apply(&tx(&w.cold[2], 1, register(&w.hot[3], burn))),
+        Err(TxError::BurnTooHigh {
+            burn: 2 * burn,
+            max: burn
+        })
+    );
+    assert_eq!(
+        w.state
+            .apply(&tx(&w.cold[2], 1, register(&w.hot[2], u64::MAX))),
+        Err(TxError::AlreadyRegistered(1))
+    );
+    w.state.end_epoch(&[], 0);
+    assert_eq!(
+        w.state.subnets[&1].burn,
+        2 * burn - 2 * burn / 20,
+        "5% decay"
+    );
+    for _ in 0..100 {
+        w.state.end_epoch(&[], 0);
+    }
+    assert_eq!(w.state.subnets[&1].burn, burn, "never below the minimum");
+    w.state.check_invariants().expect("invariants");
+}
+
+#[test]
+fn a_full_subnet_prunes_the_lowest_earning_non_immune_neuron() {
+    let mut w = world();
+    w.state.params.max_uids = 3;
+    w.state.params.immunity_epochs = 2;
+    w.state
+        .apply(&tx(&w.cold[2], 0, register(&w.hot[2], u64::MAX)))
+        .expect("uid 2");
+    // Full, and every neuron is still within its immunity period.
+    assert_eq!(
+        w.state
+            .apply(&tx(&w.cold[2], 1, register(&w.hot[3], u64::MAX))),
+        Err(TxError::SubnetFull(1))
+    );
+    w.state.end_epoch(&[], 0);
+    w.state.end_epoch(&[], 0);
+    // Everyone earned 0: the oldest registration (uid 0 at epoch 0, before uid 1 by UID) goes.
+    let staker = key(&w.cold[0]);
+    let before = w.state.account(&staker).balance;
+    w.state
+        .apply(&tx(&w.cold[2], 1, register(&w.hot[3], u64::MAX)))
+        .expect("prunes");
+    let subnet = &w.state.subnets[&1];
+    assert_eq!(subnet.uid_of(&key(&w.hot[3])), Some(0));
+    assert_eq!(subnet.uid_of(&key(&w.hot[0])), None);
+    assert_eq!(
+        w.state.account(&staker).balance,
+        before + 1_000,
+        "the pruned hotkey's stake goes back to its staker"
+    );
+    w.state.check_invariants().expect("invariants");
+}
+
+#[test]
+fn emission_pays_the_owner_then_miners_and_validators() {
+    let mut w = world();
+    // A miner registers; both validators weight it fully.
+    w.state
+        .apply(&tx(&w.cold[2], 0, register(&w.hot[2], u64::MAX)))
+        .expect("registers");
+    w.state
+        .apply(&tx(&w.cold[3], 0, transfer(&w.cold[3], 0)))
+        .expect_err("a zero transfer is malformed");
+    w.state.end_epoch(&[], 0);
+    let reveals: Vec<v1::WeightReveal> = (0..2)
+        .map(|i| v1::WeightReveal {
+            network_id: NET.to_vec(),
+            subnet: 1,
+            epoch: 0,
+            validator: key(&w.hot[i]).0.to_vec(),
+            uids: vec![2],
+            weights: vec![65_535],
+            salt: vec![0; 32],
+            signature: vec![0; 64],
+        })
+        .collect();
+    let owner_before = w.state.account(&key(&w.cold[0])).balance;
+    let results = w.state.end_epoch(&reveals, 1_000_000);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].incentive[2], 65_535);
+    assert_eq!(
+        w.state.account(&key(&w.cold[0])).balance - owner_before,
+        180_000,
+        "the owner's 18 %"
+    );
+    let miner = w.state.stake(1, &key(&w.hot[2]), &key(&w.cold[2]));
+    assert!(
+        (409_000..=410_000).contains(&miner),
+        "miners' half: {miner}"
+    );
+    let v0 = w.state.hotkey_stake(1, &key(&w.hot[0])) - 1_000;
+    let v1 = w.state.hotkey_stake(1, &key(&w.hot[1])) - 1_000;
+    assert!(v0.abs_diff(v1) <= 1 && v0 + v1 >= 409_000, "{v0} {v1}");
+    assert!(w.state.supply.emitted <= 1_000_000);
+    w.state.check_invariants().expect("invariants");
+}
+
+#[test]
+fn dividends_give_the_take_to_the_owner_and_the_rest_to_stakers() {
+    let mut w = world();
+    // cold[2] stakes 1000 on validator 0's hotkey: half of its stake.
+    w.state
+        .apply(&tx(&w.cold[2], 0, stake(&w.hot[0], 1_000)))
+        .expect("stakes");
+    assert_eq!(
+        w.state.apply(&tx(&w.cold[2], 1, stake(&w.hot[5], 1))),
+        Err(TxError::NotRegistered(1)),
+        "stake goes to registered hotkeys only"
+    );
+    let before = w.state.stake(1, &key(&w.hot[0]), &key(&w.cold[2]));
+    w.state
+        .pay_dividends(1, key(&w.hot[0]), key(&w.cold[0]), 10_000);
+    let staker = w.state.stake(1, &key(&w.hot[0]), &key(&w.cold[2])) - before;
+    assert_eq!(staker, 4_100, "half of the 82 % after the 18 % take");
+    assert_eq!(w.state.hotkey_stake(1, &key(&w.hot[0])), 2_000 + 10_000);
+}
+
+#[test]
+fn a_stored_state_reads_back_with_the_same_root_and_corruption_is_an_error() {
+    let mut w = world();
+    w.state
+        .apply(&tx(&w.cold[2], 0, transfer(&w.cold[3], 7)))
+        .expect("applies");
+    let bytes = w.state.to_bytes();
+    let back = State::from_bytes(&bytes).expect("reads");
+    assert_eq!(back.root(), w.state.root());
+    assert_eq!(back, w.state);
+    assert!(matches!(
+        State::from_bytes(&bytes[..bytes.len() / 2]),
+        Err(StateError::Corrupt(_))
+    ));
+    let mut broken = w.state.clone();
+    broken.supply.emitted += 1;
+    assert!(matches!(
+        State::from_bytes(&broken.to_bytes()),
+        Err(StateError::Invariant(_))
+    ));
+}
+
+#[test]
+fn creating_a_subnet_locks_its_cost() {
+    let mut w = world();
+    let lock = w.state.params.subnet_lock;
+    let create = |max_lock| {
+        v1::transaction::Kind::CreateSubnet(v1::CreateSubnet {
+            name: "two".into(),
+            tasks: vec!["arith".into()],
+            max_lock,
+        })
+    };
+    assert_eq!(
+        w.state.apply(&tx(&w.cold[2], 0, create(lock))),
+        Err(TxError::Insufficient {
+            needed: lock,
+            available: 100_000
+        })
+    );
+    w.state.credit(key(&w.cold[3]), 0);
+    w.state.params.subnet_lock = 50_000;
+    w.state
+        .apply(&tx(&w.cold[2], 0, create(50_000)))
+        .expect("creates");
+    let subnet = &w.state.subnets[&2];
+    assert_eq!(subnet.owner, Some(key(&w.cold[2])));
+    assert_eq!(subnet.locked, 50_000);
+    w.state.check_invariants().expect("invariants");
+}
+
+/// One random step: a transaction from a random coldkey, or an epoch with random weights.
+#[derive(Debug, Clone)]
+enum Step {
+    Tx {
+        from: usize,
+        to: usize,
+        kind: u8,
+        amount: u64,
+        nonce_skew: u8,
+    },
+    Epoch {
+        weights: Vec<(usize, u32, u16)>,
+        emission: u64,
+    },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0usize..4, 0usize..8, 0u8..5, 0u64..20_000, 0u8..8).prop_map(
+            |(from, to, kind, amount, nonce_skew)| Step::Tx { from, to, kind, amount, nonce_skew }
+        ),
+        1 => (
+            proptest::collection::vec((0usize..8, 0u32..8, any::<u16>()), 0..6),
+            0u64..10_000_000,
+        )
+            .prop_map(|(weights, emission)| Step::Epoch { weights, emission }),
+    ]
+}
+
+fn run(w: &mut World, steps: &[Step]) -> Result<(), TestCaseError> {
+    for step in steps {
+        match step {
+            Step::Tx {
+                from,
+                to,
+                kind,
+                amount,
+                nonce_skew,
+            } => {
+                let signer = &w.cold[*from];
+                let mut nonce = w.state.account(&key(signer)).nonce;
+                if *nonce_skew == 0 {
+                    nonce = nonce.wrapping_sub(1);
+                }
+                let kind = match kind {
+                    0 => transfer(&w.cold[to % 4], *amount),
+                    1 => stake(&w.hot[*to], *amount),
+                    2 => v1::transaction::Kind::RemoveStake(v1::RemoveStake {
+                        hotkey: key(&w.hot[*to]).0.to_vec(),
+                        subnet: 1,
+                        amount: *amount,
+                    }),
+                    3 => register(&w.hot[*to], *amount),
+                    _ => v1::transaction::Kind::CreateSubnet(v1::CreateSubnet {
+                        name: format!("s{to}"),
+                        tasks: vec!["t".into()],
+                        max_lock: *amount * 100,
+                    }),
+                };
+                let before = w.state.clone();
+                if w.state.apply(&tx(signer, nonce, kind)).is_err() {
+                    prop_assert_eq!(&w.state, &before, "a refused transaction changes nothing");
+                }
+            }
+            Step::Epoch { weights, emission } => {
+                let reveals: Vec<v1::WeightReveal> = weights
+                    .iter()
+                    .map(|&(v, uid, w8)| v1::WeightReveal {
+                        network_id: NET.to_vec(),
+                        subnet: 1,
+                        epoch: 0,
+                        validator: key(&w.hot[v]).0.to_vec(),
+                        uids: vec![uid],
+                        weights: vec![u32::from(w8)],
+                        salt: vec![0; 32],
+                        signature: vec![0; 64],
+                    })
+                    .collect();
+                let emitted = w.state.supply.emitted;
+                w.state.end_epoch(&reveals, *emission);
+                prop_assert!(w.state.supply.emitted - emitted <= *emission);
+            }
+        }
+        if let Err(e) = w.state.check_invariants() {
+            return Err(TestCaseError::fail(e.to_string()));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn supply_is_conserved_and_replays_are_deterministic(steps in proptest::collection::vec(step(), 1..40)) {
+        let mut w = world();
+        let start = w.state.clone();
+        run(&mut w, &steps)?;
+        // The same steps from the same start give the same state, bit for bit.
+        let mut again = World { state: start, cold: w.cold.clone(), hot: w.hot.clone() };
+        run(&mut again, &steps)?;
+        prop_assert_eq!(again.state.root(), w.state.root());
+    }
+}

@@ -1,0 +1,282 @@
+//! Signed transactions: checks and effects of transfer, stake, unstake, register and create subnet.
+
+use meshmind_protocols::{Signed, Validate, v1};
+
+use super::{Key, Neuron, State, Subnet};
+
+/// Why a transaction does not apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// It fails validation (a field is malformed).
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// It is for another network.
+    #[error("for another network")]
+    WrongNetwork,
+    /// Its signature does not verify under its coldkey.
+    #[error("bad signature")]
+    BadSignature,
+    /// Its nonce is not the account's next one (a replay, or one sent too early).
+    #[error("nonce {got}, the account's next nonce is {expected}")]
+    Nonce {
+        /// The account's next nonce.
+        expected: u64,
+        /// The transaction's nonce.
+        got: u64,
+    },
+    /// The balance or stake does not cover it.
+    #[error("needs {needed}, only {available} available")]
+    Insufficient {
+        /// Amount needed.
+        needed: u64,
+        /// Amount available.
+        available: u64,
+    },
+    /// The subnet does not exist.
+    #[error("no subnet {0}")]
+    UnknownSubnet(u32),
+    /// The hotkey is not registered on the subnet.
+    #[error("hotkey is not registered on subnet {0}")]
+    NotRegistered(u32),
+    /// The hotkey is already registered on the subnet.
+    #[error("hotkey is already registered on subnet {0}")]
+    AlreadyRegistered(u32),
+    /// The burn is above what the signer accepts.
+    #[error("burn is {burn}, above the {max} accepted")]
+    BurnTooHigh {
+        /// Current burn.
+        burn: u64,
+        /// The transaction's limit.
+        max: u64,
+    },
+    /// The lock cost is above what the signer accepts.
+    #[error("subnet lock is {lock}, above the {max} accepted")]
+    LockTooHigh {
+        /// Current lock cost.
+        lock: u64,
+        /// The transaction's limit.
+        max: u64,
+    },
+    /// The subnet is full and every neuron is still immune.
+    #[error("subnet {0} is full and every neuron is immune")]
+    SubnetFull(u32),
+    /// No more subnets may be created.
+    #[error("at the limit of {0} subnets")]
+    TooManySubnets(u32),
+}
+
+/// Puts transactions in the order a snapshot carries them: by coldkey, then nonce, repeats of a
+/// (coldkey, nonce) dropped.
+pub fn order_transactions(mut txs: Vec<v1::Transaction>) -> Vec<v1::Transaction> {
+    txs.sort_by(|a, b| (&a.coldkey, a.nonce).cmp(&(&b.coldkey, b.nonce)));
+    txs.dedup_by(|a, b| a.coldkey == b.coldkey && a.nonce == b.nonce);
+    txs
+}
+
+fn hotkey(bytes: &[u8]) -> Result<Key, TxError> {
+    Key::from_slice(bytes).ok_or_else(|| TxError::Malformed("hotkey is not 32 bytes".into()))
+}
+
+impl State {
+    /// Checks what can be checked without applying: shape, network, signature and a nonce not
+    /// already used. Used before a transaction is forwarded or kept for a later snapshot.
+    pub fn precheck(&self, tx: &v1::Transaction) -> Result<(), TxError> {
+        tx.validate()
+            .map_err(|e| TxError::Malformed(e.to_string()))?;
+        if tx.network_id != self.network_id.0 {
+            return Err(TxError::WrongNetwork);
+        }
+        tx.verify_signature().map_err(|_| TxError::BadSignature)?;
+        let coldkey = Key::from_slice(&tx.coldkey)
+            .ok_or_else(|| TxError::Malformed("coldkey is not 32 bytes".into()))?;
+        let expected = self.account(&coldkey).nonce;
+        if tx.nonce < expected {
+            return Err(TxError::Nonce {
+                expected,
+                got: tx.nonce,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies one transaction, or changes nothing and says why not.
+    pub fn apply(&mut self, tx: &v1::Transaction) -> Result<(), TxError> {
+        use v1::transaction::Kind;
+        self.precheck(tx)?;
+        let coldkey = Key::from_slice(&tx.coldkey)
+            .ok_or_else(|| TxError::Malformed("coldkey is not 32 bytes".into()))?;
+        let account = self.account(&coldkey);
+        if tx.nonce != account.nonce {
+            return Err(TxError::Nonce {
+                expected: account.nonce,
+                got: tx.nonce,
+            });
+        }
+        let spend = |needed: u64| {
+            if account.balance >= needed {
+                Ok(())
+            } else {
+                Err(TxError::Insufficient {
+                    needed,
+                    available: account.balance,
+                })
+            }
+        };
+        match &tx.kind {
+            None => return Err(TxError::Malformed("no kind".into())),
+            Some(Kind::Transfer(t)) => {
+                spend(t.amount)?;
+                let to = Key::from_slice(&t.to)
+                    .ok_or_else(|| TxError::Malformed("to is not 32 bytes".into()))?;
+                self.debit(&coldkey, t.amount);
+                let target = self.accounts.entry(to).or_default();
+                target.balance = target.balance.saturating_add(t.amount);
+            }
+            Some(Kind::AddStake(s)) => {
+                let hotkey = hotkey(&s.hotkey)?;
+                self.registered(s.subnet, &hotkey)?;
+                spend(s.amount)?;
+                self.debit(&coldkey, s.amount);
+                self.add_stake(s.subnet, hotkey, coldkey, s.amount);
+            }
+            Some(Kind::RemoveStake(s)) => {
+                let hotkey = hotkey(&s.hotkey)?;
+                let held = self.stake(s.subnet, &hotkey, &coldkey);
+                if held < s.amount {
+                    return Err(TxError::Insufficient {
+                        needed: s.amount,
+                        available: held,
+                    });
+                }
+                self.take_stake(s.subnet, &hotkey, &coldkey, s.amount);
+                self.credit(coldkey, s.amount);
+            }
+            Some(Kind::Register(r)) => {
+                let hotkey = hotkey(&r.hotkey)?;
+                let subnet = self
+                    .subnets
+                    .get(&r.subnet)
+                    .ok_or(TxError::UnknownSubnet(r.subnet))?;
+                if subnet.uid_of(&hotkey).is_some() {
+                    return Err(TxError::AlreadyRegistered(r.subnet));
+                }
+                let burn = subnet.burn;
+                if burn > r.max_burn {
+                    return Err(TxError::BurnTooHigh {
+                        burn,
+                        max: r.max_burn,
+                    });
+                }
+                spend(burn)?;
+                let slot = self.free_slot(r.subnet)?;
+                self.debit(&coldkey, burn);
+                self.supply.burned = self.supply.burned.saturating_add(burn);
+                self.seat(r.subnet, slot, Neuron::new(hotkey, coldkey, self.epoch));
+                let max_burn = self.params.max_burn;
+                if let Some(subnet) = self.subnets.get_mut(&r.subnet) {
+                    subnet.burn = subnet.burn.saturating_mul(2).min(max_burn);
+                }
+            }
+            Some(Kind::CreateSubnet(c)) => {
+                let lock = self.params.subnet_lock;
+                if lock > c.max_lock {
+                    return Err(TxError::LockTooHigh {
+                        lock,
+                        max: c.max_lock,
+                    });
+                }
+                if self.subnets.len() >= self.params.max_subnets as usize {
+                    return Err(TxError::TooManySubnets(self.params.max_subnets));
+                }
+                spend(lock)?;
+                let id = self.subnets.keys().next_back().map_or(1, |&id| id + 1);
+                self.debit(&coldkey, lock);
+                self.subnets.insert(
+                    id,
+                    Subnet {
+                        name: c.name.clone(),
+                        tasks: c.tasks.clone(),
+                        owner: Some(coldkey),
+                        locked: lock,
+                        burn: self.params.min_burn,
+                        neurons: Vec::new(),
+                    },
+                );
+            }
+        }
+        self.accounts.entry(coldkey).or_default().nonce = tx.nonce + 1;
+        Ok(())
+    }
+
+    fn registered(&self, subnet: u32, hotkey: &Key) -> Result<u32, TxError> {
+        self.subnets
+            .get(&subnet)
+            .ok_or(TxError::UnknownSubnet(subnet))?
+            .uid_of(hotkey)
+            .ok_or(TxError::NotRegistered(subnet))
+    }
+
+    fn debit(&mut self, coldkey: &Key, amount: u64) {
+        if let Some(account) = self.accounts.get_mut(coldkey) {
+            account.balance = account.balance.saturating_sub(amount);
+        }
+    }
+
+    pub(crate) fn credit(&mut self, coldkey: Key, amount: u64) {
+        let account = self.accounts.entry(coldkey).or_default();
+        account.balance = account.balance.saturating_add(amount);
+    }
+
+    /// The UID a new registration takes: the next one while there is room; when full, the
+    /// non-immune neuron with the lowest last emission (ties: older registration, then lower UID).
+    fn free_slot(&self, id: u32) -> Result<usize, TxError> {
+        let subnet = self.subnets.get(&id).ok_or(TxError::UnknownSubnet(id))?;
+        if subnet.neurons.len() < self.params.max_uids as usize {
+            return Ok(subnet.neurons.len());
+        }
+        subnet
+            .neurons
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| {
+                self.epoch.saturating_sub(n.registered_at) >= self.params.immunity_epochs
+            })
+            .min_by_key(|(uid, n)| (n.last_emission, n.registered_at, *uid))
+            .map(|(uid, _)| uid)
+            .ok_or(TxError::SubnetFull(id))
+    }
+
+    /// Puts `neuron` at `uid`: a new UID, or a pruned one, whose hotkey's stake on the subnet goes
+    /// back to its stakers' balances and whose bonds are cleared.
+    fn seat(&mut self, id: u32, uid: usize, neuron: Neuron) {
+        let pruned = self
+            .subnets
+            .get(&id)
+            .and_then(|s| s.neurons.get(uid))
+            .map(|n| n.hotkey);
+        if let Some(old) = pruned {
+            let stakers: Vec<(Key, u64)> = self
+                .stakes
+                .get(&id)
+                .and_then(|h| h.get(&old))
+                .map(|c| c.iter().map(|(k, v)| (*k, *v)).collect())
+                .unwrap_or_default();
+            for (coldkey, amount) in stakers {
+                self.take_stake(id, &old, &coldkey, amount);
+                self.credit(coldkey, amount);
+            }
+        }
+        let Some(subnet) = self.subnets.get_mut(&id) else {
+            return;
+        };
+        let uid32 = u32::try_from(uid).unwrap_or(u32::MAX);
+        for other in &mut subnet.neurons {
+            other.bonds.retain(|&(j, _)| j != uid32);
+        }
+        if uid < subnet.neurons.len() {
+            subnet.neurons[uid] = neuron;
+        } else {
+            subnet.neurons.push(neuron);
+        }
+    }
+}
