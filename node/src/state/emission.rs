@@ -156,12 +156,12 @@ impl State {
             .unwrap_or_default();
         let total: u128 = stakers.iter().map(|&(_, s)| u128::from(s)).sum();
         let mut paid = 0u64;
-        if total > 0 {
-            for (coldkey, stake) in stakers {
-                let part = ((u128::from(rest) * u128::from(stake)) / total) as u64;
-                self.add_stake(id, hotkey, coldkey, part);
-                paid += part;
-            }
+        for (coldkey, stake) in stakers {
+            let part = (u128::from(rest) * u128::from(stake))
+                .checked_div(total)
+                .map_or(0, |p| p as u64);
+            self.add_stake(id, hotkey, coldkey, part);
+            paid += part;
         }
         self.add_stake(id, hotkey, owner, take + (rest - paid));
     }
