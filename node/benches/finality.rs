@@ -21,9 +21,10 @@ use meshmind_node::consensus::service::ConsensusService;
 use meshmind_node::consensus::votes::{Vote, VoteType};
 use meshmind_node::genesis::Genesis;
 use meshmind_node::ledger::snapshot::{self, Expect};
-use meshmind_node::ledger::verify::check_finalized;
+use meshmind_node::ledger::verify::{Extends, check_finalized};
 use meshmind_node::role::validator::gossip::WeightBoard;
 use meshmind_node::role::validator::weights::commit;
+use meshmind_node::state::State;
 use meshmind_p2p::{Multiaddr, Network, NetworkConfig, NetworkHandle};
 use meshmind_protocols::{Keypair, Signed, hash, v1};
 use prost::Message;
@@ -254,18 +255,49 @@ fn catch_up() -> (f64, f64) {
     let members = Members::new(v1::ValidatorSet { validators }).expect("members");
     let network_id = [9u8; 32];
     let next = members.wire().clone();
+    let genesis = v1::Genesis {
+        network_name: "bench".into(),
+        genesis_time_ms: 0,
+        epoch_ms: 1_000,
+        subnets: vec![v1::SubnetSpec {
+            id: 1,
+            name: "one".into(),
+            tasks: vec!["sort".into()],
+            owner: Vec::new(),
+        }],
+        validators: next
+            .validators
+            .iter()
+            .map(|v| v1::GenesisValidator {
+                hotkey: v.hotkey.clone(),
+                coldkey: v.coldkey.clone(),
+                stake: v.stake,
+            })
+            .collect(),
+        balances: Vec::new(),
+        emission_per_epoch: 1_000_000,
+    };
+    let economy = State::from_genesis(&genesis, network_id).expect("economy");
     let expect = Expect {
         network_id,
         epoch: 7,
         parent_hash: [1; 32],
         members: &members,
         next: &next,
+        state: &economy,
+        emission: 1_000_000,
     };
     let reveals: Vec<v1::WeightReveal> = keys
         .iter()
         .map(|k| commit(k, network_id, 1, 6, &[(0, 65535), (1, 300)], [5; 32]).1)
         .collect();
-    let snap = snapshot::build(&expect, &keys[0].public(), reveals.clone(), Vec::new());
+    let snap = snapshot::build(
+        &expect,
+        &keys[0].public(),
+        reveals.clone(),
+        Vec::new(),
+        Vec::new(),
+    );
     let value = snapshot::value_id(&snap);
     let votes: Vec<v1::Vote> = keys
         .iter()
@@ -291,7 +323,15 @@ fn catch_up() -> (f64, f64) {
     let rounds = 100;
     let start = Instant::now();
     for _ in 0..rounds {
-        check_finalized(&finalized, network_id, 7, [1; 32], &members).expect("valid");
+        let at = Extends {
+            network_id,
+            epoch: 7,
+            parent: [1; 32],
+            members: &members,
+            state: &economy,
+            emission: 1_000_000,
+        };
+        check_finalized(&finalized, &at).expect("valid");
     }
     let full = rounds as f64 / start.elapsed().as_secs_f64();
     let start = Instant::now();

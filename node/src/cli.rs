@@ -202,10 +202,14 @@ fn ledger(command: LedgerCommand, out: &mut impl std::io::Write) -> anyhow::Resu
         LedgerCommand::Verify { data_dir } => {
             let (ledger, genesis) = open_ledger(&data_dir)?;
             let members = crate::consensus::members::Members::from_genesis(&genesis)?;
+            let network_id = *genesis.network_id.as_bytes();
+            let economy = crate::state::State::from_genesis(&genesis.message, network_id)?;
             let epochs = crate::ledger::verify::verify_ledger(
                 &ledger,
-                *genesis.network_id.as_bytes(),
+                network_id,
                 &members,
+                economy,
+                genesis.message.emission_per_epoch,
             )?;
             writeln!(
                 out,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use meshmind_p2p::{GossipMessage, NetworkHandle, PeerId};
 use meshmind_protocols::{Validate, decode, v1};
 use prost::Message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::core::Timeout;
@@ -18,9 +18,14 @@ use super::engine::{Action, Engine, EngineError, Verdict};
 use crate::genesis::Genesis;
 use crate::ledger::{Head, Ledger};
 use crate::role::validator::gossip::WeightBoard;
+use crate::state::{Mempool, PoolError, State};
 
 /// The gossip topic of consensus messages.
 pub const CONSENSUS_TOPIC: &str = "consensus";
+/// The gossip topic of signed transactions.
+pub const TX_TOPIC: &str = "tx";
+/// Most transactions waiting for a snapshot.
+const MEMPOOL_CAPACITY: usize = 8192;
 /// Finalized snapshots asked for per sync request.
 const SYNC_BATCH: u32 = 16;
 /// Most bytes of snapshots in one sync response.
@@ -38,6 +43,11 @@ pub enum DriverInput {
     Direct(PeerId, Vec<v1::ConsensusMessage>),
     /// Something this node found itself (e.g. evidence from the weights topics).
     Local(v1::ConsensusMessage),
+    /// A transaction on the tx topic, awaiting a verdict.
+    Transaction(GossipMessage),
+    /// A transaction submitted here (API), gossiped if the pool takes it; the reply says whether it
+    /// is new.
+    Submit(v1::Transaction, oneshot::Sender<Result<bool, PoolError>>),
 }
 
 /// What the API shows of consensus.
@@ -181,6 +191,8 @@ pub struct Driver {
     syncing: bool,
     last_sweep: Option<Instant>,
     commits: Option<mpsc::UnboundedSender<Commit>>,
+    mempool: Mempool,
+    economy: Arc<Mutex<State>>,
 }
 
 impl Driver {
@@ -194,7 +206,10 @@ impl Driver {
         status: Arc<Mutex<ChainStatus>>,
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(256);
+        let economy = Arc::new(Mutex::new(engine.economy().clone()));
         Self {
+            mempool: Mempool::new(MEMPOOL_CAPACITY),
+            economy,
             engine,
             network,
             board,
@@ -208,6 +223,11 @@ impl Driver {
             last_sweep: None,
             commits: None,
         }
+    }
+
+    /// The economy after the head, kept current for readers such as the API.
+    pub fn economy(&self) -> Arc<Mutex<State>> {
+        self.economy.clone()
     }
 
     /// Sends every commit to `listener`.
@@ -311,6 +331,33 @@ impl Driver {
                     }
                 }
             },
+            DriverInput::Transaction(message) => {
+                let taken = decode::<v1::Transaction>(&message.data)
+                    .map_err(|e| {
+                        PoolError::Invalid(crate::state::TxError::Malformed(e.to_string()))
+                    })
+                    .and_then(|tx| self.mempool.insert(tx, self.engine.economy()));
+                match taken {
+                    Ok(true) => message.validation.accept(),
+                    Ok(false) | Err(PoolError::TooFarAhead { .. } | PoolError::Full(_)) => {
+                        message.validation.ignore()
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = %message.propagation_source, error = %e, "transaction rejected");
+                        message.validation.reject();
+                    }
+                }
+            }
+            DriverInput::Submit(tx, reply) => {
+                let bytes = tx.encode_to_vec();
+                let taken = self.mempool.insert(tx, self.engine.economy());
+                if let Ok(true) = taken
+                    && let Err(e) = self.network.publish(TX_TOPIC, bytes).await
+                {
+                    tracing::debug!(error = %e, "transaction kept but not gossiped yet");
+                }
+                let _ = reply.send(taken);
+            }
             DriverInput::Direct(peer, messages) => {
                 for msg in messages {
                     match blocking(|| self.engine.check_message(msg)) {
@@ -483,7 +530,10 @@ impl Driver {
                             .map(|e| board.reveals(e))
                             .unwrap_or_default()
                     };
-                    queue.extend(blocking(|| self.engine.on_value(round, reveals))?);
+                    let transactions = self.mempool.candidates();
+                    queue.extend(blocking(|| {
+                        self.engine.on_value(round, reveals, transactions)
+                    })?);
                 }
                 Action::Committed { epoch, round, hash } => {
                     let end = self.epoch_end_ms(epoch) - self.config.start_delay_ms;
@@ -510,6 +560,9 @@ impl Driver {
                         .prune_before(epoch);
                     let height = self.engine.height();
                     self.timers.retain(|Reverse((_, h, _, _))| *h >= height);
+                    self.mempool.prune(self.engine.economy());
+                    *self.economy.lock().unwrap_or_else(|p| p.into_inner()) =
+                        self.engine.economy().clone();
                 }
                 Action::Behind { .. } => self.sweep(),
             }

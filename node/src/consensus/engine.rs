@@ -16,8 +16,9 @@ use super::evidence;
 use super::members::{Members, MembersError};
 use super::votes::ValueId;
 use crate::ledger::snapshot::{self, Expect};
-use crate::ledger::verify::check_finalized;
+use crate::ledger::verify::{Extends, check_finalized};
 use crate::ledger::{Head, Ledger, LedgerError};
+use crate::state::State;
 
 /// Most messages held for epochs this node has not reached yet.
 const MAX_FUTURE: usize = 4096;
@@ -27,7 +28,7 @@ pub trait Store {
     /// See [`Ledger::wal_append`].
     fn wal_append(&self, epoch: u64, entry: &v1::WalEntry, sync: bool) -> Result<(), LedgerError>;
     /// See [`Ledger::commit`].
-    fn commit(&self, finalized: &v1::FinalizedSnapshot) -> Result<(), LedgerError>;
+    fn commit(&self, finalized: &v1::FinalizedSnapshot, economy: &[u8]) -> Result<(), LedgerError>;
     /// See [`Ledger::add_evidence`].
     fn add_evidence(&self, evidence: &v1::Evidence) -> Result<bool, LedgerError>;
     /// The ledger underneath, for reads.
@@ -38,8 +39,8 @@ impl Store for Ledger {
     fn wal_append(&self, epoch: u64, entry: &v1::WalEntry, sync: bool) -> Result<(), LedgerError> {
         Ledger::wal_append(self, epoch, entry, sync)
     }
-    fn commit(&self, finalized: &v1::FinalizedSnapshot) -> Result<(), LedgerError> {
-        Ledger::commit(self, finalized)
+    fn commit(&self, finalized: &v1::FinalizedSnapshot, economy: &[u8]) -> Result<(), LedgerError> {
+        Ledger::commit(self, finalized, economy)
     }
     fn add_evidence(&self, evidence: &v1::Evidence) -> Result<bool, LedgerError> {
         Ledger::add_evidence(self, evidence)
@@ -53,8 +54,8 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn wal_append(&self, epoch: u64, entry: &v1::WalEntry, sync: bool) -> Result<(), LedgerError> {
         (**self).wal_append(epoch, entry, sync)
     }
-    fn commit(&self, finalized: &v1::FinalizedSnapshot) -> Result<(), LedgerError> {
-        (**self).commit(finalized)
+    fn commit(&self, finalized: &v1::FinalizedSnapshot, economy: &[u8]) -> Result<(), LedgerError> {
+        (**self).commit(finalized, economy)
     }
     fn add_evidence(&self, evidence: &v1::Evidence) -> Result<bool, LedgerError> {
         (**self).add_evidence(evidence)
@@ -147,6 +148,10 @@ pub struct EngineConfig {
     /// Test-only misbehaviour: with every vote for a value, also sign and send a nil vote for the
     /// same step (an equivocation the others must turn into evidence). Never set it on a real node.
     pub equivocate: bool,
+    /// The economy at genesis.
+    pub economy: State,
+    /// Emission of one epoch.
+    pub emission: u64,
 }
 
 /// The consensus engine of one node (a validator when it has a key in the set, else a follower).
@@ -173,6 +178,8 @@ pub struct Engine<S: Store> {
     valued: HashSet<u32>,
     /// Evidence not yet in a finalized snapshot.
     pending_evidence: Vec<v1::Evidence>,
+    /// The economy after the head.
+    economy: State,
     future: BTreeMap<u64, Vec<v1::ConsensusMessage>>,
     future_len: usize,
     replaying: bool,
@@ -227,6 +234,7 @@ impl<S: Store> Engine<S> {
         let height = head.map_or(0, |h| h.epoch + 1);
         let parent = head.map_or(config.network_id, |h| h.hash);
         let pending_evidence = ledger.evidence()?;
+        let economy = load_economy(ledger, &config, head)?;
         let core = Core::new(None, height, members.set().clone(), config.timeouts);
         let mut engine = Self {
             store,
@@ -244,6 +252,7 @@ impl<S: Store> Engine<S> {
             own: Vec::new(),
             valued: HashSet::new(),
             pending_evidence,
+            economy,
             future: BTreeMap::new(),
             future_len: 0,
             replaying: false,
@@ -380,7 +389,14 @@ impl<S: Store> Engine<S> {
             parent_hash: self.parent,
             members: &self.members,
             next: self.members.wire(),
+            state: &self.economy,
+            emission: self.config.emission,
         }
+    }
+
+    /// The economy after the head.
+    pub fn economy(&self) -> &State {
+        &self.economy
     }
 
     /// The epoch being decided.
@@ -449,11 +465,13 @@ impl<S: Store> Engine<S> {
         Ok(actions)
     }
 
-    /// Answers [`Action::NeedValue`]: builds this node's snapshot from the weight reveals it holds.
+    /// Answers [`Action::NeedValue`]: builds this node's snapshot from the weight reveals and the
+    /// pending transactions it holds.
     pub fn on_value(
         &mut self,
         round: u32,
         reveals: Vec<v1::WeightReveal>,
+        transactions: Vec<v1::Transaction>,
     ) -> Result<Vec<Action>, EngineError> {
         let Some(keypair) = &self.keypair else {
             return Ok(Vec::new());
@@ -467,6 +485,7 @@ impl<S: Store> Engine<S> {
             &keypair.public(),
             reveals,
             self.pending_evidence.clone(),
+            transactions,
         );
         self.use_value(round, snapshot)
     }
@@ -954,17 +973,18 @@ impl<S: Store> Engine<S> {
         &mut self,
         finalized: v1::FinalizedSnapshot,
     ) -> Result<Vec<Action>, EngineError> {
-        match self.check_finalized(&finalized) {
-            Ok(()) => {}
+        let economy = match self.check_finalized(&finalized) {
+            Ok(economy) => economy,
             Err(reason) => {
                 tracing::warn!(epoch = self.height, %reason, "finalized snapshot refused");
                 return Ok(Vec::new());
             }
-        }
+        };
         let (Some(snapshot), Some(cert)) = (&finalized.snapshot, &finalized.certificate) else {
             return Ok(Vec::new());
         };
-        self.store.commit(&finalized)?;
+        self.store.commit(&finalized, &economy.to_bytes())?;
+        self.economy = economy;
         let epoch = self.height;
         let round = cert.round;
         let hash = snapshot::value_id(snapshot);
@@ -994,15 +1014,16 @@ impl<S: Store> Engine<S> {
         Ok(actions)
     }
 
-    fn check_finalized(&self, finalized: &v1::FinalizedSnapshot) -> Result<(), String> {
-        check_finalized(
-            finalized,
-            self.config.network_id,
-            self.height,
-            self.parent,
-            &self.members,
-        )
-        .map(|_| ())
+    fn check_finalized(&self, finalized: &v1::FinalizedSnapshot) -> Result<State, String> {
+        let at = Extends {
+            network_id: self.config.network_id,
+            epoch: self.height,
+            parent: self.parent,
+            members: &self.members,
+            state: &self.economy,
+            emission: self.config.emission,
+        };
+        check_finalized(finalized, &at).map(|(_, state)| state)
     }
 
     /// Own messages of this epoch and the current round's proposal, to send again to peers that
@@ -1038,6 +1059,44 @@ impl<S: Store> Engine<S> {
     pub fn is_validator(&self) -> bool {
         self.me().is_some()
     }
+}
+
+/// The economy after `head`: as stored beside it, or, when missing or unreadable (a ledger written
+/// before the economy existed), rebuilt by replaying every finalized snapshot from genesis.
+fn load_economy(
+    ledger: &Ledger,
+    config: &EngineConfig,
+    head: Option<Head>,
+) -> Result<State, EngineError> {
+    let Some(head) = head else {
+        return Ok(config.economy.clone());
+    };
+    if let Some(bytes) = ledger.economy()? {
+        match State::from_bytes(&bytes) {
+            Ok(state) if state.epoch == head.epoch + 1 => return Ok(state),
+            Ok(state) => {
+                tracing::warn!(
+                    stored = state.epoch,
+                    head = head.epoch,
+                    "stored economy is not at the head; rebuilding"
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "stored economy unreadable; rebuilding"),
+        }
+    }
+    let mut state = config.economy.clone();
+    for epoch in 0..=head.epoch {
+        let Some(snapshot) = ledger.snapshot(epoch)? else {
+            break;
+        };
+        for (i, tx) in snapshot.transactions.iter().enumerate() {
+            if let Err(e) = state.apply(tx) {
+                tracing::warn!(epoch, transaction = i, error = %e, "replaying the economy: transaction refused");
+            }
+        }
+        state.end_epoch(&snapshot.weights, config.emission);
+    }
+    Ok(state)
 }
 
 fn hash_of(e: &v1::Evidence) -> [u8; 32] {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use meshmind_protocols::{Keypair, v1};
+use meshmind_protocols::{Keypair, Signed, v1};
 use prost::Message;
 
 use super::core::{Timeout, TimeoutConfig};
@@ -43,9 +43,9 @@ impl Store for CrashingStore {
         self.spend()?;
         self.ledger.wal_append(epoch, entry, sync)
     }
-    fn commit(&self, finalized: &v1::FinalizedSnapshot) -> Result<(), LedgerError> {
+    fn commit(&self, finalized: &v1::FinalizedSnapshot, economy: &[u8]) -> Result<(), LedgerError> {
         self.spend()?;
-        self.ledger.commit(finalized)
+        self.ledger.commit(finalized, economy)
     }
     fn add_evidence(&self, evidence: &v1::Evidence) -> Result<bool, LedgerError> {
         self.spend()?;
@@ -57,6 +57,60 @@ impl Store for CrashingStore {
 }
 
 /// Weight reveals every validator made for the commitments of `epoch`.
+/// Emission per epoch of the simulated network.
+pub const EMISSION: u64 = 1_000_000;
+
+/// The account that pays the simulated transfers.
+pub fn funder() -> Keypair {
+    Keypair::from_secret(&[200; 32])
+}
+
+/// The funder's transfer of 1 to the first validator's coldkey with `nonce`.
+pub fn transfer(keys: &[Keypair], nonce: u64) -> v1::Transaction {
+    v1::Transaction {
+        network_id: NET.to_vec(),
+        coldkey: Vec::new(),
+        nonce,
+        kind: Some(v1::transaction::Kind::Transfer(v1::Transfer {
+            to: keys[0].public().to_bytes().to_vec(),
+            amount: 1,
+        })),
+        signature: Vec::new(),
+    }
+    .signed(&funder())
+}
+
+/// The economy at genesis: subnet 1 with every validator registered, and a funded account.
+pub fn economy(members: &Members) -> crate::state::State {
+    let genesis = v1::Genesis {
+        network_name: "sim".into(),
+        genesis_time_ms: 0,
+        epoch_ms: 1_000,
+        subnets: vec![v1::SubnetSpec {
+            id: 1,
+            name: "one".into(),
+            tasks: vec!["sort".into()],
+            owner: Vec::new(),
+        }],
+        validators: members
+            .wire()
+            .validators
+            .iter()
+            .map(|v| v1::GenesisValidator {
+                hotkey: v.hotkey.clone(),
+                coldkey: v.coldkey.clone(),
+                stake: v.stake,
+            })
+            .collect(),
+        balances: vec![v1::GenesisBalance {
+            coldkey: funder().public().to_bytes().to_vec(),
+            amount: 1_000_000,
+        }],
+        emission_per_epoch: EMISSION,
+    };
+    crate::state::State::from_genesis(&genesis, NET).expect("a usable economy")
+}
+
 pub fn reveals(keys: &[Keypair], epoch: u64) -> Vec<v1::WeightReveal> {
     keys.iter()
         .map(|k| commit(k, NET, 1, epoch, &[(0, 65535), (1, 100)], [3; 32]).1)
@@ -187,6 +241,8 @@ impl Net {
             genesis: self.members.clone(),
             timeouts: TimeoutConfig::default(),
             equivocate: self.equivocators[i],
+            economy: economy(&self.members),
+            emission: EMISSION,
         }
     }
 
@@ -328,10 +384,13 @@ impl Net {
                     } else {
                         reveals(&self.keys, epoch - 1)
                     };
+                    // Every transfer up to this epoch's nonce; those already applied are skipped.
+                    let transactions: Vec<v1::Transaction> =
+                        (0..=epoch).map(|n| transfer(&self.keys, n)).collect();
                     let Some(engine) = self.engines[i].as_mut() else {
                         return;
                     };
-                    match engine.on_value(round, reveals) {
+                    match engine.on_value(round, reveals, transactions) {
                         Ok(more) => queue.extend(more),
                         Err(_) => {
                             self.die(i);
@@ -428,7 +487,27 @@ mod tests {
                 engine.height()
             );
             let ledger = engine.store().ledger();
-            assert!(verify_ledger(ledger, NET, &net.members).unwrap() >= epochs);
+            assert!(
+                verify_ledger(ledger, NET, &net.members, economy(&net.members), EMISSION).unwrap()
+                    >= epochs
+            );
+            let first_engine = net.engines[0].as_ref().unwrap();
+            if engine.height() == first_engine.height() {
+                assert_eq!(
+                    engine.economy().root(),
+                    first_engine.economy().root(),
+                    "node {i}'s economy"
+                );
+            }
+            let funder = crate::state::Key(funder().public().to_bytes());
+            assert!(
+                engine.economy().account(&funder).nonce >= epochs,
+                "node {i}: every epoch carried a transfer"
+            );
+            engine
+                .economy()
+                .check_invariants()
+                .expect("supply conserved");
             for epoch in 0..epochs {
                 assert_eq!(
                     ledger.snapshot(epoch).unwrap(),

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::core::TimeoutConfig;
 use super::driver::{
-    CONSENSUS_TOPIC, ChainStatus, Commit, Driver, DriverConfig, DriverInput, answer_sync,
+    CONSENSUS_TOPIC, ChainStatus, Commit, Driver, DriverConfig, DriverInput, TX_TOPIC, answer_sync,
 };
 use super::engine::{Engine, EngineConfig, EngineError};
 use super::members::{Members, MembersError};
@@ -21,6 +21,7 @@ use crate::config::ConsensusSection;
 use crate::genesis::Genesis;
 use crate::ledger::{Ledger, LedgerError};
 use crate::role::validator::gossip::WeightBoard;
+use crate::state::{PoolError, State, StateError};
 
 /// Messages waiting for the driver.
 const INBOX: usize = 1024;
@@ -40,6 +41,20 @@ pub enum ServiceError {
     /// The consensus topic could not be joined.
     #[error(transparent)]
     Network(#[from] NetworkError),
+    /// The genesis economy is unusable.
+    #[error(transparent)]
+    Economy(#[from] StateError),
+}
+
+/// Why a submitted transaction was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The pool refused it.
+    #[error(transparent)]
+    Refused(#[from] PoolError),
+    /// Consensus is not running.
+    #[error("consensus is not running")]
+    Stopped,
 }
 
 /// A running consensus service.
@@ -50,6 +65,8 @@ pub struct ConsensusService {
     pub chain: Arc<Mutex<ChainStatus>>,
     /// The driver task.
     pub task: JoinHandle<()>,
+    /// The economy after the head.
+    pub economy: Arc<Mutex<State>>,
     inbox: mpsc::Sender<DriverInput>,
     network_id: [u8; 32],
 }
@@ -78,6 +95,8 @@ impl ConsensusService {
                 delta_ms: section.delta_ms,
             },
             equivocate: section.test_equivocate,
+            economy: State::from_genesis(&genesis.message, network_id)?,
+            emission: genesis.message.emission_per_epoch,
         };
         if section.test_equivocate {
             tracing::warn!("consensus.test_equivocate is on: this node will equivocate on purpose");
@@ -85,6 +104,7 @@ impl ConsensusService {
         let (engine, initial) = Engine::open(ledger.clone(), signer, config)?;
         tracing::info!(head = ?engine.head().map(|h| h.epoch), voting = engine.is_validator(), "ledger opened");
         network.subscribe(CONSENSUS_TOPIC).await?;
+        network.subscribe(TX_TOPIC).await?;
         let chain = Arc::new(Mutex::new(ChainStatus::default()));
         let mut driver = Driver::new(
             engine,
@@ -100,6 +120,7 @@ impl ConsensusService {
         if let Some(commits) = commits {
             driver = driver.with_commit_listener(commits);
         }
+        let economy = driver.economy();
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
         let task = tokio::spawn(async move {
             if let Err(e) = driver.run(initial, inbox_rx).await {
@@ -110,6 +131,7 @@ impl ConsensusService {
             ledger,
             chain,
             task,
+            economy,
             inbox,
             network_id,
         })
@@ -128,6 +150,20 @@ impl ConsensusService {
         }
     }
 
+    /// Takes a transaction for a later snapshot and gossips it; `Ok(false)` if it was already
+    /// waiting.
+    pub async fn submit_transaction(
+        &self,
+        tx: meshmind_protocols::v1::Transaction,
+    ) -> Result<bool, SubmitError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inbox
+            .send(DriverInput::Submit(tx, reply))
+            .await
+            .map_err(|_| SubmitError::Stopped)?;
+        Ok(answer.await.map_err(|_| SubmitError::Stopped)??)
+    }
+
     /// Handles the events that belong to consensus (consensus gossip, sync requests); returns
     /// any other event untouched.
     pub fn handle_event(&self, event: NetworkEvent) -> Option<NetworkEvent> {
@@ -137,6 +173,16 @@ impl ConsensusService {
                     mpsc::error::TrySendError::Full(DriverInput::Gossip(m))
                     | mpsc::error::TrySendError::Closed(DriverInput::Gossip(m)),
                 ) = self.inbox.try_send(DriverInput::Gossip(message))
+                {
+                    m.validation.ignore();
+                }
+                None
+            }
+            NetworkEvent::Gossip(message) if message.topic == TX_TOPIC => {
+                if let Err(
+                    mpsc::error::TrySendError::Full(DriverInput::Transaction(m))
+                    | mpsc::error::TrySendError::Closed(DriverInput::Transaction(m)),
+                ) = self.inbox.try_send(DriverInput::Transaction(message))
                 {
                     m.validation.ignore();
                 }

@@ -42,6 +42,7 @@ const FAMILIES: [&str; 6] = [
 const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_HEAD: &[u8] = b"head";
 const KEY_NEXT_VALSET: &[u8] = b"next_valset";
+const KEY_ECONOMY: &[u8] = b"economy";
 
 /// What went wrong in the ledger.
 #[derive(Debug, thiserror::Error)]
@@ -316,9 +317,19 @@ impl Ledger {
             .transpose()
     }
 
-    /// Stores a finalized snapshot as the new head, and drops the epoch's WAL, in one synced batch.
-    /// The caller has verified the certificate; this checks that the epoch extends the head.
-    pub fn commit(&self, finalized: &v1::FinalizedSnapshot) -> Result<(), LedgerError> {
+    /// The stored economy after the head (`None` before the first commit).
+    pub fn economy(&self) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.get(CF_STATE, KEY_ECONOMY)
+    }
+
+    /// Stores a finalized snapshot as the new head with the economy after it, and drops the epoch's
+    /// WAL, in one synced batch. The caller has verified the certificate; this checks that the
+    /// epoch extends the head.
+    pub fn commit(
+        &self,
+        finalized: &v1::FinalizedSnapshot,
+        economy: &[u8],
+    ) -> Result<(), LedgerError> {
         let (snapshot, certificate) = match (&finalized.snapshot, &finalized.certificate) {
             (Some(s), Some(c)) => (s, c),
             _ => {
@@ -366,6 +377,7 @@ impl Ledger {
         if let Some(next) = &snapshot.next_validators {
             batch.put_cf(self.cf(CF_STATE)?, KEY_NEXT_VALSET, next.encode_to_vec());
         }
+        batch.put_cf(self.cf(CF_STATE)?, KEY_ECONOMY, economy);
         batch.put_cf(self.cf(CF_META)?, KEY_HEAD, head_bytes);
         batch.delete_range_cf(
             self.cf(CF_WAL)?,
@@ -575,10 +587,19 @@ mod tests {
                 ..Default::default()
             }),
         };
-        let err = ledger.commit(&finalized(header(1, vec![]))).unwrap_err();
+        let err = ledger
+            .commit(&finalized(header(1, vec![])), b"{}")
+            .unwrap_err();
         assert!(err.to_string().contains("the next epoch is 0"), "{err}");
         ledger.wal_append(0, &start(0), false).unwrap();
-        ledger.commit(&finalized(header(0, vec![1; 32]))).unwrap();
+        ledger
+            .commit(&finalized(header(0, vec![1; 32])), b"{}")
+            .unwrap();
+        assert_eq!(
+            ledger.economy().unwrap().as_deref(),
+            Some(&b"{}"[..]),
+            "stored with the head"
+        );
         assert!(
             ledger.wal(0).unwrap().is_empty(),
             "the decided epoch's WAL is gone"
@@ -586,11 +607,11 @@ mod tests {
         let head = ledger.head().unwrap().unwrap();
         assert_eq!(head.epoch, 0);
         let err = ledger
-            .commit(&finalized(header(1, vec![9; 32])))
+            .commit(&finalized(header(1, vec![9; 32])), b"{}")
             .unwrap_err();
         assert!(err.to_string().contains("parent hash"), "{err}");
         ledger
-            .commit(&finalized(header(1, head.hash.to_vec())))
+            .commit(&finalized(header(1, head.hash.to_vec())), b"{}")
             .unwrap();
         assert_eq!(ledger.next_epoch().unwrap(), 2);
     }

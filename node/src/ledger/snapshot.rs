@@ -8,6 +8,10 @@ use prost::Message;
 
 use crate::consensus::evidence;
 use crate::consensus::members::Members;
+use crate::state::{State, order_transactions};
+
+/// Most transactions a proposer puts in one snapshot.
+pub const MAX_SNAPSHOT_TXS: usize = 1024;
 
 /// From this round on, a snapshot may carry weight vectors of at most 2/3 of the stake (so epochs
 /// whose vectors were lost while validators were down can still finalize).
@@ -26,6 +30,10 @@ pub struct Expect<'a> {
     pub members: &'a Members,
     /// The validators that finalize the next epoch.
     pub next: &'a v1::ValidatorSet,
+    /// The economy after the previous epoch (its `epoch` is this one).
+    pub state: &'a State,
+    /// Emission of one epoch.
+    pub emission: u64,
 }
 
 /// Why a snapshot is not valid for the epoch.
@@ -69,12 +77,14 @@ fn reveal_epoch(epoch: u64) -> Option<u64> {
 }
 
 /// Builds the snapshot `proposer` offers for `expect.epoch`: every usable reveal (one per subnet
-/// and validator, sorted) and the evidence given.
+/// and validator, sorted), the evidence given, the transactions that apply (in order, at most
+/// [`MAX_SNAPSHOT_TXS`]), the epoch's results and the state root after all of it.
 pub fn build(
     expect: &Expect<'_>,
     proposer: &PublicKey,
     reveals: impl IntoIterator<Item = v1::WeightReveal>,
     evidence: Vec<v1::Evidence>,
+    transactions: Vec<v1::Transaction>,
 ) -> v1::Snapshot {
     let mut weights: Vec<v1::WeightReveal> = match reveal_epoch(expect.epoch) {
         None => Vec::new(),
@@ -94,6 +104,18 @@ pub fn build(
         .into_iter()
         .filter(|e| evidence::check(e, expect.network_id, expect.members).is_ok())
         .collect();
+    let mut state = expect.state.clone();
+    let mut included = Vec::new();
+    for tx in order_transactions(transactions) {
+        if included.len() == MAX_SNAPSHOT_TXS {
+            break;
+        }
+        // A refused transaction leaves the state as it was.
+        if state.apply(&tx).is_ok() {
+            included.push(tx);
+        }
+    }
+    let results = state.end_epoch(&weights, expect.emission);
     let header = v1::SnapshotHeader {
         network_id: expect.network_id.to_vec(),
         epoch: expect.epoch,
@@ -101,28 +123,29 @@ pub fn build(
         valset_hash: expect.members.hash().to_vec(),
         next_valset_hash: hash(expect.next).as_bytes().to_vec(),
         weights_root: root("weights", &weights).to_vec(),
-        txs_root: root::<v1::Transaction>("txs", &[]).to_vec(),
-        results_root: root::<v1::SubnetResult>("results", &[]).to_vec(),
+        txs_root: root("txs", &included).to_vec(),
+        results_root: root("results", &results).to_vec(),
         evidence_root: root("evidence", &evidence).to_vec(),
-        state_root: root::<v1::ValidatorSet>("state", std::slice::from_ref(expect.next)).to_vec(),
+        state_root: state.root().to_vec(),
         proposer: proposer.to_bytes().to_vec(),
     };
     v1::Snapshot {
         header: Some(header),
         weights,
-        transactions: Vec::new(),
-        results: Vec::new(),
+        transactions: included,
+        results,
         evidence,
         next_validators: Some(expect.next.clone()),
     }
 }
 
-/// Checks a snapshot proposed in `round` for `expect.epoch`; returns its value id.
+/// Checks a snapshot proposed in `round` for `expect.epoch`; returns its value id and the economy
+/// after it.
 pub fn check(
     snapshot: &v1::Snapshot,
     expect: &Expect<'_>,
     round: u32,
-) -> Result<[u8; 32], SnapshotError> {
+) -> Result<([u8; 32], State), SnapshotError> {
     snapshot
         .validate()
         .map_err(|e| fail(&e.field, e.reason.to_string()))?;
@@ -223,24 +246,34 @@ pub fn check(
         &header.weights_root,
         &root("weights", &snapshot.weights),
     )?;
-    if !snapshot.transactions.is_empty() {
-        return Err(fail(
-            "transactions",
-            "this network applies no transactions yet",
-        ));
+    // Transactions: in order, each applying to the state as it stands.
+    for (i, pair) in snapshot.transactions.windows(2).enumerate() {
+        if (&pair[0].coldkey, pair[0].nonce) >= (&pair[1].coldkey, pair[1].nonce) {
+            return Err(fail(
+                &format!("transactions[{}]", i + 1),
+                "must be sorted by (coldkey, nonce), one each",
+            ));
+        }
     }
     eq(
         "header.txs_root",
         &header.txs_root,
-        &root::<v1::Transaction>("txs", &[]),
+        &root("txs", &snapshot.transactions),
     )?;
-    if !snapshot.results.is_empty() {
-        return Err(fail("results", "this network records no results yet"));
+    let mut state = expect.state.clone();
+    for (i, tx) in snapshot.transactions.iter().enumerate() {
+        state
+            .apply(tx)
+            .map_err(|e| fail(&format!("transactions[{i}]"), e.to_string()))?;
+    }
+    let results = state.end_epoch(&snapshot.weights, expect.emission);
+    if snapshot.results != results {
+        return Err(fail("results", "differ from the results of this epoch"));
     }
     eq(
         "header.results_root",
         &header.results_root,
-        &root::<v1::SubnetResult>("results", &[]),
+        &root("results", &snapshot.results),
     )?;
     let mut seen = BTreeSet::new();
     for (i, item) in snapshot.evidence.iter().enumerate() {
@@ -255,10 +288,6 @@ pub fn check(
         &header.evidence_root,
         &root("evidence", &snapshot.evidence),
     )?;
-    eq(
-        "header.state_root",
-        &header.state_root,
-        &root::<v1::ValidatorSet>("state", std::slice::from_ref(expect.next)),
-    )?;
-    Ok(*hash(header).as_bytes())
+    eq("header.state_root", &header.state_root, &state.root())?;
+    Ok((*hash(header).as_bytes(), state))
 }

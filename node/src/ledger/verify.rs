@@ -7,16 +7,38 @@ use super::snapshot::{self, Expect};
 use super::{Ledger, LedgerError};
 use crate::consensus::certificate;
 use crate::consensus::members::Members;
+use crate::state::State;
 
-/// Checks that `finalized` is epoch `epoch` extending `parent`, finalized by `members`: the snapshot
-/// is valid for the round its certificate names, and the certificate proves it. Returns its hash.
+/// What a finalized snapshot must extend.
+#[derive(Debug, Clone, Copy)]
+pub struct Extends<'a> {
+    /// The network.
+    pub network_id: [u8; 32],
+    /// Its epoch.
+    pub epoch: u64,
+    /// The previous epoch's hash (the network id for epoch 0).
+    pub parent: [u8; 32],
+    /// The validators that finalize it.
+    pub members: &'a Members,
+    /// The economy after the previous epoch.
+    pub state: &'a State,
+    /// Emission of one epoch.
+    pub emission: u64,
+}
+
+/// Checks that `finalized` extends `at`: the snapshot is valid for the round its certificate
+/// names, and the certificate proves it. Returns its hash and the economy after it.
 pub fn check_finalized(
     finalized: &v1::FinalizedSnapshot,
-    network_id: [u8; 32],
-    epoch: u64,
-    parent: [u8; 32],
-    members: &Members,
-) -> Result<[u8; 32], String> {
+    at: &Extends<'_>,
+) -> Result<([u8; 32], State), String> {
+    let Extends {
+        network_id,
+        epoch,
+        parent,
+        members,
+        ..
+    } = *at;
     let snapshot = finalized.snapshot.as_ref().ok_or("snapshot missing")?;
     let cert = finalized
         .certificate
@@ -32,10 +54,13 @@ pub fn check_finalized(
         parent_hash: parent,
         members,
         next,
+        state: at.state,
+        emission: at.emission,
     };
-    let value = snapshot::check(snapshot, &expect, cert.round).map_err(|e| e.to_string())?;
+    let (value, state) =
+        snapshot::check(snapshot, &expect, cert.round).map_err(|e| e.to_string())?;
     certificate::verify(cert, network_id, members, epoch, &value).map_err(|e| e.to_string())?;
-    Ok(value)
+    Ok((value, state))
 }
 
 /// Why a ledger does not verify.
@@ -55,23 +80,35 @@ pub enum VerifyError {
 }
 
 /// Walks every finalized epoch from genesis, checking each snapshot and certificate against the
-/// validator set handed over by the epoch before; returns the number of epochs checked.
+/// validator set handed over by the epoch before and replaying the economy from `state` (the
+/// genesis state); returns the number of epochs checked.
 pub fn verify_ledger(
     ledger: &Ledger,
     network_id: [u8; 32],
     genesis: &Members,
+    state: State,
+    emission: u64,
 ) -> Result<u64, VerifyError> {
     let Some(head) = ledger.head()? else {
         return Ok(0);
     };
     let mut members = genesis.clone();
     let mut parent = network_id;
+    let mut state = state;
     for epoch in 0..=head.epoch {
         let finalized = ledger.finalized(epoch)?.ok_or(VerifyError::Epoch {
             epoch,
             reason: "missing below the head".into(),
         })?;
-        parent = check_finalized(&finalized, network_id, epoch, parent, &members)
+        let at = Extends {
+            network_id,
+            epoch,
+            parent,
+            members: &members,
+            state: &state,
+            emission,
+        };
+        (parent, state) = check_finalized(&finalized, &at)
             .map_err(|reason| VerifyError::Epoch { epoch, reason })?;
         if let Some(next) = finalized.snapshot.and_then(|s| s.next_validators) {
             members = Members::new(next).map_err(|e| VerifyError::Epoch {

@@ -5,6 +5,7 @@
 //! of the genesis and the finalized snapshots applied to it.
 
 mod emission;
+mod mempool;
 mod transaction;
 
 #[cfg(test)]
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use meshmind_protocols::v1;
 use serde::{Deserialize, Serialize};
 
+pub use mempool::{MAX_NONCE_AHEAD, Mempool, PoolError};
 pub use transaction::{TxError, order_transactions};
 
 /// A 32-byte public key (a coldkey or a hotkey), written as hex.
@@ -402,21 +404,6 @@ impl State {
             }
         }
         Ok(())
-    }
-
-    /// Applies one finalized snapshot of epoch `self.epoch`: its transactions in order, then the
-    /// epoch's emission from its weight vectors. Returns the per-subnet results, or the first
-    /// transaction that does not apply (the state is then partly changed: apply to a copy).
-    pub fn apply_snapshot(
-        &mut self,
-        transactions: &[v1::Transaction],
-        weights: &[v1::WeightReveal],
-        emission: u64,
-    ) -> Result<Vec<v1::SubnetResult>, (usize, TxError)> {
-        for (i, tx) in transactions.iter().enumerate() {
-            self.apply(tx).map_err(|e| (i, e))?;
-        }
-        Ok(self.end_epoch(weights, emission))
     }
 }
 
