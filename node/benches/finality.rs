@@ -77,6 +77,7 @@ fn genesis(keys: &[Keypair], epoch_ms: u64, start_ms: u64) -> Genesis {
             .collect(),
         balances: Vec::new(),
         emission_per_epoch: 0,
+        neurons: Vec::new(),
     };
     Genesis {
         network_id: hash(&message),
@@ -276,6 +277,7 @@ fn catch_up() -> (f64, f64) {
             .collect(),
         balances: Vec::new(),
         emission_per_epoch: 1_000_000,
+        neurons: Vec::new(),
     };
     let economy = State::from_genesis(&genesis, network_id).expect("economy");
     let expect = Expect {

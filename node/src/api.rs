@@ -35,6 +35,9 @@ pub fn router(state: Arc<NodeState>) -> axum::Router {
         .route("/snapshots/{epoch}", get(snapshot))
         .route("/certificates/{epoch}", get(certificate))
         .route("/evidence", get(evidence))
+        .route("/accounts/{coldkey}", get(account))
+        .route("/economy", get(economy))
+        .route("/tx", post(submit_tx))
         .with_state(state)
 }
 
@@ -171,30 +174,113 @@ async fn peers(State(state): State<Arc<NodeState>>) -> Json<Vec<String>> {
     Json(peers.iter().map(ToString::to_string).collect())
 }
 
+/// The finalized economy, on nodes that keep a ledger.
+fn economy_state(state: &NodeState) -> Option<crate::state::State> {
+    state
+        .consensus
+        .as_ref()
+        .map(|c| c.economy.lock().unwrap_or_else(|p| p.into_inner()).clone())
+}
+
 async fn metagraph(State(state): State<Arc<NodeState>>, Path(subnet): Path<u32>) -> Response {
-    let Some(validator) = state.validator.as_ref().filter(|_| subnet == state.subnet) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "no metagraph for this subnet here"})),
-        )
-            .into_response();
-    };
     let now = now_ms();
-    let miners: Vec<serde_json::Value> = validator
-        .metagraph()
-        .miners()
-        .map(|m| {
-            json!({
-                "uid": m.uid,
-                "peer_id": m.peer.to_string(),
-                "hotkey": m.key.to_hex(),
-                "tasks": m.tasks.iter().filter(|(_, exp)| **exp > now).map(|(t, _)| t.clone()).collect::<Vec<_>>(),
-                "last_seen_ms": m.last_seen_ms,
-                "score": validator.score(m.uid),
-            })
-        })
-        .collect();
-    Json(json!({ "subnet": subnet, "miners": miners })).into_response()
+    // The validator's own view: miners from ads, with its scores.
+    let miners: Option<Vec<serde_json::Value>> = state
+        .validator
+        .as_ref()
+        .filter(|_| subnet == state.subnet)
+        .map(|validator| {
+            validator
+                .metagraph()
+                .miners()
+                .map(|m| {
+                    json!({
+                        "uid": m.uid,
+                        "peer_id": m.peer.to_string(),
+                        "hotkey": m.key.to_hex(),
+                        "tasks": m.tasks.iter().filter(|(_, exp)| **exp > now).map(|(t, _)| t.clone()).collect::<Vec<_>>(),
+                        "last_seen_ms": m.last_seen_ms,
+                        "score": validator.score(m.uid),
+                    })
+                })
+                .collect()
+        });
+    // The finalized one: registered neurons with stake and Yuma results.
+    let chain = economy_state(&state).and_then(|e| crate::state::view::subnet(&e, subnet));
+    if miners.is_none() && chain.is_none() {
+        return not_found("no metagraph for this subnet here");
+    }
+    Json(json!({ "subnet": subnet, "miners": miners.unwrap_or_default(), "chain": chain }))
+        .into_response()
+}
+
+async fn account(State(state): State<Arc<NodeState>>, Path(coldkey): Path<String>) -> Response {
+    let Some(key) = hex::decode(&coldkey)
+        .ok()
+        .and_then(|b| crate::state::Key::from_slice(&b))
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            v1::ErrorCode::Malformed,
+            "coldkey: must be 64 hex digits",
+        );
+    };
+    match economy_state(&state) {
+        Some(economy) => Json(crate::state::view::account(&economy, &key)).into_response(),
+        None => not_found("this node keeps no ledger"),
+    }
+}
+
+async fn economy(State(state): State<Arc<NodeState>>) -> Response {
+    match economy_state(&state) {
+        Some(economy) => Json(crate::state::view::summary(&economy)).into_response(),
+        None => not_found("this node keeps no ledger"),
+    }
+}
+
+/// A transaction to submit: its protobuf encoding in hex.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitRequest {
+    tx: String,
+}
+
+async fn submit_tx(State(state): State<Arc<NodeState>>, body: axum::body::Bytes) -> Response {
+    let Some(consensus) = &state.consensus else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            v1::ErrorCode::Unavailable,
+            "this node keeps no ledger; submit to a validator or an observer",
+        );
+    };
+    let tx = serde_json::from_slice::<SubmitRequest>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|r| hex::decode(r.tx.trim()).map_err(|e| format!("tx: {e}")))
+        .and_then(|bytes| {
+            meshmind_protocols::decode::<v1::Transaction>(&bytes).map_err(|e| format!("tx: {e}"))
+        });
+    let tx = match tx {
+        Ok(tx) => tx,
+        Err(message) => return error(StatusCode::BAD_REQUEST, v1::ErrorCode::Malformed, &message),
+    };
+    let hash = meshmind_protocols::hash(&tx).to_hex();
+    match consensus.submit_transaction(tx).await {
+        Ok(new) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"accepted": true, "new": new, "hash": hash})),
+        )
+            .into_response(),
+        Err(crate::consensus::service::SubmitError::Stopped) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            v1::ErrorCode::Unavailable,
+            "consensus is not running",
+        ),
+        Err(e) => error(
+            StatusCode::BAD_REQUEST,
+            v1::ErrorCode::Malformed,
+            &e.to_string(),
+        ),
+    }
 }
 
 async fn weights(State(state): State<Arc<NodeState>>, Path(subnet): Path<u32>) -> Response {

@@ -101,6 +101,12 @@ pub enum Command {
     /// Read a node's ledger (works beside a running node).
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Sign a transaction with a coldkey file and submit it through a node's API.
+    #[command(subcommand)]
+    Tx(crate::wallet::TxCommand),
+    /// Read accounts through a node's API.
+    #[command(subcommand)]
+    Account(crate::wallet::AccountCommand),
     /// Print a running node's status from its HTTP API.
     Status {
         /// The node's API, e.g. http://127.0.0.1:7410.
@@ -295,6 +301,8 @@ pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Re
             )?;
         }
         Command::Yuma { input } => yuma(&input, out)?,
+        Command::Tx(command) => crate::wallet::tx(command, out).await?,
+        Command::Account(command) => crate::wallet::account(command, out).await?,
         Command::Ledger(command) => ledger(command, out)?,
         Command::Keys(KeysCommand::Show { path, json }) => {
             let key = KeyFile::read(&path)?;
@@ -390,7 +398,11 @@ fn init(
                     coldkey: coldkey.public().to_hex(),
                     stake: 1_000_000,
                 }],
-                balances: Vec::new(),
+                balances: vec![crate::genesis::BalanceFile {
+                    coldkey: coldkey.public().to_hex(),
+                    amount: 1_000_000_000,
+                }],
+                neurons: Vec::new(),
             };
             std::fs::write(&genesis_path, toml::to_string_pretty(&file)?)?;
         }

@@ -64,6 +64,18 @@ pub struct ValidatorFile {
     pub stake: u64,
 }
 
+/// A hotkey registered on a subnet from genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeuronFile {
+    /// Subnet id.
+    pub subnet: u32,
+    /// Hotkey (hex).
+    pub hotkey: String,
+    /// Owning coldkey (hex).
+    pub coldkey: String,
+}
+
 /// A balance in a genesis file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +107,9 @@ pub struct GenesisFile {
     /// Initial balances.
     #[serde(default)]
     pub balances: Vec<BalanceFile>,
+    /// Hotkeys registered from genesis (after the validators, in this order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neurons: Vec<NeuronFile>,
 }
 
 /// A checked genesis with its network id.
@@ -184,7 +199,16 @@ impl GenesisFile {
                 amount: b.amount,
             });
         }
+        let mut neurons = Vec::with_capacity(self.neurons.len());
+        for (i, n) in self.neurons.iter().enumerate() {
+            neurons.push(v1::GenesisNeuron {
+                subnet: n.subnet,
+                hotkey: key(format!("neurons[{i}].hotkey"), &n.hotkey)?,
+                coldkey: key(format!("neurons[{i}].coldkey"), &n.coldkey)?,
+            });
+        }
         let message = v1::Genesis {
+            neurons,
             network_name: self.network_name,
             genesis_time_ms: self.genesis_time_ms,
             epoch_ms: self.epoch_ms,

@@ -16,6 +16,7 @@ pub mod role;
 pub mod runtime;
 pub mod scoring;
 pub mod state;
+pub mod wallet;
 pub mod yuma;
 
 pub use meshmind_p2p as p2p;

@@ -53,6 +53,8 @@ pub struct NodeState {
     pub chain: Arc<Mutex<ChainStatus>>,
     /// Whether the test-only admin routes are served.
     pub admin: bool,
+    /// Consensus (and the economy), on validators and observers.
+    pub consensus: Option<Arc<ConsensusService>>,
 }
 
 fn backend(config: &NodeConfig) -> anyhow::Result<Arc<dyn MinerBackend>> {
@@ -197,6 +199,8 @@ pub async fn run(
             genesis.clone(),
             subnet,
             Duration::from_millis(config.validator.challenge_interval_ms),
+            consensus.as_ref().map(|c| c.economy.clone()),
+            board.clone(),
         )));
     }
 
@@ -277,6 +281,7 @@ pub async fn run(
         ledger,
         chain,
         admin: config.api_admin,
+        consensus: consensus.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
@@ -350,7 +355,11 @@ async fn discover(validator: Arc<Validator>, tasks: Vec<String>, every: Duration
     }
 }
 
-/// Challenges miners on a schedule and publishes weights once per epoch (commit, then reveal).
+/// Challenges miners on a schedule and publishes weights once per epoch (commit, then reveal),
+/// over the UIDs the finalized economy registered the miners at. Each epoch's commitment is made
+/// once and also recorded on `board` (gossip does not deliver a node's own messages back), so this
+/// node's snapshots carry its own vector too.
+#[allow(clippy::too_many_arguments)]
 async fn validate(
     validator: Arc<Validator>,
     network: NetworkHandle,
@@ -358,19 +367,47 @@ async fn validate(
     genesis: Genesis,
     subnet: u32,
     interval: Duration,
+    economy: Option<Arc<Mutex<crate::state::State>>>,
+    board: Arc<Mutex<WeightBoard>>,
 ) {
     let network_id = *genesis.network_id.as_bytes();
     let mut own = WeightBoard::default();
     let mut last_epoch = None;
+    let mut current: Option<(u64, v1::WeightCommit, v1::WeightReveal)> = None;
     loop {
         validator.challenge_all(now_ms()).await;
         let epoch = genesis.epoch_at(now_ms());
-        if last_epoch != Some(epoch) {
-            let weights = validator.weights();
+        if last_epoch != Some(epoch) && current.as_ref().map(|c| c.0) != Some(epoch) {
+            let weights = match &economy {
+                Some(economy) => {
+                    let state = economy.lock().unwrap_or_else(|p| p.into_inner());
+                    state
+                        .subnets
+                        .get(&subnet)
+                        .map(|chain| validator.chain_weights(chain))
+                        .unwrap_or_default()
+                }
+                None => validator.weights(),
+            };
             let mut salt_input = hotkey.secret_bytes().to_vec();
             salt_input.extend_from_slice(&epoch.to_be_bytes());
             let salt = *blake3::hash(&salt_input).as_bytes();
             let (commitment, reveal) = commit(&hotkey, network_id, subnet, epoch, &weights, salt);
+            let previous = current.take().map(|(_, _, reveal)| reveal);
+            let mut shared = board.lock().unwrap_or_else(|p| p.into_inner());
+            for (is_commit, bytes) in std::iter::once((true, commitment.encode_to_vec()))
+                .chain(previous.map(|r| (false, r.encode_to_vec())))
+            {
+                if let Err(e) = shared.on_message(is_commit, &bytes) {
+                    tracing::warn!(error = %e, epoch, "own weights not recorded");
+                }
+            }
+            drop(shared);
+            current = Some((epoch, commitment, reveal));
+        }
+        if last_epoch != Some(epoch)
+            && let Some((_, commitment, reveal)) = current.clone()
+        {
             match own
                 .publish_epoch(&network, subnet, commitment, reveal)
                 .await

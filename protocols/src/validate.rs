@@ -829,6 +829,22 @@ impl Validate for v1::Genesis {
             positive(&format!("{at}.stake"), v.stake)?;
         }
         unique("validators", self.validators.iter().map(|v| &v.hotkey))?;
+        max_count("neurons", self.neurons.len(), MAX_UIDS)?;
+        for (i, n) in self.neurons.iter().enumerate() {
+            let at = format!("neurons[{i}]");
+            if !self.subnets.iter().any(|s| s.id == n.subnet) {
+                return Err(ValidationError::new(
+                    format!("{at}.subnet"),
+                    Reason::OutOfRange(format!("no subnet {}", n.subnet)),
+                ));
+            }
+            key(&format!("{at}.hotkey"), &n.hotkey)?;
+            key(&format!("{at}.coldkey"), &n.coldkey)?;
+        }
+        unique(
+            "neurons",
+            self.neurons.iter().map(|n| (n.subnet, n.hotkey.as_slice())),
+        )?;
         unique("balances", self.balances.iter().map(|b| &b.coldkey))?;
         for (i, b) in self.balances.iter().enumerate() {
             key(&format!("balances[{i}].coldkey"), &b.coldkey)?;

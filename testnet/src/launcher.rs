@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use meshmind_node::config::NodeConfig;
-use meshmind_node::genesis::{GenesisFile, SubnetFile, ValidatorFile};
+use meshmind_node::genesis::{BalanceFile, GenesisFile, NeuronFile, SubnetFile, ValidatorFile};
 use meshmind_protocols::{KeyFile, KeyKind};
 
 use crate::manifest::{Manifest, NodeEntry, NodeRole};
@@ -124,10 +124,12 @@ fn run_meshmind(meshmind: &Path, args: &[&str]) -> Result<String, LaunchError> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// The genesis for these validators: equal stake, `subnets` subnets with the reference tasks,
+/// The genesis for these validators (hotkey, coldkey): equal stake and a funded coldkey each,
+/// `subnets` subnets with the reference tasks, the miners (hotkey, coldkey, subnet) registered,
 /// starting `lead_ms` from now.
 pub fn genesis_file(
     validators: &[(String, String)],
+    miners: &[(String, String, u32)],
     subnets: u32,
     epoch_ms: u64,
     lead_ms: u64,
@@ -153,7 +155,21 @@ pub fn genesis_file(
                 stake: 1_000,
             })
             .collect(),
-        balances: Vec::new(),
+        balances: validators
+            .iter()
+            .map(|(_, coldkey)| BalanceFile {
+                coldkey: coldkey.clone(),
+                amount: 1_000_000_000,
+            })
+            .collect(),
+        neurons: miners
+            .iter()
+            .map(|(hotkey, coldkey, subnet)| NeuronFile {
+                subnet: *subnet,
+                hotkey: hotkey.clone(),
+                coldkey: coldkey.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -238,21 +254,32 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
             behaviour,
         });
     }
+    let node_keys = |n: &NodeEntry| {
+        let hot = KeyFile::read_kind(&n.data_dir.join("hotkey.json"), KeyKind::Hotkey);
+        let cold = KeyFile::read_kind(&n.data_dir.join("coldkey.json"), KeyKind::Coldkey);
+        match (hot, cold) {
+            (Ok(h), Ok(c)) => Ok((h.public().to_hex(), c.public().to_hex())),
+            (Err(e), _) | (_, Err(e)) => Err(LaunchError::Other(e.to_string())),
+        }
+    };
     let keys: Vec<(String, String)> = nodes
         .iter()
         .filter(|n| n.role == NodeRole::Validator)
-        .map(|n| {
-            let hot = KeyFile::read_kind(&n.data_dir.join("hotkey.json"), KeyKind::Hotkey);
-            let cold = KeyFile::read_kind(&n.data_dir.join("coldkey.json"), KeyKind::Coldkey);
-            match (hot, cold) {
-                (Ok(h), Ok(c)) => Ok((h.public().to_hex(), c.public().to_hex())),
-                (Err(e), _) | (_, Err(e)) => Err(LaunchError::Other(e.to_string())),
-            }
+        .map(node_keys)
+        .collect::<Result<_, _>>()?;
+    // Miners are registered from genesis on the subnet each serves (assigned in turn below).
+    let miners: Vec<(String, String, u32)> = nodes
+        .iter()
+        .filter(|n| n.role == NodeRole::Miner)
+        .enumerate()
+        .map(|(i, n)| {
+            let subnet = 1 + i as u32 % layout.subnets.max(1);
+            node_keys(n).map(|(hot, cold)| (hot, cold, subnet))
         })
         .collect::<Result<_, _>>()?;
     // Epoch 0 starts once every node has had time to come up.
     let lead_ms = 2_000 + 150 * nodes.len() as u64;
-    let genesis = genesis_file(&keys, layout.subnets, layout.epoch_ms, lead_ms);
+    let genesis = genesis_file(&keys, &miners, layout.subnets, layout.epoch_ms, lead_ms);
     let genesis_text = toml::to_string_pretty(&genesis)
         .map_err(|e| LaunchError::Other(format!("genesis: {e}")))?;
     let mut miner_index = 0u32;
@@ -474,8 +501,15 @@ mod tests {
                 )
             })
             .collect();
-        let file = genesis_file(&keys, 2, 1000, 5000);
+        let miners = vec![(
+            Keypair::from_secret(&[40; 32]).public().to_hex(),
+            Keypair::from_secret(&[41; 32]).public().to_hex(),
+            2,
+        )];
+        let file = genesis_file(&keys, &miners, 2, 1000, 5000);
         assert_eq!(file.validators.len(), 3);
+        assert_eq!(file.neurons.len(), 1);
+        assert_eq!(file.balances.len(), 3);
         assert_eq!(
             file.subnets.iter().map(|s| s.id).collect::<Vec<_>>(),
             vec![1, 2]

@@ -248,20 +248,26 @@ impl Core {
     fn start_round(&mut self, round: u32, out: &mut Vec<Output>) {
         self.round = round;
         self.step = Step::Propose;
+        let timeout = Output::ScheduleTimeout {
+            timeout: Timeout {
+                height: self.height,
+                round,
+                step: TimeoutStep::Propose,
+            },
+            after_ms: self.after(self.timeouts.propose_ms, round),
+        };
         if self.is_proposer(round) {
             match self.valid {
                 Some((value, valid_round)) => self.propose(round, value, Some(valid_round), out),
-                None => out.push(Output::GetValue { round }),
+                None => {
+                    // The application may have no valid value this round; then the round moves
+                    // on by its timeout like anyone else's.
+                    out.push(Output::GetValue { round });
+                    out.push(timeout);
+                }
             }
         } else {
-            out.push(Output::ScheduleTimeout {
-                timeout: Timeout {
-                    height: self.height,
-                    round,
-                    step: TimeoutStep::Propose,
-                },
-                after_ms: self.after(self.timeouts.propose_ms, round),
-            });
+            out.push(timeout);
         }
     }
 
@@ -689,7 +695,11 @@ mod tests {
         let proposer = set.proposer(1, 0);
         let mut c = Core::new(Some(proposer), 1, set, TimeoutConfig::default());
         let out = c.handle(Input::Start);
-        assert_eq!(out, vec![Output::GetValue { round: 0 }]);
+        assert_eq!(out[0], Output::GetValue { round: 0 });
+        assert!(
+            matches!(out[1], Output::ScheduleTimeout { timeout, .. } if timeout.step == TimeoutStep::Propose),
+            "a proposer without a value moves on by the propose timeout: {out:?}"
+        );
         let out = c.handle(Input::Value { round: 0, value: A });
         assert!(matches!(out[0], Output::Propose(p) if p.value == A && p.pol_round.is_none()));
         assert_eq!(
@@ -702,5 +712,27 @@ mod tests {
             !again.iter().any(|o| matches!(o, Output::Propose(_))),
             "never proposes twice"
         );
+        // Having proposed and prevoted, the propose timeout changes nothing.
+        let late = c.handle(Input::Timeout(Timeout {
+            height: 1,
+            round: 0,
+            step: TimeoutStep::Propose,
+        }));
+        assert!(votes_of(&late).is_empty(), "{late:?}");
+    }
+
+    #[test]
+    fn a_proposer_with_no_value_prevotes_nil_at_the_propose_timeout() {
+        let set = four();
+        let proposer = set.proposer(1, 0);
+        let mut c = Core::new(Some(proposer), 1, set, TimeoutConfig::default());
+        c.handle(Input::Start);
+        let out = c.handle(Input::Timeout(Timeout {
+            height: 1,
+            round: 0,
+            step: TimeoutStep::Propose,
+        }));
+        assert_eq!(votes_of(&out).len(), 1);
+        assert_eq!(votes_of(&out)[0].value, None, "a nil prevote");
     }
 }

@@ -487,6 +487,12 @@ impl<S: Store> Engine<S> {
             self.pending_evidence.clone(),
             transactions,
         );
+        // Never propose what this node would refuse (for example, too few weight vectors before
+        // the round from which fewer are allowed): the round times out and a later one proposes.
+        if let Err(e) = snapshot::check(&snapshot, &expect, round) {
+            tracing::info!(epoch = self.height, round, reason = %e, "no valid snapshot to propose in this round");
+            return Ok(Vec::new());
+        }
         self.use_value(round, snapshot)
     }
 

@@ -107,6 +107,7 @@ pub fn economy(members: &Members) -> crate::state::State {
             amount: 1_000_000,
         }],
         emission_per_epoch: EMISSION,
+        neurons: Vec::new(),
     };
     crate::state::State::from_genesis(&genesis, NET).expect("a usable economy")
 }

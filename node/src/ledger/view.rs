@@ -24,11 +24,48 @@ pub fn snapshot(snapshot: &v1::Snapshot) -> Value {
             "uids": w.uids,
             "weights": w.weights,
         })).collect::<Vec<_>>(),
+        "txs_root": hex::encode(&header.txs_root),
+        "results_root": hex::encode(&header.results_root),
+        "transactions": snapshot.transactions.iter().map(transaction).collect::<Vec<_>>(),
+        "results": snapshot.results.iter().map(|r| json!({
+            "subnet": r.subnet,
+            "uids": r.uids,
+            "consensus": r.consensus,
+            "incentive": r.incentive,
+            "dividends": r.dividends,
+            "validator_trust": r.validator_trust,
+            "emission": r.emission,
+        })).collect::<Vec<_>>(),
         "evidence": snapshot.evidence.iter().map(evidence).collect::<Vec<_>>(),
         "next_validators": snapshot.next_validators.iter().flat_map(|s| &s.validators).map(|v| json!({
             "hotkey": hex::encode(&v.hotkey),
             "stake": v.stake,
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// A transaction as JSON: signer, nonce, kind and its fields.
+pub fn transaction(tx: &v1::Transaction) -> Value {
+    use v1::transaction::Kind;
+    let kind = match &tx.kind {
+        Some(Kind::Transfer(t)) => {
+            json!({"transfer": {"to": hex::encode(&t.to), "amount": t.amount}})
+        }
+        Some(Kind::AddStake(s)) => json!({"add_stake": {
+            "hotkey": hex::encode(&s.hotkey), "subnet": s.subnet, "amount": s.amount}}),
+        Some(Kind::RemoveStake(s)) => json!({"remove_stake": {
+            "hotkey": hex::encode(&s.hotkey), "subnet": s.subnet, "amount": s.amount}}),
+        Some(Kind::Register(r)) => json!({"register": {
+            "hotkey": hex::encode(&r.hotkey), "subnet": r.subnet, "max_burn": r.max_burn}}),
+        Some(Kind::CreateSubnet(c)) => json!({"create_subnet": {
+            "name": c.name, "tasks": c.tasks, "max_lock": c.max_lock}}),
+        None => Value::Null,
+    };
+    json!({
+        "coldkey": hex::encode(&tx.coldkey),
+        "nonce": tx.nonce,
+        "kind": kind,
+        "hash": meshmind_protocols::hash(tx).to_hex(),
     })
 }
 

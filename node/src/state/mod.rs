@@ -7,6 +7,7 @@
 mod emission;
 mod mempool;
 mod transaction;
+pub mod view;
 
 #[cfg(test)]
 mod tests;
@@ -274,6 +275,29 @@ impl State {
                     let account = state.accounts.entry(coldkey).or_default();
                     account.balance = account.balance.saturating_add(validator.stake);
                 }
+            }
+        }
+        for (i, neuron) in genesis.neurons.iter().enumerate() {
+            let field = format!("neurons[{i}]");
+            let (Some(hotkey), Some(coldkey)) = (
+                Key::from_slice(&neuron.hotkey),
+                Key::from_slice(&neuron.coldkey),
+            ) else {
+                return Err(genesis_error(field, "keys must be 32 bytes"));
+            };
+            let max = state.params.max_uids as usize;
+            let subnet = state
+                .subnets
+                .get_mut(&neuron.subnet)
+                .ok_or_else(|| genesis_error(&field, format!("no subnet {}", neuron.subnet)))?;
+            if subnet.uid_of(&hotkey).is_none() {
+                if subnet.neurons.len() >= max {
+                    return Err(genesis_error(
+                        field,
+                        format!("subnet is full at {max} UIDs"),
+                    ));
+                }
+                subnet.neurons.push(Neuron::new(hotkey, coldkey, 0));
             }
         }
         state.supply.genesis = total;

@@ -48,6 +48,7 @@ fn world() -> World {
             amount: 100_000,
         }],
         emission_per_epoch: 1_000_000,
+        neurons: Vec::new(),
     };
     let state = State::from_genesis(&genesis, NET).expect("a usable genesis");
     World { state, cold, hot }

@@ -119,5 +119,6 @@ pub fn genesis() -> v1::Genesis {
             amount: 10_000,
         }],
         emission_per_epoch: 1_000_000,
+        neurons: Vec::new(),
     }
 }

@@ -147,10 +147,14 @@ impl WeightBoard {
         commitment: v1::WeightCommit,
         reveal: v1::WeightReveal,
     ) -> Result<(), NetworkError> {
-        if let Some(pending) = self.own_pending.take() {
-            network
+        if let Some(pending) = self.own_pending.take()
+            && let Err(e) = network
                 .publish(&reveal_topic(subnet), pending.encode_to_vec())
-                .await?;
+                .await
+        {
+            // Kept for the next attempt.
+            self.own_pending = Some(pending);
+            return Err(e);
         }
         network
             .publish(&commit_topic(subnet), commitment.encode_to_vec())

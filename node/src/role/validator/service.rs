@@ -230,6 +230,22 @@ impl Validator {
         lock(&self.scores).weights()
     }
 
+    /// The current weight vector over the UIDs `chain` registered the miners at (miners not
+    /// registered there get no weight), sorted by UID.
+    pub fn chain_weights(&self, chain: &crate::state::Subnet) -> Vec<(u32, u16)> {
+        let metagraph = lock(&self.metagraph);
+        let mut weights: Vec<(u32, u16)> = self
+            .weights()
+            .into_iter()
+            .filter_map(|(uid, weight)| {
+                let key = crate::state::Key(metagraph.get(uid)?.key.to_bytes());
+                Some((chain.uid_of(&key)?, weight))
+            })
+            .collect();
+        weights.sort_unstable();
+        weights
+    }
+
     /// A miner's score.
     pub fn score(&self, uid: u32) -> f64 {
         lock(&self.scores).score(uid)

@@ -1,0 +1,276 @@
+//! `meshmind tx` and `meshmind account`: build a transaction, sign it with a coldkey file, submit it
+//! through a node's HTTP API, and read accounts back.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use meshmind_protocols::{KeyFile, KeyKind, Keypair, Signed, v1};
+use prost::Message;
+use serde_json::Value;
+
+use crate::http_client;
+
+/// Where and as whom a transaction is sent.
+#[derive(Debug, Args)]
+pub struct TxCommon {
+    /// The signing coldkey file.
+    #[arg(long)]
+    pub coldkey: PathBuf,
+    /// A validator's or observer's API, e.g. http://127.0.0.1:7410.
+    #[arg(long, default_value = "http://127.0.0.1:7410")]
+    pub api: String,
+    /// Nonce to use; by default the account's next one, read from the node.
+    #[arg(long)]
+    pub nonce: Option<u64>,
+    /// Wait (up to 60 s) until a finalized snapshot has applied it.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `meshmind tx ...`.
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Move balance to another coldkey.
+    Transfer {
+        #[command(flatten)]
+        common: TxCommon,
+        /// Recipient coldkey (hex).
+        #[arg(long)]
+        to: String,
+        /// Amount.
+        #[arg(long)]
+        amount: u64,
+    },
+    /// Stake balance on a registered hotkey.
+    Stake {
+        #[command(flatten)]
+        common: TxCommon,
+        /// Hotkey (hex).
+        #[arg(long)]
+        hotkey: String,
+        /// Subnet.
+        #[arg(long)]
+        subnet: u32,
+        /// Amount.
+        #[arg(long)]
+        amount: u64,
+    },
+    /// Return stake to the balance.
+    Unstake {
+        #[command(flatten)]
+        common: TxCommon,
+        /// Hotkey (hex).
+        #[arg(long)]
+        hotkey: String,
+        /// Subnet.
+        #[arg(long)]
+        subnet: u32,
+        /// Amount.
+        #[arg(long)]
+        amount: u64,
+    },
+    /// Register a hotkey on a subnet, burning the current price.
+    Register {
+        #[command(flatten)]
+        common: TxCommon,
+        /// Hotkey (hex).
+        #[arg(long)]
+        hotkey: String,
+        /// Subnet.
+        #[arg(long)]
+        subnet: u32,
+        /// Highest burn accepted; by default the price the node shows now.
+        #[arg(long)]
+        max_burn: Option<u64>,
+    },
+    /// Create a subnet owned by the coldkey, locking the current cost.
+    CreateSubnet {
+        #[command(flatten)]
+        common: TxCommon,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// Tasks served on it, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        tasks: Vec<String>,
+        /// Highest lock accepted; by default the cost the node shows now.
+        #[arg(long)]
+        max_lock: Option<u64>,
+    },
+}
+
+/// `meshmind account ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Print an account's balance, nonce and stakes as JSON.
+    Show {
+        /// The coldkey: hex, or a key file.
+        coldkey: String,
+        /// A validator's or observer's API.
+        #[arg(long, default_value = "http://127.0.0.1:7410")]
+        api: String,
+    },
+}
+
+fn key_bytes(field: &str, hex_text: &str) -> anyhow::Result<Vec<u8>> {
+    let bytes = hex::decode(hex_text.trim())
+        .ok()
+        .filter(|b| b.len() == 32)
+        .with_context(|| format!("--{field} {hex_text:?}: must be 64 hex digits"))?;
+    Ok(bytes)
+}
+
+async fn get_json(api: &str, path: &str) -> anyhow::Result<Value> {
+    let (status, text) = http_client::request(api, "GET", path, None).await?;
+    anyhow::ensure!(status == 200, "GET {path}: HTTP {status}: {text}");
+    serde_json::from_str(&text).with_context(|| format!("GET {path}: not JSON"))
+}
+
+async fn next_nonce(api: &str, coldkey: &str) -> anyhow::Result<u64> {
+    get_json(api, &format!("/accounts/{coldkey}")).await?["nonce"]
+        .as_u64()
+        .context("the account has no nonce")
+}
+
+/// Builds, signs and submits a transaction; prints the node's answer.
+pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    use v1::transaction::Kind;
+    let (common, kind) = match command {
+        TxCommand::Transfer { common, to, amount } => (
+            common,
+            Kind::Transfer(v1::Transfer {
+                to: key_bytes("to", &to)?,
+                amount,
+            }),
+        ),
+        TxCommand::Stake {
+            common,
+            hotkey,
+            subnet,
+            amount,
+        } => (
+            common,
+            Kind::AddStake(v1::AddStake {
+                hotkey: key_bytes("hotkey", &hotkey)?,
+                subnet,
+                amount,
+            }),
+        ),
+        TxCommand::Unstake {
+            common,
+            hotkey,
+            subnet,
+            amount,
+        } => (
+            common,
+            Kind::RemoveStake(v1::RemoveStake {
+                hotkey: key_bytes("hotkey", &hotkey)?,
+                subnet,
+                amount,
+            }),
+        ),
+        TxCommand::Register {
+            common,
+            hotkey,
+            subnet,
+            max_burn,
+        } => {
+            let max_burn = match max_burn {
+                Some(max) => max,
+                None => {
+                    get_json(&common.api, &format!("/metagraph/{subnet}")).await?["chain"]["burn"]
+                        .as_u64()
+                        .with_context(|| format!("subnet {subnet} has no burn price at the node"))?
+                }
+            };
+            (
+                common,
+                Kind::Register(v1::Register {
+                    hotkey: key_bytes("hotkey", &hotkey)?,
+                    subnet,
+                    max_burn,
+                }),
+            )
+        }
+        TxCommand::CreateSubnet {
+            common,
+            name,
+            tasks,
+            max_lock,
+        } => {
+            let max_lock = match max_lock {
+                Some(max) => max,
+                None => get_json(&common.api, "/economy").await?["params"]["subnet_lock"]
+                    .as_u64()
+                    .context("the node shows no subnet lock cost")?,
+            };
+            (
+                common,
+                Kind::CreateSubnet(v1::CreateSubnet {
+                    name,
+                    tasks,
+                    max_lock,
+                }),
+            )
+        }
+    };
+    let keypair: Keypair = KeyFile::read_kind(&common.coldkey, KeyKind::Coldkey)?;
+    let coldkey = keypair.public().to_hex();
+    let status = get_json(&common.api, "/status").await?;
+    let network_id = status["network_id"]
+        .as_str()
+        .and_then(|h| hex::decode(h).ok())
+        .context("the node's status has no network id")?;
+    let nonce = match common.nonce {
+        Some(nonce) => nonce,
+        None => next_nonce(&common.api, &coldkey).await?,
+    };
+    let tx = v1::Transaction {
+        network_id,
+        coldkey: Vec::new(),
+        nonce,
+        kind: Some(kind),
+        signature: Vec::new(),
+    }
+    .signed(&keypair);
+    let body = serde_json::json!({ "tx": hex::encode(tx.encode_to_vec()) }).to_string();
+    let (code, text) = http_client::request(&common.api, "POST", "/tx", Some(&body)).await?;
+    writeln!(out, "{text}")?;
+    anyhow::ensure!(
+        code == 202,
+        "the node refused the transaction (HTTP {code})"
+    );
+    if common.wait {
+        let start = Instant::now();
+        loop {
+            if next_nonce(&common.api, &coldkey).await? > nonce {
+                writeln!(out, "{{\"finalized\":true,\"nonce\":{nonce}}}")?;
+                break;
+            }
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(60),
+                "not finalized within 60 s (nonce {nonce})"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Prints an account as the node sees it.
+pub async fn account(command: AccountCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let AccountCommand::Show { coldkey, api } = command;
+    let hex_key = if std::path::Path::new(&coldkey).exists() {
+        KeyFile::read_kind(std::path::Path::new(&coldkey), KeyKind::Coldkey)?
+            .public()
+            .to_hex()
+    } else {
+        hex::encode(key_bytes("coldkey", &coldkey)?)
+    };
+    let account = get_json(&api, &format!("/accounts/{hex_key}")).await?;
+    writeln!(out, "{}", serde_json::to_string_pretty(&account)?)?;
+    Ok(())
+}

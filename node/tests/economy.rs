@@ -1,0 +1,214 @@
+//! A real `meshmind` validator on 127.0.0.1 with one-second epochs: transactions signed by the CLI
+//! enter finalized snapshots and move balances, stake and registrations; a replay is refused;
+//! emission is credited; `ledger verify` replays the whole economy from genesis.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Running, free_port, meshmind, ok, status};
+
+fn public_hex(path: &std::path::Path) -> String {
+    let shown = ok(&["keys", "show", path.to_str().expect("utf-8"), "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
+    shown["public_key"].as_str().expect("a key").to_string()
+}
+
+fn account(api: &str, key: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(&["account", "show", key, "--api", api])).expect("JSON account")
+}
+
+fn get(api: &str, path: &str) -> serde_json::Value {
+    let url = format!("{api}{path}");
+    let output = std::process::Command::new("curl")
+        .args(["-sf", &url])
+        .output()
+        .expect("curl");
+    assert!(output.status.success(), "GET {url}: {output:?}");
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+#[test]
+fn transactions_move_balances_stake_and_registrations_through_finalized_snapshots() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let v_dir = dir.path().join("v");
+    let api_addr = format!("127.0.0.1:{}", free_port());
+    let api = format!("http://{api_addr}");
+    let dir_text = v_dir.to_str().expect("utf-8");
+    ok(&[
+        "init",
+        "--role",
+        "validator",
+        "--data-dir",
+        dir_text,
+        "--api-listen",
+        &api_addr,
+    ]);
+    // One-second epochs starting now, so snapshots come quickly.
+    let genesis_path = v_dir.join("genesis.toml");
+    let text = std::fs::read_to_string(&genesis_path).expect("genesis");
+    let text = text.replace("epoch_ms = 10000", "epoch_ms = 1000");
+    assert!(text.contains("epoch_ms = 1000\n"), "{text}");
+    std::fs::write(&genesis_path, text).expect("write genesis");
+
+    let validator = Running(
+        meshmind()
+            .args(["run", "--data-dir", dir_text])
+            .env("MESHMIND_VALIDATOR__CHALLENGE_INTERVAL_MS", "250")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start validator"),
+    );
+    status(&api, Duration::from_secs(20));
+    let coldkey_file = v_dir.join("coldkey.json");
+    let coldkey_path = coldkey_file.to_str().expect("utf-8");
+    let coldkey = public_hex(&coldkey_file);
+    let hotkey = public_hex(&v_dir.join("hotkey.json"));
+    let start = account(&api, &coldkey);
+    assert_eq!(start["nonce"], 0);
+    let start_balance = start["balance"].as_u64().expect("balance");
+    assert!(start_balance >= 1_000_000_000, "{start}");
+
+    // A transfer to a fresh coldkey, waited for until a finalized snapshot applied it.
+    let other_file = dir.path().join("other.json");
+    ok(&[
+        "keys",
+        "generate",
+        "--kind",
+        "coldkey",
+        "--out",
+        other_file.to_str().expect("utf-8"),
+    ]);
+    let other = public_hex(&other_file);
+    ok(&[
+        "tx",
+        "transfer",
+        "--coldkey",
+        coldkey_path,
+        "--api",
+        &api,
+        "--to",
+        &other,
+        "--amount",
+        "12345",
+        "--wait",
+    ]);
+    assert_eq!(account(&api, &other)["balance"], 12_345);
+    assert_eq!(account(&api, &coldkey)["nonce"], 1);
+
+    // The same nonce again is a replay: refused before it reaches any snapshot.
+    let replay = meshmind()
+        .args([
+            "tx",
+            "transfer",
+            "--coldkey",
+            coldkey_path,
+            "--api",
+            &api,
+            "--to",
+            &other,
+            "--amount",
+            "12345",
+            "--nonce",
+            "0",
+        ])
+        .output()
+        .expect("run meshmind");
+    assert!(!replay.status.success(), "{replay:?}");
+    assert!(
+        String::from_utf8_lossy(&replay.stdout).contains("nonce"),
+        "{replay:?}"
+    );
+
+    // Register a new hotkey: it gets the next UID, and the burn price doubles.
+    let burn_before = get(&api, "/metagraph/1")["chain"]["burn"]
+        .as_u64()
+        .expect("burn");
+    let new_hotkey_file = dir.path().join("miner-hotkey.json");
+    ok(&[
+        "keys",
+        "generate",
+        "--kind",
+        "hotkey",
+        "--out",
+        new_hotkey_file.to_str().expect("utf-8"),
+    ]);
+    let new_hotkey = public_hex(&new_hotkey_file);
+    ok(&[
+        "tx",
+        "register",
+        "--coldkey",
+        coldkey_path,
+        "--api",
+        &api,
+        "--hotkey",
+        &new_hotkey,
+        "--subnet",
+        "1",
+        "--wait",
+    ]);
+    let chain = get(&api, "/metagraph/1")["chain"].clone();
+    let neurons = chain["neurons"].as_array().expect("neurons");
+    assert!(
+        neurons.iter().any(|n| n["hotkey"] == new_hotkey.as_str()),
+        "{chain}"
+    );
+    // Doubled on registration, then lowered by at most 5 % per epoch since.
+    assert!(
+        chain["burn"].as_u64().expect("burn") > burn_before,
+        "{chain}"
+    );
+
+    // Stake on the validator's hotkey.
+    ok(&[
+        "tx",
+        "stake",
+        "--coldkey",
+        coldkey_path,
+        "--api",
+        &api,
+        "--hotkey",
+        &hotkey,
+        "--subnet",
+        "1",
+        "--amount",
+        "5000",
+        "--wait",
+    ]);
+    let stakes = account(&api, &coldkey)["stakes"].clone();
+    let staked = stakes
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["hotkey"] == hotkey.as_str()))
+        .and_then(|s| s["amount"].as_u64())
+        .expect("a stake on the validator's hotkey");
+    assert!(
+        staked >= 1_005_000,
+        "genesis stake + 5000 + emission: {stakes}"
+    );
+
+    // Supply: everything held equals genesis + emitted - burned, and emission flowed.
+    let economy = get(&api, "/economy");
+    let supply = &economy["supply"];
+    assert!(
+        supply["emitted"].as_u64().expect("emitted") > 0,
+        "{economy}"
+    );
+    assert!(supply["burned"].as_u64().expect("burned") >= burn_before);
+
+    // Transactions appear in the finalized snapshots.
+    let head = status(&api, Duration::from_secs(5))["consensus"]["finalized_epoch"]
+        .as_u64()
+        .expect("a head");
+    let mut carried = 0;
+    for epoch in 0..=head {
+        carried += get(&api, &format!("/snapshots/{epoch}"))["transactions"]
+            .as_array()
+            .map_or(0, Vec::len);
+    }
+    assert_eq!(carried, 3, "transfer, register and stake");
+
+    assert!(validator.terminate().success());
+    let verified = ok(&["ledger", "verify", "--data-dir", dir_text]);
+    assert!(verified.starts_with("ok:"), "{verified}");
+}
