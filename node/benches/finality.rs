@@ -78,6 +78,7 @@ fn genesis(keys: &[Keypair], epoch_ms: u64, start_ms: u64) -> Genesis {
         balances: Vec::new(),
         emission_per_epoch: 0,
         neurons: Vec::new(),
+        economy: None,
     };
     Genesis {
         network_id: hash(&message),
@@ -278,6 +279,7 @@ fn catch_up() -> (f64, f64) {
         balances: Vec::new(),
         emission_per_epoch: 1_000_000,
         neurons: Vec::new(),
+        economy: None,
     };
     let economy = State::from_genesis(&genesis, network_id).expect("economy");
     let expect = Expect {

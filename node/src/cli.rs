@@ -403,6 +403,7 @@ fn init(
                     amount: 1_000_000_000,
                 }],
                 neurons: Vec::new(),
+                economy: None,
             };
             std::fs::write(&genesis_path, toml::to_string_pretty(&file)?)?;
         }

@@ -76,6 +76,24 @@ pub struct NeuronFile {
     pub coldkey: String,
 }
 
+/// The economy's rules in a genesis file; a missing or zero field takes its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EconomyFile {
+    /// Most UIDs per subnet (default 256, at most 65536).
+    pub max_uids: u32,
+    /// Epochs a new neuron cannot be pruned (default 4).
+    pub immunity_epochs: u64,
+    /// Lowest registration burn (default 1000).
+    pub min_burn: u64,
+    /// Highest registration burn (default 100000000000).
+    pub max_burn: u64,
+    /// Amount locked to create a subnet (default 1000000).
+    pub subnet_lock: u64,
+    /// Per-mille of dividends a validator's owner keeps (default 180).
+    pub validator_take_per_mille: u32,
+}
+
 /// A balance in a genesis file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +128,9 @@ pub struct GenesisFile {
     /// Hotkeys registered from genesis (after the validators, in this order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub neurons: Vec<NeuronFile>,
+    /// The economy's rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub economy: Option<EconomyFile>,
 }
 
 /// A checked genesis with its network id.
@@ -209,6 +230,14 @@ impl GenesisFile {
         }
         let message = v1::Genesis {
             neurons,
+            economy: self.economy.map(|e| v1::EconomyParams {
+                max_uids: e.max_uids,
+                immunity_epochs: e.immunity_epochs,
+                min_burn: e.min_burn,
+                max_burn: e.max_burn,
+                subnet_lock: e.subnet_lock,
+                validator_take_per_mille: e.validator_take_per_mille,
+            }),
             network_name: self.network_name,
             genesis_time_ms: self.genesis_time_ms,
             epoch_ms: self.epoch_ms,

@@ -829,6 +829,23 @@ impl Validate for v1::Genesis {
             positive(&format!("{at}.stake"), v.stake)?;
         }
         unique("validators", self.validators.iter().map(|v| &v.hotkey))?;
+        if let Some(economy) = &self.economy {
+            if economy.max_uids as usize > MAX_UIDS {
+                return Err(ValidationError::new(
+                    "economy.max_uids",
+                    Reason::OutOfRange(format!("at most {MAX_UIDS}")),
+                ));
+            }
+            if economy.max_burn != 0 && economy.min_burn > economy.max_burn {
+                return Err(inconsistent("economy.min_burn", "must not exceed max_burn"));
+            }
+            if economy.validator_take_per_mille > 1000 {
+                return Err(ValidationError::new(
+                    "economy.validator_take_per_mille",
+                    Reason::OutOfRange("at most 1000".into()),
+                ));
+            }
+        }
         max_count("neurons", self.neurons.len(), MAX_UIDS)?;
         for (i, n) in self.neurons.iter().enumerate() {
             let at = format!("neurons[{i}]");

@@ -170,6 +170,7 @@ pub fn genesis_file(
                 coldkey: coldkey.clone(),
             })
             .collect(),
+        economy: None,
     }
 }
 

@@ -989,6 +989,9 @@ impl<S: Store> Engine<S> {
         let (Some(snapshot), Some(cert)) = (&finalized.snapshot, &finalized.certificate) else {
             return Ok(Vec::new());
         };
+        if let Err(e) = economy.check_invariants() {
+            tracing::error!(epoch = self.height, error = %e, "the economy after this snapshot breaks an invariant");
+        }
         self.store.commit(&finalized, &economy.to_bytes())?;
         self.economy = economy;
         let epoch = self.height;

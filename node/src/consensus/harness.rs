@@ -108,6 +108,7 @@ pub fn economy(members: &Members) -> crate::state::State {
         }],
         emission_per_epoch: EMISSION,
         neurons: Vec::new(),
+        economy: None,
     };
     crate::state::State::from_genesis(&genesis, NET).expect("a usable economy")
 }
@@ -404,6 +405,9 @@ impl Net {
                     let Some(engine) = self.engines[i].as_mut() else {
                         return;
                     };
+                    if let Err(e) = engine.economy().check_invariants() {
+                        panic!("node {i} after epoch {epoch}: {e}");
+                    }
                     match engine.start() {
                         Ok(more) => queue.extend(more),
                         Err(_) => {

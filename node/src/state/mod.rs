@@ -77,6 +77,27 @@ pub struct Params {
     pub max_validators: u32,
 }
 
+impl Params {
+    /// The genesis's rules, defaults where it sets none.
+    pub fn from_genesis(economy: Option<&v1::EconomyParams>) -> Self {
+        let mut params = Params::default();
+        let Some(e) = economy else {
+            return params;
+        };
+        let set = |value: u64, default: u64| if value == 0 { default } else { value };
+        params.max_uids = set(u64::from(e.max_uids), u64::from(params.max_uids)) as u32;
+        params.immunity_epochs = set(e.immunity_epochs, params.immunity_epochs);
+        params.min_burn = set(e.min_burn, params.min_burn);
+        params.max_burn = set(e.max_burn, params.max_burn).max(params.min_burn);
+        params.subnet_lock = set(e.subnet_lock, params.subnet_lock);
+        params.validator_take_per_mille = set(
+            u64::from(e.validator_take_per_mille),
+            params.validator_take_per_mille,
+        );
+        params
+    }
+}
+
 impl Default for Params {
     fn default() -> Self {
         Self {
@@ -213,7 +234,7 @@ impl State {
     pub fn from_genesis(genesis: &v1::Genesis, network_id: [u8; 32]) -> Result<Self, StateError> {
         let mut state = State {
             network_id: Key(network_id),
-            params: Params::default(),
+            params: Params::from_genesis(genesis.economy.as_ref()),
             epoch: 0,
             accounts: BTreeMap::new(),
             stakes: BTreeMap::new(),

@@ -49,6 +49,7 @@ fn world() -> World {
         }],
         emission_per_epoch: 1_000_000,
         neurons: Vec::new(),
+        economy: None,
     };
     let state = State::from_genesis(&genesis, NET).expect("a usable genesis");
     World { state, cold, hot }
@@ -427,4 +428,75 @@ proptest! {
         run(&mut again, &steps)?;
         prop_assert_eq!(again.state.root(), w.state.root());
     }
+}
+
+#[test]
+fn genesis_rules_apply_and_unaffordable_transactions_are_refused_before_forwarding() {
+    let params = Params::from_genesis(Some(&v1::EconomyParams {
+        max_uids: 3,
+        immunity_epochs: 0,
+        min_burn: 50,
+        max_burn: 10,
+        subnet_lock: 7,
+        validator_take_per_mille: 100,
+    }));
+    assert_eq!(params.max_uids, 3);
+    assert_eq!(params.immunity_epochs, 4, "zero takes the default");
+    assert_eq!(
+        (params.min_burn, params.max_burn),
+        (50, 50),
+        "max never below min"
+    );
+    assert_eq!(params.subnet_lock, 7);
+    assert_eq!(params.validator_take_per_mille, 100);
+    let w = world();
+    let mut genesis = v1::Genesis {
+        network_name: "n".into(),
+        epoch_ms: 1_000,
+        validators: vec![v1::GenesisValidator {
+            hotkey: key(&w.hot[0]).0.to_vec(),
+            coldkey: key(&w.cold[0]).0.to_vec(),
+            stake: 1,
+        }],
+        economy: Some(v1::EconomyParams {
+            max_uids: 70_000,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let err = meshmind_protocols::Validate::validate(&genesis).expect_err("too many UIDs");
+    assert_eq!(err.field, "economy.max_uids");
+    genesis.economy = None;
+    meshmind_protocols::Validate::validate(&genesis).expect("valid without it");
+
+    // cold[3] holds nothing: its transfer is refused before it is forwarded or kept.
+    let poor = tx(&w.cold[3], 0, transfer(&w.cold[2], 1));
+    assert_eq!(
+        w.state.precheck(&poor),
+        Err(TxError::Insufficient {
+            needed: 1,
+            available: 0
+        })
+    );
+    let mut pool = Mempool::new(2);
+    assert!(matches!(
+        pool.insert(poor, &w.state),
+        Err(PoolError::Invalid(TxError::Insufficient { .. }))
+    ));
+    let ok = tx(&w.cold[2], 0, transfer(&w.cold[3], 1));
+    assert_eq!(pool.insert(ok.clone(), &w.state), Ok(true));
+    assert_eq!(pool.insert(ok, &w.state), Ok(false), "a repeat is not new");
+    let far = tx(&w.cold[2], MAX_NONCE_AHEAD + 1, transfer(&w.cold[3], 1));
+    assert!(matches!(
+        pool.insert(far, &w.state),
+        Err(PoolError::TooFarAhead { .. })
+    ));
+    assert!(matches!(
+        pool.insert(tx(&w.cold[2], 1, transfer(&w.cold[3], 1)), &w.state),
+        Ok(true)
+    ));
+    assert!(matches!(
+        pool.insert(tx(&w.cold[2], 2, transfer(&w.cold[3], 1)), &w.state),
+        Err(PoolError::Full(2))
+    ));
 }

@@ -89,12 +89,34 @@ impl State {
         tx.verify_signature().map_err(|_| TxError::BadSignature)?;
         let coldkey = Key::from_slice(&tx.coldkey)
             .ok_or_else(|| TxError::Malformed("coldkey is not 32 bytes".into()))?;
-        let expected = self.account(&coldkey).nonce;
-        if tx.nonce < expected {
+        let account = self.account(&coldkey);
+        if tx.nonce < account.nonce {
             return Err(TxError::Nonce {
-                expected,
+                expected: account.nonce,
                 got: tx.nonce,
             });
+        }
+        // What it spends must be there now (a later one may still fail when applied).
+        use v1::transaction::Kind;
+        let (needed, available) = match &tx.kind {
+            Some(Kind::Transfer(t)) => (t.amount, account.balance),
+            Some(Kind::AddStake(s)) => (s.amount, account.balance),
+            Some(Kind::RemoveStake(s)) => {
+                let held = Key::from_slice(&s.hotkey)
+                    .map_or(0, |hotkey| self.stake(s.subnet, &hotkey, &coldkey));
+                (s.amount, held)
+            }
+            Some(Kind::Register(r)) => {
+                let burn = self.subnets.get(&r.subnet).map_or(0, |s| s.burn);
+                (burn.min(r.max_burn), account.balance)
+            }
+            Some(Kind::CreateSubnet(c)) => {
+                (self.params.subnet_lock.min(c.max_lock), account.balance)
+            }
+            None => (0, 0),
+        };
+        if needed > available {
+            return Err(TxError::Insufficient { needed, available });
         }
         Ok(())
     }

@@ -120,5 +120,6 @@ pub fn genesis() -> v1::Genesis {
         }],
         emission_per_epoch: 1_000_000,
         neurons: Vec::new(),
+        economy: None,
     }
 }
