@@ -92,6 +92,10 @@ pub struct EconomyFile {
     pub subnet_lock: u64,
     /// Per-mille of dividends a validator's owner keeps (default 180).
     pub validator_take_per_mille: u32,
+    /// Yuma-3 bonds instead of classic ones (default false).
+    pub yuma3: bool,
+    /// Liquid alpha with Yuma-3 bonds (default false).
+    pub liquid_alpha: bool,
 }
 
 /// A balance in a genesis file.
@@ -237,6 +241,8 @@ impl GenesisFile {
                 max_burn: e.max_burn,
                 subnet_lock: e.subnet_lock,
                 validator_take_per_mille: e.validator_take_per_mille,
+                yuma3: e.yuma3,
+                liquid_alpha: e.liquid_alpha,
             }),
             network_name: self.network_name,
             genesis_time_ms: self.genesis_time_ms,

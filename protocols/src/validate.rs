@@ -839,6 +839,9 @@ impl Validate for v1::Genesis {
             if economy.max_burn != 0 && economy.min_burn > economy.max_burn {
                 return Err(inconsistent("economy.min_burn", "must not exceed max_burn"));
             }
+            if economy.liquid_alpha && !economy.yuma3 {
+                return Err(inconsistent("economy.liquid_alpha", "needs yuma3"));
+            }
             if economy.validator_take_per_mille > 1000 {
                 return Err(ValidationError::new(
                     "economy.validator_take_per_mille",

@@ -3,7 +3,7 @@
 use meshmind_protocols::v1;
 
 use super::{Key, State};
-use crate::yuma::{self, SubnetState, YumaParams};
+use crate::yuma::{self, BondsMode, LiquidAlpha, SubnetState, YumaParams};
 
 /// `amount · per_mille / 1000`, rounded down.
 fn per_mille(amount: u64, per_mille: u64) -> u64 {
@@ -88,8 +88,15 @@ impl State {
             last_update: Some(subnet.neurons.iter().map(|n| n.last_update).collect()),
             registered_at: Some(subnet.neurons.iter().map(|n| n.registered_at).collect()),
         };
+        let bonds_mode = match (self.params.yuma3, self.params.liquid_alpha) {
+            (false, _) => BondsMode::Classic,
+            (true, liquid) => BondsMode::Yuma3 {
+                liquid_alpha: liquid.then(LiquidAlpha::default),
+            },
+        };
         let params = YumaParams {
             max_validators: self.params.max_validators as usize,
+            bonds_mode,
             ..Default::default()
         };
         let owner_cut = match owner {

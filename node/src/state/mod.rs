@@ -75,6 +75,10 @@ pub struct Params {
     pub validator_take_per_mille: u64,
     /// Validator permits per subnet (top by stake).
     pub max_validators: u32,
+    /// Yuma-3 bonds instead of classic ones.
+    pub yuma3: bool,
+    /// Liquid alpha for Yuma-3 bonds.
+    pub liquid_alpha: bool,
 }
 
 impl Params {
@@ -94,6 +98,8 @@ impl Params {
             u64::from(e.validator_take_per_mille),
             params.validator_take_per_mille,
         );
+        params.yuma3 = e.yuma3;
+        params.liquid_alpha = e.yuma3 && e.liquid_alpha;
         params
     }
 }
@@ -111,6 +117,8 @@ impl Default for Params {
             owner_cut_per_mille: 180,
             validator_take_per_mille: 180,
             max_validators: 64,
+            yuma3: false,
+            liquid_alpha: false,
         }
     }
 }

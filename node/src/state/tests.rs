@@ -419,8 +419,14 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn supply_is_conserved_and_replays_are_deterministic(steps in proptest::collection::vec(step(), 1..40)) {
+    fn supply_is_conserved_and_replays_are_deterministic(
+        steps in proptest::collection::vec(step(), 1..40),
+        yuma3 in any::<bool>(),
+    ) {
         let mut w = world();
+        // Either bond rule: classic, or Yuma-3 with liquid alpha.
+        w.state.params.yuma3 = yuma3;
+        w.state.params.liquid_alpha = yuma3;
         let start = w.state.clone();
         run(&mut w, &steps)?;
         // The same steps from the same start give the same state, bit for bit.
@@ -439,7 +445,10 @@ fn genesis_rules_apply_and_unaffordable_transactions_are_refused_before_forwardi
         max_burn: 10,
         subnet_lock: 7,
         validator_take_per_mille: 100,
+        yuma3: true,
+        liquid_alpha: true,
     }));
+    assert!(params.yuma3 && params.liquid_alpha);
     assert_eq!(params.max_uids, 3);
     assert_eq!(params.immunity_epochs, 4, "zero takes the default");
     assert_eq!(
