@@ -6,6 +6,7 @@
 //! - `query success_rate >= 0.99` (over every query the timeline sent)
 //! - `no evidence`, `evidence against v3`
 //! - `miner m3 weight_rank <= 2`, `miner m4 weight == 0` (in v0's latest weight vector)
+//! - `miner m1 stake > 0` (behind its hotkey in v0's finalized economy: emission it earned)
 
 use std::time::Duration;
 
@@ -109,6 +110,15 @@ pub enum Assertion {
         /// Weight.
         weight: u64,
     },
+    /// The stake behind a miner's hotkey in v0's finalized economy.
+    Stake {
+        /// Miner.
+        miner: String,
+        /// Comparison.
+        cmp: Cmp,
+        /// Amount.
+        amount: u64,
+    },
 }
 
 fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
@@ -176,9 +186,14 @@ impl Assertion {
                 cmp: Cmp::parse(cmp)?,
                 weight: number(weight)?,
             }),
+            ["miner", miner, "stake", cmp, amount] => Ok(Self::Stake {
+                miner: (*miner).to_string(),
+                cmp: Cmp::parse(cmp)?,
+                amount: number(amount)?,
+            }),
             _ => Err(format!(
                 "{text:?}: unknown assertion (finalized_epoch, finality stalls for, all ledgers agree, \
-                 query success_rate, no evidence, evidence against, miner NAME weight_rank|weight)"
+                 query success_rate, no evidence, evidence against, miner NAME weight_rank|weight|stake)"
             )),
         }
     }
@@ -217,6 +232,14 @@ mod tests {
         assert_eq!(
             Assertion::parse("evidence against v3").unwrap(),
             Assertion::EvidenceAgainst("v3".into())
+        );
+        assert_eq!(
+            Assertion::parse("miner m1 stake > 0").unwrap(),
+            Assertion::Stake {
+                miner: "m1".into(),
+                cmp: Cmp::Gt,
+                amount: 0
+            }
         );
         assert_eq!(
             Assertion::parse("miner m3 weight_rank <= 2").unwrap(),

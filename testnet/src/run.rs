@@ -611,5 +611,47 @@ pub async fn check(
             };
             (cmp.holds(value as f64, *rank as f64), observed)
         }
+        Assertion::Stake { miner, cmp, amount } => {
+            let Ok(v0) = manifest.node("v0") else {
+                return (false, "no v0".into());
+            };
+            let Some(key) = manifest.node(miner).ok().and_then(hotkey_hex) else {
+                return (false, format!("no miner {miner}"));
+            };
+            let subnets: Vec<u64> = get_json(&v0.api, "/economy")
+                .await
+                .and_then(|e| {
+                    e["subnets"]
+                        .as_array()
+                        .map(|s| s.iter().filter_map(|v| v.as_u64()).collect())
+                })
+                .unwrap_or_default();
+            let mut found = None;
+            for subnet in subnets {
+                let chain = get_json(&v0.api, &format!("/metagraph/{subnet}")).await;
+                let neuron = chain.as_ref().and_then(|m| {
+                    m["chain"]["neurons"]
+                        .as_array()?
+                        .iter()
+                        .find(|n| n["hotkey"].as_str() == Some(key.as_str()))
+                        .cloned()
+                });
+                if let Some(neuron) = neuron {
+                    found = Some((subnet, neuron));
+                    break;
+                }
+            }
+            match found {
+                None => (false, format!("{miner} is not registered in v0's economy")),
+                Some((subnet, neuron)) => {
+                    let stake = neuron["stake"].as_u64().unwrap_or(0);
+                    let observed = format!(
+                        "{miner}: subnet {subnet} uid {}, stake {stake}, incentive {}, last emission {}",
+                        neuron["uid"], neuron["incentive"], neuron["emission"]
+                    );
+                    (cmp.holds(stake as f64, *amount as f64), observed)
+                }
+            }
+        }
     }
 }
