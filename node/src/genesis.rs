@@ -92,6 +92,8 @@ pub struct EconomyFile {
     pub subnet_lock: u64,
     /// Per-mille of dividends a validator's owner keeps (default 180).
     pub validator_take_per_mille: u32,
+    /// Epochs a validator's stake counts after its last weight vector (default 16).
+    pub activity_cutoff: u64,
     /// Yuma-3 bonds instead of classic ones (default false).
     pub yuma3: bool,
     /// Liquid alpha with Yuma-3 bonds (default false).
@@ -243,6 +245,7 @@ impl GenesisFile {
                 validator_take_per_mille: e.validator_take_per_mille,
                 yuma3: e.yuma3,
                 liquid_alpha: e.liquid_alpha,
+                activity_cutoff: e.activity_cutoff,
             }),
             network_name: self.network_name,
             genesis_time_ms: self.genesis_time_ms,

@@ -69,25 +69,41 @@ impl State {
         results
     }
 
-    /// One subnet's epoch with `emission` to hand out.
-    fn run_subnet(&mut self, id: u32, emission: u64) -> v1::SubnetResult {
-        let Some(subnet) = self.subnets.get(&id) else {
-            return v1::SubnetResult::default();
-        };
-        let owner = subnet.owner;
-        let hotkeys: Vec<(Key, Key)> = subnet.neurons.iter().map(|n| (n.hotkey, n.owner)).collect();
-        let input = SubnetState {
-            stake: hotkeys
+    /// What Yuma consensus sees of subnet `id` this epoch: stake behind each UID, weights and bonds,
+    /// activity (weights set, or registered, within the cutoff) and registration epochs.
+    pub(crate) fn yuma_input(&self, id: u32) -> Option<SubnetState> {
+        let subnet = self.subnets.get(&id)?;
+        Some(SubnetState {
+            stake: subnet
+                .neurons
                 .iter()
-                .map(|(hotkey, _)| self.hotkey_stake(id, hotkey))
+                .map(|n| self.hotkey_stake(id, &n.hotkey))
                 .collect(),
             weights: subnet.neurons.iter().map(|n| n.weights.clone()).collect(),
             bonds: subnet.neurons.iter().map(|n| n.bonds.clone()).collect(),
             validator_permit: None,
-            active: None,
+            active: Some(
+                subnet
+                    .neurons
+                    .iter()
+                    .map(|n| {
+                        let since = n.last_update.max(n.registered_at);
+                        self.epoch.saturating_sub(since) <= self.params.activity_cutoff
+                    })
+                    .collect(),
+            ),
             last_update: Some(subnet.neurons.iter().map(|n| n.last_update).collect()),
             registered_at: Some(subnet.neurons.iter().map(|n| n.registered_at).collect()),
+        })
+    }
+
+    /// One subnet's epoch with `emission` to hand out.
+    fn run_subnet(&mut self, id: u32, emission: u64) -> v1::SubnetResult {
+        let (Some(subnet), Some(input)) = (self.subnets.get(&id), self.yuma_input(id)) else {
+            return v1::SubnetResult::default();
         };
+        let owner = subnet.owner;
+        let hotkeys: Vec<(Key, Key)> = subnet.neurons.iter().map(|n| (n.hotkey, n.owner)).collect();
         let bonds_mode = match (self.params.yuma3, self.params.liquid_alpha) {
             (false, _) => BondsMode::Classic,
             (true, liquid) => BondsMode::Yuma3 {

@@ -75,6 +75,8 @@ pub struct Params {
     pub validator_take_per_mille: u64,
     /// Validator permits per subnet (top by stake).
     pub max_validators: u32,
+    /// Epochs after its last weight vector during which a neuron's stake still counts as active.
+    pub activity_cutoff: u64,
     /// Yuma-3 bonds instead of classic ones.
     pub yuma3: bool,
     /// Liquid alpha for Yuma-3 bonds.
@@ -98,6 +100,7 @@ impl Params {
             u64::from(e.validator_take_per_mille),
             params.validator_take_per_mille,
         );
+        params.activity_cutoff = set(e.activity_cutoff, params.activity_cutoff);
         params.yuma3 = e.yuma3;
         params.liquid_alpha = e.yuma3 && e.liquid_alpha;
         params
@@ -117,6 +120,7 @@ impl Default for Params {
             owner_cut_per_mille: 180,
             validator_take_per_mille: 180,
             max_validators: 64,
+            activity_cutoff: 16,
             yuma3: false,
             liquid_alpha: false,
         }

@@ -447,7 +447,9 @@ fn genesis_rules_apply_and_unaffordable_transactions_are_refused_before_forwardi
         validator_take_per_mille: 100,
         yuma3: true,
         liquid_alpha: true,
+        activity_cutoff: 3,
     }));
+    assert_eq!(params.activity_cutoff, 3);
     assert!(params.yuma3 && params.liquid_alpha);
     assert_eq!(params.max_uids, 3);
     assert_eq!(params.immunity_epochs, 4, "zero takes the default");
@@ -508,4 +510,36 @@ fn genesis_rules_apply_and_unaffordable_transactions_are_refused_before_forwardi
         pool.insert(tx(&w.cold[2], 2, transfer(&w.cold[3], 1)), &w.state),
         Err(PoolError::Full(2))
     ));
+}
+
+#[test]
+fn a_validator_silent_past_the_activity_cutoff_stops_counting() {
+    let mut w = world();
+    let reveal = |v: usize| v1::WeightReveal {
+        network_id: NET.to_vec(),
+        subnet: 1,
+        epoch: 0,
+        validator: key(&w.hot[v]).0.to_vec(),
+        uids: vec![1 - v as u32],
+        weights: vec![65_535],
+        salt: vec![0; 32],
+        signature: vec![0; 64],
+    };
+    let (both, only_first) = (vec![reveal(0), reveal(1)], vec![reveal(0)]);
+    w.state.end_epoch(&both, 1_000);
+    let cutoff = w.state.params.activity_cutoff;
+    // Its last vector was recorded in epoch 0; the state now stands at epoch `cutoff`.
+    for _ in 1..cutoff {
+        w.state.end_epoch(&only_first, 1_000);
+    }
+    let input = w.state.yuma_input(1).expect("subnet 1");
+    assert_eq!(
+        input.active,
+        Some(vec![true, true]),
+        "still within the cutoff"
+    );
+    w.state.end_epoch(&only_first, 1_000);
+    let input = w.state.yuma_input(1).expect("subnet 1");
+    assert_eq!(input.active, Some(vec![true, false]), "silent for longer");
+    w.state.check_invariants().expect("invariants");
 }
