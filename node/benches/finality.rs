@@ -365,9 +365,9 @@ async fn main() {
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![4, 16, 64]);
     println!(
-        "| validators | epochs | samples | finality p50 | finality p99 | decided in round 0 |"
+        "| validators | epochs | samples | finality p50 | finality p99 | decided in round 0 | commits | highest epoch |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for n in sizes {
         let (epoch_ms, epochs) = match n {
             0..=8 => (500, 20),
