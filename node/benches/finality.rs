@@ -288,7 +288,6 @@ fn catch_up() -> (f64, f64) {
         epoch: 7,
         parent_hash: [1; 32],
         members: &members,
-        next: &next,
         state: &economy,
         emission: 1_000_000,
     };

@@ -380,15 +380,14 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// What a snapshot of the current epoch must chain to (the set hands over to itself until
-    /// stakes can change).
+    /// What a snapshot of the current epoch must chain to (the next validator set follows from the
+    /// stakes after it).
     fn expect(&self) -> Expect<'_> {
         Expect {
             network_id: self.config.network_id,
             epoch: self.height,
             parent_hash: self.parent,
             members: &self.members,
-            next: self.members.wire(),
             state: &self.economy,
             emission: self.config.emission,
         }

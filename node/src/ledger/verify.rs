@@ -44,16 +44,11 @@ pub fn check_finalized(
         .certificate
         .as_ref()
         .ok_or("certificate missing")?;
-    let next = snapshot
-        .next_validators
-        .as_ref()
-        .ok_or("next validators missing")?;
     let expect = Expect {
         network_id,
         epoch,
         parent_hash: parent,
         members,
-        next,
         state: at.state,
         emission: at.emission,
     };

@@ -418,6 +418,30 @@ impl State {
         }
     }
 
+    /// The validator set that finalizes the next epoch: the members of `current` with voting power
+    /// equal to the stake behind their hotkeys over every subnet now (so staking and emission move
+    /// it); members left with no stake drop out, and if none has any the set stays as it is.
+    pub fn voting_set(&self, current: &v1::ValidatorSet) -> v1::ValidatorSet {
+        let validators: Vec<v1::ValidatorEntry> = current
+            .validators
+            .iter()
+            .filter_map(|entry| {
+                let hotkey = Key::from_slice(&entry.hotkey)?;
+                let stake = self.subnets.keys().fold(0u64, |sum, &id| {
+                    sum.saturating_add(self.hotkey_stake(id, &hotkey))
+                });
+                (stake > 0).then(|| v1::ValidatorEntry {
+                    stake,
+                    ..entry.clone()
+                })
+            })
+            .collect();
+        if validators.is_empty() {
+            return current.clone();
+        }
+        v1::ValidatorSet { validators }
+    }
+
     /// Every unit held: balances, stakes and subnet locks.
     pub fn held(&self) -> u128 {
         let balances: u128 = self.accounts.values().map(|a| u128::from(a.balance)).sum();

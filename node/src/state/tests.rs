@@ -543,3 +543,72 @@ fn a_validator_silent_past_the_activity_cutoff_stops_counting() {
     assert_eq!(input.active, Some(vec![true, false]), "silent for longer");
     w.state.check_invariants().expect("invariants");
 }
+
+#[test]
+fn voting_power_follows_stake_and_an_unstaked_validator_leaves_the_set() {
+    let mut w = world();
+    let mut members: Vec<v1::ValidatorEntry> = (0..2)
+        .map(|i| v1::ValidatorEntry {
+            hotkey: key(&w.hot[i]).0.to_vec(),
+            coldkey: key(&w.cold[i]).0.to_vec(),
+            stake: 1,
+        })
+        .collect();
+    members.sort_by(|a, b| a.hotkey.cmp(&b.hotkey));
+    let current = v1::ValidatorSet {
+        validators: members,
+    };
+    let power = |set: &v1::ValidatorSet, i: usize| {
+        set.validators
+            .iter()
+            .find(|v| v.hotkey == key(&w.hot[i]).0.to_vec())
+            .map(|v| v.stake)
+    };
+    let next = w.state.voting_set(&current);
+    assert_eq!(
+        (power(&next, 0), power(&next, 1)),
+        (Some(1_000), Some(1_000))
+    );
+    // cold[2] stakes 500 on validator 0; validator 1's owner unstakes everything.
+    w.state
+        .apply(&tx(&w.cold[2], 0, stake(&w.hot[0], 500)))
+        .expect("stakes");
+    w.state
+        .apply(&tx(
+            &w.cold[1],
+            0,
+            v1::transaction::Kind::RemoveStake(v1::RemoveStake {
+                hotkey: key(&w.hot[1]).0.to_vec(),
+                subnet: 1,
+                amount: 1_000,
+            }),
+        ))
+        .expect("unstakes");
+    let next = w.state.voting_set(&current);
+    assert_eq!(power(&next, 0), Some(1_500));
+    assert_eq!(power(&next, 1), None, "no stake, no vote");
+    // With nobody staked, the set stays as it was rather than vanishing.
+    w.state
+        .apply(&tx(
+            &w.cold[0],
+            0,
+            v1::transaction::Kind::RemoveStake(v1::RemoveStake {
+                hotkey: key(&w.hot[0]).0.to_vec(),
+                subnet: 1,
+                amount: 1_000,
+            }),
+        ))
+        .expect("unstakes");
+    w.state
+        .apply(&tx(
+            &w.cold[2],
+            1,
+            v1::transaction::Kind::RemoveStake(v1::RemoveStake {
+                hotkey: key(&w.hot[0]).0.to_vec(),
+                subnet: 1,
+                amount: 500,
+            }),
+        ))
+        .expect("unstakes");
+    assert_eq!(w.state.voting_set(&current), current);
+}
