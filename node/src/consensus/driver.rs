@@ -26,6 +26,8 @@ pub const CONSENSUS_TOPIC: &str = "consensus";
 pub const TX_TOPIC: &str = "tx";
 /// Most transactions waiting for a snapshot.
 const MEMPOOL_CAPACITY: usize = 8192;
+/// Transactions per second taken from one gossip peer (what it relays included), and its burst.
+const TX_RATE_PER_PEER: (u32, u32) = (100, 400);
 /// Finalized snapshots asked for per sync request.
 const SYNC_BATCH: u32 = 16;
 /// Most bytes of snapshots in one sync response.
@@ -193,6 +195,7 @@ pub struct Driver {
     commits: Option<mpsc::UnboundedSender<Commit>>,
     mempool: Mempool,
     economy: Arc<Mutex<State>>,
+    tx_limiter: meshmind_p2p::RateLimiter<PeerId>,
 }
 
 impl Driver {
@@ -210,6 +213,7 @@ impl Driver {
         Self {
             mempool: Mempool::new(MEMPOOL_CAPACITY),
             economy,
+            tx_limiter: meshmind_p2p::RateLimiter::new(TX_RATE_PER_PEER.0, TX_RATE_PER_PEER.1),
             engine,
             network,
             board,
@@ -332,6 +336,13 @@ impl Driver {
                 }
             },
             DriverInput::Transaction(message) => {
+                // Over its rate, a peer's transactions are dropped unchecked (not penalised: it
+                // may be relaying others').
+                let now = std::time::Instant::now();
+                if !self.tx_limiter.allow(message.propagation_source, now) {
+                    message.validation.ignore();
+                    return Ok(());
+                }
                 let taken = decode::<v1::Transaction>(&message.data)
                     .map_err(|e| {
                         PoolError::Invalid(crate::state::TxError::Malformed(e.to_string()))
