@@ -147,7 +147,6 @@ async fn finality(n: usize, epoch_ms: u64, epochs: u64) -> Row {
         section.prevote_ms = 1_500;
         section.precommit_ms = 1_500;
         section.delta_ms = 500;
-        section.rebroadcast_ms = 4_000;
     }
     let mut networks = Vec::new();
     let mut tasks = Vec::new();

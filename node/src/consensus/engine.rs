@@ -1034,28 +1034,15 @@ impl<S: Store> Engine<S> {
         check_finalized(finalized, &at).map(|(_, state)| state)
     }
 
-    /// Own messages of this epoch and the current round's proposal, to send again to peers that
-    /// may have missed them. (Every validator resends its own votes; resending everyone's would
-    /// multiply the traffic by the size of the set.)
+    /// Own messages of this epoch (votes, and the proposal when this node proposed), to send again
+    /// to peers that may have missed them. Only own ones: resending everyone's votes, or every
+    /// proposal received, multiplies the traffic by the size of the set (64 validators sharing two
+    /// cores never got past epoch 2 that way).
     pub fn rebroadcast(&self) -> Vec<v1::ConsensusMessage> {
         if !self.started {
             return Vec::new();
         }
-        let round = self.core.round();
-        let mut out = self.own.clone();
-        if let Some(known) = self.proposals.get(&round)
-            && let Some(first) = known.first()
-            && let Some(body) = self.bodies.get(first.value_id.as_slice())
-            && !self.own.iter().any(|m| matches!(&m.body, Some(v1::consensus_message::Body::Proposal(p)) if p.proposal.as_ref() == Some(first)))
-        {
-            out.push(message(v1::consensus_message::Body::Proposal(
-                v1::ProposedValue {
-                    proposal: Some(first.clone()),
-                    snapshot: Some(body.clone()),
-                },
-            )));
-        }
-        out
+        self.own.clone()
     }
 
     /// Evidence not yet included in a finalized snapshot.
