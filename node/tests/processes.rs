@@ -1,6 +1,7 @@
 //! Real `meshmind` processes on 127.0.0.1: a validator and a miner from `init`, `run`, `status` and
 //! `query`, then a graceful shutdown on SIGTERM.
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -8,14 +9,13 @@ mod common;
 
 use common::{Running, free_port, meshmind, ok, status};
 
-#[test]
-fn init_run_status_query_and_graceful_shutdown() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let v_dir = dir.path().join("validator");
-    let m_dir = dir.path().join("miner");
+/// A validator's and a miner's data directories under `dir`, initialised on one genesis, with their
+/// API addresses: (validator dir, miner dir, validator API, miner API).
+fn init_pair(dir: &Path) -> (PathBuf, PathBuf, String, String) {
+    let v_dir = dir.join("validator");
+    let m_dir = dir.join("miner");
     let v_api = format!("127.0.0.1:{}", free_port());
     let m_api = format!("127.0.0.1:{}", free_port());
-
     ok(&[
         "init",
         "--role",
@@ -37,6 +37,28 @@ fn init_run_status_query_and_graceful_shutdown() {
         "--api-listen",
         &m_api,
     ]);
+    (v_dir, m_dir, v_api, m_api)
+}
+
+/// The QUIC listen address in a node's status, to use as a bootnode.
+fn quic_listen(status: &serde_json::Value) -> String {
+    status["listen"]
+        .as_array()
+        .and_then(|addrs| {
+            addrs
+                .iter()
+                .filter_map(|a| a.as_str())
+                .find(|a| a.contains("quic-v1"))
+        })
+        .expect("a QUIC listen address")
+        .to_string()
+}
+
+#[test]
+fn init_run_status_query_and_graceful_shutdown() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (v_dir, m_dir, v_api, m_api) = init_pair(dir.path());
+
     // Refresh ads every second so the validator hears of the miner quickly.
     let m_config = m_dir.join("config.toml");
     let text = std::fs::read_to_string(&m_config).expect("config");
@@ -57,16 +79,7 @@ fn init_run_status_query_and_graceful_shutdown() {
     let v_api_url = format!("http://{v_api}");
     let v_status = status(&v_api_url, Duration::from_secs(20));
     assert_eq!(v_status["role"], "validator");
-    let bootnode = v_status["listen"]
-        .as_array()
-        .and_then(|addrs| {
-            addrs
-                .iter()
-                .filter_map(|a| a.as_str())
-                .find(|a| a.contains("quic-v1"))
-        })
-        .expect("a QUIC listen address")
-        .to_string();
+    let bootnode = quic_listen(&v_status);
 
     let miner = Running(
         meshmind()
@@ -228,31 +241,7 @@ fn a_bad_config_names_the_key_and_fails() {
 #[test]
 fn a_miner_that_announces_only_in_the_dht_is_found_and_served() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let v_dir = dir.path().join("validator");
-    let m_dir = dir.path().join("miner");
-    let v_api = format!("127.0.0.1:{}", free_port());
-    let m_api = format!("127.0.0.1:{}", free_port());
-    ok(&[
-        "init",
-        "--role",
-        "validator",
-        "--data-dir",
-        v_dir.to_str().expect("utf-8"),
-        "--api-listen",
-        &v_api,
-    ]);
-    let genesis = v_dir.join("genesis.toml");
-    ok(&[
-        "init",
-        "--role",
-        "miner",
-        "--data-dir",
-        m_dir.to_str().expect("utf-8"),
-        "--genesis",
-        genesis.to_str().expect("utf-8"),
-        "--api-listen",
-        &m_api,
-    ]);
+    let (v_dir, m_dir, v_api, m_api) = init_pair(dir.path());
     let validator = Running(
         meshmind()
             .args(["run", "--data-dir", v_dir.to_str().expect("utf-8")])
@@ -263,16 +252,7 @@ fn a_miner_that_announces_only_in_the_dht_is_found_and_served() {
     );
     let v_api_url = format!("http://{v_api}");
     let v_status = status(&v_api_url, Duration::from_secs(20));
-    let bootnode = v_status["listen"]
-        .as_array()
-        .and_then(|addrs| {
-            addrs
-                .iter()
-                .filter_map(|a| a.as_str())
-                .find(|a| a.contains("quic-v1"))
-        })
-        .expect("a QUIC listen address")
-        .to_string();
+    let bootnode = quic_listen(&v_status);
     // The miner publishes no ads on gossip: only its DHT provider records announce it.
     let miner = Running(
         meshmind()
