@@ -53,6 +53,140 @@ pub async fn request(
     Ok((status, body))
 }
 
+/// A piece of a response read as it arrives: the head first, then the body line by line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// Status code and content type.
+    Head {
+        /// The status code.
+        status: u16,
+        /// The `Content-Type` header (lower case), empty if none.
+        content_type: String,
+    },
+    /// One line of the body, without its line ending.
+    Line(String),
+}
+
+/// Longest body line, and the most body, [`stream_lines`] reads.
+const MAX_LINE: usize = 4 << 20;
+const MAX_STREAMED: usize = 16 << 20;
+/// Longest wait for the next bytes of a streamed response.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One HTTP/1.1 exchange with `base` whose response is handed to `out` as it arrives: the head,
+/// then each body line (chunked or not). Returns when the body ends, or early if `out` closes.
+pub async fn stream_lines(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    out: tokio::sync::mpsc::Sender<Part>,
+) -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let authority = base
+        .strip_prefix("http://")
+        .context("the address must start with http://")?
+        .trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("connecting to {authority}"))?;
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut reader = BufReader::new(stream.take(MAX_STREAMED as u64));
+    let mut line = String::new();
+    let read_line = async |reader: &mut BufReader<_>, line: &mut String| {
+        line.clear();
+        let n = tokio::time::timeout(IDLE, reader.read_line(line))
+            .await
+            .context("no data in 30 s")??;
+        anyhow::ensure!(n > 0, "the response ended early");
+        Ok::<(), anyhow::Error>(())
+    };
+    read_line(&mut reader, &mut line).await?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("malformed HTTP status line")?;
+    let (mut content_type, mut chunked) = (String::new(), false);
+    loop {
+        read_line(&mut reader, &mut line).await?;
+        let header = line.trim_end().to_ascii_lowercase();
+        if header.is_empty() {
+            break;
+        }
+        if let Some(value) = header.strip_prefix("content-type:") {
+            content_type = value.trim().to_string();
+        }
+        if header.starts_with("transfer-encoding:") && header.contains("chunked") {
+            chunked = true;
+        }
+    }
+    if out
+        .send(Part::Head {
+            status,
+            content_type,
+        })
+        .await
+        .is_err()
+    {
+        return Ok(());
+    }
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let data: Vec<u8> = if chunked {
+            read_line(&mut reader, &mut line).await?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                .context("malformed chunk size")?;
+            if size == 0 {
+                break;
+            }
+            let mut chunk = vec![0u8; size];
+            tokio::time::timeout(IDLE, reader.read_exact(&mut chunk))
+                .await
+                .context("no data in 30 s")??;
+            read_line(&mut reader, &mut line).await?;
+            chunk
+        } else {
+            let n = tokio::time::timeout(IDLE, reader.read(&mut buf))
+                .await
+                .context("no data in 30 s")??;
+            if n == 0 {
+                break;
+            }
+            buf[..n].to_vec()
+        };
+        pending.extend_from_slice(&data);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let rest = pending.split_off(end + 1);
+            let text = String::from_utf8_lossy(&pending)
+                .trim_end_matches(['\r', '\n'])
+                .to_string();
+            pending = rest;
+            if out.send(Part::Line(text)).await.is_err() {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(
+            pending.len() <= MAX_LINE,
+            "a response line over {MAX_LINE} bytes"
+        );
+    }
+    if !pending.is_empty() {
+        let text = String::from_utf8_lossy(&pending)
+            .trim_end_matches('\r')
+            .to_string();
+        let _ = out.send(Part::Line(text)).await;
+    }
+    Ok(())
+}
+
 /// Decodes a chunked transfer-encoded body.
 fn dechunk(mut body: &str) -> anyhow::Result<String> {
     let mut out = String::new();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshmind_node::role::miner::{Echo, Exec, Miner, MinerBackend, MinerConfig, Reference};
+use meshmind_node::role::miner::{Echo, Exec, Http, Miner, MinerBackend, MinerConfig, Reference};
 use meshmind_p2p::{Network, NetworkConfig, NetworkEvent, NetworkHandle, PeerId};
 use meshmind_protocols::{Keypair, Signed, decode, hash, v1};
 use prost::Message;
@@ -371,4 +371,109 @@ fn a_miner_hands_out_its_live_ads_on_request() {
             other => panic!("expected an error, got {other:?}"),
         }
     }
+}
+
+/// A model server on 127.0.0.1: `/stream` answers newline-delimited JSON, one piece, then (after
+/// `gate` opens) two more; `/plain` answers one JSON object; `/broken` streams an error line.
+async fn streaming_model_server(gate: Arc<tokio::sync::Notify>) -> String {
+    use axum::response::IntoResponse;
+    let ndjson = |lines: Vec<&'static str>, gate: Option<Arc<tokio::sync::Notify>>| {
+        let body = futures::stream::unfold((lines, 0usize, gate), |(lines, i, gate)| async move {
+            let line = *lines.get(i)?;
+            if i == 1
+                && let Some(gate) = &gate
+            {
+                gate.notified().await;
+            }
+            Some((
+                Ok::<_, std::convert::Infallible>(format!("{line}\n")),
+                (lines, i + 1, gate),
+            ))
+        });
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+            axum::body::Body::from_stream(body),
+        )
+            .into_response()
+    };
+    let app = axum::Router::new()
+        .route(
+            "/stream",
+            axum::routing::post(move || {
+                let gate = gate.clone();
+                async move {
+                    ndjson(
+                        vec![
+                            r#"{"chunk":"tokens "}"#,
+                            r#"{"chunk":"as they "}"#,
+                            r#"{"output":"come"}"#,
+                        ],
+                        Some(gate),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/plain",
+            axum::routing::post(|| async { axum::Json(serde_json::json!({"output": "whole"})) }),
+        )
+        .route(
+            "/broken",
+            axum::routing::post(move || async move {
+                ndjson(
+                    vec![r#"{"chunk":"x"}"#, r#"{"error":"out of memory"}"#],
+                    None,
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_backend_relays_a_streaming_model_server_line_by_line() {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let base = streaming_model_server(gate.clone()).await;
+    let backend = Arc::new(Http::new(&format!("{base}/stream")).expect("url"));
+    let (sink, mut pieces) = tokio::sync::mpsc::channel(8);
+    let running = {
+        let backend = backend.clone();
+        tokio::spawn(async move { backend.answer_stream("gen", b"prompt", sink).await })
+    };
+    // The first piece arrives while the server still holds back the rest.
+    let first = tokio::time::timeout(Duration::from_secs(10), pieces.recv())
+        .await
+        .expect("in time")
+        .expect("a piece");
+    assert_eq!(first, b"tokens ");
+    gate.notify_one();
+    let mut rest = Vec::new();
+    while let Some(piece) = pieces.recv().await {
+        rest.push(String::from_utf8(piece).expect("utf-8"));
+    }
+    assert_eq!(rest, ["as they ", "come"]);
+    running.await.expect("joined").expect("streamed");
+
+    // A server that answers plain JSON is relayed whole.
+    let plain = Http::new(&format!("{base}/plain")).expect("url");
+    let (sink, mut pieces) = tokio::sync::mpsc::channel(8);
+    plain
+        .answer_stream("gen", b"prompt", sink)
+        .await
+        .expect("answered");
+    assert_eq!(pieces.recv().await.as_deref(), Some(&b"whole"[..]));
+    // An error line fails the answer.
+    let broken = Http::new(&format!("{base}/broken")).expect("url");
+    let (sink, _pieces) = tokio::sync::mpsc::channel(8);
+    let err = broken
+        .answer_stream("gen", b"prompt", sink)
+        .await
+        .expect_err("the server failed");
+    assert!(err.to_string().contains("out of memory"), "{err}");
 }
