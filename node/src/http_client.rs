@@ -3,14 +3,14 @@
 
 use anyhow::Context as _;
 
-/// One HTTP/1.1 exchange with `base` (`http://host:port`): returns the status code and the body.
-pub async fn request(
+/// Connects to `base` (`http://host:port`) and sends one request (JSON body, `Connection: close`).
+async fn send(
     base: &str,
     method: &str,
     path: &str,
     body: Option<&str>,
-) -> anyhow::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+) -> anyhow::Result<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
     let authority = base
         .strip_prefix("http://")
         .context("the address must start with http://")?
@@ -25,6 +25,18 @@ pub async fn request(
         body.len()
     );
     stream.write_all(request.as_bytes()).await?;
+    Ok(stream)
+}
+
+/// One HTTP/1.1 exchange with `base` (`http://host:port`): returns the status code and the body.
+pub async fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
+    use tokio::io::AsyncReadExt;
+    let stream = send(base, method, path, body).await?;
     let mut response = Vec::new();
     tokio::time::timeout(
         std::time::Duration::from_secs(30),
@@ -82,21 +94,8 @@ pub async fn stream_lines(
     body: Option<&str>,
     out: tokio::sync::mpsc::Sender<Part>,
 ) -> anyhow::Result<()> {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    let authority = base
-        .strip_prefix("http://")
-        .context("the address must start with http://")?
-        .trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .with_context(|| format!("connecting to {authority}"))?;
-    let body = body.unwrap_or("");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let stream = send(base, method, path, body).await?;
     let mut reader = BufReader::new(stream.take(MAX_STREAMED as u64));
     let mut line = String::new();
     let read_line = async |reader: &mut BufReader<_>, line: &mut String| {
