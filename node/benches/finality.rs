@@ -256,7 +256,6 @@ fn catch_up() -> (f64, f64) {
         .collect();
     let members = Members::new(v1::ValidatorSet { validators }).expect("members");
     let network_id = [9u8; 32];
-    let next = members.wire().clone();
     let genesis = v1::Genesis {
         network_name: "bench".into(),
         genesis_time_ms: 0,
@@ -267,15 +266,7 @@ fn catch_up() -> (f64, f64) {
             tasks: vec!["sort".into()],
             owner: Vec::new(),
         }],
-        validators: next
-            .validators
-            .iter()
-            .map(|v| v1::GenesisValidator {
-                hotkey: v.hotkey.clone(),
-                coldkey: v.coldkey.clone(),
-                stake: v.stake,
-            })
-            .collect(),
+        validators: members.genesis_validators(),
         balances: Vec::new(),
         emission_per_epoch: 1_000_000,
         neurons: Vec::new(),

@@ -40,6 +40,27 @@ fn init_pair(dir: &Path) -> (PathBuf, PathBuf, String, String) {
     (v_dir, m_dir, v_api, m_api)
 }
 
+/// Asks the validator at `api` for `6 * 7` until a miner answers (at most 60 s); the answer as JSON.
+fn first_routed_answer(api: &str) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let output = meshmind()
+            .args([
+                "query", "--api", api, "--subnet", "1", "--task", "arith", "--input", "6 * 7",
+            ])
+            .output()
+            .expect("run meshmind");
+        if output.status.success() {
+            return serde_json::from_slice(&output.stdout).expect("JSON answer");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no routed answer in 60 s: {output:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 /// The QUIC listen address in a node's status, to use as a bootnode.
 fn quic_listen(status: &serde_json::Value) -> String {
     status["listen"]
@@ -102,25 +123,7 @@ fn init_run_status_query_and_graceful_shutdown() {
     );
 
     // The validator learns the miner from its ads, and routes a query to it.
-    let start = Instant::now();
-    let answer = loop {
-        let output = meshmind()
-            .args([
-                "query", "--api", &v_api_url, "--subnet", "1", "--task", "arith", "--input",
-                "6 * 7",
-            ])
-            .output()
-            .expect("run meshmind");
-        if output.status.success() {
-            break String::from_utf8_lossy(&output.stdout).into_owned();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no routed answer: {output:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
+    let answer = first_routed_answer(&v_api_url);
     assert_eq!(answer["output"], "42");
     assert_eq!(answer["miner"].as_str().map(str::len), Some(64));
     let miner_key = answer["miner"].clone();
@@ -269,25 +272,7 @@ fn a_miner_that_announces_only_in_the_dht_is_found_and_served() {
             .expect("start miner"),
     );
     status(&format!("http://{m_api}"), Duration::from_secs(20));
-    let start = Instant::now();
-    let answer = loop {
-        let output = meshmind()
-            .args([
-                "query", "--api", &v_api_url, "--subnet", "1", "--task", "arith", "--input",
-                "6 * 7",
-            ])
-            .output()
-            .expect("run meshmind");
-        if output.status.success() {
-            break String::from_utf8_lossy(&output.stdout).into_owned();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the validator never found the miner: {output:?}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
+    let answer = first_routed_answer(&v_api_url);
     assert_eq!(answer["output"], "42");
     assert!(miner.terminate().success());
     assert!(validator.terminate().success());

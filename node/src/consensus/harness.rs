@@ -92,16 +92,7 @@ pub fn economy(members: &Members) -> crate::state::State {
             tasks: vec!["sort".into()],
             owner: Vec::new(),
         }],
-        validators: members
-            .wire()
-            .validators
-            .iter()
-            .map(|v| v1::GenesisValidator {
-                hotkey: v.hotkey.clone(),
-                coldkey: v.coldkey.clone(),
-                stake: v.stake,
-            })
-            .collect(),
+        validators: members.genesis_validators(),
         balances: vec![v1::GenesisBalance {
             coldkey: funder().public().to_bytes().to_vec(),
             amount: 1_000_000,

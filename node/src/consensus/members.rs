@@ -91,6 +91,19 @@ impl Members {
         &self.wire
     }
 
+    /// The set as genesis validators (the inverse of [`Self::from_genesis`]).
+    pub fn genesis_validators(&self) -> Vec<v1::GenesisValidator> {
+        self.wire
+            .validators
+            .iter()
+            .map(|v| v1::GenesisValidator {
+                hotkey: v.hotkey.clone(),
+                coldkey: v.coldkey.clone(),
+                stake: v.stake,
+            })
+            .collect()
+    }
+
     /// The set's hash, which votes and certificates name.
     pub fn hash(&self) -> [u8; 32] {
         self.hash
