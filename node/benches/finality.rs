@@ -13,16 +13,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use meshmind_node::chain::snapshot::{self, Expect};
+use meshmind_node::chain::verify::{Extends, check_finalized};
+use meshmind_node::clock::now_ms;
 use meshmind_node::config::ConsensusSection;
 use meshmind_node::consensus::certificate;
 use meshmind_node::consensus::driver::Commit;
 use meshmind_node::consensus::members::Members;
 use meshmind_node::consensus::service::ConsensusService;
 use meshmind_node::consensus::votes::{Vote, VoteType};
+use meshmind_node::consensus::wire;
 use meshmind_node::genesis::Genesis;
-use meshmind_node::ledger::snapshot::{self, Expect};
-use meshmind_node::ledger::verify::{Extends, check_finalized};
-use meshmind_node::role::validator::gossip::WeightBoard;
+use meshmind_node::node::Node;
+use meshmind_node::role::validator::gossip::{WeightBoard, WeightKind};
 use meshmind_node::role::validator::weights::commit;
 use meshmind_node::state::State;
 use meshmind_p2p::{Multiaddr, Network, NetworkConfig, NetworkHandle};
@@ -31,13 +34,6 @@ use prost::Message;
 
 /// Epochs not counted while the mesh settles.
 const WARM_UP: u64 = 2;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 fn keys(n: usize) -> Vec<Keypair> {
     let mut keys: Vec<Keypair> = (0..n)
@@ -92,8 +88,12 @@ fn board(keys: &[Keypair], network_id: [u8; 32], epochs: u64) -> Arc<Mutex<Weigh
     for epoch in 0..epochs {
         for key in keys {
             let (c, r) = commit(key, network_id, 1, epoch, &[(0, 65535), (1, 300)], [5; 32]);
-            board.on_message(true, &c.encode_to_vec()).expect("commit");
-            board.on_message(false, &r.encode_to_vec()).expect("reveal");
+            board
+                .on_message(WeightKind::Commit, &c.encode_to_vec())
+                .expect("commit");
+            board
+                .on_message(WeightKind::Reveal, &r.encode_to_vec())
+                .expect("reveal");
         }
     }
     Arc::new(Mutex::new(board))
@@ -148,11 +148,11 @@ async fn finality(n: usize, epoch_ms: u64, epochs: u64) -> Row {
         section.precommit_ms = 1_500;
         section.delta_ms = 500;
     }
-    let mut networks = Vec::new();
+    let mut nodes = Vec::new();
     let mut tasks = Vec::new();
     let mut bootnode: Option<Multiaddr> = None;
     for (i, key) in keys.iter().enumerate() {
-        let (network, mut events) = spawn(key, &genesis.network_tag(), bootnode.clone()).await;
+        let (network, events) = spawn(key, &genesis.network_tag(), bootnode.clone()).await;
         if bootnode.is_none() {
             let addr = loop {
                 let addrs = network.listen_addrs().await.expect("addrs");
@@ -181,15 +181,9 @@ async fn finality(n: usize, epoch_ms: u64, epochs: u64) -> Row {
                 let _ = forward.send((i, c));
             }
         }));
-        tasks.push(tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                if let Some(meshmind_p2p::NetworkEvent::Gossip(m)) = service.handle_event(event) {
-                    m.validation.ignore();
-                }
-            }
-            service.task.abort();
-        }));
-        networks.push(network);
+        let mut node = Node::new(network);
+        node.add(Arc::new(service)).expect("one consensus service");
+        nodes.push(node.start(events).await.expect("node started"));
     }
     let deadline = Instant::now()
         + Duration::from_millis(genesis.message.genesis_time_ms.saturating_sub(now_ms()))
@@ -217,8 +211,8 @@ async fn finality(n: usize, epoch_ms: u64, epochs: u64) -> Row {
             done[i] = true;
         }
     }
-    for network in &networks {
-        network.shutdown().await;
+    for node in nodes {
+        node.shutdown().await;
     }
     for task in tasks {
         task.abort();
@@ -304,7 +298,7 @@ fn catch_up() -> (f64, f64) {
                 value: Some(value),
                 voter: i,
             };
-            certificate::wire_vote(network_id, &members, &vote)
+            wire::wire_vote(network_id, &members, &vote)
                 .expect("member")
                 .signed(k)
         })

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use meshmind_node::clock::now_ms;
 use meshmind_node::role::miner::{Echo, Miner, MinerConfig};
 use meshmind_node::role::validator::{Validator, ValidatorConfig};
 use meshmind_p2p::{Network, NetworkConfig, NetworkEvent, NetworkHandle, PeerId};
@@ -18,13 +19,6 @@ use prost::Message;
 
 const NET: [u8; 32] = [2; 32];
 const IN_FLIGHT: usize = 64;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 fn frame(payload: &[u8]) -> Vec<u8> {
     query_frame(payload, false)

@@ -185,7 +185,7 @@ fn open_ledger(
 }
 
 fn ledger(command: LedgerCommand, out: &mut impl std::io::Write) -> anyhow::Result<()> {
-    use crate::ledger::view;
+    use crate::api::view;
     match command {
         LedgerCommand::Show { data_dir, epoch } => {
             let (ledger, _) = open_ledger(&data_dir)?;
@@ -210,7 +210,7 @@ fn ledger(command: LedgerCommand, out: &mut impl std::io::Write) -> anyhow::Resu
             let members = crate::consensus::members::Members::from_genesis(&genesis)?;
             let network_id = *genesis.network_id.as_bytes();
             let economy = crate::state::State::from_genesis(&genesis.message, network_id)?;
-            let epochs = crate::ledger::verify::verify_ledger(
+            let epochs = crate::chain::verify::verify_ledger(
                 &ledger,
                 network_id,
                 &members,
@@ -272,22 +272,21 @@ pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Re
                 crate::client::query_plane(&validator, &network_id, &args, out).await?;
             }
             (_, _, Some(api)) => {
-                let body = serde_json::json!({
-                    "subnet": subnet, "task": task, "input": input, "deadline_ms": deadline_ms,
-                    "stream": stream,
-                });
-                let (status, text) =
-                    crate::http_client::request(&api, "POST", "/query", Some(&body.to_string()))
-                        .await?;
-                writeln!(out, "{text}")?;
-                anyhow::ensure!(status == 200, "the validator answered HTTP {status}");
+                let request = crate::api::types::QueryRequest {
+                    subnet,
+                    task,
+                    input,
+                    deadline_ms: Some(deadline_ms),
+                    want_all: false,
+                    stream,
+                };
+                crate::client::query_api(&api, &request, out).await?;
             }
             _ => anyhow::bail!("give --validator with --network-id, or --api"),
         },
         Command::Status { api } => {
-            let (status, text) = crate::http_client::request(&api, "GET", "/status", None).await?;
-            writeln!(out, "{text}")?;
-            anyhow::ensure!(status == 200, "the node answered HTTP {status}");
+            let status = crate::api::client::ApiClient::new(&api)?.status().await?;
+            writeln!(out, "{}", serde_json::to_string(&status)?)?;
         }
         Command::Keys(KeysCommand::Generate { kind, out: path }) => {
             let key = KeyFile::generate(kind.into()).context("generating a key")?;
@@ -381,7 +380,7 @@ fn init(
             std::fs::write(&genesis_path, toml::to_string_pretty(&file)?)?;
         }
         None => {
-            let now = crate::runtime::now_ms();
+            let now = crate::clock::now_ms();
             let file = crate::genesis::GenesisFile {
                 network_name: "devnet".into(),
                 genesis_time_ms: now,

@@ -1,15 +1,19 @@
-//! A short-lived client peer: sends one query to a validator over the p2p query plane.
+//! `meshmind query`: one query to a validator, over the p2p query plane as a short-lived peer, or
+//! through its HTTP API.
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use std::io::Write;
 
 use meshmind_p2p::{Multiaddr, Network, NetworkConfig, NetworkHandle, PeerId};
 use meshmind_protocols::{Hash, Keypair, Signed, Validate, decode, v1};
 use prost::Message;
 
+use crate::api::client::{ApiClient, ClientError};
+use crate::api::types::{ApiError, QueryRequest, StreamLine};
+use crate::api::view::query_answer;
 use crate::role::stream::StreamCheck;
 
 /// The validator's IP, UDP port and peer id from a `/ip4/../udp/../quic-v1/p2p/..` address.
@@ -77,17 +81,15 @@ pub async fn query_plane(
     let keypair = Keypair::generate().context("a key for this client")?;
     let (network, _events) = Network::builder(config, &keypair).spawn()?;
     network.add_query_addr(peer, addr)?;
-    let mut id = [0u8; 16];
-    id[..8].copy_from_slice(&crate::runtime::now_ms().to_be_bytes());
     let query = v1::Query {
-        id: id.to_vec(),
-        network_id: network_id.as_bytes().to_vec(),
-        subnet: args.subnet,
-        task: args.task.to_string(),
-        payload: args.input.as_bytes().to_vec(),
-        deadline_ms: args.deadline_ms,
-        want_all: false,
         stream: args.stream,
+        ..v1::Query::new(
+            *network_id.as_bytes(),
+            args.subnet,
+            args.task,
+            args.input.as_bytes().to_vec(),
+            args.deadline_ms,
+        )
     };
     query.validate().context("the query")?;
     let frame = v1::QueryFrame {
@@ -113,8 +115,8 @@ async fn one_answer(
         .query(peer, &frame.encode_to_vec(), deadline)
         .await?;
     let frame: v1::QueryFrame = decode(&bytes).context("the validator's answer")?;
-    match crate::answer::frame_json(Some(&frame)) {
-        Ok(json) => Ok(writeln!(out, "{json}")?),
+    match query_answer(Some(&frame)) {
+        Ok(answer) => Ok(writeln!(out, "{}", serde_json::to_string(&answer)?)?),
         Err((code, message)) => anyhow::bail!("{}: {message}", code.as_str_name()),
     }
 }
@@ -140,7 +142,7 @@ async fn streamed_answer(
             v1::QueryFrame {
                 body: Some(v1::query_frame::Body::Chunk(chunk)),
             } => chunk,
-            other => match crate::answer::frame_json(Some(&other)) {
+            other => match query_answer(Some(&other)) {
                 Err((code, message)) => anyhow::bail!("{}: {message}", code.as_str_name()),
                 Ok(_) => anyhow::bail!("the validator answered a stream with a single frame"),
             },
@@ -160,4 +162,41 @@ async fn streamed_answer(
             return Ok(());
         }
     }
+}
+
+/// Sends `request` to the validator API at `api` and writes the answer to `out`: whole, or line by
+/// line as the validator relays it when streamed. An error answer is written too, then returned.
+pub async fn query_api(
+    api: &str,
+    request: &QueryRequest,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let client = ApiClient::new(api)?;
+    let result = async {
+        if !request.stream {
+            let answer = client.query(request).await?;
+            writeln!(out, "{}", serde_json::to_string(&answer)?)?;
+            return Ok(());
+        }
+        let mut lines = client.query_stream(request).await?;
+        while let Some(line) = lines.next().await {
+            let line = line?;
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+            out.flush()?;
+            if let StreamLine::Error(e) = line {
+                anyhow::bail!("{}: {}", e.error.code, e.error.message);
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = &result
+        && let Some(ClientError::Api { error, .. }) = e.downcast_ref::<ClientError>()
+    {
+        let body = ApiError {
+            error: error.clone(),
+        };
+        writeln!(out, "{}", serde_json::to_string(&body)?)?;
+    }
+    result.with_context(|| format!("query through {api}"))
 }

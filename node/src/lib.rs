@@ -1,21 +1,40 @@
-//! meshmind node roles (miner, validator, observer), consensus, ledger and operator tooling.
+//! meshmind node roles (miner, validator, observer), consensus, the chain, the ledger and operator
+//! tooling.
 //!
 //! Miners serve queries, validators score them, route client queries, publish weights and finalize
 //! one snapshot per epoch with a BFT gadget into a RocksDB ledger; observers follow the ledger.
+//!
+//! # Module map (dependencies point down the list)
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`runtime`] | `meshmind run`: reads keys, genesis and config, assembles the node, serves the API |
+//! | [`cli`], [`wallet`], [`client`] | the `meshmind` commands, transactions and accounts, queries |
+//! | [`api`] | HTTP routes, the request/response [`api::types`] every client shares, [`api::client::ApiClient`] |
+//! | [`node`], [`service`] | the router: [`service::Service`]s declare topics, request kinds and queries; one cancellation token stops them in order |
+//! | [`role`] | `miner/` (service, ads, backends) and `validator/` (router with one hedge, challenges, weights, metagraph), reference tasks |
+//! | [`consensus`] | the pure Tendermint `core`, the `engine` (WAL, signing, evidence), the `driver`, `sync` serving, `wire` conversions, simulations |
+//! | [`chain`] | snapshots: building and checking one epoch's value, replaying a ledger from genesis |
+//! | [`ledger`] | RocksDB storage: snapshots, certificates, economy, WAL, evidence |
+//! | [`state`], [`yuma`] | the economy (accounts, stake, subnets, transactions, emission, mempool; canonical encoding and root) and Yuma consensus |
+//! | [`topics`], [`scoring`], [`genesis`], [`config`], [`clock`] | gossip topics, miner scores, genesis files, node config, wall-clock time |
 
-pub mod answer;
 pub mod api;
+pub mod chain;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod consensus;
 pub mod genesis;
-pub mod http_client;
 pub mod ledger;
+pub mod node;
 pub mod role;
 pub mod runtime;
 pub mod scoring;
+pub mod service;
 pub mod state;
+pub mod topics;
 pub mod wallet;
 pub mod yuma;
 

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use meshmind_protocols::{KeyFile, KeyKind, Keypair, Signed, v1};
-use prost::Message;
-use serde_json::Value;
 
-use crate::http_client;
+use crate::api::client::{ApiClient, ClientError};
+use crate::api::types::ApiError;
 
 /// Where and as whom a transaction is sent.
 #[derive(Debug, Args)]
@@ -123,16 +122,8 @@ fn key_bytes(field: &str, hex_text: &str) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-async fn get_json(api: &str, path: &str) -> anyhow::Result<Value> {
-    let (status, text) = http_client::request(api, "GET", path, None).await?;
-    anyhow::ensure!(status == 200, "GET {path}: HTTP {status}: {text}");
-    serde_json::from_str(&text).with_context(|| format!("GET {path}: not JSON"))
-}
-
-async fn next_nonce(api: &str, coldkey: &str) -> anyhow::Result<u64> {
-    get_json(api, &format!("/accounts/{coldkey}")).await?["nonce"]
-        .as_u64()
-        .context("the account has no nonce")
+async fn next_nonce(api: &ApiClient, coldkey: &str) -> anyhow::Result<u64> {
+    Ok(api.account(coldkey).await?.nonce)
 }
 
 /// Builds, signs and submits a transaction; prints the node's answer.
@@ -180,11 +171,12 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
         } => {
             let max_burn = match max_burn {
                 Some(max) => max,
-                None => {
-                    get_json(&common.api, &format!("/metagraph/{subnet}")).await?["chain"]["burn"]
-                        .as_u64()
-                        .with_context(|| format!("subnet {subnet} has no burn price at the node"))?
-                }
+                None => ApiClient::new(&common.api)?
+                    .metagraph(subnet)
+                    .await?
+                    .chain
+                    .map(|chain| chain.burn)
+                    .with_context(|| format!("subnet {subnet} has no burn price at the node"))?,
             };
             (
                 common,
@@ -203,9 +195,13 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
         } => {
             let max_lock = match max_lock {
                 Some(max) => max,
-                None => get_json(&common.api, "/economy").await?["params"]["subnet_lock"]
-                    .as_u64()
-                    .context("the node shows no subnet lock cost")?,
+                None => {
+                    ApiClient::new(&common.api)?
+                        .economy()
+                        .await?
+                        .params
+                        .subnet_lock
+                }
             };
             (
                 common,
@@ -219,14 +215,15 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
     };
     let keypair: Keypair = KeyFile::read_kind(&common.coldkey, KeyKind::Coldkey)?;
     let coldkey = keypair.public().to_hex();
-    let status = get_json(&common.api, "/status").await?;
-    let network_id = status["network_id"]
-        .as_str()
-        .and_then(|h| hex::decode(h).ok())
+    let api = ApiClient::new(&common.api)?;
+    let status = api.status().await?;
+    let network_id = hex::decode(&status.network_id)
+        .ok()
+        .filter(|id| id.len() == 32)
         .context("the node's status has no network id")?;
     let nonce = match common.nonce {
         Some(nonce) => nonce,
-        None => next_nonce(&common.api, &coldkey).await?,
+        None => next_nonce(&api, &coldkey).await?,
     };
     let tx = v1::Transaction {
         network_id,
@@ -236,17 +233,19 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
         signature: Vec::new(),
     }
     .signed(&keypair);
-    let body = serde_json::json!({ "tx": hex::encode(tx.encode_to_vec()) }).to_string();
-    let (code, text) = http_client::request(&common.api, "POST", "/tx", Some(&body)).await?;
-    writeln!(out, "{text}")?;
-    anyhow::ensure!(
-        code == 202,
-        "the node refused the transaction (HTTP {code})"
-    );
+    match api.submit_tx(&tx).await {
+        Ok(accepted) => writeln!(out, "{}", serde_json::to_string(&accepted)?)?,
+        Err(ClientError::Api { status, error }) => {
+            let refusal = ApiError { error };
+            writeln!(out, "{}", serde_json::to_string(&refusal)?)?;
+            anyhow::bail!("the node refused the transaction (HTTP {status})");
+        }
+        Err(e) => return Err(e.into()),
+    }
     if common.wait {
         let start = Instant::now();
         loop {
-            if next_nonce(&common.api, &coldkey).await? > nonce {
+            if next_nonce(&api, &coldkey).await? > nonce {
                 writeln!(out, "{{\"finalized\":true,\"nonce\":{nonce}}}")?;
                 break;
             }
@@ -270,7 +269,7 @@ pub async fn account(command: AccountCommand, out: &mut impl Write) -> anyhow::R
     } else {
         hex::encode(key_bytes("coldkey", &coldkey)?)
     };
-    let account = get_json(&api, &format!("/accounts/{hex_key}")).await?;
+    let account = ApiClient::new(&api)?.account(&hex_key).await?;
     writeln!(out, "{}", serde_json::to_string_pretty(&account)?)?;
     Ok(())
 }

@@ -34,6 +34,7 @@ pub mod domain;
 pub mod hash;
 pub mod identity;
 pub mod keyfile;
+pub mod query;
 pub mod signing;
 pub mod validate;
 
@@ -51,5 +52,6 @@ pub use domain::Domain;
 pub use hash::{Hash, hash};
 pub use identity::{IdentityError, Keypair, PeerId, PublicKey, Signature};
 pub use keyfile::{KeyFile, KeyFileError, KeyKind};
+pub use query::{QUERY_ID_LEN, QueryId};
 pub use signing::{BatchVerifier, SignatureError, Signed, digest, sign, verify};
 pub use validate::{Context, Reason, Scoped, Validate, ValidationError};

@@ -3,13 +3,12 @@
 use crate::codec::{MAX_PAYLOAD, MAX_SYNC_BATCH, MAX_UIDS, MAX_VALIDATORS};
 use crate::hash::HASH_LEN;
 use crate::identity::{IdentityError, PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN};
+use crate::query::QUERY_ID_LEN;
 use crate::signing::{SignatureError, Signed};
 use crate::v1;
 
 /// Length in bytes of a network id.
 pub const NETWORK_ID_LEN: usize = 32;
-/// Length in bytes of a query id.
-pub const QUERY_ID_LEN: usize = 16;
 /// Longest task, subnet or model name.
 pub const MAX_NAME_LEN: usize = 64;
 /// Longest free-text field (error messages, versions, addresses).

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use meshmind_node::clock::now_ms;
 use meshmind_node::config::NodeConfig;
 use meshmind_node::genesis::{BalanceFile, GenesisFile, NeuronFile, SubnetFile, ValidatorFile};
 use meshmind_protocols::{KeyFile, KeyKind};
@@ -85,13 +86,6 @@ fn free_port() -> Result<u16, LaunchError> {
     Err(LaunchError::Other(
         "no port free for both TCP and UDP".into(),
     ))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// The `meshmind` binary next to this one, or `MESHMIND_BIN`.

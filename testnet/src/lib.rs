@@ -1,6 +1,7 @@
 //! Local meshmind testnets: generate keys and a genesis, launch real `meshmind` processes, inject
 //! faults (kill, restart, pause, wipe, partition), play scenario files with assertions, and write reports.
 
+pub mod api;
 pub mod assertion;
 pub mod launcher;
 pub mod manifest;

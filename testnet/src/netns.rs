@@ -6,7 +6,9 @@
 //! APIs from a thread that has entered the bridge namespace, so nothing is added to the host's own
 //! network.
 
+use std::future::Future;
 use std::net::Ipv4Addr;
+use std::pin::Pin;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -216,12 +218,12 @@ pub fn heal(plan: &Netns, nodes: usize) -> Result<(), LaunchError> {
     Ok(())
 }
 
-type Reply = oneshot::Sender<anyhow::Result<(u16, String)>>;
-type Job = (String, String, String, Option<String>, Reply);
+/// Work run on the gateway's thread.
+type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 static GATEWAY: OnceLock<mpsc::UnboundedSender<Job>> = OnceLock::new();
 
-/// Sends this process's API requests from inside `bridge_ns` from now on.
+/// Runs this process's API calls from inside `bridge_ns` from now on.
 pub fn use_gateway(bridge_ns: &str) -> Result<(), LaunchError> {
     if GATEWAY.get().is_some() {
         return Ok(());
@@ -245,18 +247,10 @@ pub fn use_gateway(bridge_ns: &str) -> Result<(), LaunchError> {
                 return;
             };
             let _ = ready_tx.send(true);
+            // Sockets are opened where a job is polled: on this thread, inside the namespace.
             runtime.block_on(async move {
-                while let Some((base, method, path, body, reply)) = rx.recv().await {
-                    tokio::spawn(async move {
-                        let answer = meshmind_node::http_client::request(
-                            &base,
-                            &method,
-                            &path,
-                            body.as_deref(),
-                        )
-                        .await;
-                        let _ = reply.send(answer);
-                    });
+                while let Some(job) = rx.recv().await {
+                    tokio::spawn(job);
                 }
             });
         })
@@ -270,29 +264,23 @@ pub fn use_gateway(bridge_ns: &str) -> Result<(), LaunchError> {
     Ok(())
 }
 
-/// An HTTP request to a node's API, through the gateway when one is in use.
-pub async fn request(
-    base: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> anyhow::Result<(u16, String)> {
+/// Runs `work` where the nodes' APIs are reachable: here, or on the namespace gateway's thread
+/// when one is in use.
+pub async fn within<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> anyhow::Result<T> {
     match GATEWAY.get() {
-        None => meshmind_node::http_client::request(base, method, path, body).await,
+        None => Ok(work.await),
         Some(gateway) => {
             let (reply, answer) = oneshot::channel();
             gateway
-                .send((
-                    base.to_string(),
-                    method.to_string(),
-                    path.to_string(),
-                    body.map(str::to_string),
-                    reply,
-                ))
+                .send(Box::pin(async move {
+                    let _ = reply.send(work.await);
+                }))
                 .map_err(|_| anyhow::anyhow!("the namespace gateway stopped"))?;
             answer
                 .await
-                .map_err(|_| anyhow::anyhow!("the namespace gateway dropped a request"))?
+                .map_err(|_| anyhow::anyhow!("the namespace gateway dropped a request"))
         }
     }
 }

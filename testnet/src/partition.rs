@@ -4,6 +4,9 @@
 //! connections and refuses new ones both ways; `heal` lifts every block. Nodes in no group stay
 //! connected to all.
 
+use std::time::Duration;
+
+use meshmind_node::api::types::PeerList;
 use meshmind_protocols::{KeyFile, KeyKind};
 
 use crate::launcher::LaunchError;
@@ -16,25 +19,16 @@ fn peer_id(node: &NodeEntry) -> Result<String, LaunchError> {
 }
 
 async fn admin(node: &NodeEntry, route: &str, peers: &[String]) -> Result<(), LaunchError> {
-    let body = serde_json::json!({ "peers": peers }).to_string();
-    let base = format!("http://{}", node.api);
-    let answer = tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        crate::netns::request(&base, "POST", route, Some(&body)),
-    )
-    .await;
-    match answer {
-        Ok(Ok((200, _))) => Ok(()),
-        Ok(Ok((code, text))) => Err(LaunchError::Other(format!(
-            "{} {route}: HTTP {code} {text}",
-            node.name
-        ))),
-        Ok(Err(e)) => Err(LaunchError::Other(format!("{} {route}: {e}", node.name))),
-        Err(_) => Err(LaunchError::Other(format!(
-            "{} {route}: no answer (is it paused or down?)",
-            node.name
-        ))),
-    }
+    let body = PeerList {
+        peers: peers.to_vec(),
+    };
+    let route_owned = route.to_string();
+    crate::api::call(&node.api, Duration::from_secs(3), |c| async move {
+        c.post::<_, serde_json::Value>(&route_owned, &body).await
+    })
+    .await
+    .map(|_| ())
+    .map_err(|e| LaunchError::Other(format!("{} {route}: {e}", node.name)))
 }
 
 /// Cuts `groups` apart.

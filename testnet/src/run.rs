@@ -5,16 +5,17 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use meshmind_node::api::types::{QueryAnswer, QueryRequest};
 use meshmind_protocols::{KeyFile, KeyKind};
 use serde::Serialize;
-use serde_json::Value;
 
+use crate::api::read;
 use crate::assertion::Assertion;
 use crate::launcher::{self, LaunchError, Layout};
 use crate::manifest::{Manifest, NodeRole};
 use crate::process::Sig;
 use crate::scenario::{Action, Scenario};
-use crate::status::{self, NodeStatus, get_json};
+use crate::status::{self, NodeStatus};
 
 /// One status sample of one node.
 #[derive(Debug, Clone, Serialize)]
@@ -87,10 +88,7 @@ impl RunRecord {
 }
 
 fn since(genesis_ms: u64) -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let now = i64::try_from(meshmind_node::clock::now_ms()).unwrap_or(i64::MAX);
     now - i64::try_from(genesis_ms).unwrap_or(i64::MAX)
 }
 
@@ -144,16 +142,20 @@ async fn query_load(
         let api = api.clone();
         let out = out.clone();
         tasks.push(tokio::spawn(async move {
-            let body = r#"{"subnet":1,"task":"arith","input":"6 * 7","deadline_ms":3000}"#;
+            let request = QueryRequest {
+                subnet: 1,
+                task: "arith".into(),
+                input: "6 * 7".into(),
+                deadline_ms: Some(3000),
+                want_all: false,
+                stream: false,
+            };
             let start = Instant::now();
-            let base = format!("http://{api}");
-            let answer = tokio::time::timeout(
-                Duration::from_secs(4),
-                crate::netns::request(&base, "POST", "/query", Some(body)),
-            )
+            let answer = crate::api::call(&api, Duration::from_secs(4), |c| async move {
+                c.query(&request).await
+            })
             .await;
-            let ok = matches!(&answer, Ok(Ok((200, text)))
-                if serde_json::from_str::<Value>(text).is_ok_and(|v| v["output"] == "42"));
+            let ok = matches!(&answer, Ok(QueryAnswer::One(a)) if a.output == "42");
             let sample = QuerySample {
                 t_ms: since(genesis_ms),
                 latency_ms: start.elapsed().as_secs_f64() * 1000.0,
@@ -411,9 +413,9 @@ fn running_validators(manifest: &Manifest) -> Vec<&crate::manifest::NodeEntry> {
 async fn finalized_heads(nodes: &[&crate::manifest::NodeEntry]) -> Vec<(String, Option<u64>)> {
     let mut out = Vec::new();
     for n in nodes {
-        let head = get_json(&n.api, "/status")
+        let head = read(&n.api, |c| async move { c.status().await })
             .await
-            .and_then(|s| s["consensus"]["finalized_epoch"].as_u64());
+            .and_then(|s| s.consensus.finalized_epoch);
         out.push((n.name.clone(), head));
     }
     out
@@ -497,9 +499,9 @@ pub async fn check(
             for epoch in 0..=low {
                 let mut hashes = Vec::new();
                 for n in &nodes {
-                    let hash = get_json(&n.api, &format!("/snapshots/{epoch}"))
+                    let hash = read(&n.api, |c| async move { c.snapshot(epoch).await })
                         .await
-                        .and_then(|s| s["hash"].as_str().map(str::to_string));
+                        .map(|s| s.hash);
                     hashes.push((n.name.clone(), hash));
                 }
                 if hashes.iter().any(|(_, h)| h.is_none() || *h != hashes[0].1) {
@@ -528,12 +530,8 @@ pub async fn check(
         Assertion::NoEvidence | Assertion::EvidenceAgainst(_) => {
             let mut accused = Vec::new();
             for n in running_validators(manifest) {
-                if let Some(Value::Array(items)) = get_json(&n.api, "/evidence").await {
-                    for item in items {
-                        if let Some(v) = item["validator"].as_str() {
-                            accused.push(v.to_string());
-                        }
-                    }
+                if let Some(items) = read(&n.api, |c| async move { c.evidence().await }).await {
+                    accused.extend(items.into_iter().filter_map(|item| item.validator));
                 }
             }
             match assertion {
@@ -577,27 +575,20 @@ pub async fn check(
             let Some(key) = manifest.node(miner).ok().and_then(hotkey_hex) else {
                 return (false, format!("no miner {miner}"));
             };
-            let metagraph = get_json(&v0.api, "/metagraph/1").await;
-            let weights = get_json(&v0.api, "/weights/1").await;
-            let uid = metagraph
-                .as_ref()
-                .and_then(|m| m["miners"].as_array())
-                .and_then(|miners| {
-                    miners
-                        .iter()
-                        .find(|m| m["hotkey"].as_str() == Some(key.as_str()))
-                })
-                .and_then(|m| m["uid"].as_u64());
+            let metagraph = read(&v0.api, |c| async move { c.metagraph(1).await }).await;
+            let weights = read(&v0.api, |c| async move { c.weights(1).await }).await;
+            let uid = metagraph.as_ref().and_then(|m| {
+                m.miners
+                    .iter()
+                    .find(|m| m.hotkey == key)
+                    .map(|m| u64::from(m.uid))
+            });
             let vector: Vec<(u64, u64)> = weights
-                .as_ref()
-                .and_then(|w| w["own"].as_array())
-                .map(|pairs| {
-                    pairs
-                        .iter()
-                        .filter_map(|p| Some((p[0].as_u64()?, p[1].as_u64()?)))
-                        .collect()
-                })
-                .unwrap_or_default();
+                .and_then(|w| w.own)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(uid, w)| (u64::from(uid), u64::from(w)))
+                .collect();
             let own = uid
                 .and_then(|u| vector.iter().find(|(v, _)| *v == u))
                 .map_or(0, |(_, w)| *w);
@@ -618,24 +609,16 @@ pub async fn check(
             let Some(key) = manifest.node(miner).ok().and_then(hotkey_hex) else {
                 return (false, format!("no miner {miner}"));
             };
-            let subnets: Vec<u64> = get_json(&v0.api, "/economy")
+            let subnets = read(&v0.api, |c| async move { c.economy().await })
                 .await
-                .and_then(|e| {
-                    e["subnets"]
-                        .as_array()
-                        .map(|s| s.iter().filter_map(|v| v.as_u64()).collect())
-                })
+                .map(|e| e.subnets)
                 .unwrap_or_default();
             let mut found = None;
             for subnet in subnets {
-                let chain = get_json(&v0.api, &format!("/metagraph/{subnet}")).await;
-                let neuron = chain.as_ref().and_then(|m| {
-                    m["chain"]["neurons"]
-                        .as_array()?
-                        .iter()
-                        .find(|n| n["hotkey"].as_str() == Some(key.as_str()))
-                        .cloned()
-                });
+                let chain = read(&v0.api, |c| async move { c.metagraph(subnet).await }).await;
+                let neuron = chain
+                    .and_then(|m| m.chain)
+                    .and_then(|chain| chain.neurons.into_iter().find(|n| n.hotkey == key));
                 if let Some(neuron) = neuron {
                     found = Some((subnet, neuron));
                     break;
@@ -644,10 +627,10 @@ pub async fn check(
             match found {
                 None => (false, format!("{miner} is not registered in v0's economy")),
                 Some((subnet, neuron)) => {
-                    let stake = neuron["stake"].as_u64().unwrap_or(0);
+                    let stake = neuron.stake;
                     let observed = format!(
                         "{miner}: subnet {subnet} uid {}, stake {stake}, incentive {}, last emission {}",
-                        neuron["uid"], neuron["incentive"], neuron["emission"]
+                        neuron.uid, neuron.incentive, neuron.emission
                     );
                     (cmp.holds(stake as f64, *amount as f64), observed)
                 }

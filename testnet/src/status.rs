@@ -1,30 +1,11 @@
 //! What every node says about itself (its HTTP `/status`), and the status table.
 
-use std::time::Duration;
-
 use serde::Serialize;
-use serde_json::Value;
 
+use crate::api::read;
 use crate::launcher::node_state;
 use crate::manifest::{Manifest, NodeEntry};
 use crate::process::ProcState;
-
-/// How long one status request may take (a paused node never answers).
-const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// GETs `path` from a node's API; `None` if it does not answer in time or not with JSON.
-pub async fn get_json(api: &str, path: &str) -> Option<Value> {
-    let base = format!("http://{api}");
-    let request = crate::netns::request(&base, "GET", path, None);
-    let (code, body) = tokio::time::timeout(STATUS_TIMEOUT, request)
-        .await
-        .ok()?
-        .ok()?;
-    if code != 200 {
-        return None;
-    }
-    serde_json::from_str(&body).ok()
-}
 
 /// One row of the status table.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -61,33 +42,24 @@ pub struct NodeStatus {
 pub async fn node_status(node: &NodeEntry) -> NodeStatus {
     let state = node_state(node);
     let status = if state == ProcState::Running {
-        get_json(&node.api, "/status").await
+        read(&node.api, |c| async move { c.status().await }).await
     } else {
         None
     };
-    let field = |path: &[&str]| {
-        let mut v = status.as_ref()?;
-        for key in path {
-            v = v.get(*key)?;
-        }
-        v.as_u64()
-    };
+    let s = status.as_ref();
     NodeStatus {
         name: node.name.clone(),
         role: node.role.as_str().to_string(),
         process: state.to_string(),
         healthy: status.is_some(),
-        peer_id: status
-            .as_ref()
-            .and_then(|s| s["peer_id"].as_str())
-            .map(str::to_string),
+        peer_id: s.map(|s| s.peer_id.clone()),
         api: node.api.clone(),
-        epoch: field(&["epoch"]),
-        finalized_epoch: field(&["consensus", "finalized_epoch"]),
-        round: field(&["consensus", "round"]),
-        peers: field(&["peers"]),
-        miners_seen: field(&["miners_seen"]),
-        last_finality_ms: field(&["consensus", "last_finality_ms"]),
+        epoch: s.map(|s| s.epoch),
+        finalized_epoch: s.and_then(|s| s.consensus.finalized_epoch),
+        round: s.map(|s| u64::from(s.consensus.round)),
+        peers: s.map(|s| s.peers as u64),
+        miners_seen: s.map(|s| s.miners_seen as u64),
+        last_finality_ms: s.and_then(|s| s.consensus.last_finality_ms),
         weight: None,
     }
 }
@@ -98,37 +70,23 @@ async fn weights_by_peer(manifest: &Manifest) -> Vec<(String, u64)> {
         return Vec::new();
     };
     let (Some(metagraph), Some(weights)) = (
-        get_json(&v0.api, "/metagraph/1").await,
-        get_json(&v0.api, "/weights/1").await,
+        read(&v0.api, |c| async move { c.metagraph(1).await }).await,
+        read(&v0.api, |c| async move { c.weights(1).await }).await,
     ) else {
         return Vec::new();
     };
-    let vector: Vec<(u64, u64)> = weights["own"]
-        .as_array()
-        .map(|pairs| {
-            pairs
+    let vector = weights.own.unwrap_or_default();
+    metagraph
+        .miners
+        .into_iter()
+        .map(|m| {
+            let weight = vector
                 .iter()
-                .filter_map(|p| Some((p[0].as_u64()?, p[1].as_u64()?)))
-                .collect()
+                .find(|(uid, _)| *uid == m.uid)
+                .map_or(0, |(_, w)| u64::from(*w));
+            (m.peer_id, weight)
         })
-        .unwrap_or_default();
-    metagraph["miners"]
-        .as_array()
-        .map(|miners| {
-            miners
-                .iter()
-                .filter_map(|m| {
-                    let peer = m["peer_id"].as_str()?.to_string();
-                    let uid = m["uid"].as_u64()?;
-                    let weight = vector
-                        .iter()
-                        .find(|(u, _)| *u == uid)
-                        .map_or(0, |(_, w)| *w);
-                    Some((peer, weight))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// Asks every node, at once.

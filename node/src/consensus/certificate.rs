@@ -1,13 +1,11 @@
-//! Wire votes and proposals of the core's decisions, and certificates: building them from
-//! precommits and verifying them against a validator set.
+//! Certificates: building them from precommits and verifying them against a validator set.
 
 use std::collections::HashSet;
 
 use meshmind_protocols::{BatchVerifier, Signature, Signed, v1};
 
-use super::core::Proposal;
 use super::members::Members;
-use super::votes::{ValueId, Vote, VoteType};
+use super::votes::ValueId;
 
 /// Why a certificate does not prove finality.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,77 +52,6 @@ pub enum CertificateError {
         /// Total stake.
         total: u128,
     },
-}
-
-fn wire_type(vote_type: VoteType) -> v1::VoteType {
-    match vote_type {
-        VoteType::Prevote => v1::VoteType::Prevote,
-        VoteType::Precommit => v1::VoteType::Precommit,
-    }
-}
-
-/// The unsigned wire form of a core vote.
-pub fn wire_vote(network_id: [u8; 32], members: &Members, vote: &Vote) -> Option<v1::Vote> {
-    Some(v1::Vote {
-        network_id: network_id.to_vec(),
-        epoch: vote.height,
-        round: vote.round,
-        vote_type: wire_type(vote.vote_type) as i32,
-        value_id: vote.value.map(|v| v.to_vec()).unwrap_or_default(),
-        valset_hash: members.hash().to_vec(),
-        validator: members.key(vote.voter)?.to_bytes().to_vec(),
-        signature: Vec::new(),
-    })
-}
-
-/// The core form of a wire vote from a member, or `None` if the voter is unknown or fields are bad.
-pub fn core_vote(members: &Members, vote: &v1::Vote) -> Option<Vote> {
-    let vote_type = match v1::VoteType::try_from(vote.vote_type).ok()? {
-        v1::VoteType::Prevote => VoteType::Prevote,
-        v1::VoteType::Precommit => VoteType::Precommit,
-        v1::VoteType::Unspecified => return None,
-    };
-    let value = if vote.value_id.is_empty() {
-        None
-    } else {
-        Some(ValueId::try_from(vote.value_id.as_slice()).ok()?)
-    };
-    Some(Vote {
-        height: vote.epoch,
-        round: vote.round,
-        vote_type,
-        value,
-        voter: members.index_of(&vote.validator)?,
-    })
-}
-
-/// The unsigned wire form of a core proposal.
-pub fn wire_proposal(
-    network_id: [u8; 32],
-    members: &Members,
-    proposal: &Proposal,
-) -> Option<v1::Proposal> {
-    Some(v1::Proposal {
-        network_id: network_id.to_vec(),
-        epoch: proposal.height,
-        round: proposal.round,
-        pol_round: proposal.pol_round,
-        value_id: proposal.value.to_vec(),
-        valset_hash: members.hash().to_vec(),
-        proposer: members.key(proposal.proposer)?.to_bytes().to_vec(),
-        signature: Vec::new(),
-    })
-}
-
-/// The core form of a wire proposal from a member.
-pub fn core_proposal(members: &Members, proposal: &v1::Proposal) -> Option<Proposal> {
-    Some(Proposal {
-        height: proposal.epoch,
-        round: proposal.round,
-        value: ValueId::try_from(proposal.value_id.as_slice()).ok()?,
-        pol_round: proposal.pol_round,
-        proposer: members.index_of(&proposal.proposer)?,
-    })
 }
 
 /// A certificate from signed precommits for one value (any order; one per validator is kept).
@@ -217,6 +144,8 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consensus::votes::{Vote, VoteType};
+    use crate::consensus::wire::wire_vote;
     use meshmind_protocols::Keypair;
 
     struct Fixture {

@@ -24,8 +24,8 @@ pub struct Proposal {
     pub proposer: ValidatorIndex,
 }
 
-/// Which step a timeout guards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which step a timeout guards (ordered as a round runs them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TimeoutStep {
     /// Waiting for a proposal.
     Propose,

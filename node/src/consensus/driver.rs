@@ -8,30 +8,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meshmind_p2p::{GossipMessage, NetworkHandle, PeerId};
-use meshmind_protocols::{Validate, decode, v1};
+use meshmind_protocols::{decode, v1};
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use super::core::Timeout;
+use super::core::{Timeout, TimeoutStep};
 use super::engine::{Action, Engine, EngineError, Verdict};
+use super::sync::SYNC_BATCH;
 use crate::genesis::Genesis;
-use crate::ledger::{Head, Ledger};
+use crate::ledger::Ledger;
 use crate::role::validator::gossip::WeightBoard;
 use crate::state::{Mempool, PoolError, State};
+use crate::topics::Topic;
 
-/// The gossip topic of consensus messages.
-pub const CONSENSUS_TOPIC: &str = "consensus";
-/// The gossip topic of signed transactions.
-pub const TX_TOPIC: &str = "tx";
 /// Most transactions waiting for a snapshot.
 const MEMPOOL_CAPACITY: usize = 8192;
 /// Transactions per second taken from one gossip peer (what it relays included), and its burst.
 const TX_RATE_PER_PEER: (u32, u32) = (100, 400);
-/// Finalized snapshots asked for per sync request.
-const SYNC_BATCH: u32 = 16;
-/// Most bytes of snapshots in one sync response.
-const SYNC_RESPONSE_BYTES: usize = 16 << 20;
 
 // Inputs are moved through the inbox once; boxing would only add an allocation per message.
 // Inputs move through the inbox once; boxing would only add an allocation per message.
@@ -53,7 +48,7 @@ pub enum DriverInput {
 }
 
 /// What the API shows of consensus.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ChainStatus {
     /// The newest finalized epoch.
     pub finalized_epoch: Option<u64>,
@@ -99,86 +94,6 @@ enum Internal {
     SyncFailed,
 }
 
-/// Answers a `/sync/1` request from the ledger; consensus batches go to `inbox`.
-pub fn answer_sync(
-    ledger: &Ledger,
-    network_id: [u8; 32],
-    peer: PeerId,
-    data: &[u8],
-    inbox: &mpsc::Sender<DriverInput>,
-) -> Vec<u8> {
-    use v1::sync_request::Body;
-    let response = match decode::<v1::SyncRequest>(data)
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.validate().map(|()| r).map_err(|e| e.to_string()))
-    {
-        Err(reason) => v1::sync_response::Body::Error(v1::Error {
-            code: v1::ErrorCode::Malformed as i32,
-            message: reason,
-        }),
-        Ok(request) => match request.body {
-            Some(Body::Range(range)) => {
-                let mut items = Vec::new();
-                let mut bytes = 0usize;
-                for epoch in range.from_epoch..range.from_epoch + u64::from(range.count) {
-                    match ledger.finalized(epoch) {
-                        Ok(Some(item)) => {
-                            bytes += item.encoded_len();
-                            if bytes > SYNC_RESPONSE_BYTES && !items.is_empty() {
-                                break;
-                            }
-                            items.push(item);
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::error!(error = %e, "ledger read failed while serving sync");
-                            break;
-                        }
-                    }
-                }
-                v1::sync_response::Body::Snapshots(v1::FinalizedSnapshots { items })
-            }
-            Some(Body::Consensus(batch)) => {
-                if inbox
-                    .try_send(DriverInput::Direct(peer, batch.messages))
-                    .is_err()
-                {
-                    tracing::debug!(%peer, "consensus inbox full; batch dropped");
-                }
-                v1::sync_response::Body::Status(status(ledger, network_id))
-            }
-            Some(Body::Caps(_)) => v1::sync_response::Body::Error(v1::Error {
-                code: v1::ErrorCode::NotFound as i32,
-                message: "a validator serves no capability ads".into(),
-            }),
-            Some(Body::Status(_)) | None => {
-                v1::sync_response::Body::Status(status(ledger, network_id))
-            }
-        },
-    };
-    v1::SyncResponse {
-        body: Some(response),
-    }
-    .encode_to_vec()
-}
-
-fn status(ledger: &Ledger, network_id: [u8; 32]) -> v1::LedgerStatus {
-    match ledger.head() {
-        Ok(Some(Head { epoch, hash })) => v1::LedgerStatus {
-            network_id: network_id.to_vec(),
-            has_head: true,
-            head_epoch: epoch,
-            head_hash: hash.to_vec(),
-        },
-        _ => v1::LedgerStatus {
-            network_id: network_id.to_vec(),
-            has_head: false,
-            head_epoch: 0,
-            head_hash: Vec::new(),
-        },
-    }
-}
-
 /// Runs the engine until the inbox closes or the store fails.
 pub struct Driver {
     engine: Engine<Arc<Ledger>>,
@@ -187,7 +102,7 @@ pub struct Driver {
     genesis: Genesis,
     config: DriverConfig,
     status: Arc<Mutex<ChainStatus>>,
-    timers: BinaryHeap<Reverse<(Instant, u64, u32, u8)>>,
+    timers: BinaryHeap<Reverse<(Instant, u64, u32, TimeoutStep)>>,
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
     syncing: bool,
@@ -257,11 +172,12 @@ impl Driver {
         status.voting = self.engine.is_validator();
     }
 
-    /// Runs until `inbox` closes; returns an error only if the ledger failed.
+    /// Runs until `inbox` closes or `stop` is cancelled; returns an error only if the ledger failed.
     pub async fn run(
         mut self,
         initial: Vec<Action>,
         mut inbox: mpsc::Receiver<DriverInput>,
+        stop: CancellationToken,
     ) -> Result<(), EngineError> {
         self.perform(initial).await?;
         self.publish_status();
@@ -272,9 +188,10 @@ impl Driver {
             // The current epoch is decided from the moment it ends.
             let start_at = (!self.engine.started()).then(|| {
                 let end = self.epoch_end_ms(self.engine.height());
-                Instant::now() + Duration::from_millis(end.saturating_sub(crate::runtime::now_ms()))
+                Instant::now() + Duration::from_millis(end.saturating_sub(crate::clock::now_ms()))
             });
             tokio::select! {
+                () = stop.cancelled() => return Ok(()),
                 input = inbox.recv() => {
                     let Some(input) = input else { return Ok(()) };
                     self.on_input(input).await?;
@@ -282,11 +199,6 @@ impl Driver {
                 Some(internal) = self.internal_rx.recv() => self.on_internal(internal).await?,
                 () = sleep_until(next_timer), if next_timer.is_some() => {
                     if let Some(Reverse((_, height, round, step))) = self.timers.pop() {
-                        let step = match step {
-                            0 => super::core::TimeoutStep::Propose,
-                            1 => super::core::TimeoutStep::Prevote,
-                            _ => super::core::TimeoutStep::Precommit,
-                        };
                         let actions = blocking(|| self.engine.on_timeout(Timeout { height, round, step }))?;
                         self.perform(actions).await?;
                     }
@@ -363,7 +275,7 @@ impl Driver {
                 let bytes = tx.encode_to_vec();
                 let taken = self.mempool.insert(tx, self.engine.economy());
                 if let Ok(true) = taken
-                    && let Err(e) = self.network.publish(TX_TOPIC, bytes).await
+                    && let Err(e) = self.network.publish(&Topic::Tx.to_string(), bytes).await
                 {
                     tracing::debug!(error = %e, "transaction kept but not gossiped yet");
                 }
@@ -514,23 +426,18 @@ impl Driver {
                 Action::Broadcast(msg) => {
                     if let Err(e) = self
                         .network
-                        .publish(CONSENSUS_TOPIC, msg.encode_to_vec())
+                        .publish(&Topic::Consensus.to_string(), msg.encode_to_vec())
                         .await
                     {
                         tracing::debug!(error = %e, "consensus message not gossiped; the resend covers it");
                     }
                 }
                 Action::Schedule { timeout, after_ms } => {
-                    let step = match timeout.step {
-                        super::core::TimeoutStep::Propose => 0,
-                        super::core::TimeoutStep::Prevote => 1,
-                        super::core::TimeoutStep::Precommit => 2,
-                    };
                     self.timers.push(Reverse((
                         Instant::now() + Duration::from_millis(after_ms),
                         timeout.height,
                         timeout.round,
-                        step,
+                        timeout.step,
                     )));
                 }
                 Action::NeedValue { epoch, round } => {
@@ -548,7 +455,7 @@ impl Driver {
                 }
                 Action::Committed { epoch, round, hash } => {
                     let end = self.epoch_end_ms(epoch) - self.config.start_delay_ms;
-                    let latency_ms = crate::runtime::now_ms().saturating_sub(end);
+                    let latency_ms = crate::clock::now_ms().saturating_sub(end);
                     tracing::info!(epoch, round, latency_ms, hash = %hex::encode(&hash[..8]), "epoch finalized");
                     if let Some(listener) = &self.commits {
                         let _ = listener.send(Commit {

@@ -15,8 +15,9 @@ use super::core::{Core, Input, Output, Proposal, Timeout, TimeoutConfig, Timeout
 use super::evidence;
 use super::members::{Members, MembersError};
 use super::votes::ValueId;
-use crate::ledger::snapshot::{self, Expect};
-use crate::ledger::verify::{Extends, check_finalized};
+use super::wire;
+use crate::chain::snapshot::{self, Expect};
+use crate::chain::verify::{Extends, check_finalized};
 use crate::ledger::{Head, Ledger, LedgerError};
 use crate::state::State;
 
@@ -170,8 +171,8 @@ pub struct Engine<S: Store> {
     proposals: HashMap<u32, Vec<v1::Proposal>>,
     /// The first signed vote of each slot (round, type, validator) of this height.
     votes: HashMap<(u32, i32, Vec<u8>), v1::Vote>,
-    /// Own signatures of this height: (round, step) -> digest. 0 propose, 1 prevote, 2 precommit.
-    signed: HashMap<(u32, u8), [u8; 32]>,
+    /// Own signatures of this height: (round, step) -> digest.
+    signed: HashMap<(u32, TimeoutStep), [u8; 32]>,
     /// Own signed messages of this height, for rebroadcast.
     own: Vec<v1::ConsensusMessage>,
     /// Rounds whose value this node already chose.
@@ -183,31 +184,6 @@ pub struct Engine<S: Store> {
     future: BTreeMap<u64, Vec<v1::ConsensusMessage>>,
     future_len: usize,
     replaying: bool,
-}
-
-fn step_code(step: TimeoutStep) -> u32 {
-    match step {
-        TimeoutStep::Propose => 0,
-        TimeoutStep::Prevote => 1,
-        TimeoutStep::Precommit => 2,
-    }
-}
-
-fn step_from(code: u32) -> Option<TimeoutStep> {
-    match code {
-        0 => Some(TimeoutStep::Propose),
-        1 => Some(TimeoutStep::Prevote),
-        2 => Some(TimeoutStep::Precommit),
-        _ => None,
-    }
-}
-
-fn vote_step(vote_type: i32) -> u8 {
-    if vote_type == v1::VoteType::Prevote as i32 {
-        1
-    } else {
-        2
-    }
 }
 
 fn message(body: v1::consensus_message::Body) -> v1::ConsensusMessage {
@@ -299,7 +275,7 @@ impl<S: Store> Engine<S> {
             match &item.kind {
                 Some(v1::wal_entry::Kind::Vote(vote)) if Some(&vote.validator) == me.as_ref() => {
                     self.signed.insert(
-                        (vote.round, vote_step(vote.vote_type)),
+                        (vote.round, TimeoutStep::of_vote(vote.vote_type)),
                         vote.signing_digest(),
                     );
                 }
@@ -307,8 +283,10 @@ impl<S: Store> Engine<S> {
                     if let Some(proposal) = p.value.as_ref().and_then(|v| v.proposal.as_ref())
                         && Some(&proposal.proposer) == me.as_ref()
                     {
-                        self.signed
-                            .insert((proposal.round, 0), proposal.signing_digest());
+                        self.signed.insert(
+                            (proposal.round, TimeoutStep::Propose),
+                            proposal.signing_digest(),
+                        );
                     }
                 }
                 _ => {}
@@ -336,7 +314,7 @@ impl<S: Store> Engine<S> {
                         actions.extend(self.take_vote(vote)?);
                     }
                     v1::wal_entry::Kind::Timeout(t) => {
-                        let step = step_from(t.step).ok_or(EngineError::Wal {
+                        let step = TimeoutStep::from_wire(t.step).ok_or(EngineError::Wal {
                             epoch,
                             reason: format!("timeout step {}", t.step),
                         })?;
@@ -454,7 +432,7 @@ impl<S: Store> Engine<S> {
         self.log(
             v1::wal_entry::Kind::Timeout(v1::WalTimeout {
                 round: timeout.round,
-                step: step_code(timeout.step),
+                step: timeout.step.to_wire(),
             }),
             false,
         )?;
@@ -607,7 +585,7 @@ impl<S: Store> Engine<S> {
                     return Ok(Ok((Verdict::Ignore, Vec::new())));
                 }
                 self.check_signed(&vote, &vote.network_id, &vote.valset_hash)?;
-                if certificate::core_vote(&self.members, &vote).is_none() {
+                if wire::core_vote(&self.members, &vote).is_none() {
                     return Err(Rejected("vote fields do not fit the validator set".into()));
                 }
                 Ok(self.take_vote(vote).map(|a| (Verdict::Accept, a)))
@@ -743,7 +721,7 @@ impl<S: Store> Engine<S> {
             }),
             false,
         )?;
-        let Some(core_proposal) = certificate::core_proposal(&self.members, &proposal) else {
+        let Some(core_proposal) = wire::core_proposal(&self.members, &proposal) else {
             return Ok(Vec::new());
         };
         let value_id = core_proposal.value;
@@ -762,7 +740,7 @@ impl<S: Store> Engine<S> {
     }
 
     fn take_vote(&mut self, vote: v1::Vote) -> Result<Vec<Action>, EngineError> {
-        let Some(core_vote) = certificate::core_vote(&self.members, &vote) else {
+        let Some(core_vote) = wire::core_vote(&self.members, &vote) else {
             return Ok(Vec::new());
         };
         self.log(v1::wal_entry::Kind::Vote(vote.clone()), false)?;
@@ -791,7 +769,7 @@ impl<S: Store> Engine<S> {
     }
 
     /// Signs `message` unless a different one was signed for the same (round, step); logs it synced.
-    fn sign_guarded<M: Signed>(&mut self, slot: (u32, u8), mut msg: M) -> Option<M> {
+    fn sign_guarded<M: Signed>(&mut self, slot: (u32, TimeoutStep), mut msg: M) -> Option<M> {
         let keypair = self.keypair.as_ref()?;
         msg.set_signer(&keypair.public());
         msg.signature_mut().clear();
@@ -801,7 +779,7 @@ impl<S: Store> Engine<S> {
                 tracing::error!(
                     epoch = self.height,
                     round = slot.0,
-                    step = slot.1,
+                    step = ?slot.1,
                     "refusing to sign a second, different message for one step"
                 );
                 return None;
@@ -822,12 +800,11 @@ impl<S: Store> Engine<S> {
             match output {
                 Output::Propose(proposal) => self.propose(proposal, actions)?,
                 Output::Vote(vote) => {
-                    let Some(wire) =
-                        certificate::wire_vote(self.config.network_id, &self.members, &vote)
+                    let Some(wire) = wire::wire_vote(self.config.network_id, &self.members, &vote)
                     else {
                         continue;
                     };
-                    let step = vote_step(wire.vote_type);
+                    let step = TimeoutStep::of_vote(wire.vote_type);
                     let Some(signed) = self.sign_guarded((vote.round, step), wire) else {
                         continue;
                     };
@@ -943,12 +920,11 @@ impl<S: Store> Engine<S> {
             );
             return Ok(());
         };
-        let Some(wire) =
-            certificate::wire_proposal(self.config.network_id, &self.members, &proposal)
+        let Some(wire) = wire::wire_proposal(self.config.network_id, &self.members, &proposal)
         else {
             return Ok(());
         };
-        let Some(signed) = self.sign_guarded((proposal.round, 0), wire) else {
+        let Some(signed) = self.sign_guarded((proposal.round, TimeoutStep::Propose), wire) else {
             return Ok(());
         };
         let value = v1::ProposedValue {

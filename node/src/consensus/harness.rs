@@ -470,7 +470,7 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::verify::verify_ledger;
+    use crate::chain::verify::verify_ledger;
 
     fn check_ledgers(net: &Net, epochs: u64) {
         net.assert_agreement();
@@ -548,14 +548,14 @@ mod tests {
             let header = snapshot.header.unwrap();
             assert!(
                 snapshot.weights.len() == 4
-                    || cert.round >= crate::ledger::snapshot::OPEN_WEIGHTS_ROUND,
+                    || cert.round >= crate::chain::snapshot::OPEN_WEIGHTS_ROUND,
                 "epoch {epoch}: {} vectors finalized in round {}",
                 snapshot.weights.len(),
                 cert.round
             );
             assert!(
                 header.proposer != censor
-                    || cert.round >= crate::ledger::snapshot::OPEN_WEIGHTS_ROUND,
+                    || cert.round >= crate::chain::snapshot::OPEN_WEIGHTS_ROUND,
                 "epoch {epoch}: the censored snapshot won in round {}",
                 cert.round
             );

@@ -12,8 +12,10 @@ pub mod engine;
 pub mod evidence;
 pub mod members;
 pub mod service;
+pub mod sync;
 pub mod valset;
 pub mod votes;
+pub mod wire;
 
 #[cfg(test)]
 mod harness;

@@ -6,22 +6,24 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use meshmind_p2p::{NetworkError, NetworkEvent, NetworkHandle};
-use meshmind_protocols::Keypair;
+use meshmind_p2p::{GossipMessage, NetworkError, NetworkHandle, PeerId, RequestResponder};
+use meshmind_protocols::{Keypair, v1};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::core::TimeoutConfig;
-use super::driver::{
-    CONSENSUS_TOPIC, ChainStatus, Commit, Driver, DriverConfig, DriverInput, TX_TOPIC, answer_sync,
-};
+use super::driver::{ChainStatus, Commit, Driver, DriverConfig, DriverInput};
 use super::engine::{Engine, EngineConfig, EngineError};
 use super::members::{Members, MembersError};
+use super::sync::SyncServer;
 use crate::config::ConsensusSection;
 use crate::genesis::Genesis;
 use crate::ledger::{Ledger, LedgerError};
 use crate::role::validator::gossip::WeightBoard;
+use crate::service::{RequestKind, Service, ServiceFuture};
 use crate::state::{PoolError, State, StateError};
+use crate::topics::Topic;
 
 /// Messages waiting for the driver.
 const INBOX: usize = 1024;
@@ -63,12 +65,12 @@ pub struct ConsensusService {
     pub ledger: Arc<Ledger>,
     /// Progress, for the API.
     pub chain: Arc<Mutex<ChainStatus>>,
-    /// The driver task.
-    pub task: JoinHandle<()>,
     /// The economy after the head.
     pub economy: Arc<Mutex<State>>,
     inbox: mpsc::Sender<DriverInput>,
-    network_id: [u8; 32],
+    sync: SyncServer,
+    stop: CancellationToken,
+    driver: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ConsensusService {
@@ -103,8 +105,6 @@ impl ConsensusService {
         }
         let (engine, initial) = Engine::open(ledger.clone(), signer, config)?;
         tracing::info!(head = ?engine.head().map(|h| h.epoch), voting = engine.is_validator(), "ledger opened");
-        network.subscribe(CONSENSUS_TOPIC).await?;
-        network.subscribe(TX_TOPIC).await?;
         let chain = Arc::new(Mutex::new(ChainStatus::default()));
         let mut driver = Driver::new(
             engine,
@@ -122,18 +122,22 @@ impl ConsensusService {
         }
         let economy = driver.economy();
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
+        let stop = CancellationToken::new();
+        let driver_stop = stop.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = driver.run(initial, inbox_rx).await {
+            if let Err(e) = driver.run(initial, inbox_rx, driver_stop).await {
                 tracing::error!(error = %e, "consensus stopped: the ledger failed");
             }
         });
+        let sync = SyncServer::new(ledger.clone(), network_id, inbox.clone());
         Ok(Self {
             ledger,
             chain,
-            task,
             economy,
             inbox,
-            network_id,
+            sync,
+            stop,
+            driver: Mutex::new(Some(task)),
         })
     }
 
@@ -164,42 +168,67 @@ impl ConsensusService {
         Ok(answer.await.map_err(|_| SubmitError::Stopped)??)
     }
 
-    /// Handles the events that belong to consensus (consensus gossip, sync requests); returns
-    /// any other event untouched.
-    pub fn handle_event(&self, event: NetworkEvent) -> Option<NetworkEvent> {
-        match event {
-            NetworkEvent::Gossip(message) if message.topic == CONSENSUS_TOPIC => {
-                if let Err(
-                    mpsc::error::TrySendError::Full(DriverInput::Gossip(m))
-                    | mpsc::error::TrySendError::Closed(DriverInput::Gossip(m)),
-                ) = self.inbox.try_send(DriverInput::Gossip(message))
-                {
-                    m.validation.ignore();
-                }
-                None
-            }
-            NetworkEvent::Gossip(message) if message.topic == TX_TOPIC => {
-                if let Err(
-                    mpsc::error::TrySendError::Full(DriverInput::Transaction(m))
-                    | mpsc::error::TrySendError::Closed(DriverInput::Transaction(m)),
-                ) = self.inbox.try_send(DriverInput::Transaction(message))
-                {
-                    m.validation.ignore();
-                }
-                None
-            }
-            NetworkEvent::InboundRequest(request) => {
-                let answer = answer_sync(
-                    &self.ledger,
-                    self.network_id,
-                    request.peer,
-                    &request.data,
-                    &self.inbox,
-                );
-                request.responder.respond(answer);
-                None
-            }
-            other => Some(other),
+    /// Stops the driver and waits for it to return (a no-op once stopped).
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        let task = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "consensus driver failed");
         }
+    }
+
+    /// Hands a gossip message to the driver, or ignores it if the driver is busy.
+    fn forward(&self, input: DriverInput) {
+        if let Err(
+            mpsc::error::TrySendError::Full(input) | mpsc::error::TrySendError::Closed(input),
+        ) = self.inbox.try_send(input)
+            && let DriverInput::Gossip(message) | DriverInput::Transaction(message) = input
+        {
+            message.validation.ignore();
+        }
+    }
+}
+
+impl Service for ConsensusService {
+    fn name(&self) -> &'static str {
+        "consensus"
+    }
+
+    fn topics(&self) -> Vec<Topic> {
+        Topic::LEDGER.to_vec()
+    }
+
+    fn requests(&self) -> Vec<RequestKind> {
+        vec![
+            RequestKind::Range,
+            RequestKind::Status,
+            RequestKind::Consensus,
+        ]
+    }
+
+    fn on_gossip(&self, topic: Topic, message: GossipMessage) {
+        match topic {
+            Topic::Consensus => self.forward(DriverInput::Gossip(message)),
+            Topic::Tx => self.forward(DriverInput::Transaction(message)),
+            _ => message.validation.ignore(),
+        }
+    }
+
+    fn on_request(
+        &self,
+        peer: PeerId,
+        request: v1::sync_request::Body,
+        responder: RequestResponder,
+    ) {
+        self.sync.serve(peer, request, responder);
+    }
+
+    fn run(self: Arc<Self>, cancel: CancellationToken) -> ServiceFuture {
+        Box::pin(async move {
+            cancel.cancelled().await;
+            self.stop().await;
+        })
     }
 }

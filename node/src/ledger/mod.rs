@@ -1,10 +1,6 @@
 //! The RocksDB ledger: finalized snapshots with their certificates, the consensus write-ahead log,
 //! evidence, and the head, each in its own column family.
 
-pub mod snapshot;
-pub mod verify;
-pub mod view;
-
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 

@@ -1,6 +1,7 @@
 //! The roles a node plays.
 
 pub mod miner;
+pub mod reference;
 pub mod stream;
 pub mod validator;
 

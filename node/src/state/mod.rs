@@ -4,10 +4,10 @@
 //! Everything is kept in ordered maps and integers, so the state (and its root) is a pure function
 //! of the genesis and the finalized snapshots applied to it.
 
+mod canonical;
 mod emission;
 mod mempool;
 mod transaction;
-pub mod view;
 
 #[cfg(test)]
 mod tests;
@@ -334,26 +334,6 @@ impl State {
             }
         }
         state.supply.genesis = total;
-        state.check_invariants()?;
-        Ok(state)
-    }
-
-    /// The root committed to in snapshot headers: blake3 (derive-key mode) of the canonical JSON.
-    pub fn root(&self) -> [u8; 32] {
-        let mut hasher = blake3::Hasher::new_derive_key("meshmind/v1/state");
-        hasher.update(&self.to_bytes());
-        *hasher.finalize().as_bytes()
-    }
-
-    /// The stored form (compact JSON; maps are ordered, numbers are integers).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    /// Reads the stored form.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
-        let state: State =
-            serde_json::from_slice(bytes).map_err(|e| StateError::Corrupt(e.to_string()))?;
         state.check_invariants()?;
         Ok(state)
     }

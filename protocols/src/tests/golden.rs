@@ -52,6 +52,17 @@ fn genesis() {
     assert_eq!(hash(&samples::genesis()).to_hex(), GOLDEN_GENESIS_HASH);
 }
 
+#[test]
+fn economy_state_root() {
+    // The state root every snapshot header carries: blake3 key derivation over the canonical
+    // encoding of the economy state (see `state.proto`).
+    let encoded = prost::Message::encode_to_vec(&samples::economy_state());
+    assert_eq!(
+        hex_of(&blake3::derive_key("meshmind/v1/state", &encoded)),
+        GOLDEN_STATE_ROOT
+    );
+}
+
 const GOLDEN_PUBLIC_KEY: &str = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
 const GOLDEN_PEER_ID: &str = "12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7";
 const GOLDEN_VOTE_DIGEST: &str = "a4a071c30eebb827fbdedd624e9e13a87a58c163f92ebd9c25462c7c93aacccb";
@@ -63,3 +74,4 @@ const GOLDEN_TX_SIGNATURE: &str = "c7d2ef7154e7214cae4f52e837cfac9dd455066488134
 const GOLDEN_TX_HASH: &str = "b5944de52c819e844bd07eac126209d6a9006806da03ed6c19b176d4d53307a4";
 const GOLDEN_GENESIS_HASH: &str =
     "1ac65dd9bea0a80e0ff8822bb80c8f9a78aef263cb653f93fa4ad2074e579fa6";
+const GOLDEN_STATE_ROOT: &str = "904eebfe7527f513ba3815d4284452c71c3075e059fa7498ae384d0b4885ab09";

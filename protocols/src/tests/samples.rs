@@ -123,3 +123,84 @@ pub fn genesis() -> v1::Genesis {
         economy: None,
     }
 }
+
+/// A small economy state with every kind of entry, in its canonical encoding (the node's state
+/// module builds the same one from its own types).
+pub fn economy_state() -> v1::EconomyState {
+    let k = |b: u8| vec![b; 32];
+    v1::EconomyState {
+        network_id: k(9),
+        params: Some(v1::StateParams {
+            max_uids: 256,
+            immunity_epochs: 4,
+            min_burn: 1_000,
+            max_burn: 100_000_000_000,
+            burn_decay_per_mille: 50,
+            subnet_lock: 1_000_000,
+            max_subnets: 64,
+            owner_cut_per_mille: 180,
+            validator_take_per_mille: 180,
+            max_validators: 64,
+            activity_cutoff: 16,
+            yuma3: false,
+            liquid_alpha: false,
+        }),
+        epoch: 7,
+        accounts: vec![
+            v1::AccountState {
+                coldkey: k(1),
+                balance: 100,
+                nonce: 0,
+            },
+            v1::AccountState {
+                coldkey: k(2),
+                balance: 900,
+                nonce: 3,
+            },
+        ],
+        stakes: vec![v1::SubnetStakes {
+            subnet: 1,
+            hotkeys: vec![v1::HotkeyStakes {
+                hotkey: k(5),
+                coldkeys: vec![
+                    v1::ColdkeyStake {
+                        coldkey: k(1),
+                        amount: 40,
+                    },
+                    v1::ColdkeyStake {
+                        coldkey: k(2),
+                        amount: 60,
+                    },
+                ],
+            }],
+        }],
+        subnets: vec![v1::SubnetState {
+            id: 1,
+            name: "reference".into(),
+            tasks: vec!["sort".into(), "arith".into()],
+            owner: k(1),
+            locked: 10,
+            burn: 1_000,
+            neurons: vec![v1::NeuronState {
+                hotkey: k(5),
+                owner: k(2),
+                registered_at: 1,
+                last_update: 6,
+                weight_uids: vec![0, 3],
+                weight_values: vec![65_535, 7],
+                bond_uids: vec![0],
+                bond_values: vec![12],
+                last_emission: 44,
+                consensus: 1,
+                incentive: 2,
+                dividends: 3,
+                trust: 4,
+            }],
+        }],
+        supply: Some(v1::SupplyState {
+            genesis: 1_000_000,
+            emitted: 5_000,
+            burned: 1_000,
+        }),
+    }
+}

@@ -7,22 +7,29 @@
 use super::backend::{
     AnswerFuture, BackendError, ChunkSink, MinerBackend, StreamFuture, reader_gone,
 };
-use crate::http_client::{self, Part};
+use crate::api::client::{ApiClient, ClientError};
+
+/// Longest a whole (not streamed) answer of the model server may take.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Answers through a local HTTP model server.
 #[derive(Debug, Clone)]
 pub struct Http {
-    base: String,
+    client: ApiClient,
     path: String,
 }
 
 impl Http {
     /// A backend posting to `url` (`http://host:port/path`).
     pub fn new(url: &str) -> Result<Self, BackendError> {
-        let (base, path) =
-            http_client::split_url(url).map_err(|e| BackendError::Failed(e.to_string()))?;
-        Ok(Self { base, path })
+        let (client, path) =
+            ApiClient::for_url(url).map_err(|e| BackendError::Failed(e.to_string()))?;
+        Ok(Self { client, path })
     }
+}
+
+fn failed(error: ClientError) -> BackendError {
+    BackendError::Failed(format!("model server: {error}"))
 }
 
 impl MinerBackend for Http {
@@ -34,16 +41,20 @@ impl MinerBackend for Http {
         Box::pin(async move {
             let input = std::str::from_utf8(input)
                 .map_err(|_| BackendError::InvalidInput("input is not UTF-8".into()))?;
-            let body = serde_json::json!({ "task": task, "input": input }).to_string();
-            let (status, text) = http_client::request(&self.base, "POST", &self.path, Some(&body))
+            let body = serde_json::json!({ "task": task, "input": input });
+            let response = self
+                .client
+                .post_raw(&self.path, &body, Some(ANSWER_TIMEOUT))
                 .await
-                .map_err(|e| BackendError::Failed(format!("model server: {e:#}")))?;
+                .map_err(failed)?;
+            let status = response.status();
             if status != 200 {
                 return Err(BackendError::Failed(format!(
                     "model server answered HTTP {status}"
                 )));
             }
-            let reply: serde_json::Value = serde_json::from_str(&text)
+            let text = response.bytes().await.map_err(failed)?;
+            let reply: serde_json::Value = serde_json::from_slice(&text)
                 .map_err(|e| BackendError::Failed(format!("model server reply: {e}")))?;
             output_of(&reply)
         })
@@ -58,67 +69,47 @@ impl MinerBackend for Http {
         Box::pin(async move {
             let input = std::str::from_utf8(input)
                 .map_err(|_| BackendError::InvalidInput("input is not UTF-8".into()))?;
-            let body =
-                serde_json::json!({ "task": task, "input": input, "stream": true }).to_string();
-            let (parts_tx, parts) = tokio::sync::mpsc::channel(16);
-            let request =
-                http_client::stream_lines(&self.base, "POST", &self.path, Some(&body), parts_tx);
-            let relay = async move {
-                let mut parts = parts;
-                let (mut status, mut ndjson, mut whole) = (0u16, false, String::new());
-                while let Some(part) = parts.recv().await {
-                    match part {
-                        Part::Head {
-                            status: s,
-                            content_type,
-                        } => {
-                            status = s;
-                            ndjson = content_type.contains("ndjson");
-                        }
-                        Part::Line(line) if ndjson && status == 200 => {
-                            if line.trim().is_empty() {
-                                continue;
-                            }
-                            let piece: serde_json::Value =
-                                serde_json::from_str(&line).map_err(|e| {
-                                    BackendError::Failed(format!("model server line: {e}"))
-                                })?;
-                            if let Some(error) = piece.get("error") {
-                                return Err(BackendError::Failed(format!("model server: {error}")));
-                            }
-                            let text = piece
-                                .get("chunk")
-                                .or_else(|| piece.get("output"))
-                                .and_then(serde_json::Value::as_str)
-                                .unwrap_or_default();
-                            if !text.is_empty() {
-                                sink.send(text.as_bytes().to_vec())
-                                    .await
-                                    .map_err(|_| reader_gone())?;
-                            }
-                        }
-                        Part::Line(line) => {
-                            whole.push_str(&line);
-                            whole.push('\n');
-                        }
-                    }
+            let body = serde_json::json!({ "task": task, "input": input, "stream": true });
+            let response = self
+                .client
+                .post_raw(&self.path, &body, None)
+                .await
+                .map_err(failed)?;
+            let status = response.status();
+            if status != 200 {
+                return Err(BackendError::Failed(format!(
+                    "model server answered HTTP {status}"
+                )));
+            }
+            if !response.content_type().contains("ndjson") {
+                let text = response.bytes().await.map_err(failed)?;
+                let reply: serde_json::Value = serde_json::from_slice(&text)
+                    .map_err(|e| BackendError::Failed(format!("model server reply: {e}")))?;
+                let output = output_of(&reply)?;
+                return sink.send(output).await.map_err(|_| reader_gone());
+            }
+            let mut lines = response.lines();
+            while let Some(line) = lines.next_line().await.map_err(failed)? {
+                if line.trim().is_empty() {
+                    continue;
                 }
-                if status != 200 {
-                    return Err(BackendError::Failed(format!(
-                        "model server answered HTTP {status}"
-                    )));
+                let piece: serde_json::Value = serde_json::from_str(&line)
+                    .map_err(|e| BackendError::Failed(format!("model server line: {e}")))?;
+                if let Some(error) = piece.get("error") {
+                    return Err(BackendError::Failed(format!("model server: {error}")));
                 }
-                if !ndjson {
-                    let reply: serde_json::Value = serde_json::from_str(&whole)
-                        .map_err(|e| BackendError::Failed(format!("model server reply: {e}")))?;
-                    let output = output_of(&reply)?;
-                    sink.send(output).await.map_err(|_| reader_gone())?;
+                let text = piece
+                    .get("chunk")
+                    .or_else(|| piece.get("output"))
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                if !text.is_empty() {
+                    sink.send(text.as_bytes().to_vec())
+                        .await
+                        .map_err(|_| reader_gone())?;
                 }
-                Ok(())
-            };
-            let (requested, relayed) = tokio::join!(request, relay);
-            relayed?;
-            requested.map_err(|e| BackendError::Failed(format!("model server: {e:#}")))
+            }
+            Ok(())
         })
     }
 }

@@ -333,42 +333,30 @@ impl Miner {
         ads
     }
 
-    /// Answers a control-plane request (`/sync/1`): a request for this miner's ads gets its latest
-    /// unexpired ones; anything else, an error (a miner keeps no ledger).
-    pub fn answer_control(&self, data: &[u8], now_ms: u64) -> Vec<u8> {
-        use v1::sync_request::Body;
-        let (code, message) = match decode::<v1::SyncRequest>(data) {
-            Ok(v1::SyncRequest {
-                body: Some(Body::Caps(request)),
-            }) if request.subnet == self.config.subnet => {
-                let ads: Vec<v1::CapabilityAd> = self
-                    .ads
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .filter(|ad| ad.expires_at_ms > now_ms)
-                    .cloned()
-                    .collect();
-                let response = v1::SyncResponse {
-                    body: Some(v1::sync_response::Body::Ads(v1::CapabilityAds { ads })),
-                };
-                return response.encode_to_vec();
-            }
-            Ok(v1::SyncRequest {
-                body: Some(Body::Caps(request)),
-            }) => (
-                v1::ErrorCode::UnknownSubnet,
-                format!("subnet {} is not served here", request.subnet),
-            ),
-            Ok(_) => (v1::ErrorCode::Unavailable, "a miner keeps no ledger".into()),
-            Err(e) => (v1::ErrorCode::Malformed, e.to_string()),
+    /// The subnet this miner serves.
+    pub fn subnet(&self) -> u32 {
+        self.config.subnet
+    }
+
+    /// Answers a peer's request for this miner's ads: its latest unexpired ones, if the subnet is
+    /// its own.
+    pub fn answer_caps(&self, request: &v1::CapsRequest, now_ms: u64) -> v1::SyncResponse {
+        let body = if request.subnet == self.config.subnet {
+            let ads: Vec<v1::CapabilityAd> = self
+                .ads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter(|ad| ad.expires_at_ms > now_ms)
+                .cloned()
+                .collect();
+            v1::sync_response::Body::Ads(v1::CapabilityAds { ads })
+        } else {
+            v1::sync_response::Body::Error(v1::Error {
+                code: v1::ErrorCode::UnknownSubnet as i32,
+                message: format!("subnet {} is not served here", request.subnet),
+            })
         };
-        v1::SyncResponse {
-            body: Some(v1::sync_response::Body::Error(v1::Error {
-                code: code as i32,
-                message,
-            })),
-        }
-        .encode_to_vec()
+        v1::SyncResponse { body: Some(body) }
     }
 }

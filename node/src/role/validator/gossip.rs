@@ -1,31 +1,42 @@
 //! The validator's gossip: capability ads in, weight commitments and reveals out and in.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use meshmind_p2p::{GossipMessage, NetworkError, NetworkHandle};
 use meshmind_protocols::{PublicKey, Signed, Validate, decode, v1};
 use prost::Message;
 
 use super::weights::open;
+use crate::service::Service;
+use crate::topics::Topic;
 
-/// The topic of capability ads of `subnet`.
-pub fn caps_topic(subnet: u32) -> String {
-    format!("caps/{subnet}")
+/// Which half of commit-reveal a weights message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightKind {
+    /// A commitment to a vector (epoch e).
+    Commit,
+    /// The vector that opens a commitment (epoch e + 1).
+    Reveal,
 }
 
-/// The DHT key under which miners of `task` on `subnet` of the network tagged `network` provide.
-pub fn caps_key(network: &str, subnet: u32, task: &str) -> [u8; 32] {
-    *blake3::hash(format!("caps/{network}/{subnet}/{task}").as_bytes()).as_bytes()
-}
+impl WeightKind {
+    /// The gossip topic of this kind of message on `subnet`.
+    pub fn topic(self, subnet: u32) -> Topic {
+        match self {
+            WeightKind::Commit => Topic::WeightCommit(subnet),
+            WeightKind::Reveal => Topic::WeightReveal(subnet),
+        }
+    }
 
-/// The topic of weight commitments of `subnet`.
-pub fn commit_topic(subnet: u32) -> String {
-    format!("weights/{subnet}/commit")
-}
-
-/// The topic of weight reveals of `subnet`.
-pub fn reveal_topic(subnet: u32) -> String {
-    format!("weights/{subnet}/reveal")
+    /// The kind carried on `topic`, if it is a weights topic of `subnet`.
+    pub fn of(topic: Topic, subnet: u32) -> Option<Self> {
+        match topic {
+            Topic::WeightCommit(s) if s == subnet => Some(WeightKind::Commit),
+            Topic::WeightReveal(s) if s == subnet => Some(WeightKind::Reveal),
+            _ => None,
+        }
+    }
 }
 
 /// Most distinct epochs of commitments held at once.
@@ -56,8 +67,8 @@ pub enum WeightsEvent {
 
 impl WeightBoard {
     /// Handles a commitment or reveal from gossip; errors mean the sender should be penalised.
-    pub fn on_message(&mut self, commit_topic: bool, data: &[u8]) -> Result<WeightsEvent, String> {
-        if commit_topic {
+    pub fn on_message(&mut self, kind: WeightKind, data: &[u8]) -> Result<WeightsEvent, String> {
+        if kind == WeightKind::Commit {
             let commitment: v1::WeightCommit = decode(data).map_err(|e| e.to_string())?;
             commitment.validate().map_err(|e| e.to_string())?;
             commitment.verify_signature().map_err(|e| e.to_string())?;
@@ -149,7 +160,10 @@ impl WeightBoard {
     ) -> Result<(), NetworkError> {
         if let Some(pending) = self.own_pending.take()
             && let Err(e) = network
-                .publish(&reveal_topic(subnet), pending.encode_to_vec())
+                .publish(
+                    &WeightKind::Reveal.topic(subnet).to_string(),
+                    pending.encode_to_vec(),
+                )
                 .await
         {
             // Kept for the next attempt.
@@ -157,20 +171,22 @@ impl WeightBoard {
             return Err(e);
         }
         network
-            .publish(&commit_topic(subnet), commitment.encode_to_vec())
+            .publish(
+                &WeightKind::Commit.topic(subnet).to_string(),
+                commitment.encode_to_vec(),
+            )
             .await?;
         self.own_pending = Some(reveal);
         Ok(())
     }
 
-    /// Sorts a gossip message to the right handler and reports the verdict to the network.
-    pub fn handle_gossip(&mut self, subnet: u32, message: GossipMessage) -> Option<WeightsEvent> {
-        let is_commit = message.topic == commit_topic(subnet);
-        if !is_commit && message.topic != reveal_topic(subnet) {
-            message.validation.ignore();
-            return None;
-        }
-        match self.on_message(is_commit, &message.data) {
+    /// Handles a gossip message of `kind` and reports the verdict to the network.
+    pub fn handle_gossip(
+        &mut self,
+        kind: WeightKind,
+        message: GossipMessage,
+    ) -> Option<WeightsEvent> {
+        match self.on_message(kind, &message.data) {
             Ok(event) => {
                 message.validation.accept();
                 Some(event)
@@ -180,6 +196,61 @@ impl WeightBoard {
                 message.validation.reject();
                 None
             }
+        }
+    }
+}
+
+/// Where evidence of an equivocating weight commitment goes (consensus, on nodes that keep a
+/// ledger).
+pub type EvidenceSink = Box<dyn Fn(v1::Evidence) + Send + Sync>;
+
+/// The commit-reveal gossip of one subnet, checked into a shared [`WeightBoard`], as one service of
+/// a node (every role runs it, so every node forwards only valid weight messages).
+pub struct WeightsService {
+    board: Arc<Mutex<WeightBoard>>,
+    subnet: u32,
+    evidence: Option<EvidenceSink>,
+}
+
+impl WeightsService {
+    /// Weights of `subnet` into `board`; equivocations go to `evidence`, if given.
+    pub fn new(
+        board: Arc<Mutex<WeightBoard>>,
+        subnet: u32,
+        evidence: Option<EvidenceSink>,
+    ) -> Self {
+        Self {
+            board,
+            subnet,
+            evidence,
+        }
+    }
+}
+
+impl Service for WeightsService {
+    fn name(&self) -> &'static str {
+        "weights"
+    }
+
+    fn topics(&self) -> Vec<Topic> {
+        vec![
+            WeightKind::Commit.topic(self.subnet),
+            WeightKind::Reveal.topic(self.subnet),
+        ]
+    }
+
+    fn on_gossip(&self, topic: Topic, message: GossipMessage) {
+        let Some(kind) = WeightKind::of(topic, self.subnet) else {
+            message.validation.ignore();
+            return;
+        };
+        let event = self
+            .board
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .handle_gossip(kind, message);
+        if let (Some(WeightsEvent::Equivocated(evidence)), Some(sink)) = (event, &self.evidence) {
+            sink(*evidence);
         }
     }
 }

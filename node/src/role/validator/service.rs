@@ -2,7 +2,6 @@
 //! client queries to the best live miners with hedging.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -10,16 +9,17 @@ use futures::stream::FuturesUnordered;
 use meshmind_p2p::{InboundQuery, NetworkHandle, QueryStream};
 use meshmind_protocols::signing::verify_digest;
 use meshmind_protocols::{
-    Context, Keypair, Signature, Signed, Validate, ValidationError, decode, hash, v1,
+    Context, Keypair, QueryId, Signature, Signed, Validate, ValidationError, decode, hash, v1,
 };
 use prost::Message;
 use tokio::sync::mpsc;
 
-use super::gossip::caps_key;
+use super::hedge::{Want, hedge};
 use super::metagraph::{Metagraph, MinerEntry};
 use crate::role::error_frame;
-use crate::role::miner::Reference;
+use crate::role::reference;
 use crate::role::stream::{StreamCheck, StreamError};
+use crate::topics::caps_key;
 
 /// Frames of a streamed answer buffered between the miner and the client.
 const RELAY_BUFFERED: usize = 16;
@@ -71,38 +71,10 @@ pub struct Validator {
     network: NetworkHandle,
     metagraph: Mutex<Metagraph>,
     scores: Mutex<Scoreboard>,
-    nonce: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Words challenges are drawn from.
-const WORDS: [&str; 12] = [
-    "apple", "birch", "cedar", "delta", "ember", "fjord", "grove", "heron", "iris", "juniper",
-    "kestrel", "lichen",
-];
-
-/// A reference challenge for `task` from `nonce`: the input and its correct answer.
-pub fn challenge(task: &str, nonce: u64) -> Option<(Vec<u8>, Vec<u8>)> {
-    let mix = nonce.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
-    let input = match task {
-        "arith" => format!(
-            "({} + {}) * {} - {}",
-            mix % 1000,
-            (mix >> 10) % 1000,
-            (mix >> 20) % 100,
-            (mix >> 30) % 10_000
-        ),
-        "sort" => (0..6)
-            .map(|i| WORDS[((mix >> (i * 5)) % WORDS.len() as u64) as usize])
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => return None,
-    };
-    let expected = Reference::expected(task, input.as_bytes()).ok()?;
-    Some((input.into_bytes(), expected))
 }
 
 impl Validator {
@@ -111,7 +83,6 @@ impl Validator {
         Self {
             metagraph: Mutex::new(Metagraph::new(config.subnet)),
             scores: Mutex::new(Scoreboard::new(config.score)),
-            nonce: AtomicU64::new(1),
             config,
             network,
         }
@@ -252,19 +223,13 @@ impl Validator {
     }
 
     fn query(&self, task: &str, payload: Vec<u8>, deadline: Duration) -> v1::Query {
-        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
-        let mut id = [0u8; 16];
-        id[..8].copy_from_slice(&nonce.to_be_bytes());
-        v1::Query {
-            id: id.to_vec(),
-            network_id: self.config.network_id.to_vec(),
-            subnet: self.config.subnet,
-            task: task.to_string(),
+        v1::Query::new(
+            self.config.network_id,
+            self.config.subnet,
+            task,
             payload,
-            deadline_ms: u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX),
-            want_all: false,
-            stream: false,
-        }
+            u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX),
+        )
     }
 
     /// Sends `query` to `miner` and returns its valid signed answer, or why it does not count.
@@ -309,7 +274,7 @@ impl Validator {
         let deadline = self.config.challenge_deadline;
         let mut pending = FuturesUnordered::new();
         for miner in miners {
-            let tasks: Vec<String> = Reference::TASKS
+            let tasks: Vec<String> = reference::TASKS
                 .iter()
                 .filter(|t| miner.serves(t, now_ms))
                 .map(|t| t.to_string())
@@ -323,8 +288,10 @@ impl Validator {
                 continue;
             }
             for task in tasks {
-                let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
-                let Some((input, expected)) = challenge(&task, nonce) else {
+                // Unpredictable, so a miner cannot answer challenges from a table made in advance.
+                let id = QueryId::random();
+                let nonce = u64::from_le_bytes(id.0[..8].try_into().unwrap_or_default());
+                let Some((input, expected)) = reference::challenge(&task, nonce) else {
                     continue;
                 };
                 let query = self.query(&task, input, deadline);
@@ -405,45 +372,40 @@ impl Validator {
         let candidates = self.candidates(query, now_ms);
         let until =
             tokio::time::Instant::now() + Duration::from_millis(u64::from(query.deadline_ms));
-        let open = |i: usize| {
-            let miner = &candidates[i];
-            async move { (miner, self.open_stream(miner, query, until).await) }
-        };
-        let mut opening = FuturesUnordered::new();
-        let mut next = 0;
-        let mut failures = Vec::new();
-        let (miner, mut stream, mut check, first) = loop {
-            if next < candidates.len() && opening.is_empty() {
-                opening.push(open(next));
-                next += 1;
-            }
-            if opening.is_empty() {
-                let message = match failures.is_empty() {
-                    true => NO_MINER.to_string(),
-                    false => format!("no miner started a valid answer: {}", failures.join("; ")),
-                };
-                let _ = out
-                    .send(error_frame(v1::ErrorCode::Unavailable, message))
-                    .await;
-                return;
-            }
-            let hedge = tokio::time::sleep(self.config.hedge_after);
-            tokio::select! {
-                Some((miner, opened)) = opening.next() => match opened {
-                    Ok((stream, check, first)) => break (miner, stream, check, first),
-                    Err(reason) => failures.push(format!("uid {}: {reason}", miner.uid)),
-                },
-                () = hedge, if next < candidates.len() => {
-                    opening.push(open(next));
-                    next += 1;
+        let mut race = hedge(
+            candidates.len(),
+            Want::First,
+            self.config.hedge_after,
+            until,
+            |i| {
+                let miner = &candidates[i];
+                async move {
+                    match self.open_stream(miner, query, until).await {
+                        Ok((stream, check, first)) => Ok((miner, stream, check, first)),
+                        Err(reason) => Err(format!("uid {}: {reason}", miner.uid)),
+                    }
                 }
-                () = tokio::time::sleep_until(until) => {
-                    let _ = out.send(error_frame(v1::ErrorCode::DeadlineExceeded, "no miner started answering in time")).await;
-                    return;
-                }
-            }
+            },
+        )
+        .await;
+        let Some((miner, mut stream, mut check, first)) = race.won.pop() else {
+            let (code, message) = if race.timed_out {
+                (
+                    v1::ErrorCode::DeadlineExceeded,
+                    "no miner started answering in time".to_string(),
+                )
+            } else if race.failed.is_empty() {
+                (v1::ErrorCode::Unavailable, NO_MINER.to_string())
+            } else {
+                let reasons = race.failed.join("; ");
+                (
+                    v1::ErrorCode::Unavailable,
+                    format!("no miner started a valid answer: {reasons}"),
+                )
+            };
+            let _ = out.send(error_frame(code, message)).await;
+            return;
         };
-        drop(opening);
         let mut chunk = first;
         loop {
             let last = chunk.last;
@@ -486,44 +448,32 @@ impl Validator {
         if candidates.is_empty() {
             return error_frame(v1::ErrorCode::Unavailable, NO_MINER);
         }
-        let deadline = Duration::from_millis(u64::from(query.deadline_ms));
-        let until = tokio::time::Instant::now() + deadline;
-        let mut pending = FuturesUnordered::new();
-        let mut next = 0;
-        let mut collected = Vec::new();
-        if query.want_all {
-            for miner in &candidates {
-                pending.push(self.ask(miner, query));
-            }
-            next = candidates.len();
+        let until =
+            tokio::time::Instant::now() + Duration::from_millis(u64::from(query.deadline_ms));
+        let want = match query.want_all {
+            true => Want::All,
+            false => Want::First,
+        };
+        let race = hedge(
+            candidates.len(),
+            want,
+            self.config.hedge_after,
+            until,
+            |i| self.ask(&candidates[i], query),
+        )
+        .await;
+        let mut won = race.won;
+        if !query.want_all
+            && let Some(response) = won.pop()
+        {
+            return v1::QueryFrame {
+                body: Some(v1::query_frame::Body::Response(response)),
+            };
         }
-        loop {
-            if next < candidates.len() && pending.is_empty() {
-                pending.push(self.ask(&candidates[next], query));
-                next += 1;
-            }
-            let hedge = tokio::time::sleep(self.config.hedge_after);
-            tokio::select! {
-                result = pending.next() => match result {
-                    Some(Ok(response)) if !query.want_all => {
-                        return v1::QueryFrame { body: Some(v1::query_frame::Body::Response(response)) };
-                    }
-                    Some(Ok(response)) => collected.push(response),
-                    Some(Err(_)) => {}
-                    None if next >= candidates.len() => break,
-                    None => {}
-                },
-                () = hedge, if next < candidates.len() => {
-                    pending.push(self.ask(&candidates[next], query));
-                    next += 1;
-                }
-                () = tokio::time::sleep_until(until) => break,
-            }
-        }
-        if query.want_all && !collected.is_empty() {
+        if !won.is_empty() {
             return v1::QueryFrame {
                 body: Some(v1::query_frame::Body::Responses(v1::QueryResponses {
-                    responses: collected,
+                    responses: won,
                 })),
             };
         }

@@ -2,12 +2,18 @@
 //! enter finalized snapshots and move balances, stake and registrations; a replay is refused;
 //! emission is credited; `ledger verify` replays the whole economy from genesis.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Running, free_port, meshmind, ok, status};
+use meshmind_node::api::types::{Account, ChainMetagraph, Economy, Metagraph, SnapshotView};
+
+use crate::common::{Running, free_port, get, meshmind, ok, status};
+
+fn chain(api: &str) -> ChainMetagraph {
+    get::<Metagraph>(api, "/metagraph/1")
+        .chain
+        .expect("a finalized metagraph")
+}
 
 fn public_hex(path: &std::path::Path) -> String {
     let shown = ok(&["keys", "show", path.to_str().expect("utf-8"), "--json"]);
@@ -15,18 +21,8 @@ fn public_hex(path: &std::path::Path) -> String {
     shown["public_key"].as_str().expect("a key").to_string()
 }
 
-fn account(api: &str, key: &str) -> serde_json::Value {
-    serde_json::from_str(&ok(&["account", "show", key, "--api", api])).expect("JSON account")
-}
-
-fn get(api: &str, path: &str) -> serde_json::Value {
-    let url = format!("{api}{path}");
-    let output = std::process::Command::new("curl")
-        .args(["-sf", &url])
-        .output()
-        .expect("curl");
-    assert!(output.status.success(), "GET {url}: {output:?}");
-    serde_json::from_slice(&output.stdout).expect("JSON")
+fn account(api: &str, key: &str) -> Account {
+    serde_json::from_str(&ok(&["account", "show", key, "--api", api])).expect("an account")
 }
 
 #[test]
@@ -66,9 +62,9 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
     let coldkey = public_hex(&coldkey_file);
     let hotkey = public_hex(&v_dir.join("hotkey.json"));
     let start = account(&api, &coldkey);
-    assert_eq!(start["nonce"], 0);
-    let start_balance = start["balance"].as_u64().expect("balance");
-    assert!(start_balance >= 1_000_000_000, "{start}");
+    assert_eq!(start.nonce, 0);
+    let start_balance = start.balance;
+    assert!(start_balance >= 1_000_000_000, "{start:?}");
 
     // A transfer to a fresh coldkey, waited for until a finalized snapshot applied it.
     let other_file = dir.path().join("other.json");
@@ -94,8 +90,8 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
         "12345",
         "--wait",
     ]);
-    assert_eq!(account(&api, &other)["balance"], 12_345);
-    assert_eq!(account(&api, &coldkey)["nonce"], 1);
+    assert_eq!(account(&api, &other).balance, 12_345);
+    assert_eq!(account(&api, &coldkey).nonce, 1);
 
     // The same nonce again is a replay: refused before it reaches any snapshot.
     let replay = meshmind()
@@ -122,9 +118,7 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
     );
 
     // Register a new hotkey: it gets the next UID, and the burn price doubles.
-    let burn_before = get(&api, "/metagraph/1")["chain"]["burn"]
-        .as_u64()
-        .expect("burn");
+    let burn_before = chain(&api).burn;
     let new_hotkey_file = dir.path().join("miner-hotkey.json");
     ok(&[
         "keys",
@@ -148,17 +142,13 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
         "1",
         "--wait",
     ]);
-    let chain = get(&api, "/metagraph/1")["chain"].clone();
-    let neurons = chain["neurons"].as_array().expect("neurons");
+    let after = chain(&api);
     assert!(
-        neurons.iter().any(|n| n["hotkey"] == new_hotkey.as_str()),
-        "{chain}"
+        after.neurons.iter().any(|n| n.hotkey == new_hotkey),
+        "{after:?}"
     );
     // Doubled on registration, then lowered by at most 5 % per epoch since.
-    assert!(
-        chain["burn"].as_u64().expect("burn") > burn_before,
-        "{chain}"
-    );
+    assert!(after.burn > burn_before, "{after:?}");
 
     // Stake on the validator's hotkey.
     ok(&[
@@ -176,35 +166,31 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
         "5000",
         "--wait",
     ]);
-    let stakes = account(&api, &coldkey)["stakes"].clone();
+    let stakes = account(&api, &coldkey).stakes;
     let staked = stakes
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["hotkey"] == hotkey.as_str()))
-        .and_then(|s| s["amount"].as_u64())
+        .iter()
+        .find(|s| s.hotkey == hotkey)
+        .map(|s| s.amount)
         .expect("a stake on the validator's hotkey");
     assert!(
         staked >= 1_005_000,
-        "genesis stake + 5000 + emission: {stakes}"
+        "genesis stake + 5000 + emission: {stakes:?}"
     );
 
     // Supply: everything held equals genesis + emitted - burned, and emission flowed.
-    let economy = get(&api, "/economy");
-    let supply = &economy["supply"];
-    assert!(
-        supply["emitted"].as_u64().expect("emitted") > 0,
-        "{economy}"
-    );
-    assert!(supply["burned"].as_u64().expect("burned") >= burn_before);
+    let economy: Economy = get(&api, "/economy");
+    assert!(economy.supply.emitted > 0, "{economy:?}");
+    assert!(economy.supply.burned >= burn_before);
 
     // Transactions appear in the finalized snapshots.
-    let head = status(&api, Duration::from_secs(5))["consensus"]["finalized_epoch"]
-        .as_u64()
+    let head = status(&api, Duration::from_secs(5))
+        .consensus
+        .finalized_epoch
         .expect("a head");
     let mut carried = 0;
     for epoch in 0..=head {
-        carried += get(&api, &format!("/snapshots/{epoch}"))["transactions"]
-            .as_array()
-            .map_or(0, Vec::len);
+        let snapshot: SnapshotView = get(&api, &format!("/snapshots/{epoch}"));
+        carried += snapshot.transactions.len();
     }
     assert_eq!(carried, 3, "transfer, register and stake");
 

@@ -2,22 +2,17 @@
 //! miners by quality, and client queries routed through a validator survive the best miner dying.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use meshmind_node::clock::now_ms;
 use meshmind_node::role::miner::{AnswerFuture, Http, Miner, MinerBackend, MinerConfig, Reference};
+use meshmind_node::role::reference;
 use meshmind_node::role::validator::{Validator, ValidatorConfig};
 use meshmind_p2p::{Network, NetworkConfig, NetworkEvent, NetworkHandle};
 use meshmind_protocols::{Keypair, Signed, decode, v1};
 use prost::Message;
 
 const NET: [u8; 32] = [5; 32];
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// The reference tasks, answered after a delay.
 struct Slow(Duration);
@@ -29,7 +24,7 @@ impl MinerBackend for Slow {
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
         Box::pin(async move {
             tokio::time::sleep(self.0).await;
-            Reference::expected(task, input)
+            Ok(reference::expected(task, input)?)
         })
     }
 }
@@ -83,7 +78,7 @@ async fn model_server() -> String {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let task = body["task"].as_str().unwrap_or_default();
         let input = body["input"].as_str().unwrap_or_default();
-        let output = Reference::expected(task, input.as_bytes()).unwrap_or_default();
+        let output = reference::expected(task, input.as_bytes()).unwrap_or_default();
         axum::Json(serde_json::json!({ "output": String::from_utf8_lossy(&output) }))
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

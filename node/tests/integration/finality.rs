@@ -2,13 +2,13 @@
 //! agreement, a SIGKILLed validator catching up, no finality with half the stake down, and a
 //! wiped validator rebuilding its ledger from its peers.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Running, free_port, meshmind, ok, status};
+use meshmind_node::api::types::Status;
+
+use crate::common::{Running, free_port, meshmind, ok, quic_listen, status};
 
 const EPOCH_MS: u64 = 1000;
 
@@ -32,12 +32,12 @@ impl Validator {
         )
     }
 
-    fn status(&self) -> serde_json::Value {
+    fn status(&self) -> Status {
         status(&self.api, Duration::from_secs(30))
     }
 
     fn finalized(&self) -> Option<u64> {
-        self.status()["consensus"]["finalized_epoch"].as_u64()
+        self.status().consensus.finalized_epoch
     }
 
     fn wait_finalized(&self, epoch: u64, limit: Duration) -> u64 {
@@ -48,7 +48,7 @@ impl Validator {
             }
             assert!(
                 start.elapsed() < limit,
-                "{} did not finalize epoch {epoch} within {limit:?}: {}",
+                "{} did not finalize epoch {epoch} within {limit:?}: {:?}",
                 self.api,
                 self.status()
             );
@@ -89,10 +89,7 @@ fn network(root: &Path) -> Vec<Validator> {
             }
         })
         .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64;
+    let now = meshmind_node::clock::now_ms();
     let mut genesis = format!(
         "network_name = \"finality-test\"\ngenesis_time_ms = {}\nepoch_ms = {EPOCH_MS}\n\n\
          [[subnets]]\nid = 1\nname = \"reference\"\ntasks = [\"arith\", \"sort\"]\n",
@@ -119,19 +116,6 @@ fn network(root: &Path) -> Vec<Validator> {
     validators
 }
 
-fn quic_addr(status: &serde_json::Value) -> String {
-    status["listen"]
-        .as_array()
-        .and_then(|addrs| {
-            addrs
-                .iter()
-                .filter_map(|a| a.as_str())
-                .find(|a| a.contains("quic-v1"))
-        })
-        .expect("a QUIC listen address")
-        .to_string()
-}
-
 fn snapshot_hash(v: &Validator, epoch: u64) -> String {
     let shown = ok(&[
         "ledger",
@@ -153,7 +137,7 @@ fn four_validators_finalize_survive_kills_and_rebuild_a_wiped_ledger() {
     let vs = network(dir.path());
     let mut running: Vec<Option<Running>> = Vec::new();
     running.push(Some(vs[0].start(None)));
-    let boot = quic_addr(&vs[0].status());
+    let boot = quic_listen(&vs[0].status());
     for v in &vs[1..] {
         running.push(Some(v.start(Some(&boot))));
     }

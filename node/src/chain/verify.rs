@@ -4,9 +4,9 @@
 use meshmind_protocols::v1;
 
 use super::snapshot::{self, Expect};
-use super::{Ledger, LedgerError};
 use crate::consensus::certificate;
 use crate::consensus::members::Members;
+use crate::ledger::{Ledger, LedgerError};
 use crate::state::State;
 
 /// What a finalized snapshot must extend.

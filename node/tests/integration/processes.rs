@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-mod common;
+use meshmind_node::api::types::{Answer, QueryAnswer, StreamLine};
 
-use common::{Running, free_port, meshmind, ok, status};
+use crate::common::{Running, free_port, meshmind, ok, quic_listen, status};
 
 /// A validator's and a miner's data directories under `dir`, initialised on one genesis, with their
 /// API addresses: (validator dir, miner dir, validator API, miner API).
@@ -40,8 +40,8 @@ fn init_pair(dir: &Path) -> (PathBuf, PathBuf, String, String) {
     (v_dir, m_dir, v_api, m_api)
 }
 
-/// Asks the validator at `api` for `6 * 7` until a miner answers (at most 60 s); the answer as JSON.
-fn first_routed_answer(api: &str) -> serde_json::Value {
+/// Asks the validator at `api` for `6 * 7` until a miner answers (at most 60 s).
+fn first_routed_answer(api: &str) -> Answer {
     let start = Instant::now();
     loop {
         let output = meshmind()
@@ -51,7 +51,10 @@ fn first_routed_answer(api: &str) -> serde_json::Value {
             .output()
             .expect("run meshmind");
         if output.status.success() {
-            return serde_json::from_slice(&output.stdout).expect("JSON answer");
+            match serde_json::from_slice(&output.stdout).expect("an answer") {
+                QueryAnswer::One(answer) => return answer,
+                other => panic!("one answer expected, got {other:?}"),
+            }
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
@@ -59,20 +62,6 @@ fn first_routed_answer(api: &str) -> serde_json::Value {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
-}
-
-/// The QUIC listen address in a node's status, to use as a bootnode.
-fn quic_listen(status: &serde_json::Value) -> String {
-    status["listen"]
-        .as_array()
-        .and_then(|addrs| {
-            addrs
-                .iter()
-                .filter_map(|a| a.as_str())
-                .find(|a| a.contains("quic-v1"))
-        })
-        .expect("a QUIC listen address")
-        .to_string()
 }
 
 #[test]
@@ -99,7 +88,7 @@ fn init_run_status_query_and_graceful_shutdown() {
     );
     let v_api_url = format!("http://{v_api}");
     let v_status = status(&v_api_url, Duration::from_secs(20));
-    assert_eq!(v_status["role"], "validator");
+    assert_eq!(v_status.role, "validator");
     let bootnode = quic_listen(&v_status);
 
     let miner = Running(
@@ -116,27 +105,24 @@ fn init_run_status_query_and_graceful_shutdown() {
             .expect("start miner"),
     );
     let m_status = status(&format!("http://{m_api}"), Duration::from_secs(20));
-    assert_eq!(m_status["role"], "miner");
+    assert_eq!(m_status.role, "miner");
     assert_eq!(
-        m_status["network"], v_status["network"],
+        m_status.network, v_status.network,
         "same genesis, same network"
     );
 
     // The validator learns the miner from its ads, and routes a query to it.
     let answer = first_routed_answer(&v_api_url);
-    assert_eq!(answer["output"], "42");
-    assert_eq!(answer["miner"].as_str().map(str::len), Some(64));
-    let miner_key = answer["miner"].clone();
+    assert_eq!(answer.output, "42");
+    assert_eq!(answer.miner.len(), 64);
+    let miner_key = answer.miner.clone();
 
     // The same through the p2p query plane: client -> validator -> miner, all over QUIC.
-    let query_addr = v_status["query_multiaddr"]
-        .as_str()
-        .expect("a query-plane address")
-        .to_string();
-    let network_id = v_status["network_id"]
-        .as_str()
-        .expect("network id")
-        .to_string();
+    let query_addr = v_status
+        .query_multiaddr
+        .clone()
+        .expect("a query-plane address");
+    let network_id = v_status.network_id.clone();
     let answer = ok(&[
         "query",
         "--validator",
@@ -150,8 +136,11 @@ fn init_run_status_query_and_graceful_shutdown() {
         "--input",
         "pear apple fig",
     ]);
-    let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
-    assert_eq!(answer["output"], "apple fig pear");
+    let answer: QueryAnswer = serde_json::from_str(&answer).expect("an answer");
+    assert!(
+        matches!(&answer, QueryAnswer::One(a) if a.output == "apple fig pear"),
+        "{answer:?}"
+    );
     // Streamed through the validator: the text itself, then a verified signed trailer on stderr.
     let output = meshmind()
         .args([
@@ -181,15 +170,22 @@ fn init_run_status_query_and_graceful_shutdown() {
         "query", "--api", &v_api_url, "--subnet", "1", "--task", "arith", "--input", "6 * 7",
         "--stream",
     ]);
-    let lines: Vec<serde_json::Value> = lines
+    let lines: Vec<StreamLine> = lines
         .lines()
         .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .map(|l| serde_json::from_str(l).expect("a stream line"))
         .collect();
-    assert_eq!(lines.first().map(|l| l["chunk"].clone()), Some("42".into()));
-    let last = lines.last().expect("an end line");
-    assert_eq!(last["done"], true, "{lines:?}");
-    assert_eq!(last["miner"], miner_key);
+    assert_eq!(
+        lines.first(),
+        Some(&StreamLine::Chunk { chunk: "42".into() })
+    );
+    match lines.last() {
+        Some(StreamLine::Done { done, miner, .. }) => {
+            assert!(*done);
+            assert_eq!(*miner, miner_key);
+        }
+        other => panic!("an end line expected, got {other:?} in {lines:?}"),
+    }
     // A wrong network id is refused by the validator's query plane.
     let output = meshmind()
         .args([
@@ -273,7 +269,7 @@ fn a_miner_that_announces_only_in_the_dht_is_found_and_served() {
     );
     status(&format!("http://{m_api}"), Duration::from_secs(20));
     let answer = first_routed_answer(&v_api_url);
-    assert_eq!(answer["output"], "42");
+    assert_eq!(answer.output, "42");
     assert!(miner.terminate().success());
     assert!(validator.terminate().success());
 }

@@ -2,26 +2,19 @@
 //! one validator's committed and revealed weights become visible to the other.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use meshmind_node::clock::now_ms;
 use meshmind_node::role::miner::{Miner, MinerConfig, Reference};
-use meshmind_node::role::validator::gossip::{
-    WeightBoard, WeightsEvent, caps_topic, commit_topic, reveal_topic,
-};
+use meshmind_node::role::validator::gossip::{WeightBoard, WeightKind, WeightsEvent};
 use meshmind_node::role::validator::weights::commit;
 use meshmind_node::role::validator::{Validator, ValidatorConfig};
+use meshmind_node::topics::Topic;
 use meshmind_p2p::{Network, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle};
 use meshmind_protocols::{Keypair, v1};
 use prost::Message;
 
 const NET: [u8; 32] = [6; 32];
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
 where
@@ -73,10 +66,15 @@ fn start_validator(boot: Option<meshmind_p2p::Multiaddr>) -> ValidatorNode {
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             if let NetworkEvent::Gossip(message) = event {
-                if message.topic == caps_topic(1) {
-                    v.handle_ad_gossip(message, now_ms());
-                } else {
-                    b.lock().expect("board").handle_gossip(1, message);
+                let topic = message.topic.parse::<Topic>().expect("a known topic");
+                match WeightKind::of(topic, 1) {
+                    Some(kind) => {
+                        b.lock().expect("board").handle_gossip(kind, message);
+                    }
+                    None => {
+                        assert_eq!(topic, Topic::Caps(1));
+                        v.handle_ad_gossip(message, now_ms());
+                    }
                 }
             }
         }
@@ -131,13 +129,22 @@ async fn ads_and_weights_travel_by_gossip_and_reveals_open_commitments() {
     });
 
     for handle in [&a.handle, &b.handle, &miner_net] {
-        for topic in [caps_topic(1), commit_topic(1), reveal_topic(1)] {
-            handle.subscribe(&topic).await.expect("subscribe");
+        for topic in Topic::subnet_topics(1) {
+            handle
+                .subscribe(&topic.to_string())
+                .await
+                .expect("subscribe");
         }
     }
     for handle in [&a.handle, &b.handle] {
         wait_for("gossip meshes", || async {
-            (handle.mesh_peers(&caps_topic(1)).await.ok()?.len() >= 2).then_some(())
+            (handle
+                .mesh_peers(&Topic::Caps(1).to_string())
+                .await
+                .ok()?
+                .len()
+                >= 2)
+                .then_some(())
         })
         .await;
     }
@@ -145,7 +152,7 @@ async fn ads_and_weights_travel_by_gossip_and_reveals_open_commitments() {
     // The miner advertises; both validators learn it from gossip.
     let query_addr = miner_net.query_addr().expect("query plane").to_string();
     for ad in miner.capability_ads(now_ms(), 600_000, &[], &query_addr) {
-        publish(&miner_net, &caps_topic(1), ad.encode_to_vec()).await;
+        publish(&miner_net, &Topic::Caps(1).to_string(), ad.encode_to_vec()).await;
     }
     for v in [&a, &b] {
         wait_for("the miner in the metagraph", || async {
@@ -191,20 +198,24 @@ fn a_reveal_that_does_not_match_is_refused() {
     let (commitment, reveal) = commit(&key, NET, 1, 3, &[(0, 65535)], [7; 32]);
     let mut board = WeightBoard::default();
     assert!(
-        board.on_message(false, &reveal.encode_to_vec()).is_err(),
+        board
+            .on_message(WeightKind::Reveal, &reveal.encode_to_vec())
+            .is_err(),
         "reveal before commit"
     );
     board
-        .on_message(true, &commitment.encode_to_vec())
+        .on_message(WeightKind::Commit, &commitment.encode_to_vec())
         .expect("commit");
     let (_, other) = commit(&key, NET, 1, 3, &[(0, 100)], [7; 32]);
     assert!(
-        board.on_message(false, &other.encode_to_vec()).is_err(),
+        board
+            .on_message(WeightKind::Reveal, &other.encode_to_vec())
+            .is_err(),
         "different weights"
     );
-    assert!(board.on_message(false, b"garbage").is_err());
+    assert!(board.on_message(WeightKind::Reveal, b"garbage").is_err());
     board
-        .on_message(false, &reveal.encode_to_vec())
+        .on_message(WeightKind::Reveal, &reveal.encode_to_vec())
         .expect("the real reveal");
     assert_eq!(
         board.revealed(3).get(&key.public()),
@@ -219,14 +230,15 @@ fn a_second_different_commitment_is_evidence_and_the_first_stands() {
     let (second, _) = commit(&key, NET, 1, 4, &[(0, 1)], [7; 32]);
     let mut board = WeightBoard::default();
     board
-        .on_message(true, &first.encode_to_vec())
+        .on_message(WeightKind::Commit, &first.encode_to_vec())
         .expect("first");
     assert_eq!(
-        board.on_message(true, &first.encode_to_vec()),
+        board.on_message(WeightKind::Commit, &first.encode_to_vec()),
         Ok(WeightsEvent::Committed),
         "a repeat is no equivocation"
     );
-    let Ok(WeightsEvent::Equivocated(evidence)) = board.on_message(true, &second.encode_to_vec())
+    let Ok(WeightsEvent::Equivocated(evidence)) =
+        board.on_message(WeightKind::Commit, &second.encode_to_vec())
     else {
         panic!("a second commitment must be evidence");
     };
@@ -236,6 +248,6 @@ fn a_second_different_commitment_is_evidence_and_the_first_stands() {
     assert_eq!(d.first, Some(first));
     assert_eq!(d.second, Some(second));
     board
-        .on_message(false, &reveal.encode_to_vec())
+        .on_message(WeightKind::Reveal, &reveal.encode_to_vec())
         .expect("the first commitment still opens");
 }

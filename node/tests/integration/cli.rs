@@ -1,10 +1,6 @@
 //! The `meshmind` command line, run as the real binary.
 
-use std::process::Command;
-
-fn meshmind() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_meshmind"))
-}
+use crate::common::meshmind;
 
 #[test]
 fn generate_then_show() {

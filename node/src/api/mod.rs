@@ -1,18 +1,58 @@
 //! The HTTP API: status, peers, metagraph, weights, metrics and query routing.
 
-use std::sync::Arc;
-use std::time::Duration;
+pub mod client;
+pub mod types;
+pub mod view;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use meshmind_protocols::v1;
-use serde::Deserialize;
-use serde_json::json;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
 
-use crate::runtime::{NodeState, now_ms};
+use meshmind_p2p::NetworkHandle;
+use meshmind_protocols::v1;
+use prometheus_client::registry::Registry;
+
+use crate::clock::now_ms;
+use crate::config::Role;
+use crate::consensus::driver::ChainStatus;
+use crate::consensus::service::ConsensusService;
+use crate::genesis::Genesis;
+use crate::ledger::Ledger;
+use crate::role::validator::Validator;
+use crate::role::validator::gossip::WeightBoard;
+use types::{MinerView, PeerList, QueryRequest, SubmitTx, TxAccepted, Weights};
+use view::api_error;
+
+/// What the HTTP API reads.
+pub struct NodeState {
+    /// The role.
+    pub role: Role,
+    /// The genesis.
+    pub genesis: Genesis,
+    /// The network.
+    pub network: NetworkHandle,
+    /// The validator service, on validators.
+    pub validator: Option<Arc<Validator>>,
+    /// Weight vectors seen on gossip.
+    pub board: Arc<Mutex<WeightBoard>>,
+    /// Metrics.
+    pub registry: Registry,
+    /// The subnet this node follows.
+    pub subnet: u32,
+    /// The ledger, on validators and observers.
+    pub ledger: Option<Arc<Ledger>>,
+    /// Consensus progress.
+    pub chain: Arc<Mutex<ChainStatus>>,
+    /// Whether the test-only admin routes are served.
+    pub admin: bool,
+    /// Consensus (and the economy), on validators and observers.
+    pub consensus: Option<Arc<ConsensusService>>,
+}
 
 /// The API's routes.
 pub fn router(state: Arc<NodeState>) -> axum::Router {
@@ -41,59 +81,54 @@ pub fn router(state: Arc<NodeState>) -> axum::Router {
         .with_state(state)
 }
 
-async fn status(State(state): State<Arc<NodeState>>) -> Json<serde_json::Value> {
+async fn status(State(state): State<Arc<NodeState>>) -> Json<types::Status> {
     let peers = state.network.peers().await.unwrap_or_default();
+    let peer_id = state.network.local_peer_id();
     let listen: Vec<String> = state
         .network
         .listen_addrs()
         .await
         .unwrap_or_default()
         .iter()
-        .map(|a| format!("{a}/p2p/{}", state.network.local_peer_id()))
+        .map(|a| format!("{a}/p2p/{peer_id}"))
         .collect();
-    let miners = state
+    let miners_seen = state
         .validator
         .as_ref()
         .map(|v| v.metagraph().miners().count())
         .unwrap_or(0);
-    Json(json!({
-        "peer_id": state.network.local_peer_id().to_string(),
-        "role": state.role.to_string(),
-        "network": state.genesis.network_tag(),
-        "network_id": state.genesis.network_id.to_hex(),
-        "epoch": state.genesis.epoch_at(now_ms()),
-        "subnet": state.subnet,
-        "peers": peers.len(),
-        "listen": listen,
-        "query_addr": state.network.query_addr().map(|a| a.to_string()),
-        "query_multiaddr": state.network.query_addr().map(|a| {
+    let query_addr = state.network.query_addr();
+    Json(types::Status {
+        peer_id: peer_id.to_string(),
+        role: state.role.to_string(),
+        network: state.genesis.network_tag(),
+        network_id: state.genesis.network_id.to_hex(),
+        epoch: state.genesis.epoch_at(now_ms()),
+        subnet: state.subnet,
+        peers: peers.len(),
+        listen,
+        query_addr: query_addr.map(|a| a.to_string()),
+        query_multiaddr: query_addr.map(|a| {
             let ip = match a.ip() {
                 std::net::IpAddr::V4(ip) => format!("/ip4/{ip}"),
                 std::net::IpAddr::V6(ip) => format!("/ip6/{ip}"),
             };
-            format!("{ip}/udp/{}/quic-v1/p2p/{}", a.port(), state.network.local_peer_id())
+            format!("{ip}/udp/{}/quic-v1/p2p/{peer_id}", a.port())
         }),
-        "miners_seen": miners,
-        "consensus": state.chain.lock().map(|c| json!(*c)).unwrap_or_default(),
-    }))
-}
-
-/// Peers named in an admin request.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PeerList {
-    peers: Vec<String>,
+        miners_seen,
+        consensus: state.chain.lock().map(|c| c.clone()).unwrap_or_default(),
+    })
 }
 
 async fn set_blocked(state: &NodeState, list: PeerList, blocked: bool) -> Response {
     let mut done = Vec::new();
     for text in &list.peers {
         let Ok(peer) = text.parse::<meshmind_p2p::PeerId>() else {
-            return (
+            return error(
                 StatusCode::BAD_REQUEST,
-                Json(json!({ "error": format!("peers: {text:?} is not a peer id") })),
-            )
-                .into_response();
+                v1::ErrorCode::Malformed,
+                &format!("peers: {text:?} is not a peer id"),
+            );
         };
         let result = if blocked {
             state.network.block_peer(peer).await
@@ -101,15 +136,15 @@ async fn set_blocked(state: &NodeState, list: PeerList, blocked: bool) -> Respon
             state.network.unblock_peer(peer).await
         };
         if let Err(e) = result {
-            return (
+            return error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "error": e.to_string() })),
-            )
-                .into_response();
+                v1::ErrorCode::Unavailable,
+                &e.to_string(),
+            );
         }
         done.push(text.clone());
     }
-    Json(json!({ "blocked": blocked, "peers": done })).into_response()
+    Json(serde_json::json!({ "blocked": blocked, "peers": done })).into_response()
 }
 
 async fn block(State(state): State<Arc<NodeState>>, Json(list): Json<PeerList>) -> Response {
@@ -121,15 +156,15 @@ async fn unblock(State(state): State<Arc<NodeState>>, Json(list): Json<PeerList>
 }
 
 fn not_found(what: &str) -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({ "error": what }))).into_response()
+    error(StatusCode::NOT_FOUND, v1::ErrorCode::NotFound, what)
 }
 
-fn ledger_error(error: crate::ledger::LedgerError) -> Response {
-    (
+fn ledger_error(e: crate::ledger::LedgerError) -> Response {
+    error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        Json(json!({ "error": error.to_string() })),
+        v1::ErrorCode::Internal,
+        &e.to_string(),
     )
-        .into_response()
 }
 
 async fn snapshot(State(state): State<Arc<NodeState>>, Path(epoch): Path<u64>) -> Response {
@@ -137,7 +172,7 @@ async fn snapshot(State(state): State<Arc<NodeState>>, Path(epoch): Path<u64>) -
         return not_found("this node keeps no ledger");
     };
     match ledger.snapshot(epoch) {
-        Ok(Some(s)) => Json(crate::ledger::view::snapshot(&s)).into_response(),
+        Ok(Some(s)) => Json(view::snapshot(&s)).into_response(),
         Ok(None) => not_found("epoch not finalized here"),
         Err(e) => ledger_error(e),
     }
@@ -148,7 +183,7 @@ async fn certificate(State(state): State<Arc<NodeState>>, Path(epoch): Path<u64>
         return not_found("this node keeps no ledger");
     };
     match ledger.certificate(epoch) {
-        Ok(Some(c)) => Json(crate::ledger::view::certificate(&c)).into_response(),
+        Ok(Some(c)) => Json(view::certificate(&c)).into_response(),
         Ok(None) => not_found("epoch not finalized here"),
         Err(e) => ledger_error(e),
     }
@@ -159,12 +194,7 @@ async fn evidence(State(state): State<Arc<NodeState>>) -> Response {
         return not_found("this node keeps no ledger");
     };
     match ledger.evidence() {
-        Ok(all) => Json(
-            all.iter()
-                .map(crate::ledger::view::evidence)
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
+        Ok(all) => Json(all.iter().map(view::evidence).collect::<Vec<_>>()).into_response(),
         Err(e) => ledger_error(e),
     }
 }
@@ -185,7 +215,7 @@ fn economy_state(state: &NodeState) -> Option<crate::state::State> {
 async fn metagraph(State(state): State<Arc<NodeState>>, Path(subnet): Path<u32>) -> Response {
     let now = now_ms();
     // The validator's own view: miners from ads, with its scores.
-    let miners: Option<Vec<serde_json::Value>> = state
+    let miners: Option<Vec<MinerView>> = state
         .validator
         .as_ref()
         .filter(|_| subnet == state.subnet)
@@ -193,25 +223,32 @@ async fn metagraph(State(state): State<Arc<NodeState>>, Path(subnet): Path<u32>)
             validator
                 .metagraph()
                 .miners()
-                .map(|m| {
-                    json!({
-                        "uid": m.uid,
-                        "peer_id": m.peer.to_string(),
-                        "hotkey": m.key.to_hex(),
-                        "tasks": m.tasks.iter().filter(|(_, exp)| **exp > now).map(|(t, _)| t.clone()).collect::<Vec<_>>(),
-                        "last_seen_ms": m.last_seen_ms,
-                        "score": validator.score(m.uid),
-                    })
+                .map(|m| MinerView {
+                    uid: m.uid,
+                    peer_id: m.peer.to_string(),
+                    hotkey: m.key.to_hex(),
+                    tasks: m
+                        .tasks
+                        .iter()
+                        .filter(|(_, exp)| **exp > now)
+                        .map(|(t, _)| t.clone())
+                        .collect(),
+                    last_seen_ms: m.last_seen_ms,
+                    score: validator.score(m.uid),
                 })
                 .collect()
         });
     // The finalized one: registered neurons with stake and Yuma results.
-    let chain = economy_state(&state).and_then(|e| crate::state::view::subnet(&e, subnet));
+    let chain = economy_state(&state).and_then(|e| view::chain_metagraph(&e, subnet));
     if miners.is_none() && chain.is_none() {
         return not_found("no metagraph for this subnet here");
     }
-    Json(json!({ "subnet": subnet, "miners": miners.unwrap_or_default(), "chain": chain }))
-        .into_response()
+    Json(types::Metagraph {
+        subnet,
+        miners: miners.unwrap_or_default(),
+        chain,
+    })
+    .into_response()
 }
 
 async fn account(State(state): State<Arc<NodeState>>, Path(coldkey): Path<String>) -> Response {
@@ -226,23 +263,16 @@ async fn account(State(state): State<Arc<NodeState>>, Path(coldkey): Path<String
         );
     };
     match economy_state(&state) {
-        Some(economy) => Json(crate::state::view::account(&economy, &key)).into_response(),
+        Some(economy) => Json(view::account(&economy, &key)).into_response(),
         None => not_found("this node keeps no ledger"),
     }
 }
 
 async fn economy(State(state): State<Arc<NodeState>>) -> Response {
     match economy_state(&state) {
-        Some(economy) => Json(crate::state::view::summary(&economy)).into_response(),
+        Some(economy) => Json(view::economy(&economy)).into_response(),
         None => not_found("this node keeps no ledger"),
     }
-}
-
-/// A transaction to submit: its protobuf encoding in hex.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitRequest {
-    tx: String,
 }
 
 async fn submit_tx(State(state): State<Arc<NodeState>>, body: axum::body::Bytes) -> Response {
@@ -253,7 +283,7 @@ async fn submit_tx(State(state): State<Arc<NodeState>>, body: axum::body::Bytes)
             "this node keeps no ledger; submit to a validator or an observer",
         );
     };
-    let tx = serde_json::from_slice::<SubmitRequest>(&body)
+    let tx = serde_json::from_slice::<SubmitTx>(&body)
         .map_err(|e| e.to_string())
         .and_then(|r| hex::decode(r.tx.trim()).map_err(|e| format!("tx: {e}")))
         .and_then(|bytes| {
@@ -267,7 +297,11 @@ async fn submit_tx(State(state): State<Arc<NodeState>>, body: axum::body::Bytes)
     match consensus.submit_transaction(tx).await {
         Ok(new) => (
             StatusCode::ACCEPTED,
-            Json(json!({"accepted": true, "new": new, "hash": hash})),
+            Json(TxAccepted {
+                accepted: true,
+                new,
+                hash,
+            }),
         )
             .into_response(),
         Err(crate::consensus::service::SubmitError::Stopped) => error(
@@ -285,28 +319,29 @@ async fn submit_tx(State(state): State<Arc<NodeState>>, body: axum::body::Bytes)
 
 async fn weights(State(state): State<Arc<NodeState>>, Path(subnet): Path<u32>) -> Response {
     if subnet != state.subnet {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "subnet not followed here"})),
-        )
-            .into_response();
+        return not_found("subnet not followed here");
     }
     let own = state.validator.as_ref().map(|v| v.weights());
     let epoch = state.genesis.epoch_at(now_ms());
     let board = state.board.lock().unwrap_or_else(|p| p.into_inner());
-    let revealed: serde_json::Map<String, serde_json::Value> = (epoch.saturating_sub(3)..=epoch)
+    let revealed = (epoch.saturating_sub(3)..=epoch)
         .filter_map(|e| {
             let vectors = board.revealed(e);
             (!vectors.is_empty()).then(|| {
-                let by_validator: serde_json::Map<String, serde_json::Value> = vectors
+                let by_validator = vectors
                     .into_iter()
-                    .map(|(key, pairs)| (key.to_hex(), json!(pairs)))
+                    .map(|(key, pairs)| (key.to_hex(), pairs))
                     .collect();
-                (e.to_string(), serde_json::Value::Object(by_validator))
+                (e.to_string(), by_validator)
             })
         })
         .collect();
-    Json(json!({ "subnet": subnet, "own": own, "revealed": revealed })).into_response()
+    Json(Weights {
+        subnet,
+        own,
+        revealed,
+    })
+    .into_response()
 }
 
 async fn metrics(State(state): State<Arc<NodeState>>) -> Response {
@@ -324,28 +359,8 @@ async fn metrics(State(state): State<Arc<NodeState>>) -> Response {
     }
 }
 
-/// A query as JSON.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QueryRequest {
-    subnet: u32,
-    task: String,
-    input: String,
-    #[serde(default)]
-    deadline_ms: Option<u32>,
-    #[serde(default)]
-    want_all: bool,
-    /// Answer as newline-delimited JSON pieces while the miner produces them.
-    #[serde(default)]
-    stream: bool,
-}
-
 fn error(status: StatusCode, code: v1::ErrorCode, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": code.as_str_name(), "message": message}})),
-    )
-        .into_response()
+    (status, Json(api_error(code, message))).into_response()
 }
 
 /// A streamed answer as newline-delimited JSON, each line sent as the miner produces it.
@@ -355,7 +370,8 @@ fn stream(validator: Arc<crate::role::validator::Validator>, query: v1::Query) -
     tokio::spawn(async move { validator.route_stream(&query, now_ms(), out).await });
     let lines = futures::stream::unfold(frames, |mut frames| async move {
         let frame = frames.recv().await?;
-        let line = format!("{}\n", crate::answer::stream_line(&frame));
+        let mut line = serde_json::to_string(&view::stream_line(&frame)).unwrap_or_default();
+        line.push('\n');
         Some((Ok::<_, std::convert::Infallible>(line), frames))
     });
     (
@@ -383,17 +399,16 @@ async fn query(State(state): State<Arc<NodeState>>, body: axum::body::Bytes) -> 
             "only validators route queries",
         );
     };
-    let mut id = [0u8; 16];
-    id[..8].copy_from_slice(&now_ms().to_be_bytes());
     let query = v1::Query {
-        id: id.to_vec(),
-        network_id: state.genesis.network_id.to_vec(),
-        subnet: request.subnet,
-        task: request.task,
-        payload: request.input.into_bytes(),
-        deadline_ms: request.deadline_ms.unwrap_or(5_000),
         want_all: request.want_all,
         stream: request.stream,
+        ..v1::Query::new(
+            *state.genesis.network_id.as_bytes(),
+            request.subnet,
+            request.task,
+            request.input.into_bytes(),
+            request.deadline_ms.unwrap_or(5_000),
+        )
     };
     if let Err(e) = meshmind_protocols::Validate::validate(&query) {
         return error(
@@ -419,7 +434,7 @@ async fn query(State(state): State<Arc<NodeState>>, body: axum::body::Bytes) -> 
     )
     .await;
     let frame = routed.ok();
-    match crate::answer::frame_json(frame.as_ref()) {
+    match view::query_answer(frame.as_ref()) {
         Ok(answer) => Json(answer).into_response(),
         Err((v1::ErrorCode::DeadlineExceeded, message)) => error(
             StatusCode::GATEWAY_TIMEOUT,

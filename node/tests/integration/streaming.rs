@@ -3,8 +3,9 @@
 //! signed trailer does not match its data is caught by the validator.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use meshmind_node::clock::now_ms;
 use meshmind_node::role::miner::{
     AnswerFuture, ChunkSink, Miner, MinerBackend, MinerConfig, StreamFuture,
 };
@@ -17,13 +18,6 @@ use tokio::sync::Notify;
 
 const NET: [u8; 32] = [9; 32];
 const TASK: &str = "generate";
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// Streams "hello ", then waits for the gate, then "streaming " and "world".
 struct Gated(Arc<Notify>);

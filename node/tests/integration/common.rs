@@ -1,8 +1,11 @@
 //! Helpers for tests that run real `meshmind` processes.
-#![allow(dead_code)]
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+use meshmind_node::api::client::ApiClient;
+use meshmind_node::api::types::Status;
+use serde::de::DeserializeOwned;
 
 pub fn meshmind() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_meshmind"));
@@ -25,7 +28,7 @@ pub fn ok(args: &[&str]) -> String {
 }
 
 /// Polls `meshmind status` until it answers.
-pub fn status(api: &str, limit: Duration) -> serde_json::Value {
+pub fn status(api: &str, limit: Duration) -> Status {
     let start = Instant::now();
     loop {
         let output = meshmind()
@@ -33,7 +36,7 @@ pub fn status(api: &str, limit: Duration) -> serde_json::Value {
             .output()
             .expect("run meshmind");
         if output.status.success() {
-            return serde_json::from_slice(&output.stdout).expect("status is JSON");
+            return serde_json::from_slice(&output.stdout).expect("a status");
         }
         assert!(start.elapsed() < limit, "no status from {api}: {output:?}");
         std::thread::sleep(Duration::from_millis(200));
@@ -66,4 +69,26 @@ impl Running {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// `GET path` from the API at `api`, decoded as the route's type; panics on failure.
+pub fn get<T: DeserializeOwned>(api: &str, path: &str) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let client = ApiClient::new(api).expect("an API address");
+    runtime
+        .block_on(client.get(path))
+        .unwrap_or_else(|e| panic!("GET {api}{path}: {e}"))
+}
+
+/// The QUIC listen address in a node's status, to use as a bootnode.
+pub fn quic_listen(status: &Status) -> String {
+    status
+        .listen
+        .iter()
+        .find(|a| a.contains("quic-v1"))
+        .expect("a QUIC listen address")
+        .clone()
 }

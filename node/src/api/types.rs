@@ -1,0 +1,424 @@
+//! The HTTP API's request and response bodies: what the server writes and every client (the CLI,
+//! the wallet, the testnet, the tests) reads, one type per body.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::consensus::driver::ChainStatus;
+pub use crate::state::Params;
+
+/// An error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What went wrong.
+    pub error: ErrorBody,
+}
+
+/// The body of an error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The protocol's error code name (`MALFORMED`, `UNAVAILABLE`, `DEADLINE_EXCEEDED`, ...).
+    pub code: String,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// `GET /status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// Its role (`miner`, `validator`, `observer`).
+    pub role: String,
+    /// The network tag (first 16 hex digits of the network id).
+    pub network: String,
+    /// The network id (hex).
+    pub network_id: String,
+    /// The current epoch by the clock.
+    pub epoch: u64,
+    /// The subnet this node follows.
+    pub subnet: u32,
+    /// Connected peers.
+    pub peers: usize,
+    /// Listen addresses with this node's `/p2p/` suffix.
+    pub listen: Vec<String>,
+    /// The query plane's socket address.
+    pub query_addr: Option<String>,
+    /// The query plane as a multiaddr.
+    pub query_multiaddr: Option<String>,
+    /// Miners in this validator's metagraph.
+    pub miners_seen: usize,
+    /// Consensus progress.
+    pub consensus: ChainStatus,
+}
+
+/// Peers named in an admin request (`POST /admin/block`, `/admin/unblock`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerList {
+    /// Peer ids.
+    pub peers: Vec<String>,
+}
+
+/// `GET /metagraph/<subnet>`: this validator's view and the finalized one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metagraph {
+    /// The subnet.
+    pub subnet: u32,
+    /// Miners this validator found, with its scores (empty on other nodes).
+    pub miners: Vec<MinerView>,
+    /// The finalized registrations with stake and Yuma results, where a ledger is kept.
+    pub chain: Option<ChainMetagraph>,
+}
+
+/// A miner in a validator's metagraph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MinerView {
+    /// Its UID (the chain's, once registered).
+    pub uid: u32,
+    /// Its peer id.
+    pub peer_id: String,
+    /// Its hotkey (hex).
+    pub hotkey: String,
+    /// Tasks it advertises now.
+    pub tasks: Vec<String>,
+    /// When its latest ad was seen.
+    pub last_seen_ms: u64,
+    /// This validator's score of it.
+    pub score: f64,
+}
+
+/// A subnet's finalized metagraph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainMetagraph {
+    /// Name.
+    pub name: String,
+    /// Tasks served.
+    pub tasks: Vec<String>,
+    /// Owner coldkey (hex).
+    pub owner: Option<String>,
+    /// Current registration burn.
+    pub burn: u64,
+    /// Amount locked by its creator.
+    pub locked: u64,
+    /// Neurons by UID.
+    pub neurons: Vec<NeuronView>,
+}
+
+/// A registered neuron.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NeuronView {
+    /// UID.
+    pub uid: u32,
+    /// Hotkey (hex).
+    pub hotkey: String,
+    /// Owner coldkey (hex).
+    pub owner: String,
+    /// Stake behind the hotkey on this subnet.
+    pub stake: u64,
+    /// Epoch of registration.
+    pub registered_at: u64,
+    /// Epoch of its latest weights.
+    pub last_update: u64,
+    /// Last epoch's consensus (u16 fraction).
+    pub consensus: u16,
+    /// Last epoch's incentive (u16 fraction).
+    pub incentive: u16,
+    /// Last epoch's dividends (u16 fraction).
+    pub dividends: u16,
+    /// Last epoch's validator trust (u16 fraction).
+    pub validator_trust: u16,
+    /// Emission received last epoch.
+    pub emission: u64,
+    /// Bonds as `(uid, u16)`.
+    pub bonds: Vec<(u32, u16)>,
+}
+
+/// `GET /weights/<subnet>`: this validator's vector and the revealed ones of recent epochs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Weights {
+    /// The subnet.
+    pub subnet: u32,
+    /// This validator's current vector as `(uid, u16)`.
+    pub own: Option<Vec<(u32, u16)>>,
+    /// Revealed vectors by epoch (decimal) and validator hotkey (hex).
+    pub revealed: BTreeMap<String, BTreeMap<String, Vec<(u32, u16)>>>,
+}
+
+/// `GET /accounts/<coldkey>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Account {
+    /// Coldkey (hex).
+    pub coldkey: String,
+    /// Free balance.
+    pub balance: u64,
+    /// The nonce the next transaction must carry.
+    pub nonce: u64,
+    /// Its stakes.
+    pub stakes: Vec<StakeView>,
+    /// The epoch the state is at.
+    pub epoch: u64,
+}
+
+/// A stake of a coldkey behind a hotkey.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StakeView {
+    /// Subnet.
+    pub subnet: u32,
+    /// Hotkey (hex).
+    pub hotkey: String,
+    /// Amount.
+    pub amount: u64,
+}
+
+/// `GET /economy`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Economy {
+    /// The epoch the state is at.
+    pub epoch: u64,
+    /// Supply accounting.
+    pub supply: SupplyView,
+    /// The rules.
+    pub params: Params,
+    /// Subnet ids.
+    pub subnets: Vec<u32>,
+    /// Number of accounts.
+    pub accounts: usize,
+    /// The state root (hex).
+    pub root: String,
+}
+
+/// Supply accounting.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SupplyView {
+    /// At genesis.
+    pub genesis: u64,
+    /// Minted since.
+    pub emitted: u64,
+    /// Burned since.
+    pub burned: u64,
+    /// In existence now.
+    pub total: u128,
+}
+
+/// `POST /tx`: a transaction's protobuf encoding in hex.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitTx {
+    /// The encoding, hex.
+    pub tx: String,
+}
+
+/// `POST /tx` accepted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TxAccepted {
+    /// Always true.
+    pub accepted: bool,
+    /// False if it was already waiting.
+    pub new: bool,
+    /// Its hash (hex).
+    pub hash: String,
+}
+
+/// `POST /query`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    /// Subnet.
+    pub subnet: u32,
+    /// Task.
+    pub task: String,
+    /// Input text.
+    pub input: String,
+    /// Budget in milliseconds (default 5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u32>,
+    /// Every valid answer of the top miners instead of the first.
+    #[serde(default)]
+    pub want_all: bool,
+    /// Answer as newline-delimited JSON pieces while the miner produces them.
+    #[serde(default)]
+    pub stream: bool,
+}
+
+/// One miner's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The miner's time in microseconds.
+    pub elapsed_us: u64,
+    /// The answering miner's hotkey (hex).
+    pub miner: String,
+    /// The output (UTF-8, lossy).
+    pub output: String,
+}
+
+/// `POST /query` answered: one answer, or every answer when `want_all`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum QueryAnswer {
+    /// The first valid answer.
+    One(Answer),
+    /// Every valid answer.
+    All {
+        /// The answers.
+        answers: Vec<Answer>,
+    },
+}
+
+/// One line of a streamed answer (`POST /query` with `stream`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StreamLine {
+    /// A piece of the answer.
+    Chunk {
+        /// The piece (UTF-8, lossy).
+        chunk: String,
+    },
+    /// The miner's signed end.
+    Done {
+        /// Always true.
+        done: bool,
+        /// The miner's hotkey (hex).
+        miner: String,
+        /// The miner's time in microseconds.
+        elapsed_us: u64,
+        /// The last chunk's sequence number.
+        chunks: u32,
+    },
+    /// The stream failed.
+    Error(ApiError),
+    /// A whole answer in one line.
+    Answer(QueryAnswer),
+}
+
+/// `GET /snapshots/<epoch>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotView {
+    /// Epoch.
+    pub epoch: u64,
+    /// Header hash (hex).
+    pub hash: String,
+    /// Parent header hash (hex).
+    pub parent_hash: String,
+    /// Hash of the validator set that finalized it (hex).
+    pub valset_hash: String,
+    /// Hash of the set that finalizes the next epoch (hex).
+    pub next_valset_hash: String,
+    /// Root of the weights (hex).
+    pub weights_root: String,
+    /// Root of the evidence (hex).
+    pub evidence_root: String,
+    /// The economy's state root after it (hex).
+    pub state_root: String,
+    /// The proposer's hotkey (hex).
+    pub proposer: String,
+    /// Revealed weight vectors.
+    pub weights: Vec<WeightsView>,
+    /// Root of the transactions (hex).
+    pub txs_root: String,
+    /// Root of the results (hex).
+    pub results_root: String,
+    /// Transactions, in order.
+    pub transactions: Vec<TransactionView>,
+    /// Yuma results per subnet.
+    pub results: Vec<ResultView>,
+    /// Evidence included.
+    pub evidence: Vec<EvidenceView>,
+    /// The next validator set.
+    pub next_validators: Vec<ValidatorView>,
+}
+
+/// A revealed weight vector in a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WeightsView {
+    /// Subnet.
+    pub subnet: u32,
+    /// Validator hotkey (hex).
+    pub validator: String,
+    /// UIDs.
+    pub uids: Vec<u32>,
+    /// Weights (u16), by the UIDs' positions.
+    pub weights: Vec<u32>,
+}
+
+/// A transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransactionView {
+    /// Signer (hex).
+    pub coldkey: String,
+    /// Nonce.
+    pub nonce: u64,
+    /// The kind and its fields, as `{"<kind>": {...}}`.
+    pub kind: serde_json::Value,
+    /// Its hash (hex).
+    pub hash: String,
+}
+
+/// Yuma's results for one subnet in a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultView {
+    /// Subnet.
+    pub subnet: u32,
+    /// UIDs.
+    pub uids: Vec<u32>,
+    /// Consensus (u16), by the UIDs' positions.
+    pub consensus: Vec<u32>,
+    /// Incentive (u16).
+    pub incentive: Vec<u32>,
+    /// Dividends (u16).
+    pub dividends: Vec<u32>,
+    /// Validator trust (u16).
+    pub validator_trust: Vec<u32>,
+    /// Emission.
+    pub emission: Vec<u64>,
+}
+
+/// A validator and its stake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidatorView {
+    /// Hotkey (hex).
+    pub hotkey: String,
+    /// Stake.
+    pub stake: u64,
+}
+
+/// `GET /certificates/<epoch>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateView {
+    /// Epoch.
+    pub epoch: u64,
+    /// Round it was decided in.
+    pub round: u32,
+    /// The snapshot's header hash (hex).
+    pub value_id: String,
+    /// The signing set's hash (hex).
+    pub valset_hash: String,
+    /// Signers' hotkeys (hex).
+    pub signers: Vec<String>,
+}
+
+/// A piece of evidence (`GET /evidence` lists them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvidenceView {
+    /// `duplicate_vote`, `duplicate_proposal`, `duplicate_weight_commit` or `empty`.
+    pub kind: String,
+    /// The accused hotkey (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator: Option<String>,
+    /// Epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    /// Round (votes and proposals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
+    /// Vote type (votes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vote_type: Option<i32>,
+    /// The two values signed (votes and proposals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<[String; 2]>,
+    /// Subnet (weight commitments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<u32>,
+}

@@ -1,0 +1,289 @@
+//! Views of ledger records and of the economy as the API's types, shared by the HTTP API and
+//! `meshmind ledger`.
+
+use meshmind_protocols::{Signed, v1};
+use serde_json::{Value, json};
+
+use super::types::{
+    Account, Answer, ApiError, CertificateView, ChainMetagraph, Economy, ErrorBody, EvidenceView,
+    NeuronView, QueryAnswer, ResultView, SnapshotView, StakeView, StreamLine, SupplyView,
+    TransactionView, ValidatorView, WeightsView,
+};
+use crate::chain::snapshot::value_id;
+use crate::state::{Key, State};
+
+/// A snapshot.
+pub fn snapshot(snapshot: &v1::Snapshot) -> SnapshotView {
+    let header = snapshot.header.clone().unwrap_or_default();
+    SnapshotView {
+        epoch: header.epoch,
+        hash: hex::encode(value_id(snapshot)),
+        parent_hash: hex::encode(&header.parent_hash),
+        valset_hash: hex::encode(&header.valset_hash),
+        next_valset_hash: hex::encode(&header.next_valset_hash),
+        weights_root: hex::encode(&header.weights_root),
+        evidence_root: hex::encode(&header.evidence_root),
+        state_root: hex::encode(&header.state_root),
+        proposer: hex::encode(&header.proposer),
+        weights: snapshot
+            .weights
+            .iter()
+            .map(|w| WeightsView {
+                subnet: w.subnet,
+                validator: hex::encode(&w.validator),
+                uids: w.uids.clone(),
+                weights: w.weights.clone(),
+            })
+            .collect(),
+        txs_root: hex::encode(&header.txs_root),
+        results_root: hex::encode(&header.results_root),
+        transactions: snapshot.transactions.iter().map(transaction).collect(),
+        results: snapshot
+            .results
+            .iter()
+            .map(|r| ResultView {
+                subnet: r.subnet,
+                uids: r.uids.clone(),
+                consensus: r.consensus.clone(),
+                incentive: r.incentive.clone(),
+                dividends: r.dividends.clone(),
+                validator_trust: r.validator_trust.clone(),
+                emission: r.emission.clone(),
+            })
+            .collect(),
+        evidence: snapshot.evidence.iter().map(evidence).collect(),
+        next_validators: snapshot
+            .next_validators
+            .iter()
+            .flat_map(|s| &s.validators)
+            .map(|v| ValidatorView {
+                hotkey: hex::encode(&v.hotkey),
+                stake: v.stake,
+            })
+            .collect(),
+    }
+}
+
+/// A transaction: signer, nonce, kind and its fields.
+pub fn transaction(tx: &v1::Transaction) -> TransactionView {
+    use v1::transaction::Kind;
+    let kind = match &tx.kind {
+        Some(Kind::Transfer(t)) => {
+            json!({"transfer": {"to": hex::encode(&t.to), "amount": t.amount}})
+        }
+        Some(Kind::AddStake(s)) => json!({"add_stake": {
+            "hotkey": hex::encode(&s.hotkey), "subnet": s.subnet, "amount": s.amount}}),
+        Some(Kind::RemoveStake(s)) => json!({"remove_stake": {
+            "hotkey": hex::encode(&s.hotkey), "subnet": s.subnet, "amount": s.amount}}),
+        Some(Kind::Register(r)) => json!({"register": {
+            "hotkey": hex::encode(&r.hotkey), "subnet": r.subnet, "max_burn": r.max_burn}}),
+        Some(Kind::CreateSubnet(c)) => json!({"create_subnet": {
+            "name": c.name, "tasks": c.tasks, "max_lock": c.max_lock}}),
+        None => Value::Null,
+    };
+    TransactionView {
+        coldkey: hex::encode(&tx.coldkey),
+        nonce: tx.nonce,
+        kind,
+        hash: meshmind_protocols::hash(tx).to_hex(),
+    }
+}
+
+/// A certificate.
+pub fn certificate(cert: &v1::Certificate) -> CertificateView {
+    CertificateView {
+        epoch: cert.epoch,
+        round: cert.round,
+        value_id: hex::encode(&cert.value_id),
+        valset_hash: hex::encode(&cert.valset_hash),
+        signers: cert
+            .signatures
+            .iter()
+            .map(|s| hex::encode(&s.validator))
+            .collect(),
+    }
+}
+
+/// A piece of evidence: its kind, the accused hotkey and the slot.
+pub fn evidence(evidence: &v1::Evidence) -> EvidenceView {
+    use v1::evidence::Kind;
+    let empty = EvidenceView {
+        kind: "empty".into(),
+        validator: None,
+        epoch: None,
+        round: None,
+        vote_type: None,
+        values: None,
+        subnet: None,
+    };
+    match &evidence.kind {
+        Some(Kind::DuplicateVote(d)) => {
+            let first = d.first.clone().unwrap_or_default();
+            let second = d.second.clone().unwrap_or_default();
+            EvidenceView {
+                kind: "duplicate_vote".into(),
+                validator: Some(hex::encode(&first.validator)),
+                epoch: Some(first.epoch),
+                round: Some(first.round),
+                vote_type: Some(first.vote_type),
+                values: Some([hex::encode(&first.value_id), hex::encode(&second.value_id)]),
+                ..empty
+            }
+        }
+        Some(Kind::DuplicateProposal(d)) => {
+            let first = d.first.clone().unwrap_or_default();
+            let second = d.second.clone().unwrap_or_default();
+            EvidenceView {
+                kind: "duplicate_proposal".into(),
+                validator: Some(hex::encode(&first.proposer)),
+                epoch: Some(first.epoch),
+                round: Some(first.round),
+                values: Some([hex::encode(&first.value_id), hex::encode(&second.value_id)]),
+                ..empty
+            }
+        }
+        Some(Kind::DuplicateWeightCommit(d)) => {
+            let first = d.first.clone().unwrap_or_default();
+            EvidenceView {
+                kind: "duplicate_weight_commit".into(),
+                validator: Some(hex::encode(&first.validator)),
+                epoch: Some(first.epoch),
+                subnet: Some(first.subnet),
+                ..empty
+            }
+        }
+        None => empty,
+    }
+}
+
+/// A coldkey's balance, nonce and stakes.
+pub fn account(state: &State, coldkey: &Key) -> Account {
+    let account = state.account(coldkey);
+    let stakes = state
+        .stakes
+        .iter()
+        .flat_map(|(&subnet, hotkeys)| {
+            hotkeys.iter().filter_map(move |(hotkey, coldkeys)| {
+                coldkeys.get(coldkey).map(|&amount| StakeView {
+                    subnet,
+                    hotkey: hotkey.to_hex(),
+                    amount,
+                })
+            })
+        })
+        .collect();
+    Account {
+        coldkey: coldkey.to_hex(),
+        balance: account.balance,
+        nonce: account.nonce,
+        stakes,
+        epoch: state.epoch,
+    }
+}
+
+/// A subnet's finalized metagraph: registration price, owner and every neuron with stake and
+/// results.
+pub fn chain_metagraph(state: &State, id: u32) -> Option<ChainMetagraph> {
+    let subnet = state.subnets.get(&id)?;
+    let neurons = subnet
+        .neurons
+        .iter()
+        .zip(0u32..)
+        .map(|(n, uid)| NeuronView {
+            uid,
+            hotkey: n.hotkey.to_hex(),
+            owner: n.owner.to_hex(),
+            stake: state.hotkey_stake(id, &n.hotkey),
+            registered_at: n.registered_at,
+            last_update: n.last_update,
+            consensus: n.results[0],
+            incentive: n.results[1],
+            dividends: n.results[2],
+            validator_trust: n.results[3],
+            emission: n.last_emission,
+            bonds: n.bonds.clone(),
+        })
+        .collect();
+    Some(ChainMetagraph {
+        name: subnet.name.clone(),
+        tasks: subnet.tasks.clone(),
+        owner: subnet.owner.map(|o| o.to_hex()),
+        burn: subnet.burn,
+        locked: subnet.locked,
+        neurons,
+    })
+}
+
+/// Supply, parameters and subnets at a glance.
+pub fn economy(state: &State) -> Economy {
+    Economy {
+        epoch: state.epoch,
+        supply: SupplyView {
+            genesis: state.supply.genesis,
+            emitted: state.supply.emitted,
+            burned: state.supply.burned,
+            total: u128::from(state.supply.genesis) + u128::from(state.supply.emitted)
+                - u128::from(state.supply.burned),
+        },
+        params: state.params,
+        subnets: state.subnets.keys().copied().collect(),
+        accounts: state.accounts.len(),
+        root: hex::encode(state.root()),
+    }
+}
+
+/// An error answer with `code`.
+pub fn api_error(code: v1::ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError {
+        error: ErrorBody {
+            code: code.as_str_name().to_string(),
+            message: message.into(),
+        },
+    }
+}
+
+fn answer(r: &v1::QueryResponse) -> Answer {
+    Answer {
+        output: String::from_utf8_lossy(&r.output).into_owned(),
+        miner: r.signer().map(|k| k.to_hex()).unwrap_or_default(),
+        elapsed_us: r.elapsed_us,
+    }
+}
+
+/// A validator's answer frame (one answer, or all of them), or its typed error.
+pub fn query_answer(
+    frame: Option<&v1::QueryFrame>,
+) -> Result<QueryAnswer, (v1::ErrorCode, String)> {
+    match frame.and_then(|f| f.body.as_ref()) {
+        Some(v1::query_frame::Body::Response(r)) => Ok(QueryAnswer::One(answer(r))),
+        Some(v1::query_frame::Body::Responses(all)) => Ok(QueryAnswer::All {
+            answers: all.responses.iter().map(answer).collect(),
+        }),
+        Some(v1::query_frame::Body::Error(e)) => Err((
+            v1::ErrorCode::try_from(e.code).unwrap_or(v1::ErrorCode::Internal),
+            e.message.clone(),
+        )),
+        _ => Err((v1::ErrorCode::DeadlineExceeded, "no answer in time".into())),
+    }
+}
+
+/// One line of a streamed answer: a piece of the answer, the miner's signed end, or an error.
+pub fn stream_line(frame: &v1::QueryFrame) -> StreamLine {
+    match &frame.body {
+        Some(v1::query_frame::Body::Chunk(chunk)) => match &chunk.trailer {
+            Some(trailer) if chunk.last => StreamLine::Done {
+                done: true,
+                miner: trailer.signer().map(|k| k.to_hex()).unwrap_or_default(),
+                elapsed_us: trailer.elapsed_us,
+                chunks: chunk.seq,
+            },
+            _ => StreamLine::Chunk {
+                chunk: String::from_utf8_lossy(&chunk.data).into_owned(),
+            },
+        },
+        _ => match query_answer(Some(frame)) {
+            Err((code, message)) => StreamLine::Error(api_error(code, message)),
+            Ok(answer) => StreamLine::Answer(answer),
+        },
+    }
+}

@@ -1,0 +1,6 @@
+//! The chain: the application the finality gadget agrees on. Snapshots of an epoch (weights,
+//! transactions, evidence, Yuma results, the economy's state root, the next validator set), how a
+//! proposer builds one and every node checks one, and the replay of a finalized ledger from genesis.
+
+pub mod snapshot;
+pub mod verify;

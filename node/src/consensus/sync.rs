@@ -1,0 +1,146 @@
+//! Serving `/sync/1` on nodes that keep a ledger: one handler per request kind. Snapshot ranges
+//! are read from RocksDB off the event dispatch task, at most [`MAX_RANGE_READS`] at a time.
+
+use std::sync::Arc;
+
+use meshmind_p2p::{PeerId, RequestResponder};
+use meshmind_protocols::v1;
+use prost::Message;
+use tokio::sync::{Semaphore, mpsc};
+
+use super::driver::DriverInput;
+use crate::ledger::{Head, Ledger};
+use crate::service::sync_error;
+
+/// Finalized snapshots asked for per sync request.
+pub const SYNC_BATCH: u32 = 16;
+/// Most bytes of snapshots in one sync response.
+const SYNC_RESPONSE_BYTES: usize = 16 << 20;
+/// Most snapshot-range reads served at once; past that a peer is told to come back later.
+pub const MAX_RANGE_READS: usize = 2;
+
+/// Answers the sync requests of peers from the ledger; consensus batches go to the driver.
+#[derive(Clone)]
+pub struct SyncServer {
+    ledger: Arc<Ledger>,
+    network_id: [u8; 32],
+    inbox: mpsc::Sender<DriverInput>,
+    range_reads: Arc<Semaphore>,
+}
+
+impl SyncServer {
+    /// A server over `ledger` of the network `network_id`, feeding consensus batches to `inbox`.
+    pub fn new(
+        ledger: Arc<Ledger>,
+        network_id: [u8; 32],
+        inbox: mpsc::Sender<DriverInput>,
+    ) -> Self {
+        Self {
+            ledger,
+            network_id,
+            inbox,
+            range_reads: Arc::new(Semaphore::new(MAX_RANGE_READS)),
+        }
+    }
+
+    /// Answers a checked request of `peer`: at once for cheap kinds, from a blocking thread for
+    /// snapshot ranges.
+    pub fn serve(
+        &self,
+        peer: PeerId,
+        request: v1::sync_request::Body,
+        responder: RequestResponder,
+    ) {
+        use v1::sync_request::Body;
+        let body = match request {
+            Body::Range(range) => {
+                let Ok(permit) = self.range_reads.clone().try_acquire_owned() else {
+                    responder.respond(sync_error(
+                        v1::ErrorCode::Overloaded,
+                        "too many snapshot ranges being served; ask again later",
+                    ));
+                    return;
+                };
+                let ledger = self.ledger.clone();
+                tokio::task::spawn_blocking(move || {
+                    responder.respond(encode(snapshots(&ledger, range)));
+                    drop(permit);
+                });
+                return;
+            }
+            Body::Consensus(batch) => self.consensus(peer, batch),
+            Body::Status(_) => self.status(),
+            Body::Caps(_) => {
+                responder.respond(sync_error(
+                    v1::ErrorCode::NotFound,
+                    "a validator serves no capability ads",
+                ));
+                return;
+            }
+        };
+        responder.respond(encode(body));
+    }
+
+    /// Hands a peer's resent consensus messages to the driver; answers with this node's status.
+    fn consensus(&self, peer: PeerId, batch: v1::ConsensusBatch) -> v1::sync_response::Body {
+        if self
+            .inbox
+            .try_send(DriverInput::Direct(peer, batch.messages))
+            .is_err()
+        {
+            tracing::debug!(%peer, "consensus inbox full; batch dropped");
+        }
+        self.status()
+    }
+
+    /// This node's ledger head.
+    fn status(&self) -> v1::sync_response::Body {
+        v1::sync_response::Body::Status(status(&self.ledger, self.network_id))
+    }
+}
+
+/// The finalized snapshots of `range`, up to [`SYNC_RESPONSE_BYTES`] (always at least one).
+fn snapshots(ledger: &Ledger, range: v1::SnapshotRange) -> v1::sync_response::Body {
+    let mut items = Vec::new();
+    let mut bytes = 0usize;
+    let end = range.from_epoch.saturating_add(u64::from(range.count));
+    for epoch in range.from_epoch..end {
+        match ledger.finalized(epoch) {
+            Ok(Some(item)) => {
+                bytes += item.encoded_len();
+                if bytes > SYNC_RESPONSE_BYTES && !items.is_empty() {
+                    break;
+                }
+                items.push(item);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::error!(error = %e, "ledger read failed while serving sync");
+                break;
+            }
+        }
+    }
+    v1::sync_response::Body::Snapshots(v1::FinalizedSnapshots { items })
+}
+
+/// The ledger head of this node, as peers ask for it.
+fn status(ledger: &Ledger, network_id: [u8; 32]) -> v1::LedgerStatus {
+    match ledger.head() {
+        Ok(Some(Head { epoch, hash })) => v1::LedgerStatus {
+            network_id: network_id.to_vec(),
+            has_head: true,
+            head_epoch: epoch,
+            head_hash: hash.to_vec(),
+        },
+        _ => v1::LedgerStatus {
+            network_id: network_id.to_vec(),
+            has_head: false,
+            head_epoch: 0,
+            head_hash: Vec::new(),
+        },
+    }
+}
+
+fn encode(body: v1::sync_response::Body) -> Vec<u8> {
+    v1::SyncResponse { body: Some(body) }.encode_to_vec()
+}

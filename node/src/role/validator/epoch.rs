@@ -1,0 +1,132 @@
+//! The validator's loops: challenging miners on a schedule and publishing one committed weight
+//! vector per epoch (revealed the next), and looking miners up in the DHT.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use meshmind_p2p::NetworkHandle;
+use meshmind_protocols::{Keypair, v1};
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::gossip::{WeightBoard, WeightKind};
+use super::service::Validator;
+use super::weights::commit;
+use crate::clock::now_ms;
+use crate::genesis::Genesis;
+use crate::state::State;
+
+/// What the challenge-and-weights loop needs.
+pub struct EpochLoop {
+    /// The validator.
+    pub validator: Arc<Validator>,
+    /// Its network.
+    pub network: NetworkHandle,
+    /// Its hotkey, which signs its weights.
+    pub hotkey: Keypair,
+    /// The genesis (epoch lengths, network id).
+    pub genesis: Genesis,
+    /// The subnet.
+    pub subnet: u32,
+    /// Time between two rounds of challenges.
+    pub interval: Duration,
+    /// The finalized economy, whose registrations give the miners' chain UIDs.
+    pub economy: Option<Arc<Mutex<State>>>,
+    /// The node's board, where its own weights are recorded too.
+    pub board: Arc<Mutex<WeightBoard>>,
+}
+
+impl EpochLoop {
+    /// Challenges miners every `interval` and publishes weights once per epoch (commit, then
+    /// reveal), over the UIDs the finalized economy registered the miners at, until `cancel`.
+    /// Each epoch's commitment is made once and also recorded on the board (gossip does not
+    /// deliver a node's own messages back), so this node's snapshots carry its own vector too.
+    pub async fn run(self, cancel: CancellationToken) {
+        let network_id = *self.genesis.network_id.as_bytes();
+        let mut own = WeightBoard::default();
+        let mut last_epoch = None;
+        let mut current: Option<(u64, v1::WeightCommit, v1::WeightReveal)> = None;
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = self.validator.challenge_all(now_ms()) => {}
+            }
+            let epoch = self.genesis.epoch_at(now_ms());
+            if last_epoch != Some(epoch) && current.as_ref().map(|c| c.0) != Some(epoch) {
+                let weights = self.weights();
+                let mut salt_input = self.hotkey.secret_bytes().to_vec();
+                salt_input.extend_from_slice(&epoch.to_be_bytes());
+                let salt = *blake3::hash(&salt_input).as_bytes();
+                let (commitment, reveal) =
+                    commit(&self.hotkey, network_id, self.subnet, epoch, &weights, salt);
+                let previous = current.take().map(|(_, _, reveal)| reveal);
+                self.record(&commitment, previous.as_ref(), epoch);
+                current = Some((epoch, commitment, reveal));
+            }
+            if last_epoch != Some(epoch)
+                && let Some((_, commitment, reveal)) = current.clone()
+            {
+                match own
+                    .publish_epoch(&self.network, self.subnet, commitment, reveal)
+                    .await
+                {
+                    Ok(()) => last_epoch = Some(epoch),
+                    Err(e) => tracing::debug!(error = %e, epoch, "weights not published yet"),
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(self.interval) => {}
+            }
+        }
+    }
+
+    /// This epoch's weight vector, over chain UIDs when the economy is known.
+    fn weights(&self) -> Vec<(u32, u16)> {
+        match &self.economy {
+            Some(economy) => {
+                let state = economy.lock().unwrap_or_else(|p| p.into_inner());
+                state
+                    .subnets
+                    .get(&self.subnet)
+                    .map(|chain| self.validator.chain_weights(chain))
+                    .unwrap_or_default()
+            }
+            None => self.validator.weights(),
+        }
+    }
+
+    /// Records this node's own commitment and the reveal of its previous one on the board.
+    fn record(&self, commitment: &v1::WeightCommit, reveal: Option<&v1::WeightReveal>, epoch: u64) {
+        let mut board = self.board.lock().unwrap_or_else(|p| p.into_inner());
+        let own = std::iter::once((WeightKind::Commit, commitment.encode_to_vec()))
+            .chain(reveal.map(|r| (WeightKind::Reveal, r.encode_to_vec())));
+        for (kind, bytes) in own {
+            if let Err(e) = board.on_message(kind, &bytes) {
+                tracing::warn!(error = %e, epoch, "own weights not recorded");
+            }
+        }
+    }
+}
+
+/// Looks the subnet's miners of `tasks` up in the DHT every `every`, until `cancel`.
+pub async fn discover(
+    validator: Arc<Validator>,
+    tasks: Vec<String>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let found = tokio::select! {
+            () = cancel.cancelled() => return,
+            found = validator.discover(&tasks, now_ms()) => found,
+        };
+        if found > 0 {
+            tracing::info!(ads = found, "miners found through the DHT");
+        }
+    }
+}
