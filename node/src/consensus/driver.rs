@@ -3,7 +3,7 @@
 //! missed it, and catches up from peers over `/sync/1`.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -353,16 +353,21 @@ impl Driver {
             body: Some(v1::sync_request::Body::Status(v1::StatusRequest {})),
         }
         .encode_to_vec();
-        self.ask_all(request);
+        // Any ledger keeper may be ahead: validators and observers alike.
+        self.ask_all(request, None);
     }
 
-    /// Sends `request` to every connected peer; each reply's ledger status comes back as
-    /// [`Internal::Status`].
-    fn ask_all(&self, request: Vec<u8>) {
+    /// Sends `request` to every connected peer (or only to those `only` keeps); each reply's
+    /// ledger status comes back as [`Internal::Status`].
+    fn ask_all(&self, request: Vec<u8>, only: Option<HashSet<PeerId>>) {
         let network = self.network.clone();
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
-            for peer in network.peers().await.unwrap_or_default() {
+            let peers = network.peers().await.unwrap_or_default();
+            let asked = peers
+                .into_iter()
+                .filter(|peer| only.as_ref().is_none_or(|members| members.contains(peer)));
+            for peer in asked {
                 let network = network.clone();
                 let tx = tx.clone();
                 let request = request.clone();
@@ -416,7 +421,8 @@ impl Driver {
             })),
         }
         .encode_to_vec();
-        self.ask_all(request);
+        // Only the finalizing set's votes count: the rest of the network is not asked.
+        self.ask_all(request, Some(self.engine.members().peer_ids()));
     }
 
     async fn perform(&mut self, actions: Vec<Action>) -> Result<(), EngineError> {

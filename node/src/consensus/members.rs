@@ -134,6 +134,11 @@ impl Members {
     pub fn key(&self, index: ValidatorIndex) -> Option<&PublicKey> {
         self.keys.get(index)
     }
+
+    /// The members' peer ids (a node's peer id is its hotkey).
+    pub fn peer_ids(&self) -> std::collections::HashSet<meshmind_p2p::PeerId> {
+        self.keys.iter().map(PublicKey::peer_id).collect()
+    }
 }
 
 #[cfg(test)]
