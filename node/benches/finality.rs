@@ -13,14 +13,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use meshmind_node::chain::driver::Commit;
+use meshmind_node::chain::service::ConsensusService;
 use meshmind_node::chain::snapshot::{self, Expect};
-use meshmind_node::chain::verify::{Extends, check_finalized};
+use meshmind_node::chain::verify::check_finalized;
 use meshmind_node::clock::now_ms;
 use meshmind_node::config::ConsensusSection;
 use meshmind_node::consensus::certificate;
-use meshmind_node::consensus::driver::Commit;
 use meshmind_node::consensus::members::Members;
-use meshmind_node::consensus::service::ConsensusService;
 use meshmind_node::consensus::votes::{Vote, VoteType};
 use meshmind_node::consensus::wire;
 use meshmind_node::genesis::Genesis;
@@ -311,15 +311,15 @@ fn catch_up() -> (f64, f64) {
     let rounds = 100;
     let start = Instant::now();
     for _ in 0..rounds {
-        let at = Extends {
+        let expect = Expect {
             network_id,
             epoch: 7,
-            parent: [1; 32],
+            parent_hash: [1; 32],
             members: &members,
             state: &economy,
             emission: 1_000_000,
         };
-        check_finalized(&finalized, &at).expect("valid");
+        check_finalized(&finalized, &expect).expect("valid");
     }
     let full = rounds as f64 / start.elapsed().as_secs_f64();
     let start = Instant::now();

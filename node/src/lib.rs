@@ -17,7 +17,9 @@
 //! | [`chain`] | snapshots: building and checking one epoch's value, replaying a ledger from genesis |
 //! | [`ledger`] | RocksDB storage: snapshots, certificates, economy, WAL, evidence |
 //! | [`state`], [`yuma`] | the economy (accounts, stake, subnets, transactions, emission, mempool; canonical encoding and root) and Yuma consensus |
-//! | [`topics`], [`scoring`], [`genesis`], [`config`], [`clock`] | gossip topics, miner scores, genesis files, node config, wall-clock time |
+//! | [`topics`], [`scoring`], [`genesis`], [`config`], [`clock`], [`http`] | gossip topics, miner scores, genesis files, node config, wall-clock time, HTTP calls to local servers |
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
 pub mod chain;
@@ -27,6 +29,7 @@ pub mod clock;
 pub mod config;
 pub mod consensus;
 pub mod genesis;
+pub mod http;
 pub mod ledger;
 pub mod node;
 pub mod role;

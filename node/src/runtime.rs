@@ -12,8 +12,8 @@ use meshmind_protocols::{KeyFile, KeyKind};
 use prometheus_client::registry::Registry;
 
 use crate::api::NodeState;
+use crate::chain::service::ConsensusService;
 use crate::config::{NodeConfig, Role};
-use crate::consensus::service::ConsensusService;
 use crate::genesis::Genesis;
 use crate::node::Node;
 use crate::role::miner::{

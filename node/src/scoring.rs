@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use meshmind_protocols::PublicKey;
+
 /// How samples become scores.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoreConfig {
@@ -54,14 +56,23 @@ impl Outcome {
     }
 }
 
-/// Scores per miner UID.
-#[derive(Debug, Clone, Default)]
-pub struct Scoreboard {
+/// Scores per miner, keyed by what identifies it (its hotkey on a validator).
+#[derive(Debug, Clone)]
+pub struct Scoreboard<K = PublicKey> {
     config: ScoreConfig,
-    scores: BTreeMap<u32, f64>,
+    scores: BTreeMap<K, f64>,
 }
 
-impl Scoreboard {
+impl<K> Default for Scoreboard<K> {
+    fn default() -> Self {
+        Self {
+            config: ScoreConfig::default(),
+            scores: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Ord + Clone> Scoreboard<K> {
     /// An empty board; every miner starts at 0 and must earn its score.
     pub fn new(config: ScoreConfig) -> Self {
         Self {
@@ -70,42 +81,42 @@ impl Scoreboard {
         }
     }
 
-    /// Folds one challenge outcome into `uid`'s score.
-    pub fn record(&mut self, uid: u32, outcome: Outcome) {
+    /// Folds one challenge outcome into `miner`'s score.
+    pub fn record(&mut self, miner: K, outcome: Outcome) {
         let alpha = self.config.alpha.clamp(0.0, 1.0);
         let sample = outcome.sample(&self.config);
-        let score = self.scores.entry(uid).or_insert(0.0);
+        let score = self.scores.entry(miner).or_insert(0.0);
         *score = alpha * sample + (1.0 - alpha) * *score;
     }
 
-    /// Forgets a miner (its registration was pruned).
-    pub fn remove(&mut self, uid: u32) {
-        self.scores.remove(&uid);
+    /// Forgets a miner.
+    pub fn remove(&mut self, miner: &K) {
+        self.scores.remove(miner);
     }
 
-    /// The score of `uid` (0 if never seen).
-    pub fn score(&self, uid: u32) -> f64 {
-        self.scores.get(&uid).copied().unwrap_or(0.0)
+    /// The score of `miner` (0 if never seen).
+    pub fn score(&self, miner: &K) -> f64 {
+        self.scores.get(miner).copied().unwrap_or(0.0)
     }
 
-    /// UIDs ranked best first (ties: lower UID first).
-    pub fn ranking(&self) -> Vec<u32> {
-        let mut uids: Vec<u32> = self.scores.keys().copied().collect();
-        uids.sort_by(|a, b| self.score(*b).total_cmp(&self.score(*a)).then(a.cmp(b)));
-        uids
+    /// Miners ranked best first (ties: lower key first).
+    pub fn ranking(&self) -> Vec<K> {
+        let mut miners: Vec<K> = self.scores.keys().cloned().collect();
+        miners.sort_by(|a, b| self.score(b).total_cmp(&self.score(a)).then(a.cmp(b)));
+        miners
     }
 
-    /// The weight vector: scores scaled so the largest is 65535, UIDs ascending, zeros left out.
-    pub fn weights(&self) -> Vec<(u32, u16)> {
+    /// The weights: scores scaled so the largest is 65535, keys ascending, zeros left out.
+    pub fn weights(&self) -> Vec<(K, u16)> {
         let max = self.scores.values().copied().fold(0.0f64, f64::max);
         if max <= 0.0 {
             return Vec::new();
         }
         self.scores
             .iter()
-            .filter_map(|(&uid, &score)| {
+            .filter_map(|(miner, &score)| {
                 let weight = (score / max * f64::from(u16::MAX)).round();
-                (weight >= 1.0).then_some((uid, weight.min(f64::from(u16::MAX)) as u16))
+                (weight >= 1.0).then(|| (miner.clone(), weight.min(f64::from(u16::MAX)) as u16))
             })
             .collect()
     }
@@ -126,7 +137,7 @@ mod tests {
 
     #[test]
     fn fast_honest_beats_slow_honest_beats_wrong_beats_offline() {
-        let mut board = Scoreboard::new(ScoreConfig::default());
+        let mut board = Scoreboard::<u32>::new(ScoreConfig::default());
         for round in 0..20 {
             board.record(1, correct(10));
             board.record(2, correct(800));
@@ -142,8 +153,12 @@ mod tests {
             );
         }
         assert_eq!(board.ranking(), vec![1, 2, 4, 3]);
-        assert!(board.score(3) == 0.0);
-        assert!(board.score(4) < 0.02, "offline decays: {}", board.score(4));
+        assert!(board.score(&3) == 0.0);
+        assert!(
+            board.score(&4) < 0.02,
+            "offline decays: {}",
+            board.score(&4)
+        );
         let weights = board.weights();
         assert_eq!(weights.first(), Some(&(1, u16::MAX)));
         assert!(
@@ -158,6 +173,6 @@ mod tests {
         assert_eq!(correct(1001).sample(&config), 0.0);
         assert!((correct(0).sample(&config) - 1.0).abs() < 1e-12);
         assert!((correct(1000).sample(&config) - 0.5).abs() < 1e-12);
-        assert!(Scoreboard::default().weights().is_empty());
+        assert!(Scoreboard::<u32>::default().weights().is_empty());
     }
 }

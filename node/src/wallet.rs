@@ -34,6 +34,7 @@ pub struct TxCommon {
 pub enum TxCommand {
     /// Move balance to another coldkey.
     Transfer {
+        /// Where and as whom it is sent.
         #[command(flatten)]
         common: TxCommon,
         /// Recipient coldkey (hex).
@@ -45,6 +46,7 @@ pub enum TxCommand {
     },
     /// Stake balance on a registered hotkey.
     Stake {
+        /// Where and as whom it is sent.
         #[command(flatten)]
         common: TxCommon,
         /// Hotkey (hex).
@@ -59,6 +61,7 @@ pub enum TxCommand {
     },
     /// Return stake to the balance.
     Unstake {
+        /// Where and as whom it is sent.
         #[command(flatten)]
         common: TxCommon,
         /// Hotkey (hex).
@@ -73,6 +76,7 @@ pub enum TxCommand {
     },
     /// Register a hotkey on a subnet, burning the current price.
     Register {
+        /// Where and as whom it is sent.
         #[command(flatten)]
         common: TxCommon,
         /// Hotkey (hex).
@@ -87,6 +91,7 @@ pub enum TxCommand {
     },
     /// Create a subnet owned by the coldkey, locking the current cost.
     CreateSubnet {
+        /// Where and as whom it is sent.
         #[command(flatten)]
         common: TxCommon,
         /// Name.

@@ -92,7 +92,7 @@ impl<'a> NetworkBuilder<'a> {
                 )?;
                 let bound = endpoint
                     .local_addr()
-                    .map_err(|e| NetworkError::Transport(format!("query plane address: {e}")))?;
+                    .map_err(|e| NetworkError::transport("query plane address", e))?;
                 let client = Arc::new(QueryClient::new(
                     endpoint.clone(),
                     keypair.clone(),
@@ -125,7 +125,7 @@ impl<'a> NetworkBuilder<'a> {
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
-                .map_err(|e| NetworkError::Transport(format!("listen on {addr}: {e}")))?;
+                .map_err(|e| NetworkError::transport(format!("listen on {addr}"), e))?;
         }
         for addr in &config.bootnodes {
             let mut plain = addr.clone();

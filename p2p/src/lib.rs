@@ -27,6 +27,8 @@
 //! Run `cargo run -p meshmind-p2p --example chat` in two terminals (the second with the first's
 //! printed address) for a mesh you can type into.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod config;
 pub mod error;
 pub mod event;
@@ -37,7 +39,7 @@ pub mod rate_limit;
 mod swarm;
 
 pub use config::{NetworkConfig, TransportMode};
-pub use error::{NetworkError, QueryError, QueryErrorCode, RequestError};
+pub use error::{NetworkError, QueryError, QueryErrorCode, RequestError, Source};
 pub use event::{
     GossipMessage, InboundQuery, InboundRequest, NetworkEvent, NetworkEvents, RequestResponder,
     Validation, Verdict,

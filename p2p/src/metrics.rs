@@ -8,7 +8,7 @@ use crate::event::KindLabel;
 
 /// Counters of what the network layer dropped or refused.
 #[derive(Clone, Default)]
-pub struct P2pMetrics {
+pub(crate) struct P2pMetrics {
     /// Events not delivered because the application's queue was full, by kind.
     pub events_dropped: Family<KindLabel, Counter>,
     /// Gossip messages ignored because their origin exceeded its rate.
@@ -17,7 +17,7 @@ pub struct P2pMetrics {
 
 impl P2pMetrics {
     /// Creates the counters and registers them.
-    pub fn register(registry: &mut Registry) -> Self {
+    pub(crate) fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
         registry.register(
             "events_dropped",

@@ -77,6 +77,7 @@ wire! {
 
 /// Why bytes could not be decoded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The input is larger than the type's cap.
     #[error("{kind}: {actual} bytes exceeds the cap of {cap}")]
@@ -121,6 +122,7 @@ pub enum DecodeError {
 
 /// Why a message could not be encoded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncodeError {
     /// The encoding is larger than the type's cap, so peers would refuse it.
     #[error("{kind}: {actual} bytes exceeds the cap of {cap}")]

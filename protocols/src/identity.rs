@@ -14,6 +14,7 @@ pub const SIGNATURE_LEN: usize = 64;
 
 /// Why key or signature bytes were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdentityError {
     /// The byte string has the wrong length.
     #[error("expected {expected} bytes, got {actual}")]
@@ -31,7 +32,7 @@ pub enum IdentityError {
     WeakKey,
     /// The operating system's random source failed.
     #[error("random source failed: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
 }
 
 fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], IdentityError> {
@@ -189,7 +190,7 @@ impl Keypair {
     /// Generates a fresh keypair from the operating system's random source.
     pub fn generate() -> Result<Self, IdentityError> {
         let mut seed = Zeroizing::new([0u8; SECRET_KEY_LEN]);
-        getrandom::fill(seed.as_mut()).map_err(|e| IdentityError::Random(e.to_string()))?;
+        getrandom::fill(seed.as_mut()).map_err(IdentityError::Random)?;
         Ok(Self::from_secret(&seed))
     }
 

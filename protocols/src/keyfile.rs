@@ -34,6 +34,7 @@ impl std::fmt::Display for KeyKind {
 
 /// Why a key file could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyFileError {
     /// The file system refused.
     #[error("{path}: {source}")]

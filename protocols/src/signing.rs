@@ -12,6 +12,7 @@ use crate::v1;
 
 /// Why a signature did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignatureError {
     /// The signer field is not a usable public key.
     #[error("malformed signer key: {0}")]

@@ -30,6 +30,7 @@ pub const MAX_EVIDENCE: usize = 1024;
 
 /// Why a field is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Reason {
     /// A fixed-size field has the wrong size.
     #[error("must be {expected} bytes, got {actual}")]

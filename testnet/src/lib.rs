@@ -1,6 +1,8 @@
 //! Local meshmind testnets: generate keys and a genesis, launch real `meshmind` processes, inject
 //! faults (kill, restart, pause, wipe, partition), play scenario files with assertions, and write reports.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod api;
 pub mod assertion;
 pub mod launcher;

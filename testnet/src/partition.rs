@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use meshmind_node::api::types::PeerList;
 use meshmind_protocols::{KeyFile, KeyKind};
 
 use crate::launcher::LaunchError;
@@ -18,17 +17,21 @@ fn peer_id(node: &NodeEntry) -> Result<String, LaunchError> {
         .map_err(|e| LaunchError::Other(format!("{}: {e}", node.name)))
 }
 
-async fn admin(node: &NodeEntry, route: &str, peers: &[String]) -> Result<(), LaunchError> {
-    let body = PeerList {
-        peers: peers.to_vec(),
-    };
-    let route_owned = route.to_string();
+/// Tells `node` to refuse (`block`) or accept again the `peers`.
+async fn admin(node: &NodeEntry, block: bool, peers: &[String]) -> Result<(), LaunchError> {
+    let peers = peers.to_vec();
     crate::api::call(&node.api, Duration::from_secs(3), |c| async move {
-        c.post::<_, serde_json::Value>(&route_owned, &body).await
+        match block {
+            true => c.block_peers(peers).await,
+            false => c.unblock_peers(peers).await,
+        }
     })
     .await
     .map(|_| ())
-    .map_err(|e| LaunchError::Other(format!("{} {route}: {e}", node.name)))
+    .map_err(|e| {
+        let route = if block { "block" } else { "unblock" };
+        LaunchError::Other(format!("{} {route}: {e}", node.name))
+    })
 }
 
 /// Cuts `groups` apart.
@@ -68,7 +71,7 @@ pub async fn partition(manifest: &Manifest, groups: &[Vec<String>]) -> Result<()
             .flat_map(|(_, g)| g.iter().map(|(_, id)| id.clone()))
             .collect();
         for (node, _) in group {
-            admin(node, "/admin/block", &others).await?;
+            admin(node, true, &others).await?;
         }
     }
     Ok(())
@@ -87,7 +90,7 @@ pub async fn heal(manifest: &Manifest) -> Result<(), LaunchError> {
     let mut errors = Vec::new();
     for node in &manifest.nodes {
         if crate::launcher::node_state(node) == crate::process::ProcState::Running
-            && let Err(e) = admin(node, "/admin/unblock", &all).await
+            && let Err(e) = admin(node, false, &all).await
         {
             errors.push(e.to_string());
         }

@@ -17,10 +17,10 @@ use meshmind_p2p::NetworkHandle;
 use meshmind_protocols::v1;
 use prometheus_client::registry::Registry;
 
+use crate::chain::driver::ChainStatus;
+use crate::chain::service::ConsensusService;
 use crate::clock::now_ms;
 use crate::config::Role;
-use crate::consensus::driver::ChainStatus;
-use crate::consensus::service::ConsensusService;
 use crate::genesis::Genesis;
 use crate::ledger::Ledger;
 use crate::role::validator::Validator;
@@ -234,7 +234,7 @@ async fn metagraph(State(state): State<Arc<NodeState>>, Path(subnet): Path<u32>)
                         .map(|(t, _)| t.clone())
                         .collect(),
                     last_seen_ms: m.last_seen_ms,
-                    score: validator.score(m.uid),
+                    score: validator.score(&m.key),
                 })
                 .collect()
         });
@@ -304,7 +304,7 @@ async fn submit_tx(State(state): State<Arc<NodeState>>, body: axum::body::Bytes)
             }),
         )
             .into_response(),
-        Err(crate::consensus::service::SubmitError::Stopped) => error(
+        Err(crate::chain::service::SubmitError::Stopped) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             v1::ErrorCode::Unavailable,
             "consensus is not running",

@@ -5,24 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::consensus::driver::ChainStatus;
+pub use crate::chain::driver::ChainStatus;
 pub use crate::state::Params;
 
-/// An error answer: `{"error": {"code", "message"}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiError {
-    /// What went wrong.
-    pub error: ErrorBody,
-}
-
-/// The body of an error answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// The protocol's error code name (`MALFORMED`, `UNAVAILABLE`, `DEADLINE_EXCEEDED`, ...).
-    pub code: String,
-    /// A sentence for people.
-    pub message: String,
-}
+pub use crate::http::{ApiError, ErrorBody};
 
 /// `GET /status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,58 +3,49 @@
 
 use meshmind_protocols::v1;
 
-use super::snapshot::{self, Expect};
-use crate::consensus::certificate;
+use super::snapshot::{self, Expect, SnapshotError};
+use crate::consensus::certificate::{self, CertificateError};
 use crate::consensus::members::Members;
 use crate::ledger::{Ledger, LedgerError};
 use crate::state::State;
 
-/// What a finalized snapshot must extend.
-#[derive(Debug, Clone, Copy)]
-pub struct Extends<'a> {
-    /// The network.
-    pub network_id: [u8; 32],
-    /// Its epoch.
-    pub epoch: u64,
-    /// The previous epoch's hash (the network id for epoch 0).
-    pub parent: [u8; 32],
-    /// The validators that finalize it.
-    pub members: &'a Members,
-    /// The economy after the previous epoch.
-    pub state: &'a State,
-    /// Emission of one epoch.
-    pub emission: u64,
+/// Why a finalized snapshot does not extend its epoch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FinalizedError {
+    /// The snapshot or its certificate is absent.
+    #[error("{0} missing")]
+    Missing(&'static str),
+    /// The snapshot is not valid for the epoch.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The certificate does not prove it.
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
 }
 
-/// Checks that `finalized` extends `at`: the snapshot is valid for the round its certificate
-/// names, and the certificate proves it. Returns its hash and the economy after it.
+/// Checks that `finalized` is the snapshot `expect` describes: valid for the round its certificate
+/// names, and proven by the certificate. Returns its hash and the economy after it.
 pub fn check_finalized(
     finalized: &v1::FinalizedSnapshot,
-    at: &Extends<'_>,
-) -> Result<([u8; 32], State), String> {
-    let Extends {
-        network_id,
-        epoch,
-        parent,
-        members,
-        ..
-    } = *at;
-    let snapshot = finalized.snapshot.as_ref().ok_or("snapshot missing")?;
+    expect: &Expect<'_>,
+) -> Result<([u8; 32], State), FinalizedError> {
+    let snapshot = finalized
+        .snapshot
+        .as_ref()
+        .ok_or(FinalizedError::Missing("snapshot"))?;
     let cert = finalized
         .certificate
         .as_ref()
-        .ok_or("certificate missing")?;
-    let expect = Expect {
-        network_id,
-        epoch,
-        parent_hash: parent,
-        members,
-        state: at.state,
-        emission: at.emission,
-    };
-    let (value, state) =
-        snapshot::check(snapshot, &expect, cert.round).map_err(|e| e.to_string())?;
-    certificate::verify(cert, network_id, members, epoch, &value).map_err(|e| e.to_string())?;
+        .ok_or(FinalizedError::Missing("certificate"))?;
+    let (value, state) = snapshot::check(snapshot, expect, cert.round)?;
+    certificate::verify(
+        cert,
+        expect.network_id,
+        expect.members,
+        expect.epoch,
+        &value,
+    )?;
     Ok((value, state))
 }
 
@@ -95,16 +86,18 @@ pub fn verify_ledger(
             epoch,
             reason: "missing below the head".into(),
         })?;
-        let at = Extends {
+        let expect = Expect {
             network_id,
             epoch,
-            parent,
+            parent_hash: parent,
             members: &members,
             state: &state,
             emission,
         };
-        (parent, state) = check_finalized(&finalized, &at)
-            .map_err(|reason| VerifyError::Epoch { epoch, reason })?;
+        (parent, state) = check_finalized(&finalized, &expect).map_err(|e| VerifyError::Epoch {
+            epoch,
+            reason: e.to_string(),
+        })?;
         if let Some(next) = finalized.snapshot.and_then(|s| s.next_validators) {
             members = Members::new(next).map_err(|e| VerifyError::Epoch {
                 epoch,

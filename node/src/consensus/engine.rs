@@ -1,75 +1,49 @@
-//! The consensus engine of one node: the pure [`Core`] plus everything around it that is still
-//! free of I/O timing: wire messages in and out, signatures, the write-ahead log, the signer's
-//! double-sign guard, certificates, evidence, and moving the ledger head.
+//! The consensus engine of one node: the pure [`Core`] plus everything around it that needs no
+//! I/O: wire messages in and out, signature checks, signing with the double-sign guard,
+//! certificates, evidence, and moving from one height to the next. The values themselves belong
+//! to the application ([`App`]).
 //!
-//! Every input is logged before the core sees it, and every own signature is synced to the log
-//! before the message is handed out, so a restarted engine replays to the same state and re-sends
-//! the same messages. The async driver only moves bytes and fires timers.
+//! The engine never touches storage, the network or the clock: every call returns [`Action`]s in
+//! the order they must be performed. Each input is followed by its [`Action::Persist`] and every
+//! own signature is persisted (synced) before the [`Action::Broadcast`] that sends it, so a driver
+//! that performs actions in order never speaks before it has written, and a restarted engine
+//! replays its write-ahead log to the same state and re-sends the same messages.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use meshmind_protocols::{Keypair, Signed, Validate, hash, v1};
+use meshmind_protocols::{Keypair, SignatureError, Signed, Validate, ValidationError, hash, v1};
 
+use super::app::{App, Height, ValueInputs};
 use super::certificate;
 use super::core::{Core, Input, Output, Proposal, Timeout, TimeoutConfig, TimeoutStep};
 use super::evidence;
 use super::members::{Members, MembersError};
 use super::votes::ValueId;
 use super::wire;
-use crate::chain::snapshot::{self, Expect};
-use crate::chain::verify::{Extends, check_finalized};
-use crate::ledger::{Head, Ledger, LedgerError};
-use crate::state::State;
+use crate::ledger::{Head, LedgerError};
 
 /// Most messages held for epochs this node has not reached yet.
 const MAX_FUTURE: usize = 4096;
 
-/// The persistence the engine needs; [`Ledger`] is the real one, tests wrap it to crash.
-pub trait Store {
-    /// See [`Ledger::wal_append`].
-    fn wal_append(&self, epoch: u64, entry: &v1::WalEntry, sync: bool) -> Result<(), LedgerError>;
-    /// See [`Ledger::commit`].
-    fn commit(&self, finalized: &v1::FinalizedSnapshot, economy: &[u8]) -> Result<(), LedgerError>;
-    /// See [`Ledger::add_evidence`].
-    fn add_evidence(&self, evidence: &v1::Evidence) -> Result<bool, LedgerError>;
-    /// The ledger underneath, for reads.
-    fn ledger(&self) -> &Ledger;
+/// What an engine resumes from, read from storage before it opens.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    /// The ledger head.
+    pub head: Option<Head>,
+    /// The validator set the head's snapshot named for the next epoch.
+    pub next_validators: Option<v1::ValidatorSet>,
+    /// Evidence stored so far.
+    pub evidence: Vec<v1::Evidence>,
+    /// The write-ahead log of the epoch after the head, in write order.
+    pub wal: Vec<v1::WalEntry>,
 }
 
-impl Store for Ledger {
-    fn wal_append(&self, epoch: u64, entry: &v1::WalEntry, sync: bool) -> Result<(), LedgerError> {
-        Ledger::wal_append(self, epoch, entry, sync)
-    }
-    fn commit(&self, finalized: &v1::FinalizedSnapshot, economy: &[u8]) -> Result<(), LedgerError> {
-        Ledger::commit(self, finalized, economy)
-    }
-    fn add_evidence(&self, evidence: &v1::Evidence) -> Result<bool, LedgerError> {
-        Ledger::add_evidence(self, evidence)
-    }
-    fn ledger(&self) -> &Ledger {
-        self
-    }
-}
-
-impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
-    fn wal_append(&self, epoch: u64, entry: &v1::WalEntry, sync: bool) -> Result<(), LedgerError> {
-        (**self).wal_append(epoch, entry, sync)
-    }
-    fn commit(&self, finalized: &v1::FinalizedSnapshot, economy: &[u8]) -> Result<(), LedgerError> {
-        (**self).commit(finalized, economy)
-    }
-    fn add_evidence(&self, evidence: &v1::Evidence) -> Result<bool, LedgerError> {
-        (**self).add_evidence(evidence)
-    }
-    fn ledger(&self) -> &Ledger {
-        (**self).ledger()
-    }
-}
-
-/// A failure the node cannot continue past (the store), as opposed to a bad message.
+/// A failure the node cannot continue past (its storage or its log), as opposed to a bad message.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
-    /// The ledger failed; the engine must be rebuilt from disk.
+    /// The ledger failed while performing the engine's actions; the engine must be rebuilt from
+    /// disk.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     /// The stored validator set is unusable.
@@ -87,8 +61,48 @@ pub enum EngineError {
 
 /// Why a message from the network was refused; the sender should be penalised.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Rejected(pub String);
+#[non_exhaustive]
+pub enum Rejected {
+    /// A field breaks the wire rules.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Signed for another network.
+    #[error("message of another network")]
+    WrongNetwork,
+    /// Names a validator set other than the current one.
+    #[error("message names another validator set")]
+    OtherSet,
+    /// Signed by a key outside the current set.
+    #[error("signer is not a validator of this epoch")]
+    NotAMember,
+    /// The signature does not verify.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// A proposal message without its proposal.
+    #[error("proposal missing")]
+    NoProposal,
+    /// A proposal message without its snapshot.
+    #[error("snapshot missing")]
+    NoSnapshot,
+    /// The snapshot carried is not the value proposed.
+    #[error("the snapshot is not the proposed value")]
+    NotTheProposedValue,
+    /// A vote whose fields do not fit the validator set.
+    #[error("vote fields do not fit the validator set")]
+    VoteFields,
+    /// A certificate whose value id is not 32 bytes.
+    #[error("certificate value id is not 32 bytes")]
+    CertificateValue,
+    /// A certificate that does not prove a decision.
+    #[error(transparent)]
+    Certificate(#[from] certificate::CertificateError),
+    /// Evidence that proves nothing.
+    #[error(transparent)]
+    Evidence(#[from] evidence::EvidenceError),
+    /// A message with no body.
+    #[error("empty message")]
+    Empty,
+}
 
 /// What a message did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,12 +113,31 @@ pub enum Verdict {
     Ignore,
 }
 
-// Actions live for one step of the driver; boxing would only add an allocation per message.
 // Actions live for one driver step; boxing would only add an allocation per message.
-/// What the driver must do.
+/// What the driver must do, in order.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// Append `entry` to the write-ahead log of `epoch` (synced to disk when `sync`) before
+    /// performing any later action.
+    Persist {
+        /// The epoch whose log it joins.
+        epoch: u64,
+        /// The record.
+        entry: v1::WalEntry,
+        /// Whether it must reach the disk first (own signatures).
+        sync: bool,
+    },
+    /// Store new evidence.
+    StoreEvidence(v1::Evidence),
+    /// Store a finalized snapshot as the new head, with the application state after it, in one
+    /// synced write.
+    Commit {
+        /// The snapshot and its certificate.
+        finalized: v1::FinalizedSnapshot,
+        /// The application state after it, encoded.
+        state: Vec<u8>,
+    },
     /// Send to the other validators.
     Broadcast(v1::ConsensusMessage),
     /// Call [`Engine::on_timeout`] with this after `after_ms`.
@@ -114,14 +147,14 @@ pub enum Action {
         /// Delay.
         after_ms: u64,
     },
-    /// Call [`Engine::on_value`] with the weight reveals this node holds for the epoch.
+    /// Call [`Engine::on_value`] with what this node holds for the epoch's value.
     NeedValue {
         /// Epoch.
         epoch: u64,
         /// Round.
         round: u32,
     },
-    /// An epoch was finalized and stored.
+    /// An epoch was finalized (after its [`Action::Commit`]).
     Committed {
         /// Epoch.
         epoch: u64,
@@ -149,15 +182,11 @@ pub struct EngineConfig {
     /// Test-only misbehaviour: with every vote for a value, also sign and send a nil vote for the
     /// same step (an equivocation the others must turn into evidence). Never set it on a real node.
     pub equivocate: bool,
-    /// The economy at genesis.
-    pub economy: State,
-    /// Emission of one epoch.
-    pub emission: u64,
 }
 
 /// The consensus engine of one node (a validator when it has a key in the set, else a follower).
-pub struct Engine<S: Store> {
-    store: S,
+pub struct Engine<A: App> {
+    app: A,
     keypair: Option<Keypair>,
     config: EngineConfig,
     members: Members,
@@ -179,8 +208,10 @@ pub struct Engine<S: Store> {
     valued: HashSet<u32>,
     /// Evidence not yet in a finalized snapshot.
     pending_evidence: Vec<v1::Evidence>,
-    /// The economy after the head.
-    economy: State,
+    /// Hashes of all evidence ever stored.
+    known_evidence: HashSet<[u8; 32]>,
+    /// What the caller must do, in order, since the last call returned.
+    actions: Vec<Action>,
     future: BTreeMap<u64, Vec<v1::ConsensusMessage>>,
     future_len: usize,
     replaying: bool,
@@ -194,26 +225,31 @@ fn entry(kind: v1::wal_entry::Kind) -> v1::WalEntry {
     v1::WalEntry { kind: Some(kind) }
 }
 
-impl<S: Store> Engine<S> {
-    /// Opens the engine at the epoch after the ledger head and replays that epoch's WAL.
+impl<A: App> Engine<A> {
+    /// Opens the engine at the epoch after `restored`'s head over `app` (the application state
+    /// after that head) and replays that epoch's WAL.
     pub fn open(
-        store: S,
+        app: A,
         keypair: Option<Keypair>,
         config: EngineConfig,
+        restored: Restored,
     ) -> Result<(Self, Vec<Action>), EngineError> {
-        let ledger = store.ledger();
-        let head = ledger.head()?;
-        let members = match ledger.next_validators()? {
+        let Restored {
+            head,
+            next_validators,
+            evidence,
+            wal,
+        } = restored;
+        let members = match next_validators {
             Some(set) if head.is_some() => Members::new(set)?,
             _ => config.genesis.clone(),
         };
         let height = head.map_or(0, |h| h.epoch + 1);
         let parent = head.map_or(config.network_id, |h| h.hash);
-        let pending_evidence = ledger.evidence()?;
-        let economy = load_economy(ledger, &config, head)?;
+        let known_evidence = evidence.iter().map(hash_of).collect();
         let core = Core::new(None, height, members.set().clone(), config.timeouts);
         let mut engine = Self {
-            store,
+            app,
             keypair,
             config,
             members,
@@ -227,15 +263,22 @@ impl<S: Store> Engine<S> {
             signed: HashMap::new(),
             own: Vec::new(),
             valued: HashSet::new(),
-            pending_evidence,
-            economy,
+            pending_evidence: evidence,
+            known_evidence,
+            actions: Vec::new(),
             future: BTreeMap::new(),
             future_len: 0,
             replaying: false,
         };
         engine.reset_core();
-        let actions = engine.replay()?;
+        engine.replay(wal)?;
+        let actions = engine.take_actions();
         Ok((engine, actions))
+    }
+
+    /// The actions of this call so far, handed to the caller.
+    fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
     }
 
     fn me(&self) -> Option<usize> {
@@ -261,10 +304,9 @@ impl<S: Store> Engine<S> {
 
     /// Replays the WAL of the current height through the core; own signatures found in it guard
     /// against signing anything different after the restart.
-    fn replay(&mut self) -> Result<Vec<Action>, EngineError> {
-        let wal = self.store.ledger().wal(self.height)?;
+    fn replay(&mut self, wal: Vec<v1::WalEntry>) -> Result<(), EngineError> {
         if wal.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let me = self
             .keypair
@@ -293,7 +335,6 @@ impl<S: Store> Engine<S> {
             }
         }
         self.replaying = true;
-        let mut actions = Vec::new();
         let result = (|| {
             for item in wal {
                 let epoch = self.height;
@@ -302,34 +343,32 @@ impl<S: Store> Engine<S> {
                     reason: "empty record".into(),
                 })?;
                 match kind {
-                    v1::wal_entry::Kind::Start(_) => actions.extend(self.start()?),
+                    v1::wal_entry::Kind::Start(_) => self.begin()?,
                     v1::wal_entry::Kind::Proposal(p) => {
                         let value = p.value.ok_or(EngineError::Wal {
                             epoch,
                             reason: "proposal record without value".into(),
                         })?;
-                        actions.extend(self.take_proposal(value, Some(p.valid))?);
+                        self.take_proposal(value, Some(p.valid))?;
                     }
-                    v1::wal_entry::Kind::Vote(vote) => {
-                        actions.extend(self.take_vote(vote)?);
-                    }
+                    v1::wal_entry::Kind::Vote(vote) => self.take_vote(vote)?,
                     v1::wal_entry::Kind::Timeout(t) => {
                         let step = TimeoutStep::from_wire(t.step).ok_or(EngineError::Wal {
                             epoch,
                             reason: format!("timeout step {}", t.step),
                         })?;
-                        actions.extend(self.on_timeout(Timeout {
+                        self.timeout(Timeout {
                             height: epoch,
                             round: t.round,
                             step,
-                        })?);
+                        })?;
                     }
                     v1::wal_entry::Kind::Value(v) => {
                         let snapshot = v.snapshot.ok_or(EngineError::Wal {
                             epoch,
                             reason: "value record without snapshot".into(),
                         })?;
-                        actions.extend(self.use_value(v.round, snapshot)?);
+                        self.use_value(v.round, snapshot)?;
                     }
                 }
                 if self.height != epoch {
@@ -341,39 +380,41 @@ impl<S: Store> Engine<S> {
         self.replaying = false;
         result?;
         let valued = self.valued.clone();
-        actions.retain(|a| !matches!(a, Action::NeedValue { round, .. } if valued.contains(round)));
+        self.actions
+            .retain(|a| !matches!(a, Action::NeedValue { round, .. } if valued.contains(round)));
         tracing::info!(
             epoch = self.height,
             round = self.core.round(),
             "replayed the consensus WAL"
         );
-        Ok(actions)
-    }
-
-    fn log(&self, kind: v1::wal_entry::Kind, sync: bool) -> Result<(), EngineError> {
-        if self.replaying {
-            return Ok(());
-        }
-        self.store.wal_append(self.height, &entry(kind), sync)?;
         Ok(())
     }
 
-    /// What a snapshot of the current epoch must chain to (the next validator set follows from the
-    /// stakes after it).
-    fn expect(&self) -> Expect<'_> {
-        Expect {
+    /// Asks for `kind` to be logged before anything that follows (not while replaying the log).
+    fn log(&mut self, kind: v1::wal_entry::Kind, sync: bool) {
+        if self.replaying {
+            return;
+        }
+        self.actions.push(Action::Persist {
+            epoch: self.height,
+            entry: entry(kind),
+            sync,
+        });
+    }
+
+    /// The height being decided, for the application.
+    fn at(&self) -> Height<'_> {
+        Height {
             network_id: self.config.network_id,
             epoch: self.height,
-            parent_hash: self.parent,
+            parent: self.parent,
             members: &self.members,
-            state: &self.economy,
-            emission: self.config.emission,
         }
     }
 
-    /// The economy after the head.
-    pub fn economy(&self) -> &State {
-        &self.economy
+    /// The application (the chain after the head).
+    pub fn app(&self) -> &A {
+        &self.app
     }
 
     /// The epoch being decided.
@@ -404,29 +445,39 @@ impl<S: Store> Engine<S> {
         })
     }
 
-    /// The store.
-    pub fn store(&self) -> &S {
-        &self.store
+    /// Runs `work` and hands over the actions it left, or nothing if it failed.
+    fn call(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<(), EngineError>,
+    ) -> Result<Vec<Action>, EngineError> {
+        let result = work(self);
+        let actions = self.take_actions();
+        result.map(|()| actions)
     }
 
     /// Starts deciding the current epoch (once it has ended).
     pub fn start(&mut self) -> Result<Vec<Action>, EngineError> {
+        self.call(Self::begin)
+    }
+
+    fn begin(&mut self) -> Result<(), EngineError> {
         if self.started {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        self.log(v1::wal_entry::Kind::Start(self.height), false)?;
+        self.log(v1::wal_entry::Kind::Start(self.height), false);
         self.started = true;
-        let mut actions = Vec::new();
         let outputs = self.core.handle(Input::Start);
-        self.perform(outputs, &mut actions)?;
-        // Messages that arrived before the start count now.
-        Ok(actions)
+        self.perform(outputs)
     }
 
     /// A timeout the driver scheduled fired.
     pub fn on_timeout(&mut self, timeout: Timeout) -> Result<Vec<Action>, EngineError> {
+        self.call(|engine| engine.timeout(timeout))
+    }
+
+    fn timeout(&mut self, timeout: Timeout) -> Result<(), EngineError> {
         if timeout.height != self.height || !self.started {
-            return Ok(Vec::new());
+            return Ok(());
         }
         tracing::debug!(epoch = self.height, round = timeout.round, step = ?timeout.step, "timeout");
         self.log(
@@ -435,11 +486,9 @@ impl<S: Store> Engine<S> {
                 step: timeout.step.to_wire(),
             }),
             false,
-        )?;
-        let mut actions = Vec::new();
+        );
         let outputs = self.core.handle(Input::Timeout(timeout));
-        self.perform(outputs, &mut actions)?;
-        Ok(actions)
+        self.perform(outputs)
     }
 
     /// Answers [`Action::NeedValue`]: builds this node's snapshot from the weight reveals and the
@@ -456,28 +505,23 @@ impl<S: Store> Engine<S> {
         if self.valued.contains(&round) || round != self.core.round() {
             return Ok(Vec::new());
         }
-        let expect = self.expect();
-        let snapshot = snapshot::build(
-            &expect,
-            &keypair.public(),
+        let inputs = ValueInputs {
             reveals,
-            self.pending_evidence.clone(),
+            evidence: self.pending_evidence.clone(),
             transactions,
-        );
+        };
+        let at = self.at();
+        let snapshot = self.app.build_value(&at, &keypair.public(), inputs);
         // Never propose what this node would refuse (for example, too few weight vectors before
         // the round from which fewer are allowed): the round times out and a later one proposes.
-        if let Err(e) = snapshot::check(&snapshot, &expect, round) {
+        if let Err(e) = self.app.check_value(&at, &snapshot, round) {
             tracing::info!(epoch = self.height, round, reason = %e, "no valid snapshot to propose in this round");
             return Ok(Vec::new());
         }
-        self.use_value(round, snapshot)
+        self.call(|engine| engine.use_value(round, snapshot))
     }
 
-    fn use_value(
-        &mut self,
-        round: u32,
-        snapshot: v1::Snapshot,
-    ) -> Result<Vec<Action>, EngineError> {
+    fn use_value(&mut self, round: u32, snapshot: v1::Snapshot) -> Result<(), EngineError> {
         tracing::debug!(
             epoch = self.height,
             round,
@@ -490,14 +534,12 @@ impl<S: Store> Engine<S> {
                 snapshot: Some(snapshot.clone()),
             }),
             false,
-        )?;
+        );
         self.valued.insert(round);
-        let value = snapshot::value_id(&snapshot);
+        let value = self.app.value_id(&snapshot);
         self.bodies.insert(value, snapshot);
-        let mut actions = Vec::new();
         let outputs = self.core.handle(Input::Value { round, value });
-        self.perform(outputs, &mut actions)?;
-        Ok(actions)
+        self.perform(outputs)
     }
 
     /// Handles a consensus message from the network.
@@ -519,8 +561,17 @@ impl<S: Store> Engine<S> {
         &mut self,
         msg: v1::ConsensusMessage,
     ) -> Result<Result<(Verdict, Vec<Action>), EngineError>, Rejected> {
+        let checked = self.check(msg);
+        let actions = self.take_actions();
+        checked.map(|result| result.map(|verdict| (verdict, actions)))
+    }
+
+    fn check(
+        &mut self,
+        msg: v1::ConsensusMessage,
+    ) -> Result<Result<Verdict, EngineError>, Rejected> {
         use v1::consensus_message::Body;
-        msg.validate().map_err(|e| Rejected(e.to_string()))?;
+        msg.validate()?;
         let network = self.config.network_id;
         let epoch = match &msg.body {
             Some(Body::Proposal(p)) => p.proposal.as_ref().map_or(0, |p| p.epoch),
@@ -529,7 +580,7 @@ impl<S: Store> Engine<S> {
             Some(Body::Evidence(_)) | None => self.height,
         };
         if epoch < self.height {
-            return Ok(Ok((Verdict::Ignore, Vec::new())));
+            return Ok(Ok(Verdict::Ignore));
         }
         if epoch > self.height {
             // Handled when the height is reached; a certificate from ahead means this node is behind.
@@ -545,86 +596,69 @@ impl<S: Store> Engine<S> {
                 self.future.entry(epoch).or_default().push(msg);
                 self.future_len += 1;
             }
-            let actions = if behind || epoch > self.height + 1 {
-                vec![Action::Behind { epoch: self.height }]
-            } else {
-                Vec::new()
-            };
-            return Ok(Ok((verdict, actions)));
+            if behind || epoch > self.height + 1 {
+                self.actions.push(Action::Behind { epoch: self.height });
+            }
+            return Ok(Ok(verdict));
         }
         match msg.body {
             Some(Body::Proposal(value)) => {
-                let proposal = value
-                    .proposal
-                    .as_ref()
-                    .ok_or_else(|| Rejected("proposal missing".into()))?;
+                let proposal = value.proposal.as_ref().ok_or(Rejected::NoProposal)?;
                 // An exact repeat is dropped before any signature check or hashing.
                 if self
                     .proposals
                     .get(&proposal.round)
                     .is_some_and(|known| known.contains(proposal))
                 {
-                    return Ok(Ok((Verdict::Ignore, Vec::new())));
+                    return Ok(Ok(Verdict::Ignore));
                 }
                 self.check_signed(proposal, &proposal.network_id, &proposal.valset_hash)?;
-                let snapshot = value
-                    .snapshot
-                    .as_ref()
-                    .ok_or_else(|| Rejected("snapshot missing".into()))?;
-                if snapshot::value_id(snapshot) != proposal.value_id.as_slice() {
-                    return Err(Rejected("the snapshot is not the proposed value".into()));
+                let snapshot = value.snapshot.as_ref().ok_or(Rejected::NoSnapshot)?;
+                if self.app.value_id(snapshot) != proposal.value_id.as_slice() {
+                    return Err(Rejected::NotTheProposedValue);
                 }
-                Ok(self
-                    .take_proposal(value, None)
-                    .map(|a| (Verdict::Accept, a)))
+                Ok(self.take_proposal(value, None).map(|()| Verdict::Accept))
             }
             Some(Body::Vote(vote)) => {
                 // An exact repeat (gossip and resends deliver many) costs no signature check.
                 let slot = (vote.round, vote.vote_type, vote.validator.clone());
                 if self.votes.get(&slot) == Some(&vote) {
-                    return Ok(Ok((Verdict::Ignore, Vec::new())));
+                    return Ok(Ok(Verdict::Ignore));
                 }
                 self.check_signed(&vote, &vote.network_id, &vote.valset_hash)?;
                 if wire::core_vote(&self.members, &vote).is_none() {
-                    return Err(Rejected("vote fields do not fit the validator set".into()));
+                    return Err(Rejected::VoteFields);
                 }
-                Ok(self.take_vote(vote).map(|a| (Verdict::Accept, a)))
+                Ok(self.take_vote(vote).map(|()| Verdict::Accept))
             }
             Some(Body::Certificate(cert)) => {
                 let Ok(value) = <[u8; 32]>::try_from(cert.value_id.as_slice()) else {
-                    return Err(Rejected("certificate value id is not 32 bytes".into()));
+                    return Err(Rejected::CertificateValue);
                 };
                 certificate::verify(&cert, network, &self.members, self.height, &value)
-                    .map_err(|e| Rejected(e.to_string()))?;
+                    .map_err(Rejected::from)?;
                 match self.bodies.get(&value).cloned() {
                     Some(snapshot) => {
                         let finalized = v1::FinalizedSnapshot {
                             snapshot: Some(snapshot),
                             certificate: Some(cert),
                         };
-                        Ok(self
-                            .apply_finalized(finalized)
-                            .map(|a| (Verdict::Accept, a)))
+                        Ok(self.finalize(finalized, false).map(|()| Verdict::Accept))
                     }
-                    None => Ok(Ok((
-                        Verdict::Accept,
-                        vec![Action::Behind { epoch: self.height }],
-                    ))),
+                    None => {
+                        self.actions.push(Action::Behind { epoch: self.height });
+                        Ok(Ok(Verdict::Accept))
+                    }
                 }
             }
             Some(Body::Evidence(item)) => {
-                evidence::check(&item, network, &self.members)
-                    .map_err(|e| Rejected(e.to_string()))?;
-                Ok(self.add_evidence(item).map(|fresh| {
-                    let verdict = if fresh {
-                        Verdict::Accept
-                    } else {
-                        Verdict::Ignore
-                    };
-                    (verdict, Vec::new())
+                evidence::check(&item, network, &self.members).map_err(Rejected::from)?;
+                Ok(Ok(match self.add_evidence(item) {
+                    true => Verdict::Accept,
+                    false => Verdict::Ignore,
                 }))
             }
-            None => Err(Rejected("empty message".into())),
+            None => Err(Rejected::Empty),
         }
     }
 
@@ -646,10 +680,10 @@ impl<S: Store> Engine<S> {
                 .map(|()| true),
             Some(Body::Certificate(c)) if c.valset_hash == hash => {
                 let value = <[u8; 32]>::try_from(c.value_id.as_slice())
-                    .map_err(|_| Rejected("certificate value id is not 32 bytes".into()))?;
+                    .map_err(|_| Rejected::CertificateValue)?;
                 certificate::verify(c, self.config.network_id, &self.members, c.epoch, &value)
                     .map(|()| true)
-                    .map_err(|e| Rejected(e.to_string()))
+                    .map_err(Rejected::from)
             }
             _ => Ok(false),
         }
@@ -662,26 +696,26 @@ impl<S: Store> Engine<S> {
         valset_hash: &[u8],
     ) -> Result<(), Rejected> {
         if network_id != self.config.network_id {
-            return Err(Rejected("message of another network".into()));
+            return Err(Rejected::WrongNetwork);
         }
         if valset_hash != self.members.hash() {
-            return Err(Rejected("message names another validator set".into()));
+            return Err(Rejected::OtherSet);
         }
         if self.members.index_of(message.signer_bytes()).is_none() {
-            return Err(Rejected("signer is not a validator of this epoch".into()));
+            return Err(Rejected::NotAMember);
         }
-        message
-            .verify_signature()
-            .map_err(|e| Rejected(e.to_string()))
+        message.verify_signature().map_err(Rejected::from)
     }
 
-    fn add_evidence(&mut self, item: v1::Evidence) -> Result<bool, EngineError> {
-        let fresh = self.store.add_evidence(&item)?;
+    /// Takes in evidence; `true` if it is new (then it is stored and later included).
+    fn add_evidence(&mut self, item: v1::Evidence) -> bool {
+        let fresh = self.known_evidence.insert(hash_of(&item));
         if fresh {
-            tracing::warn!(evidence = %hex::encode(hash(&item).as_bytes()), "evidence of misbehaviour stored");
+            tracing::warn!(evidence = %hex::encode(hash(&item).as_bytes()), "evidence of misbehaviour found");
+            self.actions.push(Action::StoreEvidence(item.clone()));
             self.pending_evidence.push(item);
         }
-        Ok(fresh)
+        fresh
     }
 
     /// Logs and feeds a checked proposal; `valid` is known only when replaying.
@@ -689,30 +723,27 @@ impl<S: Store> Engine<S> {
         &mut self,
         value: v1::ProposedValue,
         valid: Option<bool>,
-    ) -> Result<Vec<Action>, EngineError> {
+    ) -> Result<(), EngineError> {
         let (Some(proposal), Some(snapshot)) = (value.proposal.clone(), value.snapshot.clone())
         else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let valid = match valid {
             Some(valid) => valid,
-            None => {
-                let expect = self.expect();
-                match snapshot::check(&snapshot, &expect, proposal.round) {
-                    Ok(_) => {
-                        tracing::debug!(
-                            epoch = self.height,
-                            round = proposal.round,
-                            "valid proposal"
-                        );
-                        true
-                    }
-                    Err(e) => {
-                        tracing::info!(epoch = self.height, round = proposal.round, error = %e, "invalid snapshot proposed");
-                        false
-                    }
+            None => match self.app.check_value(&self.at(), &snapshot, proposal.round) {
+                Ok(_) => {
+                    tracing::debug!(
+                        epoch = self.height,
+                        round = proposal.round,
+                        "valid proposal"
+                    );
+                    true
                 }
-            }
+                Err(e) => {
+                    tracing::info!(epoch = self.height, round = proposal.round, error = %e, "invalid snapshot proposed");
+                    false
+                }
+            },
         };
         self.log(
             v1::wal_entry::Kind::Proposal(v1::WalProposal {
@@ -720,9 +751,9 @@ impl<S: Store> Engine<S> {
                 valid,
             }),
             false,
-        )?;
+        );
         let Some(core_proposal) = wire::core_proposal(&self.members, &proposal) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let value_id = core_proposal.value;
         self.bodies.entry(value_id).or_insert(snapshot);
@@ -730,42 +761,38 @@ impl<S: Store> Engine<S> {
             .entry(proposal.round)
             .or_default()
             .push(proposal);
-        let mut actions = Vec::new();
         let outputs = self.core.handle(Input::Proposal {
             proposal: core_proposal,
             valid,
         });
-        self.perform(outputs, &mut actions)?;
-        Ok(actions)
+        self.perform(outputs)
     }
 
-    fn take_vote(&mut self, vote: v1::Vote) -> Result<Vec<Action>, EngineError> {
+    fn take_vote(&mut self, vote: v1::Vote) -> Result<(), EngineError> {
         let Some(core_vote) = wire::core_vote(&self.members, &vote) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
-        self.log(v1::wal_entry::Kind::Vote(vote.clone()), false)?;
+        self.log(v1::wal_entry::Kind::Vote(vote.clone()), false);
         let slot = (vote.round, vote.vote_type, vote.validator.clone());
         let first = self
             .votes
             .entry(slot)
             .or_insert_with(|| vote.clone())
             .clone();
-        let mut actions = Vec::new();
         let outputs = self.core.handle(Input::Vote(core_vote));
         for output in &outputs {
             if let Output::DuplicateVote(..) = output
                 && first != vote
             {
                 let item = evidence::duplicate_vote(first.clone(), vote.clone());
-                if self.add_evidence(item.clone())? && !self.replaying {
-                    actions.push(Action::Broadcast(message(
+                if self.add_evidence(item.clone()) && !self.replaying {
+                    self.actions.push(Action::Broadcast(message(
                         v1::consensus_message::Body::Evidence(item),
                     )));
                 }
             }
         }
-        self.perform(outputs, &mut actions)?;
-        Ok(actions)
+        self.perform(outputs)
     }
 
     /// Signs `message` unless a different one was signed for the same (round, step); logs it synced.
@@ -791,14 +818,10 @@ impl<S: Store> Engine<S> {
         Some(msg)
     }
 
-    fn perform(
-        &mut self,
-        outputs: Vec<Output>,
-        actions: &mut Vec<Action>,
-    ) -> Result<(), EngineError> {
+    fn perform(&mut self, outputs: Vec<Output>) -> Result<(), EngineError> {
         for output in outputs {
             match output {
-                Output::Propose(proposal) => self.propose(proposal, actions)?,
+                Output::Propose(proposal) => self.propose(proposal),
                 Output::Vote(vote) => {
                     let Some(wire) = wire::wire_vote(self.config.network_id, &self.members, &vote)
                     else {
@@ -808,21 +831,22 @@ impl<S: Store> Engine<S> {
                     let Some(signed) = self.sign_guarded((vote.round, step), wire) else {
                         continue;
                     };
-                    self.log(v1::wal_entry::Kind::Vote(signed.clone()), true)?;
+                    self.log(v1::wal_entry::Kind::Vote(signed.clone()), true);
                     self.votes
                         .entry((signed.round, signed.vote_type, signed.validator.clone()))
                         .or_insert_with(|| signed.clone());
                     if self.config.equivocate && !signed.value_id.is_empty() {
-                        actions.push(Action::Broadcast(self.equivocation(&signed)));
+                        let twin = self.equivocation(&signed);
+                        self.actions.push(Action::Broadcast(twin));
                     }
                     let msg = message(v1::consensus_message::Body::Vote(signed));
                     self.own.push(msg.clone());
-                    actions.push(Action::Broadcast(msg));
+                    self.actions.push(Action::Broadcast(msg));
                 }
                 Output::ScheduleTimeout { timeout, after_ms } => {
-                    actions.push(Action::Schedule { timeout, after_ms });
+                    self.actions.push(Action::Schedule { timeout, after_ms });
                 }
-                Output::GetValue { round } => actions.push(Action::NeedValue {
+                Output::GetValue { round } => self.actions.push(Action::NeedValue {
                     epoch: self.height,
                     round,
                 }),
@@ -856,13 +880,9 @@ impl<S: Store> Engine<S> {
                     // Every validator that saw the precommits decides by itself; the round's
                     // proposer alone gossips the certificate, for followers and late nodes (the
                     // same bytes from several deciders would only be duplicates).
-                    if self.me() == Some(self.members.set().proposer(self.height, round)) {
-                        actions.push(Action::Broadcast(message(
-                            v1::consensus_message::Body::Certificate(cert),
-                        )));
-                    }
-                    actions.extend(self.apply_finalized(finalized)?);
-                    return Ok(());
+                    let announce =
+                        self.me() == Some(self.members.set().proposer(self.height, round));
+                    return self.finalize(finalized, announce);
                 }
                 Output::DuplicateVote(..) => {}
                 Output::DuplicateProposal(first, second) => {
@@ -872,8 +892,8 @@ impl<S: Store> Engine<S> {
                         continue;
                     };
                     let item = evidence::duplicate_proposal(a, b);
-                    if self.add_evidence(item.clone())? && !self.replaying {
-                        actions.push(Action::Broadcast(message(
+                    if self.add_evidence(item.clone()) && !self.replaying {
+                        self.actions.push(Action::Broadcast(message(
                             v1::consensus_message::Body::Evidence(item),
                         )));
                     }
@@ -907,25 +927,21 @@ impl<S: Store> Engine<S> {
             .cloned()
     }
 
-    fn propose(
-        &mut self,
-        proposal: Proposal,
-        actions: &mut Vec<Action>,
-    ) -> Result<(), EngineError> {
+    fn propose(&mut self, proposal: Proposal) {
         let Some(snapshot) = self.bodies.get(&proposal.value).cloned() else {
             tracing::error!(
                 epoch = self.height,
                 round = proposal.round,
                 "no body for own proposal"
             );
-            return Ok(());
+            return;
         };
         let Some(wire) = wire::wire_proposal(self.config.network_id, &self.members, &proposal)
         else {
-            return Ok(());
+            return;
         };
         let Some(signed) = self.sign_guarded((proposal.round, TimeoutStep::Propose), wire) else {
-            return Ok(());
+            return;
         };
         let value = v1::ProposedValue {
             proposal: Some(signed.clone()),
@@ -937,77 +953,82 @@ impl<S: Store> Engine<S> {
                 valid: true,
             }),
             true,
-        )?;
+        );
         let known = self.proposals.entry(proposal.round).or_default();
         if !known.contains(&signed) {
             known.push(signed);
         }
         let msg = message(v1::consensus_message::Body::Proposal(value));
         self.own.push(msg.clone());
-        actions.push(Action::Broadcast(msg));
-        Ok(())
+        self.actions.push(Action::Broadcast(msg));
     }
 
-    /// Stores a finalized snapshot of the current epoch (decided here or fetched from a peer) after
-    /// checking it, and moves to the next epoch.
+    /// Takes a finalized snapshot of the current epoch (decided here or fetched from a peer):
+    /// checks and applies it, asks for it to be stored, and moves to the next epoch. A snapshot
+    /// that does not check is refused (no actions).
     pub fn apply_finalized(
         &mut self,
         finalized: v1::FinalizedSnapshot,
     ) -> Result<Vec<Action>, EngineError> {
-        let economy = match self.check_finalized(&finalized) {
-            Ok(economy) => economy,
-            Err(reason) => {
-                tracing::warn!(epoch = self.height, %reason, "finalized snapshot refused");
-                return Ok(Vec::new());
-            }
-        };
+        self.call(|engine| engine.finalize(finalized, false))
+    }
+
+    /// Like [`Engine::apply_finalized`]; with `announce`, the certificate is also gossiped once it
+    /// is stored.
+    fn finalize(
+        &mut self,
+        finalized: v1::FinalizedSnapshot,
+        announce: bool,
+    ) -> Result<(), EngineError> {
         let (Some(snapshot), Some(cert)) = (&finalized.snapshot, &finalized.certificate) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
-        if let Err(e) = economy.check_invariants() {
-            tracing::error!(epoch = self.height, error = %e, "the economy after this snapshot breaks an invariant");
-        }
-        self.store.commit(&finalized, &economy.to_bytes())?;
-        self.economy = economy;
         let epoch = self.height;
         let round = cert.round;
-        let hash = snapshot::value_id(snapshot);
-        let next = snapshot
-            .next_validators
-            .clone()
+        let hash = self.app.value_id(snapshot);
+        let next = self.app.next_validators(snapshot);
+        let included: HashSet<_> = snapshot.evidence.iter().map(hash_of).collect();
+        let at = Height {
+            network_id: self.config.network_id,
+            epoch: self.height,
+            parent: self.parent,
+            members: &self.members,
+        };
+        let state = match self.app.commit(&at, &finalized) {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(epoch, reason = %e, "finalized snapshot refused");
+                return Ok(());
+            }
+        };
+        let next = next
             .map(Members::new)
             .transpose()?
             .unwrap_or_else(|| self.members.clone());
-        let included: HashSet<_> = snapshot.evidence.iter().map(hash_of).collect();
+        let certificate = announce.then(|| cert.clone());
+        self.actions.push(Action::Commit { finalized, state });
+        if let Some(cert) = certificate {
+            self.actions.push(Action::Broadcast(message(
+                v1::consensus_message::Body::Certificate(cert),
+            )));
+        }
         self.pending_evidence
             .retain(|e| !included.contains(&hash_of(e)));
         self.height += 1;
         self.parent = hash;
         self.members = next;
         self.reset_core();
-        let mut actions = vec![Action::Committed { epoch, round, hash }];
+        self.actions.push(Action::Committed { epoch, round, hash });
         // Messages held for the new height.
         let held = self.future.remove(&self.height).unwrap_or_default();
         self.future.retain(|&e, _| e > self.height);
         self.future_len = self.future.values().map(Vec::len).sum();
         for msg in held {
-            if let Ok(Ok((_, more))) = self.check_message(msg) {
-                actions.extend(more);
+            if let Ok(Err(e)) = self.check(msg) {
+                tracing::warn!(epoch = self.height, error = %e, "a held message failed");
             }
         }
-        Ok(actions)
-    }
-
-    fn check_finalized(&self, finalized: &v1::FinalizedSnapshot) -> Result<State, String> {
-        let at = Extends {
-            network_id: self.config.network_id,
-            epoch: self.height,
-            parent: self.parent,
-            members: &self.members,
-            state: &self.economy,
-            emission: self.config.emission,
-        };
-        check_finalized(finalized, &at).map(|(_, state)| state)
+        Ok(())
     }
 
     /// Own messages of this epoch (votes, and the proposal when this node proposed), to send again
@@ -1030,44 +1051,6 @@ impl<S: Store> Engine<S> {
     pub fn is_validator(&self) -> bool {
         self.me().is_some()
     }
-}
-
-/// The economy after `head`: as stored beside it, or, when missing or unreadable (a ledger written
-/// before the economy existed), rebuilt by replaying every finalized snapshot from genesis.
-fn load_economy(
-    ledger: &Ledger,
-    config: &EngineConfig,
-    head: Option<Head>,
-) -> Result<State, EngineError> {
-    let Some(head) = head else {
-        return Ok(config.economy.clone());
-    };
-    if let Some(bytes) = ledger.economy()? {
-        match State::from_bytes(&bytes) {
-            Ok(state) if state.epoch == head.epoch + 1 => return Ok(state),
-            Ok(state) => {
-                tracing::warn!(
-                    stored = state.epoch,
-                    head = head.epoch,
-                    "stored economy is not at the head; rebuilding"
-                )
-            }
-            Err(e) => tracing::warn!(error = %e, "stored economy unreadable; rebuilding"),
-        }
-    }
-    let mut state = config.economy.clone();
-    for epoch in 0..=head.epoch {
-        let Some(snapshot) = ledger.snapshot(epoch)? else {
-            break;
-        };
-        for (i, tx) in snapshot.transactions.iter().enumerate() {
-            if let Err(e) = state.apply(tx) {
-                tracing::warn!(epoch, transaction = i, error = %e, "replaying the economy: transaction refused");
-            }
-        }
-        state.end_epoch(&snapshot.weights, config.emission);
-    }
-    Ok(state)
 }
 
 fn hash_of(e: &v1::Evidence) -> [u8; 32] {

@@ -1,5 +1,7 @@
 //! Engines of several validators over real on-disk ledgers, wired together in one process with a
-//! virtual clock: the test bench of the engine (WAL replay, crashes, the double-sign guard).
+//! virtual clock: the test bench of the engine (WAL replay, crashes, the double-sign guard). The
+//! bench performs each engine's actions itself, in order, and can make any write fail as a process
+//! that dies at that write.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -10,15 +12,16 @@ use meshmind_protocols::{Keypair, Signed, v1};
 use prost::Message;
 
 use super::core::{Timeout, TimeoutConfig};
-use super::engine::{Action, Engine, EngineConfig, EngineError, Store};
+use super::engine::{Action, Engine, EngineConfig, EngineError};
 use super::members::Members;
+use crate::chain::app::{Chain, restore};
 use crate::ledger::{Ledger, LedgerError};
 use crate::role::validator::weights::commit;
 
-pub const NET: [u8; 32] = [42; 32];
+pub(super) const NET: [u8; 32] = [42; 32];
 
 /// A store that fails every write after `budget` of them, as a process that dies at that write.
-pub struct CrashingStore {
+pub(super) struct CrashingStore {
     pub ledger: Arc<Ledger>,
     pub budget: Arc<AtomicUsize>,
 }
@@ -38,35 +41,38 @@ impl CrashingStore {
     }
 }
 
-impl Store for CrashingStore {
-    fn wal_append(&self, epoch: u64, entry: &v1::WalEntry, sync: bool) -> Result<(), LedgerError> {
-        self.spend()?;
-        self.ledger.wal_append(epoch, entry, sync)
-    }
-    fn commit(&self, finalized: &v1::FinalizedSnapshot, economy: &[u8]) -> Result<(), LedgerError> {
-        self.spend()?;
-        self.ledger.commit(finalized, economy)
-    }
-    fn add_evidence(&self, evidence: &v1::Evidence) -> Result<bool, LedgerError> {
-        self.spend()?;
-        self.ledger.add_evidence(evidence)
-    }
-    fn ledger(&self) -> &Ledger {
-        &self.ledger
+impl CrashingStore {
+    /// Performs a storage action of an engine; other actions are not its to perform.
+    fn perform(&self, action: &Action) -> Result<(), LedgerError> {
+        match action {
+            Action::Persist { epoch, entry, sync } => {
+                self.spend()?;
+                self.ledger.wal_append(*epoch, entry, *sync)
+            }
+            Action::StoreEvidence(evidence) => {
+                self.spend()?;
+                self.ledger.add_evidence(evidence).map(|_| ())
+            }
+            Action::Commit { finalized, state } => {
+                self.spend()?;
+                self.ledger.commit(finalized, state)
+            }
+            _ => Ok(()),
+        }
     }
 }
 
 /// Weight reveals every validator made for the commitments of `epoch`.
 /// Emission per epoch of the simulated network.
-pub const EMISSION: u64 = 1_000_000;
+pub(super) const EMISSION: u64 = 1_000_000;
 
 /// The account that pays the simulated transfers.
-pub fn funder() -> Keypair {
+pub(super) fn funder() -> Keypair {
     Keypair::from_secret(&[200; 32])
 }
 
 /// The funder's transfer of 1 to the first validator's coldkey with `nonce`.
-pub fn transfer(keys: &[Keypair], nonce: u64) -> v1::Transaction {
+pub(super) fn transfer(keys: &[Keypair], nonce: u64) -> v1::Transaction {
     v1::Transaction {
         network_id: NET.to_vec(),
         coldkey: Vec::new(),
@@ -81,7 +87,7 @@ pub fn transfer(keys: &[Keypair], nonce: u64) -> v1::Transaction {
 }
 
 /// The economy at genesis: subnet 1 with every validator registered, and a funded account.
-pub fn economy(members: &Members) -> crate::state::State {
+pub(super) fn economy(members: &Members) -> crate::state::State {
     let genesis = v1::Genesis {
         network_name: "sim".into(),
         genesis_time_ms: 0,
@@ -104,7 +110,7 @@ pub fn economy(members: &Members) -> crate::state::State {
     crate::state::State::from_genesis(&genesis, NET).expect("a usable economy")
 }
 
-pub fn reveals(keys: &[Keypair], epoch: u64) -> Vec<v1::WeightReveal> {
+pub(super) fn reveals(keys: &[Keypair], epoch: u64) -> Vec<v1::WeightReveal> {
     keys.iter()
         .map(|k| commit(k, NET, 1, epoch, &[(0, 65535), (1, 100)], [3; 32]).1)
         .collect()
@@ -126,7 +132,7 @@ const DOWN_MS: u64 = 300;
 
 /// Seeded network faults.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Faults {
+pub(super) struct Faults {
     /// Random state (splitmix64); 0 turns faults off.
     pub state: u64,
     /// Longest delivery delay in ms.
@@ -139,7 +145,7 @@ pub struct Faults {
 
 impl Faults {
     /// Faults drawn from `seed`.
-    pub fn seeded(seed: u64) -> Self {
+    pub(super) fn seeded(seed: u64) -> Self {
         Self {
             state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             max_delay: 40,
@@ -149,7 +155,7 @@ impl Faults {
     }
 
     /// The next random number.
-    pub fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -159,11 +165,13 @@ impl Faults {
 }
 
 /// A network of engines with a virtual clock.
-pub struct Net {
+pub(super) struct Net {
     pub dir: tempfile::TempDir,
     pub keys: Vec<Keypair>,
     pub members: Members,
-    pub engines: Vec<Option<Engine<CrashingStore>>>,
+    pub engines: Vec<Option<Engine<Chain>>>,
+    /// Each live node's storage (dropped with its engine when it dies).
+    pub stores: Vec<Option<CrashingStore>>,
     pub budgets: Vec<Arc<AtomicUsize>>,
     /// Every message each validator ever sent, by (epoch, round, kind) with kind 0 proposal,
     /// 1 prevote, 2 precommit: a second different one is a double sign.
@@ -186,7 +194,7 @@ pub struct Net {
 }
 
 impl Net {
-    pub fn new(stakes: &[u64]) -> Self {
+    pub(super) fn new(stakes: &[u64]) -> Self {
         let mut keys: Vec<Keypair> = (0..stakes.len())
             .map(|i| Keypair::from_secret(&[i as u8 + 1; 32]))
             .collect();
@@ -207,6 +215,7 @@ impl Net {
             keys,
             members,
             engines: (0..n).map(|_| None).collect(),
+            stores: (0..n).map(|_| None).collect(),
             budgets: (0..n)
                 .map(|_| Arc::new(AtomicUsize::new(usize::MAX)))
                 .collect(),
@@ -234,20 +243,25 @@ impl Net {
             genesis: self.members.clone(),
             timeouts: TimeoutConfig::default(),
             equivocate: self.equivocators[i],
-            economy: economy(&self.members),
-            emission: EMISSION,
         }
     }
 
+    /// The ledger of live node `i`.
+    pub(super) fn ledger(&self, i: usize) -> &Ledger {
+        &self.stores[i].as_ref().expect("a live node").ledger
+    }
+
     /// Opens node `i` from its ledger (replaying its WAL) and starts its epoch.
-    pub fn boot(&mut self, i: usize) {
+    pub(super) fn boot(&mut self, i: usize) {
         let ledger = Arc::new(Ledger::open(&self.dir.path().join(format!("n{i}"))).unwrap());
-        let store = CrashingStore {
+        let chain = Chain::load(&ledger, economy(&self.members), EMISSION).unwrap();
+        let restored = restore(&ledger).unwrap();
+        let (engine, actions) =
+            Engine::open(chain, Some(self.keys[i].clone()), self.config(i), restored).unwrap();
+        self.stores[i] = Some(CrashingStore {
             ledger,
             budget: self.budgets[i].clone(),
-        };
-        let (engine, actions) =
-            Engine::open(store, Some(self.keys[i].clone()), self.config(i)).unwrap();
+        });
         self.engines[i] = Some(engine);
         self.perform(i, Ok(actions));
         let started = self.engines[i].as_mut().map(|e| e.start());
@@ -289,6 +303,7 @@ impl Net {
     fn die(&mut self, i: usize) {
         self.deaths += 1;
         self.engines[i] = None;
+        self.stores[i] = None;
         self.push(self.now + DOWN_MS, Event::Restart(i));
     }
 
@@ -297,10 +312,10 @@ impl Net {
             // Catch up from any ledger that is ahead.
             while let Some(height) = self.engines[i].as_ref().map(Engine::height) {
                 let found = self
-                    .engines
+                    .stores
                     .iter()
                     .flatten()
-                    .find_map(|e| e.store().ledger().finalized(height).ok().flatten());
+                    .find_map(|s| s.ledger.finalized(height).ok().flatten());
                 let Some(finalized) = found else { break };
                 let Some(engine) = self.engines[i].as_mut() else {
                     break;
@@ -359,7 +374,13 @@ impl Net {
         };
         let mut queue = std::collections::VecDeque::from(actions);
         while let Some(action) = queue.pop_front() {
+            let stored = self.stores[i].as_ref().map(|store| store.perform(&action));
+            if !matches!(stored, Some(Ok(()))) {
+                self.die(i);
+                return;
+            }
             match action {
+                Action::Persist { .. } | Action::StoreEvidence(_) | Action::Commit { .. } => {}
                 Action::Broadcast(msg) => {
                     self.record_sent(i, &msg);
                     for to in 0..self.keys.len() {
@@ -396,7 +417,7 @@ impl Net {
                     let Some(engine) = self.engines[i].as_mut() else {
                         return;
                     };
-                    if let Err(e) = engine.economy().check_invariants() {
+                    if let Err(e) = engine.app().state().check_invariants() {
                         panic!("node {i} after epoch {epoch}: {e}");
                     }
                     match engine.start() {
@@ -413,7 +434,7 @@ impl Net {
     }
 
     /// Runs until every live node has finalized `epochs` epochs or `limit_ms` of virtual time pass.
-    pub fn run(&mut self, epochs: u64, limit_ms: u64) {
+    pub(super) fn run(&mut self, epochs: u64, limit_ms: u64) {
         while let Some(Reverse((at, seq, node))) = self.queue.pop() {
             if at > limit_ms {
                 break;
@@ -455,7 +476,7 @@ impl Net {
     }
 
     /// Checks that no two nodes finalized different snapshots for one epoch.
-    pub fn assert_agreement(&self) {
+    pub(super) fn assert_agreement(&self) {
         let mut by_epoch: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
         for (&(node, epoch), hash) in &self.commits {
             let first = by_epoch.entry(epoch).or_insert(*hash);
@@ -474,7 +495,7 @@ mod tests {
 
     fn check_ledgers(net: &Net, epochs: u64) {
         net.assert_agreement();
-        let first = net.engines[0].as_ref().unwrap().store().ledger();
+        let first = net.ledger(0);
         for (i, engine) in net.engines.iter().enumerate() {
             let engine = engine.as_ref().expect("every node is up");
             assert!(
@@ -482,7 +503,7 @@ mod tests {
                 "node {i} is at epoch {}",
                 engine.height()
             );
-            let ledger = engine.store().ledger();
+            let ledger = net.ledger(i);
             assert!(
                 verify_ledger(ledger, NET, &net.members, economy(&net.members), EMISSION).unwrap()
                     >= epochs
@@ -490,18 +511,19 @@ mod tests {
             let first_engine = net.engines[0].as_ref().unwrap();
             if engine.height() == first_engine.height() {
                 assert_eq!(
-                    engine.economy().root(),
-                    first_engine.economy().root(),
+                    engine.app().state().root(),
+                    first_engine.app().state().root(),
                     "node {i}'s economy"
                 );
             }
             let funder = crate::state::Key(funder().public().to_bytes());
             assert!(
-                engine.economy().account(&funder).nonce >= epochs,
+                engine.app().state().account(&funder).nonce >= epochs,
                 "node {i}: every epoch carried a transfer"
             );
             engine
-                .economy()
+                .app()
+                .state()
                 .check_invariants()
                 .expect("supply conserved");
             for epoch in 0..epochs {
@@ -519,7 +541,7 @@ mod tests {
         let mut net = Net::new(&[10, 20, 30, 40]);
         net.run(8, 60_000);
         check_ledgers(&net, 8);
-        let ledger = net.engines[0].as_ref().unwrap().store().ledger();
+        let ledger = net.ledger(0);
         for epoch in 0..8 {
             let cert = ledger.certificate(epoch).unwrap().unwrap();
             assert_eq!(cert.round, 0, "epoch {epoch} needed round {}", cert.round);
@@ -539,7 +561,7 @@ mod tests {
         net.censor[2] = true;
         net.run(10, 120_000);
         check_ledgers(&net, 10);
-        let ledger = net.engines[0].as_ref().unwrap().store().ledger();
+        let ledger = net.ledger(0);
         let censor = net.keys[2].public().to_bytes().to_vec();
         let mut voted_down = 0;
         for epoch in 1..10 {
@@ -629,12 +651,9 @@ mod tests {
         let stale = v1::WalEntry {
             kind: Some(v1::wal_entry::Kind::Start(head.epoch)),
         };
-        engine
-            .store()
-            .ledger()
-            .wal_append(head.epoch, &stale, true)
-            .unwrap();
+        net.ledger(0).wal_append(head.epoch, &stale, true).unwrap();
         drop(engine);
+        net.stores[0] = None;
         net.boot(0);
         let engine = net.engines[0].as_ref().expect("up");
         assert_eq!(
@@ -653,12 +672,13 @@ mod tests {
         net.equivocators[3] = true;
         // Reboot node 3 with its misbehaviour on.
         net.engines[3] = None;
+        net.stores[3] = None;
         net.boot(3);
         net.run(6, 120_000);
         check_ledgers(&net, 6);
         let accused = net.keys[3].public().to_bytes().to_vec();
-        for (i, engine) in net.engines.iter().enumerate().take(3) {
-            let ledger = engine.as_ref().unwrap().store().ledger();
+        for i in 0..3 {
+            let ledger = net.ledger(i);
             let stored = ledger.evidence().unwrap();
             assert!(!stored.is_empty(), "node {i} stored no evidence");
             for item in &stored {
@@ -667,11 +687,86 @@ mod tests {
             }
         }
         // Evidence reaches the chain: some finalized snapshot carries it.
-        let ledger = net.engines[0].as_ref().unwrap().store().ledger();
+        let ledger = net.ledger(0);
         let included: usize = (0..6)
             .map(|e| ledger.snapshot(e).unwrap().unwrap().evidence.len())
             .sum();
         assert!(included > 0, "no snapshot includes the evidence");
+    }
+
+    #[test]
+    fn own_signatures_are_persisted_synced_before_they_are_sent() {
+        // One validator holding all the stake decides alone: its actions, in order, must write
+        // every own proposal and vote to the log (synced) before broadcasting it, and store the
+        // snapshot before announcing the commit. The engine itself touches no storage.
+        let key = Keypair::from_secret(&[9; 32]);
+        let members = Members::new(v1::ValidatorSet {
+            validators: vec![v1::ValidatorEntry {
+                hotkey: key.public().to_bytes().to_vec(),
+                coldkey: key.public().to_bytes().to_vec(),
+                stake: 1,
+            }],
+        })
+        .unwrap();
+        let config = EngineConfig {
+            network_id: NET,
+            genesis: members.clone(),
+            timeouts: TimeoutConfig::default(),
+            equivocate: false,
+        };
+        let chain = Chain::new(economy(&members), EMISSION);
+        let (mut engine, replayed) =
+            Engine::open(chain, Some(key), config, Default::default()).unwrap();
+        assert!(replayed.is_empty(), "nothing to replay from an empty log");
+        let mut actions = engine.start().unwrap();
+        let round = actions.iter().find_map(|a| match a {
+            Action::NeedValue { round, .. } => Some(*round),
+            _ => None,
+        });
+        actions.extend(
+            engine
+                .on_value(round.expect("asked for a value"), Vec::new(), Vec::new())
+                .unwrap(),
+        );
+        let mut persisted: Vec<v1::wal_entry::Kind> = Vec::new();
+        let (mut sent, mut committed) = (0, false);
+        for action in &actions {
+            match action {
+                Action::Persist { entry, sync, .. } => {
+                    let kind = entry.kind.clone().expect("a record");
+                    let own = matches!(
+                        kind,
+                        v1::wal_entry::Kind::Vote(_) | v1::wal_entry::Kind::Proposal(_)
+                    );
+                    assert!(*sync || !own || committed, "own signature logged unsynced");
+                    persisted.push(kind);
+                }
+                Action::Broadcast(msg) => {
+                    use v1::consensus_message::Body;
+                    let written = match &msg.body {
+                        Some(Body::Vote(vote)) => persisted
+                            .contains(&v1::wal_entry::Kind::Vote(vote.clone())),
+                        Some(Body::Proposal(value)) => persisted.iter().any(|k| {
+                            matches!(k, v1::wal_entry::Kind::Proposal(p) if p.value.as_ref() == Some(value))
+                        }),
+                        _ => true,
+                    };
+                    assert!(written, "sent before it was logged: {msg:?}");
+                    sent += 1;
+                }
+                Action::Commit { .. } => committed = true,
+                Action::Committed { epoch, .. } => {
+                    assert!(committed, "epoch {epoch} announced before it was stored");
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            committed,
+            "one validator with all the stake decides at once"
+        );
+        assert!(sent >= 3, "a proposal, a prevote and a precommit were sent");
+        assert_eq!(engine.height(), 1);
     }
 
     #[test]
@@ -682,6 +777,7 @@ mod tests {
         // it signed (as in any BFT system), so its earlier messages are forgotten here too; one
         // validator of four cannot break agreement, which the check below asserts.
         net.engines[3] = None;
+        net.stores[3] = None;
         net.sent.retain(|&(node, ..), _| node != 3);
         std::fs::remove_dir_all(net.dir.path().join("n3")).unwrap();
         net.boot(3);

@@ -180,4 +180,16 @@ mod tests {
             MembersError::NoStake
         );
     }
+
+    #[test]
+    fn peer_ids_are_the_members_hotkeys() {
+        let mut validators = vec![entry(1, 5), entry(2, 5)];
+        validators.sort_by(|a, b| a.hotkey.cmp(&b.hotkey));
+        let members = Members::new(v1::ValidatorSet { validators }).unwrap();
+        let ids = members.peer_ids();
+        for seed in [1u8, 2] {
+            assert!(ids.contains(&Keypair::from_secret(&[seed; 32]).public().peer_id()));
+        }
+        assert!(!ids.contains(&Keypair::from_secret(&[3; 32]).public().peer_id()));
+    }
 }

@@ -5,14 +5,12 @@
 //! timeouts) and returns [`core::Output`]s (messages to broadcast, timeouts to schedule, decisions,
 //! evidence). A driver performs the outputs; seeded simulations drive many cores in one process.
 
+pub mod app;
 pub mod certificate;
 pub mod core;
-pub mod driver;
 pub mod engine;
 pub mod evidence;
 pub mod members;
-pub mod service;
-pub mod sync;
 pub mod valset;
 pub mod votes;
 pub mod wire;

@@ -75,7 +75,7 @@ impl PartialOrd for Scheduled {
 
 /// Faults of one simulation.
 #[derive(Debug, Clone, Copy)]
-pub struct Faults {
+pub(super) struct Faults {
     /// Largest extra delay of a message, in ms.
     pub max_delay_ms: u64,
     /// Percentage of messages delivered twice.
@@ -103,7 +103,7 @@ struct Node {
 
 /// The outcome of a run.
 #[derive(Debug)]
-pub struct Report {
+pub(super) struct Report {
     /// Per height, the value each node decided.
     pub decisions: BTreeMap<u64, Vec<Option<ValueId>>>,
     /// Simulated time when the run ended.
@@ -384,7 +384,7 @@ impl Sim {
 }
 
 /// Runs `heights` heights among validators of `powers` under `faults`, from `seed`.
-pub fn simulate(seed: u64, powers: Vec<u64>, heights: u64, faults: Faults) -> Report {
+pub(super) fn simulate(seed: u64, powers: Vec<u64>, heights: u64, faults: Faults) -> Report {
     let set = ValidatorSet::new(powers);
     let n = set.len();
     let nodes = (0..n)

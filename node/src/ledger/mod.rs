@@ -413,7 +413,7 @@ impl Ledger {
     }
 
     /// Writes raw bytes as the next WAL record of `epoch` (for tests of corrupt logs).
-    #[doc(hidden)]
+    #[cfg(test)]
     pub fn wal_append_raw(&self, epoch: u64, bytes: &[u8]) -> Result<(), LedgerError> {
         let seq = {
             let mut next = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
@@ -498,7 +498,7 @@ impl Ledger {
     }
 
     /// Overwrites a stored value (for tests of corrupt data).
-    #[doc(hidden)]
+    #[cfg(test)]
     pub fn put_raw(&self, cf: &'static str, epoch: u64, bytes: &[u8]) -> Result<(), LedgerError> {
         self.db
             .put_cf(self.cf(cf)?, epoch_key(epoch), bytes)

@@ -1,5 +1,6 @@
 //! The roles a node plays.
 
+pub mod admission;
 pub mod miner;
 pub mod reference;
 pub mod stream;

@@ -3,12 +3,12 @@
 use super::Fx;
 
 /// A u16 value as a fraction of 65535.
-pub fn fraction(value: u16) -> Fx {
+pub(super) fn fraction(value: u16) -> Fx {
     Fx::from_num(value) / Fx::from_num(u16::MAX)
 }
 
 /// A fraction in `[0, 1]` as a u16 share of 65535 (rounded down, clamped).
-pub fn to_u16(x: Fx) -> u16 {
+pub(super) fn to_u16(x: Fx) -> u16 {
     let scaled = x.saturating_mul(Fx::from_num(u16::MAX));
     if scaled <= Fx::ZERO {
         0
@@ -24,7 +24,7 @@ const LN_2: Fx = Fx::from_bits(2_977_044_472);
 
 /// `e^x`, deterministic to the bit: `x` is clamped to `[-20, 20]`, reduced to `r + k·ln 2` with
 /// `r` in `[0, ln 2)`, `e^r` summed as a Taylor series in fixed point, then shifted by `k`.
-pub fn exp(x: Fx) -> Fx {
+pub(super) fn exp(x: Fx) -> Fx {
     let x = x.clamp(Fx::from_num(-20), Fx::from_num(20));
     let k = (x / LN_2).floor();
     let r = x - k * LN_2;
@@ -50,7 +50,7 @@ fn sum(values: &[Fx]) -> Fx {
 }
 
 /// Scales a vector to sum to 1 (left as is if it sums to zero).
-pub fn normalize(values: &mut [Fx]) {
+pub(super) fn normalize(values: &mut [Fx]) {
     let total = sum(values);
     if total > Fx::ZERO {
         for value in values.iter_mut() {
@@ -61,14 +61,14 @@ pub fn normalize(values: &mut [Fx]) {
 
 /// A sparse square matrix of n rows; each row holds `(column, value)` sorted by column.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sparse {
+pub(super) struct Sparse {
     /// The rows.
     pub rows: Vec<Vec<(u32, Fx)>>,
 }
 
 impl Sparse {
     /// An empty n x n matrix.
-    pub fn new(n: usize) -> Self {
+    pub(super) fn new(n: usize) -> Self {
         Self {
             rows: vec![Vec::new(); n],
         }
@@ -79,7 +79,7 @@ impl Sparse {
     }
 
     /// Sorts each row by column and merges repeated columns (the last value wins).
-    pub fn sort_rows(&mut self) {
+    pub(super) fn sort_rows(&mut self) {
         for row in &mut self.rows {
             row.sort_by_key(|&(j, _)| j);
             let mut merged: Vec<(u32, Fx)> = Vec::with_capacity(row.len());
@@ -94,7 +94,7 @@ impl Sparse {
     }
 
     /// Scales each row to sum to 1.
-    pub fn row_normalize(&mut self) {
+    pub(super) fn row_normalize(&mut self) {
         for row in &mut self.rows {
             let total = row.iter().fold(Fx::ZERO, |a, &(_, v)| a + v);
             if total > Fx::ZERO {
@@ -106,7 +106,7 @@ impl Sparse {
     }
 
     /// Row sums.
-    pub fn row_sums(&self) -> Vec<Fx> {
+    pub(super) fn row_sums(&self) -> Vec<Fx> {
         self.rows
             .iter()
             .map(|row| row.iter().fold(Fx::ZERO, |a, &(_, v)| a + v))
@@ -114,7 +114,7 @@ impl Sparse {
     }
 
     /// `Σ_i s_i · M_ij` for each column j.
-    pub fn weighted_col_sums(&self, s: &[Fx]) -> Vec<Fx> {
+    pub(super) fn weighted_col_sums(&self, s: &[Fx]) -> Vec<Fx> {
         let mut out = vec![Fx::ZERO; self.n()];
         for (i, row) in self.rows.iter().enumerate() {
             if s[i] == Fx::ZERO {
@@ -129,7 +129,7 @@ impl Sparse {
 
     /// For each column j, the largest value w such that rows holding at least `kappa` of the stake
     /// `s` gave column j at least w (0 if no such value).
-    pub fn weighted_median_cols(&self, s: &[Fx], kappa: Fx) -> Vec<Fx> {
+    pub(super) fn weighted_median_cols(&self, s: &[Fx], kappa: Fx) -> Vec<Fx> {
         let mut columns: Vec<Vec<(Fx, Fx)>> = vec![Vec::new(); self.n()];
         for (i, row) in self.rows.iter().enumerate() {
             if s[i] == Fx::ZERO {
@@ -158,7 +158,7 @@ impl Sparse {
     }
 
     /// Each entry clipped to its column's cap.
-    pub fn clip_cols(&self, caps: &[Fx]) -> Sparse {
+    pub(super) fn clip_cols(&self, caps: &[Fx]) -> Sparse {
         Sparse {
             rows: self
                 .rows
@@ -176,7 +176,7 @@ impl Sparse {
     }
 
     /// Row i multiplied by `s_i`.
-    pub fn scale_rows(&self, s: &[Fx]) -> Sparse {
+    pub(super) fn scale_rows(&self, s: &[Fx]) -> Sparse {
         Sparse {
             rows: self
                 .rows
@@ -195,13 +195,13 @@ impl Sparse {
     }
 
     /// `alpha · self + (1 - alpha) · old`, entry by entry over the union of both patterns.
-    pub fn ema(&self, old: &Sparse, alpha: Fx) -> Sparse {
+    pub(super) fn ema(&self, old: &Sparse, alpha: Fx) -> Sparse {
         self.ema_with(old, |_, _, _| alpha)
     }
 
     /// Like [`Self::ema`] with an alpha per entry: `alpha(column, new value, old value)`, where a
     /// value missing from one pattern is zero.
-    pub fn ema_with(&self, old: &Sparse, alpha: impl Fn(usize, Fx, Fx) -> Fx) -> Sparse {
+    pub(super) fn ema_with(&self, old: &Sparse, alpha: impl Fn(usize, Fx, Fx) -> Fx) -> Sparse {
         let rows = self
             .rows
             .iter()
@@ -247,7 +247,7 @@ impl Sparse {
     }
 
     /// Each entry as a u16 share of 65535.
-    pub fn to_u16_rows(&self) -> Vec<Vec<(u32, u16)>> {
+    pub(super) fn to_u16_rows(&self) -> Vec<Vec<(u32, u16)>> {
         self.rows
             .iter()
             .map(|row| row.iter().map(|&(j, v)| (j, to_u16(v))).collect())
@@ -255,7 +255,7 @@ impl Sparse {
     }
 
     /// `Σ_j M_ij · v_j` for each row i.
-    pub fn mul_vec(&self, v: &[Fx]) -> Vec<Fx> {
+    pub(super) fn mul_vec(&self, v: &[Fx]) -> Vec<Fx> {
         self.rows
             .iter()
             .map(|row| {
@@ -266,7 +266,7 @@ impl Sparse {
     }
 
     /// Each column scaled so its largest entry is 65535, as u16.
-    pub fn col_max_upscale_u16(&self) -> Vec<Vec<(u32, u16)>> {
+    pub(super) fn col_max_upscale_u16(&self) -> Vec<Vec<(u32, u16)>> {
         let mut max = vec![Fx::ZERO; self.n()];
         for row in &self.rows {
             for &(j, v) in row {
@@ -292,7 +292,7 @@ impl Sparse {
 }
 
 /// Scales each column to sum to 1.
-pub fn col_normalize(matrix: &mut Sparse) {
+pub(super) fn col_normalize(matrix: &mut Sparse) {
     let mut totals = vec![Fx::ZERO; matrix.rows.len()];
     for row in &matrix.rows {
         for &(j, v) in row {

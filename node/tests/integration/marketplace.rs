@@ -164,7 +164,11 @@ async fn challenges_rank_miners_and_routing_fails_over() {
         else {
             panic!("six miners")
         };
-        let score = |uid| v.validator.score(uid);
+        let graph = v.validator.metagraph();
+        let score = |uid| {
+            v.validator
+                .score(&graph.get(uid).expect("a known miner").key)
+        };
         let best = score(fast_uid).max(score(fast2_uid));
         for honest in [fast_uid, fast2_uid] {
             assert!(

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::frame::{self, FRAME_HEADER, KIND_DATA, KIND_ERROR};
 use super::tls::{SERVER_NAME, client_config};
-use crate::error::QueryError;
+use crate::error::{QueryError, Source};
 
 /// One peer's slot in the pool: its cached TLS config and its live connection, if any.
 #[derive(Default)]
@@ -21,7 +21,7 @@ struct Slot {
 }
 
 /// Sends queries to peers' query planes over pooled, peer-authenticated QUIC connections.
-pub struct QueryClient {
+pub(crate) struct QueryClient {
     /// Taken out at shutdown, so the socket closes once the network task lets go of it too.
     endpoint: Mutex<Option<quinn::Endpoint>>,
     keypair: Keypair,
@@ -60,12 +60,12 @@ impl QueryClient {
     }
 
     /// Records where `peer`'s query plane listens.
-    pub fn add_address(&self, peer: PeerId, addr: SocketAddr) {
+    pub(crate) fn add_address(&self, peer: PeerId, addr: SocketAddr) {
         lock(&self.addrs).insert(peer, addr);
     }
 
     /// Where `peer`'s query plane listens, if known.
-    pub fn address(&self, peer: &PeerId) -> Option<SocketAddr> {
+    pub(crate) fn address(&self, peer: &PeerId) -> Option<SocketAddr> {
         lock(&self.addrs).get(peer).copied()
     }
 
@@ -97,22 +97,19 @@ impl QueryClient {
                 let config = client_config(&self.keypair, peer, &self.alpn).map_err(|e| {
                     QueryError::Connect {
                         peer,
-                        reason: e.to_string(),
+                        source: e.into(),
                     }
                 })?;
                 slot.config = Some(config.clone());
                 config
             }
         };
-        let connect_error = |e: &dyn std::fmt::Display| QueryError::Connect {
-            peer,
-            reason: e.to_string(),
-        };
+        let connect_error = |e: Source| QueryError::Connect { peer, source: e };
         let endpoint = lock(&self.endpoint).clone().ok_or(QueryError::Disabled)?;
         let connecting = endpoint
             .connect_with(config, addr, SERVER_NAME)
-            .map_err(|e| connect_error(&e))?;
-        let connection = connecting.await.map_err(|e| connect_error(&e))?;
+            .map_err(|e| connect_error(e.into()))?;
+        let connection = connecting.await.map_err(|e| connect_error(e.into()))?;
         tracing::debug!(%peer, %addr, "query connection established");
         slot.connection = Some(connection.clone());
         Ok(connection)
@@ -143,7 +140,7 @@ impl QueryClient {
                     fresh = true;
                     continue;
                 }
-                Err(e) => return Err(QueryError::Stream(e.to_string())),
+                Err(e) => return Err(QueryError::Stream(e.into())),
             };
             let written = async {
                 send.write_all(&header).await?;
@@ -161,13 +158,13 @@ impl QueryClient {
                     tracing::debug!(%peer, error = %e, "query connection lost; redialing");
                     fresh = true;
                 }
-                Err(e) => return Err(QueryError::Stream(e.to_string())),
+                Err(e) => return Err(QueryError::Stream(e.into())),
             }
         }
     }
 
     /// Sends a query and returns the first answer frame.
-    pub async fn query(
+    pub(crate) async fn query(
         &self,
         peer: PeerId,
         payload: &[u8],
@@ -193,7 +190,7 @@ impl QueryClient {
     }
 
     /// Sends a query and returns the stream of answer frames.
-    pub async fn query_stream(
+    pub(crate) async fn query_stream(
         &self,
         peer: PeerId,
         payload: &[u8],
@@ -248,7 +245,7 @@ impl QueryStream {
         match self.recv.read_exact(&mut header).await {
             Ok(()) => {}
             Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-            Err(e) => return Err(QueryError::Stream(e.to_string())),
+            Err(e) => return Err(QueryError::Stream(e.into())),
         }
         let (kind, len) = frame::parse_frame_header(header);
         if len > self.max_frame {
@@ -262,7 +259,7 @@ impl QueryStream {
         self.recv
             .read_exact(&mut body)
             .await
-            .map_err(|e| QueryError::Stream(e.to_string()))?;
+            .map_err(|e| QueryError::Stream(e.into()))?;
         match kind {
             KIND_DATA => Ok(Some(body)),
             KIND_ERROR => Err(frame::parse_error(&body)),

@@ -30,7 +30,7 @@ pub(crate) struct ServerLimits {
 }
 
 /// The running accept loop of the query plane.
-pub struct QueryServer {
+pub(crate) struct QueryServer {
     task: JoinHandle<()>,
 }
 
@@ -216,7 +216,7 @@ impl QueryResponder {
         let mut chunks = [header, body];
         let write = self.send.write_all_chunks(&mut chunks);
         match tokio::time::timeout_at(self.until, write).await {
-            Ok(result) => result.map_err(|e| QueryError::Stream(e.to_string())),
+            Ok(result) => result.map_err(|e| QueryError::Stream(e.into())),
             Err(_) => Err(QueryError::Deadline),
         }
     }
@@ -241,8 +241,6 @@ impl QueryResponder {
 
     /// Ends the answer.
     pub fn finish(mut self) -> Result<(), QueryError> {
-        self.send
-            .finish()
-            .map_err(|e| QueryError::Stream(e.to_string()))
+        self.send.finish().map_err(|e| QueryError::Stream(e.into()))
     }
 }

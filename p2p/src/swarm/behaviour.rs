@@ -15,7 +15,7 @@ use crate::error::NetworkError;
 
 /// Every protocol a node speaks on the control plane.
 #[derive(NetworkBehaviour)]
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     /// Connection caps.
     pub limits: connection_limits::Behaviour,
     /// Peers this node refuses to be connected to.
@@ -33,7 +33,7 @@ pub struct Behaviour {
 }
 
 /// The content id of a gossip message: blake3 of the topic, a zero byte and the body.
-pub fn content_id(topic: &str, data: &[u8]) -> [u8; 32] {
+pub(crate) fn content_id(topic: &str, data: &[u8]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(topic.as_bytes());
     hasher.update(&[0]);
@@ -42,7 +42,7 @@ pub fn content_id(topic: &str, data: &[u8]) -> [u8; 32] {
 }
 
 /// Score parameters for one topic: rejected messages cost their sender, quiet topics cost nothing.
-pub fn topic_score_params() -> gossipsub::TopicScoreParams {
+pub(crate) fn topic_score_params() -> gossipsub::TopicScoreParams {
     gossipsub::TopicScoreParams {
         topic_weight: 1.0,
         // Each rejected message adds one to a counter whose square is weighted here.
@@ -56,12 +56,12 @@ pub fn topic_score_params() -> gossipsub::TopicScoreParams {
 }
 
 fn protocol(name: String) -> Result<StreamProtocol, NetworkError> {
-    StreamProtocol::try_from_owned(name).map_err(|e| NetworkError::Config(e.to_string()))
+    StreamProtocol::try_from_owned(name).map_err(|e| NetworkError::library("protocol name", e))
 }
 
 impl Behaviour {
     /// Builds the behaviour for `config`, advertising the query plane's UDP port if there is one.
-    pub fn new(
+    pub(crate) fn new(
         keypair: &Keypair,
         config: &NetworkConfig,
         query_port: Option<u16>,
@@ -105,12 +105,12 @@ impl Behaviour {
             .heartbeat_interval(config.gossip_heartbeat)
             .duplicate_cache_time(Duration::from_secs(120))
             .build()
-            .map_err(|e| NetworkError::Config(format!("gossipsub: {e}")))?;
+            .map_err(|e| NetworkError::library("gossipsub", e))?;
         let mut gossipsub = gossipsub::Behaviour::new(
             gossipsub::MessageAuthenticity::Signed(keypair.clone()),
             gossip_config,
         )
-        .map_err(|e| NetworkError::Config(format!("gossipsub: {e}")))?;
+        .map_err(|e| NetworkError::library("gossipsub", e))?;
         let mut score = gossipsub::PeerScoreParams::default();
         if config.local {
             // Every peer of a local testnet shares 127.0.0.1; without this they graylist each other.
@@ -121,7 +121,7 @@ impl Behaviour {
         }
         gossipsub
             .with_peer_score(score, gossipsub::PeerScoreThresholds::default())
-            .map_err(|e| NetworkError::Config(format!("gossipsub scoring: {e}")))?;
+            .map_err(|e| NetworkError::library("gossipsub scoring", e))?;
 
         let sync = request_response::Behaviour::with_codec(
             SyncCodec::new(

@@ -28,7 +28,7 @@ use crate::rate_limit::RateLimiter;
 type Reply<T> = oneshot::Sender<T>;
 
 /// What a handle asks the swarm task to do.
-pub enum Command {
+pub(crate) enum Command {
     Publish {
         topic: String,
         data: Vec<u8>,
@@ -98,7 +98,7 @@ enum PendingKad {
 }
 
 /// The state of the swarm task.
-pub struct EventLoop {
+pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     config: NetworkConfig,
     commands: mpsc::Receiver<Command>,
@@ -117,7 +117,7 @@ pub struct EventLoop {
 }
 
 /// The parts the event loop is built from.
-pub struct Parts {
+pub(crate) struct Parts {
     pub swarm: Swarm<Behaviour>,
     pub config: NetworkConfig,
     pub commands: mpsc::Receiver<Command>,
@@ -168,7 +168,7 @@ fn query_port(agent: &str) -> Option<u16> {
 
 impl EventLoop {
     /// Assembles the loop.
-    pub fn new(parts: Parts) -> Self {
+    pub(crate) fn new(parts: Parts) -> Self {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let gossip_limiter = RateLimiter::new(
             parts.config.gossip_rate_per_origin,
@@ -195,7 +195,7 @@ impl EventLoop {
     }
 
     /// Runs until shutdown is asked for or every handle is gone.
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         let mut redial =
             tokio::time::interval(self.config.bootnode_redial.max(Duration::from_millis(100)));
         redial.tick().await;
@@ -285,7 +285,7 @@ impl EventLoop {
                     .map(|_| ())
                     .map_err(|e| match e {
                         gossipsub::PublishError::NoPeersSubscribedToTopic => NetworkError::NoPeers,
-                        other => NetworkError::Publish(other.to_string()),
+                        other => NetworkError::Publish(other),
                     });
                 let _ = reply.send(result);
             }
@@ -294,7 +294,7 @@ impl EventLoop {
                 let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
                 let result = gossipsub
                     .subscribe(&topic)
-                    .map_err(|e| NetworkError::Subscription(e.to_string()));
+                    .map_err(NetworkError::Subscription);
                 if result.is_ok() {
                     let _ = gossipsub.set_topic_params(topic, topic_score_params());
                 }
@@ -315,7 +315,7 @@ impl EventLoop {
                         self.pending_kad.insert(id, PendingKad::Provide(reply));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(NetworkError::Dht(e.to_string())));
+                        let _ = reply.send(Err(NetworkError::Dht(e.into())));
                     }
                 }
             }
@@ -350,7 +350,7 @@ impl EventLoop {
                 let result = self
                     .swarm
                     .dial(addr)
-                    .map_err(|e| NetworkError::Dial(e.to_string()));
+                    .map_err(|e| NetworkError::Dial(Box::new(e)));
                 let _ = reply.send(result);
             }
             Command::Peers { reply } => {
@@ -569,11 +569,7 @@ impl EventLoop {
         match result {
             QueryResult::StartProviding(result) => {
                 if let Some(PendingKad::Provide(reply)) = self.pending_kad.remove(&id) {
-                    let _ = reply.send(
-                        result
-                            .map(|_| ())
-                            .map_err(|e| NetworkError::Dht(e.to_string())),
-                    );
+                    let _ = reply.send(result.map(|_| ()).map_err(|e| NetworkError::Dht(e.into())));
                 }
             }
             QueryResult::GetProviders(result) => {
@@ -590,7 +586,7 @@ impl EventLoop {
                     {
                         let answer = if found.is_empty() {
                             match result {
-                                Err(e) => Err(NetworkError::Dht(e.to_string())),
+                                Err(e) => Err(NetworkError::Dht(e.into())),
                                 Ok(_) => Ok(Vec::new()),
                             }
                         } else {
@@ -609,7 +605,7 @@ impl EventLoop {
                         {
                             Ok(peers.into_iter().map(|p| p.peer_id).collect())
                         }
-                        Err(e) => Err(NetworkError::Dht(e.to_string())),
+                        Err(e) => Err(NetworkError::Dht(e.into())),
                     };
                     let _ = reply.send(answer);
                 }
@@ -659,7 +655,7 @@ impl EventLoop {
                         }
                         other => RequestError::Failed {
                             peer,
-                            reason: other.to_string(),
+                            source: other,
                         },
                     };
                     let _ = reply.send(Err(error));

@@ -1,6 +1,6 @@
 //! The libp2p side: transports, the composed behaviour, the sync codec and the task that owns the swarm.
 
-pub mod behaviour;
-pub mod event_loop;
-pub mod sync_codec;
-pub mod transport;
+pub(crate) mod behaviour;
+pub(crate) mod event_loop;
+pub(crate) mod sync_codec;
+pub(crate) mod transport;

@@ -8,14 +8,14 @@ use libp2p::request_response::Codec;
 
 /// Length-prefixed (u32, big-endian) request and response bodies, each under its cap.
 #[derive(Debug, Clone, Copy)]
-pub struct SyncCodec {
+pub(crate) struct SyncCodec {
     max_request: usize,
     max_response: usize,
 }
 
 impl SyncCodec {
     /// A codec with the given caps.
-    pub fn new(max_request: usize, max_response: usize) -> Self {
+    pub(crate) fn new(max_request: usize, max_response: usize) -> Self {
         Self {
             max_request,
             max_response,

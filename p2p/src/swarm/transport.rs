@@ -16,12 +16,11 @@ use crate::error::NetworkError;
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Builds the boxed transport for `mode`.
-pub fn build(
+pub(crate) fn build(
     keypair: &Keypair,
     mode: TransportMode,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, NetworkError> {
-    let noise =
-        || noise::Config::new(keypair).map_err(|e| NetworkError::Transport(format!("noise: {e}")));
+    let noise = || noise::Config::new(keypair).map_err(|e| NetworkError::transport("noise", e));
     Ok(match mode {
         TransportMode::Memory => MemoryTransport::default()
             .upgrade(Version::V1)

@@ -5,15 +5,15 @@ use crate::signing::Signed;
 use crate::v1;
 
 /// The network id used by samples.
-pub const NET: [u8; 32] = [0x11; 32];
+pub(super) const NET: [u8; 32] = [0x11; 32];
 
 /// A keypair from a fixed seed.
-pub fn key(seed: u8) -> Keypair {
+pub(super) fn key(seed: u8) -> Keypair {
     Keypair::from_secret(&[seed; 32])
 }
 
 /// A signed prevote for `value` by the key of `seed`.
-pub fn vote(seed: u8, round: u32, value: Option<[u8; 32]>) -> v1::Vote {
+pub(super) fn vote(seed: u8, round: u32, value: Option<[u8; 32]>) -> v1::Vote {
     v1::Vote {
         network_id: NET.to_vec(),
         epoch: 7,
@@ -27,7 +27,7 @@ pub fn vote(seed: u8, round: u32, value: Option<[u8; 32]>) -> v1::Vote {
 }
 
 /// A signed capability ad valid from 1,000 ms to 61,000 ms.
-pub fn ad(seed: u8) -> v1::CapabilityAd {
+pub(super) fn ad(seed: u8) -> v1::CapabilityAd {
     v1::CapabilityAd {
         network_id: NET.to_vec(),
         subnet: 1,
@@ -45,7 +45,7 @@ pub fn ad(seed: u8) -> v1::CapabilityAd {
 }
 
 /// A signed weight reveal over three miners.
-pub fn reveal(seed: u8) -> v1::WeightReveal {
+pub(super) fn reveal(seed: u8) -> v1::WeightReveal {
     v1::WeightReveal {
         network_id: NET.to_vec(),
         subnet: 1,
@@ -59,7 +59,7 @@ pub fn reveal(seed: u8) -> v1::WeightReveal {
 }
 
 /// A signed transfer.
-pub fn transfer(seed: u8, nonce: u64) -> v1::Transaction {
+pub(super) fn transfer(seed: u8, nonce: u64) -> v1::Transaction {
     v1::Transaction {
         network_id: NET.to_vec(),
         nonce,
@@ -73,7 +73,7 @@ pub fn transfer(seed: u8, nonce: u64) -> v1::Transaction {
 }
 
 /// A certificate of `n` validators' precommits for one value, sorted by validator key.
-pub fn certificate(n: u8) -> v1::Certificate {
+pub(super) fn certificate(n: u8) -> v1::Certificate {
     let value = [0x44; 32];
     let mut signatures: Vec<v1::CommitSignature> = (1..=n)
         .map(|seed| {
@@ -98,7 +98,7 @@ pub fn certificate(n: u8) -> v1::Certificate {
 }
 
 /// A small valid genesis.
-pub fn genesis() -> v1::Genesis {
+pub(super) fn genesis() -> v1::Genesis {
     v1::Genesis {
         network_name: "localnet".into(),
         genesis_time_ms: 1_700_000_000_000,
@@ -126,7 +126,7 @@ pub fn genesis() -> v1::Genesis {
 
 /// A small economy state with every kind of entry, in its canonical encoding (the node's state
 /// module builds the same one from its own types).
-pub fn economy_state() -> v1::EconomyState {
+pub(super) fn economy_state() -> v1::EconomyState {
     let k = |b: u8| vec![b; 32];
     v1::EconomyState {
         network_id: k(9),

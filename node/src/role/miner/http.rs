@@ -7,7 +7,7 @@
 use super::backend::{
     AnswerFuture, BackendError, ChunkSink, MinerBackend, StreamFuture, reader_gone,
 };
-use crate::api::client::{ApiClient, ClientError};
+use crate::http::{ClientError, HttpClient, Response};
 
 /// Longest a whole (not streamed) answer of the model server may take.
 const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -15,7 +15,7 @@ const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Answers through a local HTTP model server.
 #[derive(Debug, Clone)]
 pub struct Http {
-    client: ApiClient,
+    client: HttpClient,
     path: String,
 }
 
@@ -23,7 +23,7 @@ impl Http {
     /// A backend posting to `url` (`http://host:port/path`).
     pub fn new(url: &str) -> Result<Self, BackendError> {
         let (client, path) =
-            ApiClient::for_url(url).map_err(|e| BackendError::Failed(e.to_string()))?;
+            HttpClient::for_url(url).map_err(|e| BackendError::Failed(e.to_string()))?;
         Ok(Self { client, path })
     }
 }
@@ -47,16 +47,7 @@ impl MinerBackend for Http {
                 .post_raw(&self.path, &body, Some(ANSWER_TIMEOUT))
                 .await
                 .map_err(failed)?;
-            let status = response.status();
-            if status != 200 {
-                return Err(BackendError::Failed(format!(
-                    "model server answered HTTP {status}"
-                )));
-            }
-            let text = response.bytes().await.map_err(failed)?;
-            let reply: serde_json::Value = serde_json::from_slice(&text)
-                .map_err(|e| BackendError::Failed(format!("model server reply: {e}")))?;
-            output_of(&reply)
+            whole_output(ok(response)?).await
         })
     }
 
@@ -75,17 +66,9 @@ impl MinerBackend for Http {
                 .post_raw(&self.path, &body, None)
                 .await
                 .map_err(failed)?;
-            let status = response.status();
-            if status != 200 {
-                return Err(BackendError::Failed(format!(
-                    "model server answered HTTP {status}"
-                )));
-            }
+            let response = ok(response)?;
             if !response.content_type().contains("ndjson") {
-                let text = response.bytes().await.map_err(failed)?;
-                let reply: serde_json::Value = serde_json::from_slice(&text)
-                    .map_err(|e| BackendError::Failed(format!("model server reply: {e}")))?;
-                let output = output_of(&reply)?;
+                let output = whole_output(response).await?;
                 return sink.send(output).await.map_err(|_| reader_gone());
             }
             let mut lines = response.lines();
@@ -114,8 +97,21 @@ impl MinerBackend for Http {
     }
 }
 
-/// The `output` string of a model server's JSON reply.
-fn output_of(reply: &serde_json::Value) -> Result<Vec<u8>, BackendError> {
+/// The answer if the model server's status is 200 OK.
+fn ok(response: Response) -> Result<Response, BackendError> {
+    match response.status() {
+        200 => Ok(response),
+        status => Err(BackendError::Failed(format!(
+            "model server answered HTTP {status}"
+        ))),
+    }
+}
+
+/// The `output` string of a model server's whole JSON reply.
+async fn whole_output(response: Response) -> Result<Vec<u8>, BackendError> {
+    let text = response.bytes().await.map_err(failed)?;
+    let reply: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| BackendError::Failed(format!("model server reply: {e}")))?;
     match reply.get("output").and_then(serde_json::Value::as_str) {
         Some(output) => Ok(output.as_bytes().to_vec()),
         None => Err(BackendError::Failed(

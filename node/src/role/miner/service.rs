@@ -5,23 +5,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use meshmind_p2p::{InboundQuery, PeerId, QueryError, QueryResponder, RateLimiter};
-use meshmind_protocols::{Keypair, Signed, Validate, Wire, decode, hash, v1};
+use meshmind_protocols::{Keypair, Signed, hash, v1};
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::backend::{BackendError, MinerBackend};
-use crate::role::error_frame;
+use crate::role::admission::{AdmissionError, check_target, read_query};
 use crate::role::stream::{MAX_CHUNK, MAX_STREAM_BYTES, data_chunk, last_chunk};
 
 /// Pieces buffered between a streaming backend and the network.
 const PIECES_BUFFERED: usize = 16;
-
-fn too_slow() -> (v1::ErrorCode, String) {
-    (
-        v1::ErrorCode::DeadlineExceeded,
-        "the backend was too slow".into(),
-    )
-}
 
 /// What a miner serves and how much load it takes.
 #[derive(Debug, Clone)]
@@ -93,8 +86,8 @@ impl Miner {
                 let frame = self.answer_query(&query).await;
                 inbound.responder.respond(frame.encode_to_vec()).await
             }
-            Err((code, message)) => {
-                let frame = error_frame(code, message);
+            Err(refusal) => {
+                let frame = refusal.frame();
                 inbound.responder.respond(frame.encode_to_vec()).await
             }
         };
@@ -107,44 +100,27 @@ impl Miner {
     pub async fn answer(&self, peer: PeerId, payload: &[u8]) -> v1::QueryFrame {
         match self.admit(peer, payload) {
             Ok(query) => self.answer_query(&query).await,
-            Err((code, message)) => error_frame(code, message),
+            Err(refusal) => refusal.frame(),
         }
     }
 
-    /// The query in `payload` from `peer`, or the error frame refusing it.
-    fn admit(&self, peer: PeerId, payload: &[u8]) -> Result<v1::Query, (v1::ErrorCode, String)> {
+    /// The query in `payload` from `peer`, or why it is refused.
+    fn admit(&self, peer: PeerId, payload: &[u8]) -> Result<v1::Query, AdmissionError> {
         let allowed = self
             .limiter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .allow(peer, Instant::now());
         if !allowed {
-            return Err((v1::ErrorCode::Overloaded, "rate limit exceeded".into()));
+            return Err(AdmissionError::RateLimited);
         }
-        let frame = match decode::<v1::QueryFrame>(payload) {
-            Ok(frame) => frame,
-            Err(e) => {
-                let code = if payload.len() > <v1::QueryFrame as Wire>::MAX_SIZE {
-                    v1::ErrorCode::TooLarge
-                } else {
-                    v1::ErrorCode::Malformed
-                };
-                return Err((code, e.to_string()));
-            }
-        };
-        let Some(v1::query_frame::Body::Query(query)) = frame.body else {
-            return Err((v1::ErrorCode::Malformed, "expected a query".into()));
-        };
-        if let Err(e) = query.validate() {
-            return Err((v1::ErrorCode::Malformed, e.to_string()));
-        }
-        Ok(query)
+        read_query(payload)
     }
 
     /// A signed response to `query` in one frame.
     async fn answer_query(&self, query: &v1::Query) -> v1::QueryFrame {
         let response = match self.check(query) {
-            Err((code, message)) => self.response(query, Err((code, message)), Duration::ZERO),
+            Err(refusal) => self.response(query, Err(refusal), Duration::ZERO),
             Ok(()) => {
                 let started = Instant::now();
                 let result = self.run(query).await;
@@ -156,53 +132,32 @@ impl Miner {
         }
     }
 
-    fn check(&self, query: &v1::Query) -> Result<(), (v1::ErrorCode, String)> {
-        if query.network_id != self.config.network_id {
-            return Err((
-                v1::ErrorCode::WrongNetwork,
-                "query for another network".into(),
-            ));
-        }
-        if query.subnet != self.config.subnet {
-            return Err((
-                v1::ErrorCode::UnknownSubnet,
-                format!("subnet {} is not served here", query.subnet),
-            ));
-        }
+    fn check(&self, query: &v1::Query) -> Result<(), AdmissionError> {
+        check_target(query, &self.config.network_id, self.config.subnet)?;
         if !self.config.tasks.contains(&query.task) {
-            return Err((
-                v1::ErrorCode::UnknownTask,
-                format!("task {} is not served here", query.task),
-            ));
+            return Err(AdmissionError::UnknownTask(query.task.clone()));
         }
         Ok(())
     }
 
-    async fn run(&self, query: &v1::Query) -> Result<Vec<u8>, (v1::ErrorCode, String)> {
+    async fn run(&self, query: &v1::Query) -> Result<Vec<u8>, AdmissionError> {
         let Ok(_permit) = self.permits.try_acquire() else {
-            return Err((v1::ErrorCode::Overloaded, "at the concurrency limit".into()));
+            return Err(AdmissionError::Busy);
         };
         let deadline = Duration::from_millis(u64::from(query.deadline_ms));
         match tokio::time::timeout(deadline, self.backend.answer(&query.task, &query.payload)).await
         {
-            Err(_) => Err(too_slow()),
+            Err(_) => Err(AdmissionError::TooSlow),
             Ok(result) => result.map_err(|e| self.backend_error(e)),
         }
     }
 
-    /// The error code and message for a backend's failure.
-    fn backend_error(&self, error: BackendError) -> (v1::ErrorCode, String) {
-        match error {
-            BackendError::InvalidInput(m) => (v1::ErrorCode::Malformed, m),
-            BackendError::UnknownTask(t) => (
-                v1::ErrorCode::UnknownTask,
-                format!("task {t} is not served here"),
-            ),
-            e @ BackendError::Failed(_) => {
-                tracing::warn!(backend = self.backend.name(), error = %e, "backend failed");
-                (v1::ErrorCode::Internal, e.to_string())
-            }
+    /// A backend's failure as a refusal (logged when the backend itself failed).
+    fn backend_error(&self, error: BackendError) -> AdmissionError {
+        if let BackendError::Failed(_) = &error {
+            tracing::warn!(backend = self.backend.name(), error = %error, "backend failed");
         }
+        AdmissionError::Backend(error)
     }
 
     /// Streams the answer to `query` as chunks while the backend produces it, then a signed trailer
@@ -214,11 +169,7 @@ impl Miner {
     ) -> Result<(), QueryError> {
         let refused = self.check(query).err();
         let permit = self.permits.try_acquire();
-        let refused = refused.or_else(|| {
-            permit
-                .is_err()
-                .then(|| (v1::ErrorCode::Overloaded, "at the concurrency limit".into()))
-        });
+        let refused = refused.or_else(|| permit.is_err().then_some(AdmissionError::Busy));
         if let Some(refusal) = refused {
             let response = self.response(query, Err(refusal), Duration::ZERO);
             return responder
@@ -255,11 +206,8 @@ impl Miner {
         let (produced, forwarded) = tokio::join!(produce, forward);
         let (seq, digest) = forwarded?;
         let result = match (digest, produced) {
-            (None, _) => Err((
-                v1::ErrorCode::TooLarge,
-                format!("answer over {MAX_STREAM_BYTES} bytes"),
-            )),
-            (Some(_), Err(_)) => Err(too_slow()),
+            (None, _) => Err(AdmissionError::AnswerTooLarge),
+            (Some(_), Err(_)) => Err(AdmissionError::TooSlow),
             (Some(_), Ok(Err(e))) => Err(self.backend_error(e)),
             (Some(digest), Ok(Ok(()))) => Ok(digest.as_bytes().to_vec()),
         };
@@ -273,18 +221,12 @@ impl Miner {
     fn response(
         &self,
         query: &v1::Query,
-        result: Result<Vec<u8>, (v1::ErrorCode, String)>,
+        result: Result<Vec<u8>, AdmissionError>,
         elapsed: Duration,
     ) -> v1::QueryResponse {
         let (output, error) = match result {
             Ok(output) => (output, None),
-            Err((code, message)) => (
-                Vec::new(),
-                Some(v1::Error {
-                    code: code as i32,
-                    message,
-                }),
-            ),
+            Err(refusal) => (Vec::new(), Some(refusal.to_wire())),
         };
         v1::QueryResponse {
             id: query.id.clone(),

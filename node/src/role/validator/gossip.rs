@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use meshmind_p2p::{GossipMessage, NetworkError, NetworkHandle};
-use meshmind_protocols::{PublicKey, Signed, Validate, decode, v1};
+use meshmind_protocols::{
+    DecodeError, PublicKey, SignatureError, Signed, Validate, ValidationError, decode, v1,
+};
 use prost::Message;
 
-use super::weights::open;
+use super::weights::{RevealError, open};
 use crate::service::Service;
 use crate::topics::Topic;
 
@@ -44,6 +46,33 @@ const KEEP_EPOCHS: u64 = 64;
 /// Most commitments kept per epoch (one per validator of a large set).
 const MAX_PER_EPOCH: usize = 4096;
 
+/// Why a weights message is refused; its sender should be penalised.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WeightsError {
+    /// The bytes do not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A field breaks the wire rules.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The signature or the signer is bad.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// The board holds commitments of as many epochs as it keeps.
+    #[error("commitments of too many epochs held")]
+    TooManyEpochs,
+    /// The board holds as many commitments for the epoch as it keeps.
+    #[error("too many commitments for one epoch")]
+    TooManyInEpoch,
+    /// A reveal arrived before (or without) its commitment.
+    #[error("a reveal without a commitment")]
+    NoCommitment,
+    /// The reveal does not open its commitment.
+    #[error(transparent)]
+    Reveal(#[from] RevealError),
+}
+
 /// Weight vectors seen on the network, by epoch and validator, opened against their commitments.
 #[derive(Debug, Default)]
 pub struct WeightBoard {
@@ -67,19 +96,23 @@ pub enum WeightsEvent {
 
 impl WeightBoard {
     /// Handles a commitment or reveal from gossip; errors mean the sender should be penalised.
-    pub fn on_message(&mut self, kind: WeightKind, data: &[u8]) -> Result<WeightsEvent, String> {
+    pub fn on_message(
+        &mut self,
+        kind: WeightKind,
+        data: &[u8],
+    ) -> Result<WeightsEvent, WeightsError> {
         if kind == WeightKind::Commit {
-            let commitment: v1::WeightCommit = decode(data).map_err(|e| e.to_string())?;
-            commitment.validate().map_err(|e| e.to_string())?;
-            commitment.verify_signature().map_err(|e| e.to_string())?;
-            let key = commitment.signer().map_err(|e| e.to_string())?;
+            let commitment: v1::WeightCommit = decode(data)?;
+            commitment.validate()?;
+            commitment.verify_signature()?;
+            let key = commitment.signer()?;
             let epoch = commitment.epoch;
             if self.commits.len() >= KEEP_EPOCHS as usize && !self.commits.contains_key(&epoch) {
-                return Err("commitments of too many epochs held".into());
+                return Err(WeightsError::TooManyEpochs);
             }
             let by_key = self.commits.entry(epoch).or_default();
             if by_key.len() >= MAX_PER_EPOCH && !by_key.contains_key(&key) {
-                return Err("too many commitments for one epoch".into());
+                return Err(WeightsError::TooManyInEpoch);
             }
             if let Some(first) = by_key.get(&key) {
                 if *first == commitment {
@@ -101,14 +134,14 @@ impl WeightBoard {
             by_key.insert(key, commitment);
             Ok(WeightsEvent::Committed)
         } else {
-            let reveal: v1::WeightReveal = decode(data).map_err(|e| e.to_string())?;
-            let key = reveal.signer().map_err(|e| e.to_string())?;
+            let reveal: v1::WeightReveal = decode(data)?;
+            let key = reveal.signer()?;
             let commitment = self
                 .commits
                 .get(&reveal.epoch)
                 .and_then(|by_key| by_key.get(&key))
-                .ok_or("a reveal without a commitment")?;
-            open(commitment, &reveal).map_err(|e| e.to_string())?;
+                .ok_or(WeightsError::NoCommitment)?;
+            open(commitment, &reveal)?;
             self.revealed
                 .entry(reveal.epoch)
                 .or_default()

@@ -9,13 +9,15 @@ use futures::stream::FuturesUnordered;
 use meshmind_p2p::{InboundQuery, NetworkHandle, QueryStream};
 use meshmind_protocols::signing::verify_digest;
 use meshmind_protocols::{
-    Context, Keypair, QueryId, Signature, Signed, Validate, ValidationError, decode, hash, v1,
+    Context, Keypair, PublicKey, QueryId, Signature, Signed, Validate, ValidationError, decode,
+    hash, v1,
 };
 use prost::Message;
 use tokio::sync::mpsc;
 
 use super::hedge::{Want, hedge};
 use super::metagraph::{Metagraph, MinerEntry};
+use crate::role::admission::{check_target, read_query};
 use crate::role::error_frame;
 use crate::role::reference;
 use crate::role::stream::{StreamCheck, StreamError};
@@ -70,7 +72,7 @@ pub struct Validator {
     config: ValidatorConfig,
     network: NetworkHandle,
     metagraph: Mutex<Metagraph>,
-    scores: Mutex<Scoreboard>,
+    scores: Mutex<Scoreboard<PublicKey>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -196,30 +198,38 @@ impl Validator {
         lock(&self.metagraph).clone()
     }
 
-    /// The current weight vector.
+    /// The current weight vector over the UIDs this validator gave the miners (its metagraph's),
+    /// sorted by UID.
     pub fn weights(&self) -> Vec<(u32, u16)> {
-        lock(&self.scores).weights()
+        let metagraph = lock(&self.metagraph);
+        let uids: std::collections::HashMap<PublicKey, u32> =
+            metagraph.miners().map(|m| (m.key, m.uid)).collect();
+        let mut weights: Vec<(u32, u16)> = lock(&self.scores)
+            .weights()
+            .into_iter()
+            .filter_map(|(key, weight)| Some((*uids.get(&key)?, weight)))
+            .collect();
+        weights.sort_unstable();
+        weights
     }
 
     /// The current weight vector over the UIDs `chain` registered the miners at (miners not
     /// registered there get no weight), sorted by UID.
     pub fn chain_weights(&self, chain: &crate::state::Subnet) -> Vec<(u32, u16)> {
-        let metagraph = lock(&self.metagraph);
-        let mut weights: Vec<(u32, u16)> = self
+        let mut weights: Vec<(u32, u16)> = lock(&self.scores)
             .weights()
             .into_iter()
-            .filter_map(|(uid, weight)| {
-                let key = crate::state::Key(metagraph.get(uid)?.key.to_bytes());
-                Some((chain.uid_of(&key)?, weight))
+            .filter_map(|(key, weight)| {
+                Some((chain.uid_of(&crate::state::Key(key.to_bytes()))?, weight))
             })
             .collect();
         weights.sort_unstable();
         weights
     }
 
-    /// A miner's score.
-    pub fn score(&self, uid: u32) -> f64 {
-        lock(&self.scores).score(uid)
+    /// A miner's score, by its hotkey.
+    pub fn score(&self, miner: &PublicKey) -> f64 {
+        lock(&self.scores).score(miner)
     }
 
     fn query(&self, task: &str, payload: Vec<u8>, deadline: Duration) -> v1::Query {
@@ -281,10 +291,16 @@ impl Validator {
                 .collect();
             if tasks.is_empty() {
                 // An expired or non-reference miner earns nothing this round.
-                pending.push(Box::pin(async move { (miner.uid, Outcome::Missed) })
-                    as std::pin::Pin<
-                        Box<dyn std::future::Future<Output = (u32, Outcome)> + Send + '_>,
-                    >);
+                pending.push(
+                    Box::pin(async move { (miner.uid, miner.key, Outcome::Missed) })
+                        as std::pin::Pin<
+                            Box<
+                                dyn std::future::Future<Output = (u32, PublicKey, Outcome)>
+                                    + Send
+                                    + '_,
+                            >,
+                        >,
+                );
                 continue;
             }
             for task in tasks {
@@ -306,13 +322,13 @@ impl Validator {
                         Ok(_) => Outcome::Wrong,
                         Err(outcome) => outcome,
                     };
-                    (miner.uid, outcome)
+                    (miner.uid, miner.key, outcome)
                 }));
             }
         }
         let mut outcomes = Vec::new();
-        while let Some((uid, outcome)) = pending.next().await {
-            lock(&self.scores).record(uid, outcome);
+        while let Some((uid, key, outcome)) = pending.next().await {
+            lock(&self.scores).record(key, outcome);
             outcomes.push((uid, outcome));
         }
         outcomes
@@ -329,8 +345,8 @@ impl Validator {
             let scores = lock(&self.scores);
             candidates.sort_by(|a, b| {
                 scores
-                    .score(b.uid)
-                    .total_cmp(&scores.score(a.uid))
+                    .score(&b.key)
+                    .total_cmp(&scores.score(&a.key))
                     .then(a.uid.cmp(&b.uid))
             });
         }
@@ -486,35 +502,26 @@ impl Validator {
     /// Answers a client's inbound query by routing it (streamed through, when asked).
     pub async fn serve(&self, inbound: InboundQuery, now_ms: u64) {
         let mut responder = inbound.responder;
-        let frame = match decode::<v1::QueryFrame>(&inbound.payload) {
-            Ok(v1::QueryFrame {
-                body: Some(v1::query_frame::Body::Query(query)),
-            }) => match query.validate() {
-                Err(e) => error_frame(v1::ErrorCode::Malformed, e.to_string()),
-                Ok(()) if query.network_id != self.config.network_id => {
-                    error_frame(v1::ErrorCode::WrongNetwork, "query for another network")
-                }
-                Ok(()) if query.subnet != self.config.subnet => {
-                    error_frame(v1::ErrorCode::UnknownSubnet, "subnet not validated here")
-                }
-                Ok(()) if query.stream => {
-                    let (out, mut frames) = mpsc::channel::<v1::QueryFrame>(RELAY_BUFFERED);
-                    let relay = async {
-                        while let Some(frame) = frames.recv().await {
-                            responder.send(frame.encode_to_vec()).await?;
-                        }
-                        Ok::<(), meshmind_p2p::QueryError>(())
-                    };
-                    let (relayed, ()) = tokio::join!(relay, self.route_stream(&query, now_ms, out));
-                    if let Err(e) = relayed.and_then(|()| responder.finish()) {
-                        tracing::debug!(error = %e, "streamed answer not delivered");
+        let admitted = read_query(&inbound.payload).and_then(|query| {
+            check_target(&query, &self.config.network_id, self.config.subnet).map(|()| query)
+        });
+        let frame = match admitted {
+            Err(refusal) => refusal.frame(),
+            Ok(query) if query.stream => {
+                let (out, mut frames) = mpsc::channel::<v1::QueryFrame>(RELAY_BUFFERED);
+                let relay = async {
+                    while let Some(frame) = frames.recv().await {
+                        responder.send(frame.encode_to_vec()).await?;
                     }
-                    return;
+                    Ok::<(), meshmind_p2p::QueryError>(())
+                };
+                let (relayed, ()) = tokio::join!(relay, self.route_stream(&query, now_ms, out));
+                if let Err(e) = relayed.and_then(|()| responder.finish()) {
+                    tracing::debug!(error = %e, "streamed answer not delivered");
                 }
-                Ok(()) => self.route(&query, now_ms).await,
-            },
-            Ok(_) => error_frame(v1::ErrorCode::Malformed, "expected a query"),
-            Err(e) => error_frame(v1::ErrorCode::Malformed, e.to_string()),
+                return;
+            }
+            Ok(query) => self.route(&query, now_ms).await,
         };
         let _ = responder.respond(frame.encode_to_vec()).await;
     }

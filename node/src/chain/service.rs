@@ -6,18 +6,19 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use meshmind_p2p::{GossipMessage, NetworkError, NetworkHandle, PeerId, RequestResponder};
+use meshmind_p2p::{GossipMessage, NetworkHandle, PeerId, RequestResponder};
 use meshmind_protocols::{Keypair, v1};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::core::TimeoutConfig;
+use super::app::{Chain, restore};
 use super::driver::{ChainStatus, Commit, Driver, DriverConfig, DriverInput};
-use super::engine::{Engine, EngineConfig, EngineError};
-use super::members::{Members, MembersError};
 use super::sync::SyncServer;
 use crate::config::ConsensusSection;
+use crate::consensus::core::TimeoutConfig;
+use crate::consensus::engine::{Engine, EngineConfig, EngineError};
+use crate::consensus::members::{Members, MembersError};
 use crate::genesis::Genesis;
 use crate::ledger::{Ledger, LedgerError};
 use crate::role::validator::gossip::WeightBoard;
@@ -40,9 +41,6 @@ pub enum ServiceError {
     /// The genesis validator set is unusable.
     #[error("genesis validators: {0}")]
     Members(#[from] MembersError),
-    /// The consensus topic could not be joined.
-    #[error(transparent)]
-    Network(#[from] NetworkError),
     /// The genesis economy is unusable.
     #[error(transparent)]
     Economy(#[from] StateError),
@@ -97,17 +95,21 @@ impl ConsensusService {
                 delta_ms: section.delta_ms,
             },
             equivocate: section.test_equivocate,
-            economy: State::from_genesis(&genesis.message, network_id)?,
-            emission: genesis.message.emission_per_epoch,
         };
         if section.test_equivocate {
             tracing::warn!("consensus.test_equivocate is on: this node will equivocate on purpose");
         }
-        let (engine, initial) = Engine::open(ledger.clone(), signer, config)?;
+        let app = Chain::load(
+            &ledger,
+            State::from_genesis(&genesis.message, network_id)?,
+            genesis.message.emission_per_epoch,
+        )?;
+        let (engine, initial) = Engine::open(app, signer, config, restore(&ledger)?)?;
         tracing::info!(head = ?engine.head().map(|h| h.epoch), voting = engine.is_validator(), "ledger opened");
         let chain = Arc::new(Mutex::new(ChainStatus::default()));
         let mut driver = Driver::new(
             engine,
+            ledger.clone(),
             network,
             board,
             genesis.clone(),

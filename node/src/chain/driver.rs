@@ -1,6 +1,7 @@
-//! The async driver of the consensus engine: starts each epoch when it ends, feeds the engine
-//! from gossip, direct batches and timers, sends what it produces, resends to peers that may have
-//! missed it, and catches up from peers over `/sync/1`.
+//! The async driver of the consensus engine over the chain: starts each epoch when it ends, feeds
+//! the engine from gossip, direct batches and timers, performs its actions in order (log and
+//! ledger writes, gossip, timers, values from the weight board and the mempool), resends to the
+//! finalizing set, and catches up from peers over `/sync/1`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -14,9 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::core::{Timeout, TimeoutStep};
-use super::engine::{Action, Engine, EngineError, Verdict};
+use super::app::Chain;
 use super::sync::SYNC_BATCH;
+use crate::consensus::core::{Timeout, TimeoutStep};
+use crate::consensus::engine::{Action, Engine, EngineError, Verdict};
 use crate::genesis::Genesis;
 use crate::ledger::Ledger;
 use crate::role::validator::gossip::WeightBoard;
@@ -96,7 +98,8 @@ enum Internal {
 
 /// Runs the engine until the inbox closes or the store fails.
 pub struct Driver {
-    engine: Engine<Arc<Ledger>>,
+    engine: Engine<Chain>,
+    ledger: Arc<Ledger>,
     network: NetworkHandle,
     board: Arc<Mutex<WeightBoard>>,
     genesis: Genesis,
@@ -114,9 +117,10 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// A driver for `engine`; `initial` are the actions its WAL replay produced.
+    /// A driver for `engine`, performing its storage actions on `ledger`.
     pub fn new(
-        engine: Engine<Arc<Ledger>>,
+        engine: Engine<Chain>,
+        ledger: Arc<Ledger>,
         network: NetworkHandle,
         board: Arc<Mutex<WeightBoard>>,
         genesis: Genesis,
@@ -124,8 +128,9 @@ impl Driver {
         status: Arc<Mutex<ChainStatus>>,
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(256);
-        let economy = Arc::new(Mutex::new(engine.economy().clone()));
+        let economy = Arc::new(Mutex::new(engine.app().state().clone()));
         Self {
+            ledger,
             mempool: Mempool::new(MEMPOOL_CAPACITY),
             economy,
             tx_limiter: meshmind_p2p::RateLimiter::new(TX_RATE_PER_PEER.0, TX_RATE_PER_PEER.1),
@@ -259,7 +264,7 @@ impl Driver {
                     .map_err(|e| {
                         PoolError::Invalid(crate::state::TxError::Malformed(e.to_string()))
                     })
-                    .and_then(|tx| self.mempool.insert(tx, self.engine.economy()));
+                    .and_then(|tx| self.mempool.insert(tx, self.engine.app().state()));
                 match taken {
                     Ok(true) => message.validation.accept(),
                     Ok(false) | Err(PoolError::TooFarAhead { .. } | PoolError::Full(_)) => {
@@ -273,7 +278,7 @@ impl Driver {
             }
             DriverInput::Submit(tx, reply) => {
                 let bytes = tx.encode_to_vec();
-                let taken = self.mempool.insert(tx, self.engine.economy());
+                let taken = self.mempool.insert(tx, self.engine.app().state());
                 if let Ok(true) = taken
                     && let Err(e) = self.network.publish(&Topic::Tx.to_string(), bytes).await
                 {
@@ -429,6 +434,15 @@ impl Driver {
         let mut queue = std::collections::VecDeque::from(actions);
         while let Some(action) = queue.pop_front() {
             match action {
+                Action::Persist { epoch, entry, sync } => {
+                    blocking(|| self.ledger.wal_append(epoch, &entry, sync))?;
+                }
+                Action::StoreEvidence(evidence) => {
+                    blocking(|| self.ledger.add_evidence(&evidence))?;
+                }
+                Action::Commit { finalized, state } => {
+                    blocking(|| self.ledger.commit(&finalized, &state))?;
+                }
                 Action::Broadcast(msg) => {
                     if let Err(e) = self
                         .network
@@ -484,9 +498,9 @@ impl Driver {
                         .prune_before(epoch);
                     let height = self.engine.height();
                     self.timers.retain(|Reverse((_, h, _, _))| *h >= height);
-                    self.mempool.prune(self.engine.economy());
+                    self.mempool.prune(self.engine.app().state());
                     *self.economy.lock().unwrap_or_else(|p| p.into_inner()) =
-                        self.engine.economy().clone();
+                        self.engine.app().state().clone();
                 }
                 Action::Behind { .. } => self.sweep(),
             }
@@ -510,8 +524,8 @@ async fn ask_status(
     }
 }
 
-/// Runs engine work that may wait on disk (WAL and ledger syncs, signature checks) without
-/// stalling the other tasks of a multi-threaded runtime (the network's among them).
+/// Runs work that holds a thread for a while (the engine's signature checks, the ledger's synced
+/// writes) without stalling the other tasks of a multi-threaded runtime (the network's among them).
 fn blocking<R>(work: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
