@@ -8,7 +8,7 @@ use super::verify::{FinalizedError, check_finalized};
 use crate::consensus::app::{App, Height, ValueInputs};
 use crate::consensus::engine::Restored;
 use crate::consensus::votes::ValueId;
-use crate::ledger::{Head, Ledger, LedgerError};
+use crate::ledger::{Head, LedgerError, Store};
 use crate::state::State;
 
 /// The chain after the ledger head: the economy, and the rules every snapshot follows.
@@ -27,7 +27,7 @@ impl Chain {
     /// The chain after the head of `ledger`: its stored economy, or, when missing or unreadable (a
     /// ledger written before the economy existed), the economy rebuilt by replaying every
     /// finalized snapshot from `genesis`.
-    pub fn load(ledger: &Ledger, genesis: State, emission: u64) -> Result<Self, LedgerError> {
+    pub fn load(ledger: &dyn Store, genesis: State, emission: u64) -> Result<Self, LedgerError> {
         let Some(head) = ledger.head()? else {
             return Ok(Self::new(genesis, emission));
         };
@@ -71,7 +71,7 @@ impl Chain {
 
 /// What the engine resumes from in `ledger`: the head, the next validator set, the evidence, and
 /// the write-ahead log of the epoch being decided.
-pub fn restore(ledger: &Ledger) -> Result<Restored, LedgerError> {
+pub fn restore(ledger: &dyn Store) -> Result<Restored, LedgerError> {
     let head = ledger.head()?;
     let next = head.map_or(0, |h| h.epoch + 1);
     Ok(Restored {
@@ -84,7 +84,7 @@ pub fn restore(ledger: &Ledger) -> Result<Restored, LedgerError> {
 
 /// The economy after `head`, replayed from `genesis` through every finalized snapshot.
 fn replay(
-    ledger: &Ledger,
+    ledger: &dyn Store,
     genesis: State,
     emission: u64,
     head: Head,

@@ -100,11 +100,11 @@ impl ConsensusService {
             tracing::warn!("consensus.test_equivocate is on: this node will equivocate on purpose");
         }
         let app = Chain::load(
-            &ledger,
+            ledger.as_ref(),
             State::from_genesis(&genesis.message, network_id)?,
             genesis.message.emission_per_epoch,
         )?;
-        let (engine, initial) = Engine::open(app, signer, config, restore(&ledger)?)?;
+        let (engine, initial) = Engine::open(app, signer, config, restore(ledger.as_ref())?)?;
         tracing::info!(head = ?engine.head().map(|h| h.epoch), voting = engine.is_validator(), "ledger opened");
         let chain = Arc::new(Mutex::new(ChainStatus::default()));
         let mut driver = Driver::new(

@@ -6,7 +6,7 @@ use meshmind_protocols::v1;
 use super::snapshot::{self, Expect, SnapshotError};
 use crate::consensus::certificate::{self, CertificateError};
 use crate::consensus::members::Members;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{LedgerError, Store};
 use crate::state::State;
 
 /// Why a finalized snapshot does not extend its epoch.
@@ -69,7 +69,7 @@ pub enum VerifyError {
 /// validator set handed over by the epoch before and replaying the economy from `state` (the
 /// genesis state); returns the number of epochs checked.
 pub fn verify_ledger(
-    ledger: &Ledger,
+    ledger: &dyn Store,
     network_id: [u8; 32],
     genesis: &Members,
     state: State,

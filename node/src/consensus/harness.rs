@@ -1,7 +1,7 @@
-//! Engines of several validators over real on-disk ledgers, wired together in one process with a
-//! virtual clock: the test bench of the engine (WAL replay, crashes, the double-sign guard). The
-//! bench performs each engine's actions itself, in order, and can make any write fail as a process
-//! that dies at that write.
+//! Engines of several validators wired together in one process with a virtual clock: the test
+//! bench of the engine (WAL replay, crashes, the double-sign guard). The bench performs each
+//! engine's actions itself, in order, on an in-memory store or on real RocksDB ledgers, and can make
+//! any write fail as a process that dies at that write.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -15,14 +15,14 @@ use super::core::{Timeout, TimeoutConfig};
 use super::engine::{Action, Engine, EngineConfig, EngineError};
 use super::members::Members;
 use crate::chain::app::{Chain, restore};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Ledger, LedgerError, MemStore, Store};
 use crate::role::validator::weights::commit;
 
 pub(super) const NET: [u8; 32] = [42; 32];
 
 /// A store that fails every write after `budget` of them, as a process that dies at that write.
 pub(super) struct CrashingStore {
-    pub ledger: Arc<Ledger>,
+    pub ledger: Arc<dyn Store>,
     pub budget: Arc<AtomicUsize>,
 }
 
@@ -172,6 +172,8 @@ pub(super) struct Net {
     pub engines: Vec<Option<Engine<Chain>>>,
     /// Each live node's storage (dropped with its engine when it dies).
     pub stores: Vec<Option<CrashingStore>>,
+    /// Where each node keeps its data across restarts: in memory, or RocksDB under `dir`.
+    pub memory: Option<Vec<Arc<MemStore>>>,
     pub budgets: Vec<Arc<AtomicUsize>>,
     /// Every message each validator ever sent, by (epoch, round, kind) with kind 0 proposal,
     /// 1 prevote, 2 precommit: a second different one is a double sign.
@@ -194,7 +196,17 @@ pub(super) struct Net {
 }
 
 impl Net {
+    /// A network of validators with `stakes`, keeping their data in memory.
     pub(super) fn new(stakes: &[u64]) -> Self {
+        Self::build(stakes, true)
+    }
+
+    /// The same with RocksDB ledgers on disk.
+    pub(super) fn on_disk(stakes: &[u64]) -> Self {
+        Self::build(stakes, false)
+    }
+
+    fn build(stakes: &[u64], in_memory: bool) -> Self {
         let mut keys: Vec<Keypair> = (0..stakes.len())
             .map(|i| Keypair::from_secret(&[i as u8 + 1; 32]))
             .collect();
@@ -216,6 +228,7 @@ impl Net {
             members,
             engines: (0..n).map(|_| None).collect(),
             stores: (0..n).map(|_| None).collect(),
+            memory: in_memory.then(|| (0..n).map(|_| Arc::new(MemStore::new())).collect()),
             budgets: (0..n)
                 .map(|_| Arc::new(AtomicUsize::new(usize::MAX)))
                 .collect(),
@@ -246,16 +259,31 @@ impl Net {
         }
     }
 
-    /// The ledger of live node `i`.
-    pub(super) fn ledger(&self, i: usize) -> &Ledger {
-        &self.stores[i].as_ref().expect("a live node").ledger
+    /// The store of live node `i`.
+    pub(super) fn ledger(&self, i: usize) -> &dyn Store {
+        self.stores[i]
+            .as_ref()
+            .expect("a live node")
+            .ledger
+            .as_ref()
+    }
+
+    /// Replaces node `i`'s data by an empty store (a wiped disk); the node must be down.
+    pub(super) fn wipe(&mut self, i: usize) {
+        match &mut self.memory {
+            Some(memory) => memory[i] = Arc::new(MemStore::new()),
+            None => std::fs::remove_dir_all(self.dir.path().join(format!("n{i}"))).unwrap(),
+        }
     }
 
     /// Opens node `i` from its ledger (replaying its WAL) and starts its epoch.
     pub(super) fn boot(&mut self, i: usize) {
-        let ledger = Arc::new(Ledger::open(&self.dir.path().join(format!("n{i}"))).unwrap());
-        let chain = Chain::load(&ledger, economy(&self.members), EMISSION).unwrap();
-        let restored = restore(&ledger).unwrap();
+        let ledger: Arc<dyn Store> = match &self.memory {
+            Some(memory) => memory[i].clone(),
+            None => Arc::new(Ledger::open(&self.dir.path().join(format!("n{i}"))).unwrap()),
+        };
+        let chain = Chain::load(ledger.as_ref(), economy(&self.members), EMISSION).unwrap();
+        let restored = restore(ledger.as_ref()).unwrap();
         let (engine, actions) =
             Engine::open(chain, Some(self.keys[i].clone()), self.config(i), restored).unwrap();
         self.stores[i] = Some(CrashingStore {
@@ -543,7 +571,12 @@ mod tests {
         check_ledgers(&net, 8);
         let ledger = net.ledger(0);
         for epoch in 0..8 {
-            let cert = ledger.certificate(epoch).unwrap().unwrap();
+            let cert = ledger
+                .finalized(epoch)
+                .unwrap()
+                .unwrap()
+                .certificate
+                .unwrap();
             assert_eq!(cert.round, 0, "epoch {epoch} needed round {}", cert.round);
             let snapshot = ledger.snapshot(epoch).unwrap().unwrap();
             let expected = if epoch == 0 { 0 } else { 4 };
@@ -566,7 +599,12 @@ mod tests {
         let mut voted_down = 0;
         for epoch in 1..10 {
             let snapshot = ledger.snapshot(epoch).unwrap().unwrap();
-            let cert = ledger.certificate(epoch).unwrap().unwrap();
+            let cert = ledger
+                .finalized(epoch)
+                .unwrap()
+                .unwrap()
+                .certificate
+                .unwrap();
             let header = snapshot.header.unwrap();
             assert!(
                 snapshot.weights.len() == 4
@@ -596,7 +634,7 @@ mod tests {
         // message it signs after the restart differs from one it signed before (checked on send).
         let mut crash_points = 0;
         for k in 0..500 {
-            let mut net = Net::new(&[1, 1, 1, 1]);
+            let mut net = Net::on_disk(&[1, 1, 1, 1]);
             net.budgets[0].store(k, Ordering::SeqCst);
             net.run(4, 60_000);
             check_ledgers(&net, 4);
@@ -644,7 +682,7 @@ mod tests {
     fn wal_records_of_an_already_committed_epoch_are_ignored_on_restart() {
         // As if the process died after the ledger batch but before the WAL of the epoch was gone:
         // records of a committed epoch must not be replayed, and nothing is decided twice.
-        let mut net = Net::new(&[1, 1, 1, 1]);
+        let mut net = Net::on_disk(&[1, 1, 1, 1]);
         net.run(3, 60_000);
         let engine = net.engines[0].take().expect("up");
         let head = engine.head().expect("a head");
@@ -779,7 +817,7 @@ mod tests {
         net.engines[3] = None;
         net.stores[3] = None;
         net.sent.retain(|&(node, ..), _| node != 3);
-        std::fs::remove_dir_all(net.dir.path().join("n3")).unwrap();
+        net.wipe(3);
         net.boot(3);
         net.run(6, 120_000);
         check_ledgers(&net, 6);

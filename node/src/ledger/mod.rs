@@ -1,5 +1,10 @@
 //! The RocksDB ledger: finalized snapshots with their certificates, the consensus write-ahead log,
-//! evidence, and the head, each in its own column family.
+//! evidence, and the head, each in its own column family; and the [`Store`] trait it implements with
+//! an in-memory twin.
+
+mod store;
+
+pub use store::{MemStore, Store};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -326,39 +331,10 @@ impl Ledger {
         finalized: &v1::FinalizedSnapshot,
         economy: &[u8],
     ) -> Result<(), LedgerError> {
-        let (snapshot, certificate) = match (&finalized.snapshot, &finalized.certificate) {
-            (Some(s), Some(c)) => (s, c),
-            _ => {
-                return Err(LedgerError::NotNext {
-                    epoch: 0,
-                    reason: "snapshot or certificate missing".into(),
-                });
-            }
-        };
-        let header = snapshot.header.as_ref().ok_or(LedgerError::NotNext {
-            epoch: certificate.epoch,
-            reason: "snapshot without header".into(),
-        })?;
-        let epoch = header.epoch;
-        let head = self.head()?;
-        let expected = head.map_or(0, |h| h.epoch + 1);
-        if epoch != expected {
-            return Err(LedgerError::NotNext {
-                epoch,
-                reason: format!("the next epoch is {expected}"),
-            });
-        }
-        if let Some(head) = head
-            && header.parent_hash != head.hash
-        {
-            return Err(LedgerError::NotNext {
-                epoch,
-                reason: "parent hash is not the head's hash".into(),
-            });
-        }
-        let header_hash = hash(header);
+        let (snapshot, certificate, next) = store::next_head(self.head()?, finalized)?;
+        let epoch = next.epoch;
         let mut head_bytes = epoch.to_be_bytes().to_vec();
-        head_bytes.extend_from_slice(header_hash.as_bytes());
+        head_bytes.extend_from_slice(&next.hash);
         let mut batch = WriteBatch::default();
         batch.put_cf(
             self.cf(CF_SNAPSHOTS)?,
