@@ -521,6 +521,12 @@ mod tests {
     use super::*;
     use crate::chain::verify::verify_ledger;
 
+    /// The snapshot and certificate `ledger` finalized for `epoch`.
+    fn finalized(ledger: &dyn Store, epoch: u64) -> (v1::Snapshot, v1::Certificate) {
+        let finalized = ledger.finalized(epoch).unwrap().expect("finalized");
+        (finalized.snapshot.unwrap(), finalized.certificate.unwrap())
+    }
+
     fn check_ledgers(net: &Net, epochs: u64) {
         net.assert_agreement();
         let first = net.ledger(0);
@@ -571,14 +577,8 @@ mod tests {
         check_ledgers(&net, 8);
         let ledger = net.ledger(0);
         for epoch in 0..8 {
-            let cert = ledger
-                .finalized(epoch)
-                .unwrap()
-                .unwrap()
-                .certificate
-                .unwrap();
+            let (snapshot, cert) = finalized(ledger, epoch);
             assert_eq!(cert.round, 0, "epoch {epoch} needed round {}", cert.round);
-            let snapshot = ledger.snapshot(epoch).unwrap().unwrap();
             let expected = if epoch == 0 { 0 } else { 4 };
             assert_eq!(
                 snapshot.weights.len(),
@@ -598,13 +598,7 @@ mod tests {
         let censor = net.keys[2].public().to_bytes().to_vec();
         let mut voted_down = 0;
         for epoch in 1..10 {
-            let snapshot = ledger.snapshot(epoch).unwrap().unwrap();
-            let cert = ledger
-                .finalized(epoch)
-                .unwrap()
-                .unwrap()
-                .certificate
-                .unwrap();
+            let (snapshot, cert) = finalized(ledger, epoch);
             let header = snapshot.header.unwrap();
             assert!(
                 snapshot.weights.len() == 4
