@@ -100,9 +100,12 @@ impl HttpClient {
                 });
             }
         };
+        // Local servers only: straight to the address, never through a proxy or a redirect.
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .build()
             .map_err(|source| ClientError::Http {
                 url: base.clone(),
@@ -235,6 +238,7 @@ impl Response {
         Lines {
             response: self,
             pending: Vec::new(),
+            scanned: 0,
             read: 0,
             done: false,
         }
@@ -276,6 +280,8 @@ impl Response {
 pub struct Lines {
     response: Response,
     pending: Vec<u8>,
+    /// How much of `pending` is known to hold no line end.
+    scanned: usize,
     read: usize,
     done: bool,
 }
@@ -289,16 +295,20 @@ impl Lines {
     /// The next line, or `None` at the end of the body.
     pub async fn next_line(&mut self) -> Result<Option<String>, ClientError> {
         loop {
-            if let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
-                let rest = self.pending.split_off(end + 1);
+            let unscanned = &self.pending[self.scanned..];
+            if let Some(at) = unscanned.iter().position(|&b| b == b'\n') {
+                let rest = self.pending.split_off(self.scanned + at + 1);
                 let line = std::mem::replace(&mut self.pending, rest);
+                self.scanned = 0;
                 return Ok(Some(text(&line)));
             }
+            self.scanned = self.pending.len();
             if self.done {
                 if self.pending.is_empty() {
                     return Ok(None);
                 }
                 let line = std::mem::take(&mut self.pending);
+                self.scanned = 0;
                 return Ok(Some(text(&line)));
             }
             match self.response.chunk().await? {
@@ -306,12 +316,12 @@ impl Lines {
                 Some(chunk) => {
                     self.read += chunk.len();
                     self.pending.extend_from_slice(&chunk);
+                    // Over the line bound only without a line end: `scanned` covers the rest.
+                    let open_line = self.pending.len() > MAX_LINE
+                        && !self.pending[self.scanned..].contains(&b'\n');
                     let over = (self.read > MAX_BODY)
                         .then_some(MAX_BODY)
-                        .or(
-                            (self.pending.len() > MAX_LINE && !self.pending.contains(&b'\n'))
-                                .then_some(MAX_LINE),
-                        );
+                        .or(open_line.then_some(MAX_LINE));
                     if let Some(limit) = over {
                         return Err(ClientError::TooLarge {
                             url: self.response.url.clone(),

@@ -4,7 +4,7 @@
 //! Miners serve queries, validators score them, route client queries, publish weights and finalize
 //! one snapshot per epoch with a BFT gadget into a RocksDB ledger; observers follow the ledger.
 //!
-//! # Module map (dependencies point down the list)
+//! # Module map
 //!
 //! | module | holds |
 //! |---|---|
@@ -13,9 +13,9 @@
 //! | [`api`] | HTTP routes, the request/response [`api::types`] every client shares, [`api::client::ApiClient`] |
 //! | [`node`], [`service`] | the router: [`service::Service`]s declare topics, request kinds and queries; one cancellation token stops them in order |
 //! | [`role`] | `miner/` (service, ads, backends) and `validator/` (router with one hedge, challenges, weights, metagraph), reference tasks |
-//! | [`consensus`] | the pure Tendermint `core`, the `engine` (WAL, signing, evidence), the `driver`, `sync` serving, `wire` conversions, simulations |
-//! | [`chain`] | snapshots: building and checking one epoch's value, replaying a ledger from genesis |
-//! | [`ledger`] | RocksDB storage: snapshots, certificates, economy, WAL, evidence |
+//! | [`chain`] | the application of consensus: snapshots (building, checking, replaying a ledger), the `driver` that performs the engine's actions, the consensus service and `sync` serving |
+//! | [`consensus`] | the pure Tendermint `core`, the `engine` (inputs to ordered actions: persist, sign, broadcast, schedule, commit), the `App` boundary, `wire` conversions, simulations |
+//! | [`ledger`] | storage behind the `Store` trait: RocksDB (`Ledger`) and in memory (`MemStore`) |
 //! | [`state`], [`yuma`] | the economy (accounts, stake, subnets, transactions, emission, mempool; canonical encoding and root) and Yuma consensus |
 //! | [`topics`], [`scoring`], [`genesis`], [`config`], [`clock`], [`http`] | gossip topics, miner scores, genesis files, node config, wall-clock time, HTTP calls to local servers |
 

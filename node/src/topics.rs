@@ -23,7 +23,7 @@ pub enum Topic {
 }
 
 impl Topic {
-    /// The topics a node following `subnet` subscribes to whatever its role.
+    /// The topics of `subnet`: its capability ads and its weights.
     pub fn subnet_topics(subnet: u32) -> [Topic; 3] {
         [
             Topic::Caps(subnet),

@@ -30,7 +30,6 @@ const MEMPOOL_CAPACITY: usize = 8192;
 /// Transactions per second taken from one gossip peer (what it relays included), and its burst.
 const TX_RATE_PER_PEER: (u32, u32) = (100, 400);
 
-// Inputs are moved through the inbox once; boxing would only add an allocation per message.
 // Inputs move through the inbox once; boxing would only add an allocation per message.
 /// Something for the driver from the network.
 #[allow(clippy::large_enum_variant)]
@@ -234,11 +233,12 @@ impl Driver {
                     }
                     Ok(result) => {
                         let (verdict, actions) = result?;
+                        // Written (and acted on) before it is relayed.
+                        self.perform(actions).await?;
                         match verdict {
                             Verdict::Accept => message.validation.accept(),
                             Verdict::Ignore => message.validation.ignore(),
                         }
-                        self.perform(actions).await?;
                     }
                 }
             }
@@ -287,6 +287,11 @@ impl Driver {
                 let _ = reply.send(taken);
             }
             DriverInput::Direct(peer, messages) => {
+                // Only the finalizing set resends its messages this way.
+                if !self.engine.members().peer_ids().contains(&peer) {
+                    tracing::debug!(%peer, "consensus batch from a non-member ignored");
+                    return Ok(());
+                }
                 for msg in messages {
                     match blocking(|| self.engine.check_message(msg)) {
                         Err(rejected) => {

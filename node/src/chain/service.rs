@@ -72,8 +72,9 @@ pub struct ConsensusService {
 }
 
 impl ConsensusService {
-    /// Opens the ledger at `path`, replays its WAL, joins the consensus topic and starts the
-    /// driver; `signer` votes if it is in the validator set. `commits` hears of every commit.
+    /// Opens the ledger at `path`, replays its WAL and starts the driver; `signer` votes if it is
+    /// in the validator set. `commits` hears of every commit. Its gossip and requests reach it
+    /// through a [`crate::node::Node`] it is registered with.
     pub async fn start(
         path: &Path,
         signer: Option<Keypair>,

@@ -1,7 +1,9 @@
 //! Serving `/sync/1` on nodes that keep a ledger: one handler per request kind. Snapshot ranges
-//! are read from RocksDB off the event dispatch task, at most [`MAX_RANGE_READS`] at a time.
+//! are read from RocksDB off the event dispatch task: one at a time per peer, at most
+//! [`MAX_RANGE_READS`] at a time in all.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use meshmind_p2p::{PeerId, RequestResponder};
 use meshmind_protocols::v1;
@@ -17,7 +19,7 @@ pub const SYNC_BATCH: u32 = 16;
 /// Most bytes of snapshots in one sync response.
 const SYNC_RESPONSE_BYTES: usize = 16 << 20;
 /// Most snapshot-range reads served at once; past that a peer is told to come back later.
-pub const MAX_RANGE_READS: usize = 2;
+pub const MAX_RANGE_READS: usize = 4;
 
 /// Answers the sync requests of peers from the ledger; consensus batches go to the driver.
 #[derive(Clone)]
@@ -26,6 +28,8 @@ pub struct SyncServer {
     network_id: [u8; 32],
     inbox: mpsc::Sender<DriverInput>,
     range_reads: Arc<Semaphore>,
+    /// Peers whose range is being read.
+    reading: Arc<Mutex<HashSet<PeerId>>>,
 }
 
 impl SyncServer {
@@ -40,6 +44,7 @@ impl SyncServer {
             network_id,
             inbox,
             range_reads: Arc::new(Semaphore::new(MAX_RANGE_READS)),
+            reading: Arc::default(),
         }
     }
 
@@ -54,16 +59,22 @@ impl SyncServer {
         use v1::sync_request::Body;
         let body = match request {
             Body::Range(range) => {
-                let Ok(permit) = self.range_reads.clone().try_acquire_owned() else {
+                let first = lock(&self.reading).insert(peer);
+                let permit = self.range_reads.clone().try_acquire_owned();
+                let (true, Ok(permit)) = (first, permit) else {
+                    if first {
+                        lock(&self.reading).remove(&peer);
+                    }
                     responder.respond(sync_error(
                         v1::ErrorCode::Overloaded,
                         "too many snapshot ranges being served; ask again later",
                     ));
                     return;
                 };
-                let ledger = self.ledger.clone();
+                let (ledger, reading) = (self.ledger.clone(), self.reading.clone());
                 tokio::task::spawn_blocking(move || {
                     responder.respond(encode(snapshots(&ledger, range)));
+                    lock(&reading).remove(&peer);
                     drop(permit);
                 });
                 return;
@@ -139,6 +150,10 @@ fn status(ledger: &Ledger, network_id: [u8; 32]) -> v1::LedgerStatus {
             head_hash: Vec::new(),
         },
     }
+}
+
+fn lock(reading: &Mutex<HashSet<PeerId>>) -> std::sync::MutexGuard<'_, HashSet<PeerId>> {
+    reading.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn encode(body: v1::sync_response::Body) -> Vec<u8> {

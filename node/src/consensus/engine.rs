@@ -395,6 +395,19 @@ impl<A: App> Engine<A> {
         if self.replaying {
             return;
         }
+        self.persist(kind, sync);
+    }
+
+    /// Asks for an own signature to be logged, synced, before it is sent: also while replaying, if
+    /// the log did not hold it yet (it was first derived from records written unsynced).
+    fn log_own(&mut self, kind: v1::wal_entry::Kind, logged: bool) {
+        if self.replaying && logged {
+            return;
+        }
+        self.persist(kind, true);
+    }
+
+    fn persist(&mut self, kind: v1::wal_entry::Kind, sync: bool) {
         self.actions.push(Action::Persist {
             epoch: self.height,
             entry: entry(kind),
@@ -795,8 +808,13 @@ impl<A: App> Engine<A> {
         self.perform(outputs)
     }
 
-    /// Signs `message` unless a different one was signed for the same (round, step); logs it synced.
-    fn sign_guarded<M: Signed>(&mut self, slot: (u32, TimeoutStep), mut msg: M) -> Option<M> {
+    /// Signs `message` unless a different one was signed for the same (round, step); also says
+    /// whether this very message was signed before (then the log holds it).
+    fn sign_guarded<M: Signed>(
+        &mut self,
+        slot: (u32, TimeoutStep),
+        mut msg: M,
+    ) -> Option<(M, bool)> {
         let keypair = self.keypair.as_ref()?;
         msg.set_signer(&keypair.public());
         msg.signature_mut().clear();
@@ -813,9 +831,9 @@ impl<A: App> Engine<A> {
             }
             _ => {}
         }
-        self.signed.insert(slot, digest);
+        let before = self.signed.insert(slot, digest).is_some();
         msg.sign(keypair);
-        Some(msg)
+        Some((msg, before))
     }
 
     fn perform(&mut self, outputs: Vec<Output>) -> Result<(), EngineError> {
@@ -828,10 +846,10 @@ impl<A: App> Engine<A> {
                         continue;
                     };
                     let step = TimeoutStep::of_vote(wire.vote_type);
-                    let Some(signed) = self.sign_guarded((vote.round, step), wire) else {
+                    let Some((signed, logged)) = self.sign_guarded((vote.round, step), wire) else {
                         continue;
                     };
-                    self.log(v1::wal_entry::Kind::Vote(signed.clone()), true);
+                    self.log_own(v1::wal_entry::Kind::Vote(signed.clone()), logged);
                     self.votes
                         .entry((signed.round, signed.vote_type, signed.validator.clone()))
                         .or_insert_with(|| signed.clone());
@@ -940,19 +958,21 @@ impl<A: App> Engine<A> {
         else {
             return;
         };
-        let Some(signed) = self.sign_guarded((proposal.round, TimeoutStep::Propose), wire) else {
+        let Some((signed, logged)) =
+            self.sign_guarded((proposal.round, TimeoutStep::Propose), wire)
+        else {
             return;
         };
         let value = v1::ProposedValue {
             proposal: Some(signed.clone()),
             snapshot: Some(snapshot),
         };
-        self.log(
+        self.log_own(
             v1::wal_entry::Kind::Proposal(v1::WalProposal {
                 value: Some(value.clone()),
                 valid: true,
             }),
-            true,
+            logged,
         );
         let known = self.proposals.entry(proposal.round).or_default();
         if !known.contains(&signed) {

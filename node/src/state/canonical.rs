@@ -1,6 +1,6 @@
 //! The economy's canonical encoding (`v1::EconomyState`): what the state root hashes and what the
-//! ledger stores. Lists come out sorted by key because the state keeps ordered maps; reading checks
-//! that they are, so one state has exactly one encoding.
+//! ledger stores. Lists come out sorted by key because the state keeps ordered maps; reading refuses
+//! lists out of order or with repeated keys, and the root is always taken over the re-encoding.
 
 use meshmind_protocols::v1;
 use prost::Message;

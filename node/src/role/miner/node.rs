@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use meshmind_p2p::{GossipMessage, InboundQuery, NetworkHandle, PeerId, RequestResponder};
-use meshmind_protocols::v1;
+use meshmind_protocols::{Context, decode, v1};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -13,6 +13,9 @@ use super::service::Miner;
 use crate::clock::now_ms;
 use crate::service::{RequestKind, Service, ServiceFuture};
 use crate::topics::Topic;
+
+/// How far ahead of this node's clock an ad may start.
+const MAX_CLOCK_SKEW_MS: u64 = 5_000;
 
 /// A miner and how it advertises, as one service of a node.
 pub struct MinerService {
@@ -50,8 +53,24 @@ impl Service for MinerService {
     }
 
     fn on_gossip(&self, _topic: Topic, message: GossipMessage) {
-        // Relays the subnet's ads; validators check them.
-        message.validation.accept();
+        // Relays only well-formed, signed, current ads of this network and subnet, so the mesh
+        // does not carry (and penalise this miner for) garbage.
+        let context = Context {
+            network_id: self.miner.network_id(),
+            now_ms: now_ms(),
+            max_clock_skew_ms: MAX_CLOCK_SKEW_MS,
+        };
+        let checked = decode::<v1::CapabilityAd>(&message.data)
+            .map_err(|e| e.to_string())
+            .and_then(|ad| context.check(&ad).map(|()| ad).map_err(|e| e.to_string()));
+        match checked {
+            Ok(ad) if ad.subnet == self.miner.subnet() => message.validation.accept(),
+            Ok(_) => message.validation.reject(),
+            Err(reason) => {
+                tracing::debug!(%reason, "capability ad not relayed");
+                message.validation.reject();
+            }
+        }
     }
 
     fn on_request(

@@ -280,6 +280,11 @@ impl Miner {
         self.config.subnet
     }
 
+    /// The network this miner serves.
+    pub fn network_id(&self) -> [u8; 32] {
+        self.config.network_id
+    }
+
     /// Answers a peer's request for this miner's ads: its latest unexpired ones, if the subnet is
     /// its own.
     pub fn answer_caps(&self, request: &v1::CapsRequest, now_ms: u64) -> v1::SyncResponse {

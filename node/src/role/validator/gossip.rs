@@ -1,4 +1,5 @@
-//! The validator's gossip: capability ads in, weight commitments and reveals out and in.
+//! Weight commitments and reveals on gossip: the board that checks and keeps them (every role runs
+//! it as a service), and a validator's own publishing.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

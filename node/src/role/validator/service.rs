@@ -305,8 +305,8 @@ impl Validator {
             }
             for task in tasks {
                 // Unpredictable, so a miner cannot answer challenges from a table made in advance.
-                let id = QueryId::random();
-                let nonce = u64::from_le_bytes(id.0[..8].try_into().unwrap_or_default());
+                let seed = QueryId::random();
+                let nonce = u64::from_le_bytes(seed.0[..8].try_into().unwrap_or_default());
                 let Some((input, expected)) = reference::challenge(&task, nonce) else {
                     continue;
                 };
