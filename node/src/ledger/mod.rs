@@ -16,8 +16,9 @@ use rocksdb::{
     WriteBatch, WriteOptions,
 };
 
-/// The on-disk layout version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The on-disk layout version this build reads and writes (2: the economy is stored, and its root
+/// hashed, in its canonical protobuf encoding; a ledger of version 1 belongs to another chain).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Column family of finalized snapshots, by epoch.
 pub const CF_SNAPSHOTS: &str = "snapshots";
