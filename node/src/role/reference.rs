@@ -168,8 +168,17 @@ impl Parser<'_> {
                 Ok(value)
             }
             Some(b'-') => {
-                self.pos += 1;
-                self.factor()?.checked_neg().ok_or_else(|| self.overflow())
+                // A run of signs is counted, not recursed into: input length bounds no depth.
+                let mut negations = 0usize;
+                while self.peek() == Some(b'-') {
+                    self.pos += 1;
+                    negations += 1;
+                }
+                let mut value = self.factor()?;
+                for _ in 0..negations {
+                    value = value.checked_neg().ok_or_else(|| self.overflow())?;
+                }
+                Ok(value)
             }
             Some(b'0'..=b'9') => {
                 let start = self.pos;
@@ -212,6 +221,9 @@ mod tests {
         }
         let deep = format!("{}1{}", "(".repeat(100), ")".repeat(100));
         assert!(evaluate_arithmetic(&deep).is_err());
+        let signs = format!("{}7", "-".repeat(4000));
+        assert_eq!(evaluate_arithmetic(&signs).ok(), Some(7));
+        assert_eq!(evaluate_arithmetic(&format!("-{signs}")).ok(), Some(-7));
     }
 
     #[test]
