@@ -1,10 +1,12 @@
 //! The validator role: metagraph, challenges, scoring, routing and weights.
 
+mod challenger;
 pub mod epoch;
 pub mod gossip;
 pub mod hedge;
 pub mod metagraph;
 pub mod node;
+mod router;
 pub mod service;
 pub mod weights;
 
