@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use meshmind_p2p::{PeerId, RequestResponder};
 use meshmind_protocols::v1;
 use prost::Message;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::driver::DriverInput;
 use crate::ledger::{Head, Ledger};
@@ -27,9 +27,55 @@ pub struct SyncServer {
     ledger: Arc<Ledger>,
     network_id: [u8; 32],
     inbox: mpsc::Sender<DriverInput>,
-    range_reads: Arc<Semaphore>,
+    ranges: RangeGate,
+}
+
+/// Who may have a snapshot range read now: one read per peer, [`MAX_RANGE_READS`] in all.
+#[derive(Clone)]
+struct RangeGate {
+    permits: Arc<Semaphore>,
     /// Peers whose range is being read.
     reading: Arc<Mutex<HashSet<PeerId>>>,
+}
+
+/// A read let through by the gate; dropping it lets the next one in.
+struct RangeTicket {
+    gate: RangeGate,
+    peer: PeerId,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl RangeGate {
+    fn new(limit: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limit)),
+            reading: Arc::default(),
+        }
+    }
+
+    /// A ticket for `peer`'s read, unless it has one already or every slot is taken.
+    fn enter(&self, peer: PeerId) -> Option<RangeTicket> {
+        if !lock(&self.reading).insert(peer) {
+            return None;
+        }
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => Some(RangeTicket {
+                gate: self.clone(),
+                peer,
+                _permit: permit,
+            }),
+            Err(_) => {
+                lock(&self.reading).remove(&peer);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for RangeTicket {
+    fn drop(&mut self) {
+        lock(&self.gate.reading).remove(&self.peer);
+    }
 }
 
 impl SyncServer {
@@ -43,8 +89,7 @@ impl SyncServer {
             ledger,
             network_id,
             inbox,
-            range_reads: Arc::new(Semaphore::new(MAX_RANGE_READS)),
-            reading: Arc::default(),
+            ranges: RangeGate::new(MAX_RANGE_READS),
         }
     }
 
@@ -59,23 +104,17 @@ impl SyncServer {
         use v1::sync_request::Body;
         let body = match request {
             Body::Range(range) => {
-                let first = lock(&self.reading).insert(peer);
-                let permit = self.range_reads.clone().try_acquire_owned();
-                let (true, Ok(permit)) = (first, permit) else {
-                    if first {
-                        lock(&self.reading).remove(&peer);
-                    }
+                let Some(ticket) = self.ranges.enter(peer) else {
                     responder.respond(sync_error(
                         v1::ErrorCode::Overloaded,
                         "too many snapshot ranges being served; ask again later",
                     ));
                     return;
                 };
-                let (ledger, reading) = (self.ledger.clone(), self.reading.clone());
+                let ledger = self.ledger.clone();
                 tokio::task::spawn_blocking(move || {
                     responder.respond(encode(snapshots(&ledger, range)));
-                    lock(&reading).remove(&peer);
-                    drop(permit);
+                    drop(ticket);
                 });
                 return;
             }
@@ -158,4 +197,35 @@ fn lock(reading: &Mutex<HashSet<PeerId>>) -> std::sync::MutexGuard<'_, HashSet<P
 
 fn encode(body: v1::sync_response::Body) -> Vec<u8> {
     v1::SyncResponse { body: Some(body) }.encode_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_range_read_per_peer_and_a_bound_in_all() {
+        let gate = RangeGate::new(2);
+        let peer = |seed: u8| {
+            meshmind_protocols::Keypair::from_secret(&[seed; 32])
+                .public()
+                .peer_id()
+        };
+        let (a, b, c) = (peer(1), peer(2), peer(3));
+        let first = gate.enter(a).expect("a's first read");
+        assert!(
+            gate.enter(a).is_none(),
+            "a second read of the same peer waits"
+        );
+        let second = gate.enter(b).expect("b's read");
+        assert!(gate.enter(c).is_none(), "every slot is taken");
+        drop(first);
+        let third = gate.enter(c).expect("a slot came free");
+        assert!(gate.enter(a).is_none(), "still every slot taken");
+        drop((second, third));
+        assert!(
+            gate.enter(a).is_some(),
+            "a peer may read again once its read is done"
+        );
+    }
 }
