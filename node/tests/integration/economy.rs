@@ -21,6 +21,20 @@ fn public_hex(path: &std::path::Path) -> String {
     shown["public_key"].as_str().expect("a key").to_string()
 }
 
+/// Generates a key of `kind` into `dir/name` with `meshmind keys generate`; its public key in hex.
+fn new_key(dir: &std::path::Path, kind: &str, name: &str) -> String {
+    let path = dir.join(name);
+    ok(&[
+        "keys",
+        "generate",
+        "--kind",
+        kind,
+        "--out",
+        path.to_str().expect("utf-8"),
+    ]);
+    public_hex(&path)
+}
+
 fn account(api: &str, key: &str) -> Account {
     serde_json::from_str(&ok(&["account", "show", key, "--api", api])).expect("an account")
 }
@@ -67,16 +81,7 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
     assert!(start_balance >= 1_000_000_000, "{start:?}");
 
     // A transfer to a fresh coldkey, waited for until a finalized snapshot applied it.
-    let other_file = dir.path().join("other.json");
-    ok(&[
-        "keys",
-        "generate",
-        "--kind",
-        "coldkey",
-        "--out",
-        other_file.to_str().expect("utf-8"),
-    ]);
-    let other = public_hex(&other_file);
+    let other = new_key(dir.path(), "coldkey", "other.json");
     ok(&[
         "tx",
         "transfer",
@@ -119,16 +124,7 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
 
     // Register a new hotkey: it gets the next UID, and the burn price doubles.
     let burn_before = chain(&api).burn;
-    let new_hotkey_file = dir.path().join("miner-hotkey.json");
-    ok(&[
-        "keys",
-        "generate",
-        "--kind",
-        "hotkey",
-        "--out",
-        new_hotkey_file.to_str().expect("utf-8"),
-    ]);
-    let new_hotkey = public_hex(&new_hotkey_file);
+    let new_hotkey = new_key(dir.path(), "hotkey", "miner-hotkey.json");
     ok(&[
         "tx",
         "register",

@@ -123,7 +123,7 @@ fn init_run_status_query_and_graceful_shutdown() {
         .clone()
         .expect("a query-plane address");
     let network_id = v_status.network_id.clone();
-    let answer = ok(&[
+    let plane_query = [
         "query",
         "--validator",
         &query_addr,
@@ -135,7 +135,8 @@ fn init_run_status_query_and_graceful_shutdown() {
         "sort",
         "--input",
         "pear apple fig",
-    ]);
+    ];
+    let answer = ok(&plane_query);
     let answer: QueryAnswer = serde_json::from_str(&answer).expect("an answer");
     assert!(
         matches!(&answer, QueryAnswer::One(a) if a.output == "apple fig pear"),
@@ -143,20 +144,8 @@ fn init_run_status_query_and_graceful_shutdown() {
     );
     // Streamed through the validator: the text itself, then a verified signed trailer on stderr.
     let output = meshmind()
-        .args([
-            "query",
-            "--validator",
-            &query_addr,
-            "--network-id",
-            &network_id,
-            "--subnet",
-            "1",
-            "--task",
-            "sort",
-            "--input",
-            "pear apple fig",
-            "--stream",
-        ])
+        .args(plane_query)
+        .arg("--stream")
         .output()
         .expect("run meshmind");
     assert!(output.status.success(), "{output:?}");
