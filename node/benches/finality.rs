@@ -25,11 +25,11 @@ use meshmind_node::consensus::votes::{Vote, VoteType};
 use meshmind_node::consensus::wire;
 use meshmind_node::genesis::Genesis;
 use meshmind_node::node::Node;
-use meshmind_node::role::validator::gossip::{WeightBoard, WeightKind};
+use meshmind_node::role::validator::gossip::{Arrival, WeightBoard, WeightKind};
 use meshmind_node::role::validator::weights::commit;
 use meshmind_node::state::State;
 use meshmind_p2p::{Multiaddr, Network, NetworkConfig, NetworkHandle};
-use meshmind_protocols::{Keypair, Signed, hash, v1};
+use meshmind_protocols::{Keypair, NetworkId, Signed, hash, v1};
 use prost::Message;
 
 /// Epochs not counted while the mesh settles.
@@ -77,22 +77,23 @@ fn genesis(keys: &[Keypair], epoch_ms: u64, start_ms: u64) -> Genesis {
         economy: None,
     };
     Genesis {
-        network_id: hash(&message),
+        network_id: hash(&message).into(),
         message,
     }
 }
 
 /// Every validator's commitment and reveal for each epoch, as gossip would have delivered them.
-fn board(keys: &[Keypair], network_id: [u8; 32], epochs: u64) -> Arc<Mutex<WeightBoard>> {
-    let mut board = WeightBoard::default();
+fn board(keys: &[Keypair], network_id: NetworkId, epochs: u64) -> Arc<Mutex<WeightBoard>> {
+    let mut board = WeightBoard::new(keys.iter().map(Keypair::public));
     for epoch in 0..epochs {
+        let at = Arrival { subnet: 1, epoch };
         for key in keys {
             let (c, r) = commit(key, network_id, 1, epoch, &[(0, 65535), (1, 300)], [5; 32]);
             board
-                .on_message(WeightKind::Commit, &c.encode_to_vec())
+                .on_message(WeightKind::Commit, &c.encode_to_vec(), at)
                 .expect("commit");
             board
-                .on_message(WeightKind::Reveal, &r.encode_to_vec())
+                .on_message(WeightKind::Reveal, &r.encode_to_vec(), at)
                 .expect("reveal");
         }
     }
@@ -135,7 +136,7 @@ async fn finality(n: usize, epoch_ms: u64, epochs: u64) -> Row {
     let keys = keys(n);
     let setup_ms = 4_000 + n as u64 * 150;
     let genesis = genesis(&keys, epoch_ms, now_ms() + setup_ms);
-    let network_id = *genesis.network_id.as_bytes();
+    let network_id = genesis.network_id;
     let board = board(&keys, network_id, epochs + WARM_UP + 4);
     let dir = tempfile::tempdir().expect("temp dir");
     let (commit_tx, mut commit_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Commit)>();
@@ -249,7 +250,7 @@ fn catch_up() -> (f64, f64) {
         })
         .collect();
     let members = Members::new(v1::ValidatorSet { validators }).expect("members");
-    let network_id = [9u8; 32];
+    let network_id = NetworkId::new([9; 32]);
     let genesis = v1::Genesis {
         network_name: "bench".into(),
         genesis_time_ms: 0,

@@ -14,10 +14,10 @@ use meshmind_node::clock::now_ms;
 use meshmind_node::role::miner::{Echo, Miner, MinerConfig};
 use meshmind_node::role::validator::{Validator, ValidatorConfig};
 use meshmind_p2p::{Network, NetworkConfig, NetworkEvent, NetworkHandle, PeerId};
-use meshmind_protocols::{Keypair, v1};
+use meshmind_protocols::{Keypair, NetworkId, v1};
 use prost::Message;
 
-const NET: [u8; 32] = [2; 32];
+const NET: NetworkId = NetworkId::new([2; 32]);
 const IN_FLIGHT: usize = 64;
 
 fn frame(payload: &[u8]) -> Vec<u8> {

@@ -208,7 +208,7 @@ fn ledger(command: LedgerCommand, out: &mut impl std::io::Write) -> anyhow::Resu
         LedgerCommand::Verify { data_dir } => {
             let (ledger, genesis) = open_ledger(&data_dir)?;
             let members = crate::consensus::members::Members::from_genesis(&genesis)?;
-            let network_id = *genesis.network_id.as_bytes();
+            let network_id = genesis.network_id;
             let economy = crate::state::State::from_genesis(&genesis.message, network_id)?;
             let epochs = crate::chain::verify::verify_ledger(
                 &ledger,

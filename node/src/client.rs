@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use meshmind_p2p::{Multiaddr, Network, NetworkConfig, NetworkHandle, PeerId};
-use meshmind_protocols::{Hash, Keypair, Signed, Validate, decode, v1};
+use meshmind_protocols::{Keypair, NetworkId, Signed, Validate, decode, v1};
 use prost::Message;
 
 use crate::api::client::{ApiClient, ClientError};
@@ -62,11 +62,10 @@ pub async fn query_plane(
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<()> {
     let (addr, peer) = split_query_addr(validator)?;
-    let network_id = hex::decode(network_id_hex.trim())
-        .ok()
-        .and_then(|b| Hash::from_slice(&b))
-        .with_context(|| format!("--network-id {network_id_hex:?}: must be 64 hex digits"))?;
-    let tag = network_id.to_hex()[..16].to_string();
+    let network_id: NetworkId = network_id_hex
+        .parse()
+        .with_context(|| format!("--network-id {network_id_hex:?}"))?;
+    let tag = network_id.tag();
     // Bind where the validator can be reached from: loopback for a local one, any address else.
     let local_ip: IpAddr = match (addr.ip().is_loopback(), addr.is_ipv4()) {
         (true, true) => std::net::Ipv4Addr::LOCALHOST.into(),
@@ -84,7 +83,7 @@ pub async fn query_plane(
     let query = v1::Query {
         stream: args.stream,
         ..v1::Query::new(
-            *network_id.as_bytes(),
+            network_id,
             args.subnet,
             args.task,
             args.input.as_bytes().to_vec(),

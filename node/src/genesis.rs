@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use meshmind_protocols::{Hash, PublicKey, Validate, hash, v1};
+use meshmind_protocols::{NetworkId, PublicKey, Validate, hash, v1};
 use serde::{Deserialize, Serialize};
 
 /// Why a genesis file was refused.
@@ -145,13 +145,13 @@ pub struct Genesis {
     /// The wire form; its hash is the network id.
     pub message: v1::Genesis,
     /// blake3 of the encoded genesis.
-    pub network_id: Hash,
+    pub network_id: NetworkId,
 }
 
 impl Genesis {
     /// The short network tag used in protocol and topic names: the id's first 16 hex digits.
     pub fn network_tag(&self) -> String {
-        self.network_id.to_hex()[..16].to_string()
+        self.network_id.tag()
     }
 
     /// The epoch at `now_ms` (0 before genesis).
@@ -258,7 +258,7 @@ impl GenesisFile {
         message
             .validate()
             .map_err(|e| (e.field.clone(), e.reason.to_string()))?;
-        let network_id = hash(&message);
+        let network_id = NetworkId::from(hash(&message));
         Ok(Genesis {
             message,
             network_id,

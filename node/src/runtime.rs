@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use crate::api::NodeState;
 use crate::chain::service::ConsensusService;
 use crate::config::{NodeConfig, Role};
+use crate::consensus::members::Members;
 use crate::genesis::Genesis;
 use crate::node::Node;
 use crate::role::miner::{
@@ -59,7 +60,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let hotkey = KeyFile::read_kind(&data_dir.join(&config.hotkey), KeyKind::Hotkey)?;
     let genesis = Genesis::read(&data_dir.join(&config.genesis))?;
-    let network_id = *genesis.network_id.as_bytes();
+    let network_id = genesis.network_id;
     let mut network_config = config.network.clone();
     network_config.network = genesis.network_tag();
     let mut registry = Registry::default();
@@ -72,7 +73,10 @@ pub async fn run(
     };
     tracing::info!(peer = %network.local_peer_id(), role = %config.role, network = %genesis.network_tag(), "node started");
 
-    let board = Arc::new(Mutex::new(WeightBoard::default()));
+    // Weights are taken from the genesis validators until the ledger names the set.
+    let board = Arc::new(Mutex::new(WeightBoard::new(
+        Members::from_genesis(&genesis)?.keys().iter().copied(),
+    )));
     let consensus = match config.role {
         Role::Miner => None,
         _ => {
@@ -101,6 +105,7 @@ pub async fn run(
     node.add(Arc::new(WeightsService::new(
         board.clone(),
         subnet,
+        genesis.clone(),
         evidence,
     )))?;
 

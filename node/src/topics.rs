@@ -1,8 +1,8 @@
 //! The gossip topics of a meshmind network, typed.
 //!
 //! The p2p layer prefixes every topic with `meshmind/<network>/` on the way out and strips it on the
-//! way in, so these names are the part after that prefix. Evidence travels inside consensus messages
-//! on [`Topic::Consensus`]. Also the DHT key miners provide their ads under.
+//! way in, so these names are the part after that prefix. Also the DHT key miners provide their ads
+//! under.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,8 +16,11 @@ pub enum Topic {
     WeightCommit(u32),
     /// Weight reveals of a subnet's validators (`weights/<subnet>/reveal`).
     WeightReveal(u32),
-    /// Proposals, votes and evidence of the finality gadget (`consensus`).
+    /// Proposals and votes of the finality gadget (`consensus`).
     Consensus,
+    /// Proofs that a validator equivocated (`evidence`), apart from the votes so a flood of one
+    /// cannot crowd out the other.
+    Evidence,
     /// Signed economy transactions (`tx`).
     Tx,
 }
@@ -33,13 +36,13 @@ impl Topic {
     }
 
     /// The topics that only nodes keeping the ledger (validators, observers) subscribe to.
-    pub const LEDGER: [Topic; 2] = [Topic::Consensus, Topic::Tx];
+    pub const LEDGER: [Topic; 3] = [Topic::Consensus, Topic::Evidence, Topic::Tx];
 
     /// The subnet this topic belongs to, if any.
     pub fn subnet(&self) -> Option<u32> {
         match self {
             Topic::Caps(s) | Topic::WeightCommit(s) | Topic::WeightReveal(s) => Some(*s),
-            Topic::Consensus | Topic::Tx => None,
+            Topic::Consensus | Topic::Evidence | Topic::Tx => None,
         }
     }
 }
@@ -51,6 +54,7 @@ impl fmt::Display for Topic {
             Topic::WeightCommit(subnet) => write!(f, "weights/{subnet}/commit"),
             Topic::WeightReveal(subnet) => write!(f, "weights/{subnet}/reveal"),
             Topic::Consensus => f.write_str("consensus"),
+            Topic::Evidence => f.write_str("evidence"),
             Topic::Tx => f.write_str("tx"),
         }
     }
@@ -84,6 +88,7 @@ impl FromStr for Topic {
         };
         match name {
             "consensus" => return Ok(Topic::Consensus),
+            "evidence" => return Ok(Topic::Evidence),
             "tx" => return Ok(Topic::Tx),
             _ => {}
         }
@@ -112,6 +117,7 @@ mod tests {
         assert_eq!(Topic::WeightCommit(7).to_string(), "weights/7/commit");
         assert_eq!(Topic::WeightReveal(7).to_string(), "weights/7/reveal");
         assert_eq!(Topic::Consensus.to_string(), "consensus");
+        assert_eq!(Topic::Evidence.to_string(), "evidence");
         assert_eq!(Topic::Tx.to_string(), "tx");
     }
 
@@ -123,6 +129,7 @@ mod tests {
             Topic::WeightCommit(3),
             Topic::WeightReveal(3),
             Topic::Consensus,
+            Topic::Evidence,
             Topic::Tx,
         ];
         for topic in all {
@@ -144,7 +151,7 @@ mod tests {
             "weights/1/commits",
             "Consensus",
             "tx/",
-            "evidence",
+            "evidence/",
         ] {
             assert!(name.parse::<Topic>().is_err(), "{name:?} parsed");
         }

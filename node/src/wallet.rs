@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use meshmind_protocols::{KeyFile, KeyKind, Keypair, Signed, v1};
+use meshmind_protocols::{KeyFile, KeyKind, Keypair, NetworkId, Signed, v1};
 
 use crate::api::client::{ApiClient, ClientError};
 use crate::api::types::ApiError;
@@ -222,16 +222,16 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
     let coldkey = keypair.public().to_hex();
     let api = ApiClient::new(&common.api)?;
     let status = api.status().await?;
-    let network_id = hex::decode(&status.network_id)
-        .ok()
-        .filter(|id| id.len() == 32)
+    let network_id: NetworkId = status
+        .network_id
+        .parse()
         .context("the node's status has no network id")?;
     let nonce = match common.nonce {
         Some(nonce) => nonce,
         None => next_nonce(&api, &coldkey).await?,
     };
     let tx = v1::Transaction {
-        network_id,
+        network_id: network_id.to_vec(),
         coldkey: Vec::new(),
         nonce,
         kind: Some(kind),

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::network::NetworkId;
 use crate::v1;
 
 /// Bytes in a query id.
@@ -60,7 +61,7 @@ impl fmt::Debug for QueryId {
 impl v1::Query {
     /// A query for one answer, not streamed, with a fresh random id.
     pub fn new(
-        network_id: [u8; 32],
+        network_id: NetworkId,
         subnet: u32,
         task: impl Into<String>,
         payload: Vec<u8>,
@@ -95,10 +96,10 @@ mod tests {
         for _ in 0..10_000 {
             assert!(seen.insert(QueryId::random()), "a repeated query id");
         }
-        let query = v1::Query::new([3; 32], 1, "sort", b"b a".to_vec(), 1000);
+        let query = v1::Query::new(NetworkId::new([3; 32]), 1, "sort", b"b a".to_vec(), 1000);
         query.validate().expect("a valid query");
         assert_eq!(query.query_id().map(|id| id.0.len()), Some(QUERY_ID_LEN));
-        let other = v1::Query::new([3; 32], 1, "sort", b"b a".to_vec(), 1000);
+        let other = v1::Query::new(NetworkId::new([3; 32]), 1, "sort", b"b a".to_vec(), 1000);
         assert_ne!(
             query.id, other.id,
             "two queries in one millisecond share no id"

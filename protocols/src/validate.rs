@@ -3,6 +3,7 @@
 use crate::codec::{MAX_PAYLOAD, MAX_SYNC_BATCH, MAX_UIDS, MAX_VALIDATORS};
 use crate::hash::HASH_LEN;
 use crate::identity::{IdentityError, PUBLIC_KEY_LEN, PublicKey, SIGNATURE_LEN};
+use crate::network::NetworkId;
 use crate::query::QUERY_ID_LEN;
 use crate::signing::{SignatureError, Signed};
 use crate::v1;
@@ -152,7 +153,7 @@ pub trait Scoped: Signed + Validate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Context {
     /// The receiver's network id.
-    pub network_id: [u8; NETWORK_ID_LEN],
+    pub network_id: NetworkId,
     /// The receiver's clock, in milliseconds since the Unix epoch.
     pub now_ms: u64,
     /// How far in the future a message's start time may be, to allow for clock skew.
@@ -163,7 +164,7 @@ impl Context {
     /// Full acceptance check: structure, network, time window and signature.
     pub fn check<M: Scoped>(&self, message: &M) -> Result {
         message.validate()?;
-        if message.network_id() != self.network_id {
+        if !self.network_id.is(message.network_id()) {
             return Err(ValidationError::new("network_id", Reason::WrongNetwork));
         }
         if let Some((from, until)) = message.validity_window() {

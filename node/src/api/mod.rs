@@ -403,7 +403,7 @@ async fn query(State(state): State<Arc<NodeState>>, body: axum::body::Bytes) -> 
         want_all: request.want_all,
         stream: request.stream,
         ..v1::Query::new(
-            *state.genesis.network_id.as_bytes(),
+            state.genesis.network_id,
             request.subnet,
             request.task,
             request.input.into_bytes(),

@@ -35,8 +35,8 @@ const TX_RATE_PER_PEER: (u32, u32) = (100, 400);
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum DriverInput {
-    /// A message on the consensus topic, awaiting a verdict.
-    Gossip(GossipMessage),
+    /// A message on the consensus or evidence topic, awaiting a verdict.
+    Gossip(Topic, GossipMessage),
     /// A batch sent straight to this node.
     Direct(PeerId, Vec<v1::ConsensusMessage>),
     /// Something this node found itself (e.g. evidence from the weights topics).
@@ -46,6 +46,14 @@ pub enum DriverInput {
     /// A transaction submitted here (API), gossiped if the pool takes it; the reply says whether it
     /// is new.
     Submit(v1::Transaction, oneshot::Sender<Result<bool, PoolError>>),
+}
+
+/// The gossip topic a consensus message travels on.
+fn topic_of(msg: &v1::ConsensusMessage) -> Topic {
+    match msg.body {
+        Some(v1::consensus_message::Body::Evidence(_)) => Topic::Evidence,
+        _ => Topic::Consensus,
+    }
 }
 
 /// What the API shows of consensus.
@@ -220,11 +228,14 @@ impl Driver {
 
     async fn on_input(&mut self, input: DriverInput) -> Result<(), EngineError> {
         match input {
-            DriverInput::Gossip(message) => {
-                let decoded = decode::<v1::ConsensusMessage>(&message.data);
-                let Ok(msg) = decoded else {
-                    message.validation.reject();
-                    return Ok(());
+            DriverInput::Gossip(topic, message) => {
+                // Evidence only on its topic, votes and proposals only on theirs.
+                let msg = match decode::<v1::ConsensusMessage>(&message.data) {
+                    Ok(msg) if topic_of(&msg) == topic => msg,
+                    _ => {
+                        message.validation.reject();
+                        return Ok(());
+                    }
                 };
                 match blocking(|| self.engine.check_message(msg)) {
                     Err(rejected) => {
@@ -311,7 +322,7 @@ impl Driver {
     async fn on_internal(&mut self, internal: Internal) -> Result<(), EngineError> {
         match internal {
             Internal::Status(peer, status) => {
-                if status.network_id == self.genesis.network_id.as_bytes()
+                if self.genesis.network_id.is(&status.network_id)
                     && status.has_head
                     && status.head_epoch >= self.engine.height()
                     && !self.syncing
@@ -445,13 +456,16 @@ impl Driver {
                 Action::StoreEvidence(evidence) => {
                     blocking(|| self.ledger.add_evidence(&evidence))?;
                 }
+                Action::ForgetEvidence(evidence) => {
+                    blocking(|| self.ledger.remove_evidence(&evidence))?;
+                }
                 Action::Commit { finalized, state } => {
                     blocking(|| self.ledger.commit(&finalized, &state))?;
                 }
                 Action::Broadcast(msg) => {
                     if let Err(e) = self
                         .network
-                        .publish(&Topic::Consensus.to_string(), msg.encode_to_vec())
+                        .publish(&topic_of(&msg).to_string(), msg.encode_to_vec())
                         .await
                     {
                         tracing::debug!(error = %e, "consensus message not gossiped; the resend covers it");
@@ -496,11 +510,12 @@ impl Driver {
                         status.decided_round0 += 1;
                     }
                     drop(status);
-                    // Reveals of commitments before this epoch can no longer enter a snapshot.
-                    self.board
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .prune_before(epoch);
+                    // Reveals of commitments before this epoch can no longer enter a snapshot;
+                    // weights are taken from the set that finalizes next.
+                    let mut board = self.board.lock().unwrap_or_else(|p| p.into_inner());
+                    board.prune_before(epoch);
+                    board.set_setters(self.engine.members().keys().iter().copied());
+                    drop(board);
                     let height = self.engine.height();
                     self.timers.retain(|Reverse((_, h, _, _))| *h >= height);
                     self.mempool.prune(self.engine.app().state());

@@ -84,7 +84,7 @@ impl ConsensusService {
         section: &ConsensusSection,
         commits: Option<mpsc::UnboundedSender<Commit>>,
     ) -> Result<Self, ServiceError> {
-        let network_id = *genesis.network_id.as_bytes();
+        let network_id = genesis.network_id;
         let ledger = Arc::new(Ledger::open(path)?);
         let config = EngineConfig {
             network_id,
@@ -187,7 +187,7 @@ impl ConsensusService {
         if let Err(
             mpsc::error::TrySendError::Full(input) | mpsc::error::TrySendError::Closed(input),
         ) = self.inbox.try_send(input)
-            && let DriverInput::Gossip(message) | DriverInput::Transaction(message) = input
+            && let DriverInput::Gossip(_, message) | DriverInput::Transaction(message) = input
         {
             message.validation.ignore();
         }
@@ -213,7 +213,7 @@ impl Service for ConsensusService {
 
     fn on_gossip(&self, topic: Topic, message: GossipMessage) {
         match topic {
-            Topic::Consensus => self.forward(DriverInput::Gossip(message)),
+            Topic::Consensus | Topic::Evidence => self.forward(DriverInput::Gossip(topic, message)),
             Topic::Tx => self.forward(DriverInput::Transaction(message)),
             _ => message.validation.ignore(),
         }

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use meshmind_protocols::{BatchVerifier, PublicKey, Validate, hash, v1};
+use meshmind_protocols::{BatchVerifier, NetworkId, PublicKey, Validate, hash, v1};
 use prost::Message;
 
-use crate::consensus::evidence;
+use crate::consensus::evidence::{self, MAX_SNAPSHOT_EVIDENCE, Offence};
 use crate::consensus::members::Members;
 use crate::state::{State, order_transactions};
 
@@ -21,7 +21,7 @@ pub const OPEN_WEIGHTS_ROUND: u32 = 2;
 #[derive(Debug, Clone, Copy)]
 pub struct Expect<'a> {
     /// The network.
-    pub network_id: [u8; 32],
+    pub network_id: NetworkId,
     /// The epoch.
     pub epoch: u64,
     /// Header hash of the previous epoch's snapshot (the network id for epoch 0).
@@ -89,7 +89,7 @@ pub fn build(
         Some(reveal_epoch) => reveals
             .into_iter()
             .filter(|r| {
-                r.network_id == expect.network_id
+                expect.network_id.is(&r.network_id)
                     && r.epoch == reveal_epoch
                     && expect.members.index_of(&r.validator).is_some()
                     && r.validate().is_ok()
@@ -98,9 +98,15 @@ pub fn build(
     };
     weights.sort_by(|a, b| (a.subnet, &a.validator).cmp(&(b.subnet, &b.validator)));
     weights.dedup_by(|a, b| (a.subnet, &a.validator) == (b.subnet, &b.validator));
+    // One piece per offence, recent, at most a snapshot's share; the rest waits for the next.
+    let mut offences = BTreeSet::new();
     let evidence: Vec<v1::Evidence> = evidence
         .into_iter()
-        .filter(|e| evidence::check(e, expect.network_id, expect.members).is_ok())
+        .filter(|e| {
+            Offence::of(e).is_some_and(|o| o.is_fresh_at(expect.epoch) && offences.insert(o))
+                && evidence::check(e, expect.network_id, expect.members).is_ok()
+        })
+        .take(MAX_SNAPSHOT_EVIDENCE)
         .collect();
     let mut state = expect.state.clone();
     let mut included = Vec::new();
@@ -166,7 +172,11 @@ pub fn check(
             ))
         }
     };
-    eq("header.network_id", &header.network_id, &expect.network_id)?;
+    eq(
+        "header.network_id",
+        &header.network_id,
+        expect.network_id.as_bytes(),
+    )?;
     if header.epoch != expect.epoch {
         return Err(fail(
             "header.epoch",
@@ -195,7 +205,7 @@ pub fn check(
         let Some(reveal_epoch) = reveal_epoch(expect.epoch) else {
             return Err(fail(&field, "epoch 0 carries no weights"));
         };
-        if reveal.epoch != reveal_epoch || reveal.network_id != expect.network_id {
+        if reveal.epoch != reveal_epoch || !expect.network_id.is(&reveal.network_id) {
             return Err(fail(
                 &field,
                 format!("must be a reveal of epoch {reveal_epoch} of this network"),
@@ -263,12 +273,25 @@ pub fn check(
         &header.results_root,
         &root("results", &snapshot.results),
     )?;
+    if snapshot.evidence.len() > MAX_SNAPSHOT_EVIDENCE {
+        return Err(fail(
+            "evidence",
+            format!("more than {MAX_SNAPSHOT_EVIDENCE} pieces"),
+        ));
+    }
     let mut seen = BTreeSet::new();
     for (i, item) in snapshot.evidence.iter().enumerate() {
         evidence::check(item, expect.network_id, expect.members)
             .map_err(|e| fail(&format!("evidence[{i}]"), e.0))?;
-        if !seen.insert(hash(item)) {
-            return Err(fail(&format!("evidence[{i}]"), "included twice"));
+        let offence = Offence::of(item).ok_or_else(|| fail(&format!("evidence[{i}]"), "empty"))?;
+        if !offence.is_fresh_at(expect.epoch) {
+            return Err(fail(&format!("evidence[{i}]"), "too old"));
+        }
+        if !seen.insert(offence) {
+            return Err(fail(
+                &format!("evidence[{i}]"),
+                "a second piece for one offence",
+            ));
         }
     }
     eq(

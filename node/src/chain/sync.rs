@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use meshmind_p2p::{PeerId, RequestResponder};
-use meshmind_protocols::v1;
+use meshmind_protocols::{NetworkId, v1};
 use prost::Message;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
@@ -25,7 +25,7 @@ pub const MAX_RANGE_READS: usize = 4;
 #[derive(Clone)]
 pub struct SyncServer {
     ledger: Arc<Ledger>,
-    network_id: [u8; 32],
+    network_id: NetworkId,
     inbox: mpsc::Sender<DriverInput>,
     ranges: RangeGate,
 }
@@ -82,7 +82,7 @@ impl SyncServer {
     /// A server over `ledger` of the network `network_id`, feeding consensus batches to `inbox`.
     pub fn new(
         ledger: Arc<Ledger>,
-        network_id: [u8; 32],
+        network_id: NetworkId,
         inbox: mpsc::Sender<DriverInput>,
     ) -> Self {
         Self {
@@ -174,7 +174,7 @@ fn snapshots(ledger: &Ledger, range: v1::SnapshotRange) -> v1::sync_response::Bo
 }
 
 /// The ledger head of this node, as peers ask for it.
-fn status(ledger: &Ledger, network_id: [u8; 32]) -> v1::LedgerStatus {
+fn status(ledger: &Ledger, network_id: NetworkId) -> v1::LedgerStatus {
     match ledger.head() {
         Ok(Some(Head { epoch, hash })) => v1::LedgerStatus {
             network_id: network_id.to_vec(),

@@ -1,7 +1,7 @@
 //! Checking finalized snapshots: one against the epoch it must extend, and a whole ledger from
 //! genesis.
 
-use meshmind_protocols::v1;
+use meshmind_protocols::{NetworkId, v1};
 
 use super::snapshot::{self, Expect, SnapshotError};
 use crate::consensus::certificate::{self, CertificateError};
@@ -70,7 +70,7 @@ pub enum VerifyError {
 /// genesis state); returns the number of epochs checked.
 pub fn verify_ledger(
     ledger: &dyn Store,
-    network_id: [u8; 32],
+    network_id: NetworkId,
     genesis: &Members,
     state: State,
     emission: u64,
@@ -79,7 +79,7 @@ pub fn verify_ledger(
         return Ok(0);
     };
     let mut members = genesis.clone();
-    let mut parent = network_id;
+    let mut parent = *network_id.as_bytes();
     let mut state = state;
     for epoch in 0..=head.epoch {
         let finalized = ledger.finalized(epoch)?.ok_or(VerifyError::Epoch {

@@ -1,7 +1,7 @@
 //! The boundary between the finality gadget and what it finalizes: the engine decides on opaque
 //! values (one snapshot per height) and asks the application to build, check and apply them.
 
-use meshmind_protocols::{PublicKey, v1};
+use meshmind_protocols::{NetworkId, PublicKey, v1};
 
 use super::members::Members;
 use super::votes::ValueId;
@@ -10,7 +10,7 @@ use super::votes::ValueId;
 #[derive(Debug, Clone, Copy)]
 pub struct Height<'a> {
     /// The network.
-    pub network_id: [u8; 32],
+    pub network_id: NetworkId,
     /// The height (epoch).
     pub epoch: u64,
     /// The previous height's value id (the network id for height 0).

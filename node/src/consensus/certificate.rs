@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use meshmind_protocols::{BatchVerifier, Signature, Signed, v1};
+use meshmind_protocols::{BatchVerifier, NetworkId, Signature, Signed, v1};
 
 use super::members::Members;
 use super::votes::ValueId;
@@ -80,12 +80,12 @@ pub fn build(precommits: &[v1::Vote]) -> Option<v1::Certificate> {
 /// set, sorted distinct known signers, every signature valid (batch-verified), more than 2/3 stake.
 pub fn verify(
     certificate: &v1::Certificate,
-    network_id: [u8; 32],
+    network_id: NetworkId,
     members: &Members,
     epoch: u64,
     value: &ValueId,
 ) -> Result<(), CertificateError> {
-    if certificate.network_id != network_id {
+    if !network_id.is(&certificate.network_id) {
         return Err(CertificateError::WrongNetwork);
     }
     if certificate.valset_hash != members.hash() {
@@ -153,7 +153,7 @@ mod tests {
         members: Members,
     }
 
-    const NET: [u8; 32] = [7; 32];
+    const NET: NetworkId = NetworkId::new([7; 32]);
     const VALUE: ValueId = [9; 32];
 
     /// Four validators with stakes 1, 1, 1, 3 (total 6): quorum needs more than 4.
@@ -244,7 +244,7 @@ mod tests {
             Err(CertificateError::WrongValset { .. })
         ));
         assert_eq!(
-            verify(&good, [8; 32], &f.members, 3, &VALUE),
+            verify(&good, NetworkId::new([8; 32]), &f.members, 3, &VALUE),
             Err(CertificateError::WrongNetwork)
         );
         assert!(matches!(

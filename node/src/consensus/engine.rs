@@ -9,14 +9,16 @@
 //! that performs actions in order never speaks before it has written, and a restarted engine
 //! replays its write-ahead log to the same state and re-sends the same messages.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use meshmind_protocols::{Keypair, SignatureError, Signed, Validate, ValidationError, hash, v1};
+use meshmind_protocols::{
+    Keypair, NetworkId, SignatureError, Signed, Validate, ValidationError, v1,
+};
 
 use super::app::{App, Height, ValueInputs};
 use super::certificate;
 use super::core::{Core, Input, Output, Proposal, Timeout, TimeoutConfig, TimeoutStep};
-use super::evidence;
+use super::evidence::{self, FaultKind, Offence};
 use super::members::{Members, MembersError};
 use super::votes::ValueId;
 use super::wire;
@@ -130,6 +132,8 @@ pub enum Action {
     },
     /// Store new evidence.
     StoreEvidence(v1::Evidence),
+    /// Delete stored evidence that a finalized snapshot carried or that grew too old.
+    ForgetEvidence(Vec<v1::Evidence>),
     /// Store a finalized snapshot as the new head, with the application state after it, in one
     /// synced write.
     Commit {
@@ -174,7 +178,7 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// The network.
-    pub network_id: [u8; 32],
+    pub network_id: NetworkId,
     /// The validators of epoch 0.
     pub genesis: Members,
     /// Step timeouts.
@@ -206,10 +210,10 @@ pub struct Engine<A: App> {
     own: Vec<v1::ConsensusMessage>,
     /// Rounds whose value this node already chose.
     valued: HashSet<u32>,
-    /// Evidence not yet in a finalized snapshot.
+    /// Evidence not yet in a finalized snapshot, one piece per offence, oldest first.
     pending_evidence: Vec<v1::Evidence>,
-    /// Hashes of all evidence ever stored.
-    known_evidence: HashSet<[u8; 32]>,
+    /// The offences evidence was taken for, within [`evidence::MAX_EVIDENCE_AGE`] epochs.
+    known_offences: BTreeSet<Offence>,
     /// What the caller must do, in order, since the last call returned.
     actions: Vec<Action>,
     future: BTreeMap<u64, Vec<v1::ConsensusMessage>>,
@@ -245,8 +249,7 @@ impl<A: App> Engine<A> {
             _ => config.genesis.clone(),
         };
         let height = head.map_or(0, |h| h.epoch + 1);
-        let parent = head.map_or(config.network_id, |h| h.hash);
-        let known_evidence = evidence.iter().map(hash_of).collect();
+        let parent = head.map_or(*config.network_id.as_bytes(), |h| h.hash);
         let core = Core::new(None, height, members.set().clone(), config.timeouts);
         let mut engine = Self {
             app,
@@ -263,14 +266,27 @@ impl<A: App> Engine<A> {
             signed: HashMap::new(),
             own: Vec::new(),
             valued: HashSet::new(),
-            pending_evidence: evidence,
-            known_evidence,
+            pending_evidence: Vec::new(),
+            known_offences: BTreeSet::new(),
             actions: Vec::new(),
             future: BTreeMap::new(),
             future_len: 0,
             replaying: false,
         };
         engine.reset_core();
+        // Stored evidence waits again, one piece per offence; what grew too old is forgotten.
+        let mut stale = Vec::new();
+        for item in evidence {
+            match Offence::of(&item) {
+                Some(o) if o.is_fresh_at(height) && engine.known_offences.insert(o.clone()) => {
+                    engine.pending_evidence.push(item);
+                }
+                _ => stale.push(item),
+            }
+        }
+        if !stale.is_empty() {
+            engine.actions.push(Action::ForgetEvidence(stale));
+        }
         engine.replay(wal)?;
         let actions = engine.take_actions();
         Ok((engine, actions))
@@ -625,6 +641,19 @@ impl<A: App> Engine<A> {
                 {
                     return Ok(Ok(Verdict::Ignore));
                 }
+                // Likewise a proposer proven to equivocate at this height.
+                if self
+                    .proposals
+                    .get(&proposal.round)
+                    .is_some_and(|known| known.iter().any(|p| p.proposer == proposal.proposer))
+                    && self.knows(&Offence {
+                        offender: proposal.proposer.clone(),
+                        epoch: self.height,
+                        kind: FaultKind::DuplicateProposal,
+                    })
+                {
+                    return Ok(Ok(Verdict::Ignore));
+                }
                 self.check_signed(proposal, &proposal.network_id, &proposal.valset_hash)?;
                 let snapshot = value.snapshot.as_ref().ok_or(Rejected::NoSnapshot)?;
                 if self.app.value_id(snapshot) != proposal.value_id.as_slice() {
@@ -636,6 +665,17 @@ impl<A: App> Engine<A> {
                 // An exact repeat (gossip and resends deliver many) costs no signature check.
                 let slot = (vote.round, vote.vote_type, vote.validator.clone());
                 if self.votes.get(&slot) == Some(&vote) {
+                    return Ok(Ok(Verdict::Ignore));
+                }
+                // Once a validator is proven to equivocate at this height, its further
+                // conflicting votes are dropped unchecked and unlogged.
+                if self.votes.contains_key(&slot)
+                    && self.knows(&Offence {
+                        offender: vote.validator.clone(),
+                        epoch: self.height,
+                        kind: FaultKind::DuplicateVote,
+                    })
+                {
                     return Ok(Ok(Verdict::Ignore));
                 }
                 self.check_signed(&vote, &vote.network_id, &vote.valset_hash)?;
@@ -708,7 +748,7 @@ impl<A: App> Engine<A> {
         network_id: &[u8],
         valset_hash: &[u8],
     ) -> Result<(), Rejected> {
-        if network_id != self.config.network_id {
+        if !self.config.network_id.is(network_id) {
             return Err(Rejected::WrongNetwork);
         }
         if valset_hash != self.members.hash() {
@@ -720,15 +760,29 @@ impl<A: App> Engine<A> {
         message.verify_signature().map_err(Rejected::from)
     }
 
-    /// Takes in evidence; `true` if it is new (then it is stored and later included).
+    /// Takes in evidence; `true` if it proves an offence not known yet within the age window
+    /// (then it is stored and later included). Further evidence of a known offence is dropped.
     fn add_evidence(&mut self, item: v1::Evidence) -> bool {
-        let fresh = self.known_evidence.insert(hash_of(&item));
-        if fresh {
-            tracing::warn!(evidence = %hex::encode(hash(&item).as_bytes()), "evidence of misbehaviour found");
-            self.actions.push(Action::StoreEvidence(item.clone()));
-            self.pending_evidence.push(item);
+        let Some(offence) = Offence::of(&item).filter(|o| o.is_fresh_at(self.height)) else {
+            return false;
+        };
+        if !self.known_offences.insert(offence.clone()) {
+            return false;
         }
-        fresh
+        tracing::warn!(
+            offender = %hex::encode(&offence.offender),
+            epoch = offence.epoch,
+            kind = ?offence.kind,
+            "evidence of misbehaviour found"
+        );
+        self.actions.push(Action::StoreEvidence(item.clone()));
+        self.pending_evidence.push(item);
+        true
+    }
+
+    /// Whether evidence of `offence` is held already.
+    fn knows(&self, offence: &Offence) -> bool {
+        self.known_offences.contains(offence)
     }
 
     /// Logs and feeds a checked proposal; `valid` is known only when replaying.
@@ -1007,7 +1061,8 @@ impl<A: App> Engine<A> {
         let round = cert.round;
         let hash = self.app.value_id(snapshot);
         let next = self.app.next_validators(snapshot);
-        let included: HashSet<_> = snapshot.evidence.iter().map(hash_of).collect();
+        let included: BTreeSet<Offence> =
+            snapshot.evidence.iter().filter_map(Offence::of).collect();
         let at = Height {
             network_id: self.config.network_id,
             epoch: self.height,
@@ -1032,9 +1087,20 @@ impl<A: App> Engine<A> {
                 v1::consensus_message::Body::Certificate(cert),
             )));
         }
-        self.pending_evidence
-            .retain(|e| !included.contains(&hash_of(e)));
         self.height += 1;
+        // Evidence of offences the snapshot punished, and evidence too old to include, is done.
+        let height = self.height;
+        let (done, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_evidence)
+            .into_iter()
+            .partition(|e| {
+                Offence::of(e).is_none_or(|o| included.contains(&o) || !o.is_fresh_at(height))
+            });
+        self.pending_evidence = kept;
+        self.known_offences.extend(included);
+        self.known_offences.retain(|o| o.is_fresh_at(height));
+        if !done.is_empty() {
+            self.actions.push(Action::ForgetEvidence(done));
+        }
         self.parent = hash;
         self.members = next;
         self.reset_core();
@@ -1071,8 +1137,4 @@ impl<A: App> Engine<A> {
     pub fn is_validator(&self) -> bool {
         self.me().is_some()
     }
-}
-
-fn hash_of(e: &v1::Evidence) -> [u8; 32] {
-    *hash(e).as_bytes()
 }

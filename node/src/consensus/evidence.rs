@@ -1,6 +1,6 @@
 //! Evidence of misbehaviour: building it from conflicting signed messages and checking it.
 
-use meshmind_protocols::{Signed, v1};
+use meshmind_protocols::{NetworkId, Signed, v1};
 
 use super::members::Members;
 
@@ -11,6 +11,67 @@ pub struct EvidenceError(pub String);
 
 fn bad(reason: &str) -> EvidenceError {
     EvidenceError(reason.to_string())
+}
+
+/// Epochs either side of the current one within which evidence is taken and included; older
+/// evidence is dropped.
+pub const MAX_EVIDENCE_AGE: u64 = 64;
+
+/// Most pieces of evidence one snapshot carries; the rest wait for the next.
+pub const MAX_SNAPSHOT_EVIDENCE: usize = 64;
+
+/// The kinds of fault evidence proves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// Two votes for one slot.
+    DuplicateVote,
+    /// Two proposals for one round.
+    DuplicateProposal,
+    /// Two weight commitments for one epoch.
+    DuplicateWeightCommit,
+}
+
+/// What a piece of evidence accuses: one offender, of one kind of fault, at one epoch. A node
+/// keeps, and a snapshot carries, at most one piece of evidence per offence.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Offence {
+    /// The offender's hotkey bytes.
+    pub offender: Vec<u8>,
+    /// The epoch of the conflicting messages.
+    pub epoch: u64,
+    /// The fault.
+    pub kind: FaultKind,
+}
+
+impl Offence {
+    /// The offence `evidence` names, read from its first message (not checked: see [`check`]).
+    pub fn of(evidence: &v1::Evidence) -> Option<Self> {
+        use v1::evidence::Kind;
+        let (offender, epoch, kind) = match evidence.kind.as_ref()? {
+            Kind::DuplicateVote(d) => d
+                .first
+                .as_ref()
+                .map(|v| (&v.validator, v.epoch, FaultKind::DuplicateVote))?,
+            Kind::DuplicateProposal(d) => d
+                .first
+                .as_ref()
+                .map(|p| (&p.proposer, p.epoch, FaultKind::DuplicateProposal))?,
+            Kind::DuplicateWeightCommit(d) => d
+                .first
+                .as_ref()
+                .map(|c| (&c.validator, c.epoch, FaultKind::DuplicateWeightCommit))?,
+        };
+        Some(Self {
+            offender: offender.clone(),
+            epoch,
+            kind,
+        })
+    }
+
+    /// Whether the offence is recent enough to be taken or included at `epoch`.
+    pub fn is_fresh_at(&self, epoch: u64) -> bool {
+        self.epoch.abs_diff(epoch) <= MAX_EVIDENCE_AGE
+    }
 }
 
 /// Evidence of two different votes for one slot.
@@ -48,10 +109,10 @@ fn pair<'a, M>(
 fn signed_by_member<M: Signed>(
     message: &M,
     members: &Members,
-    network_id: &[u8],
+    network_id: &NetworkId,
     message_network: &[u8],
 ) -> Result<(), EvidenceError> {
-    if message_network != network_id {
+    if !network_id.is(message_network) {
         return Err(bad("message of another network"));
     }
     if members.index_of(message.signer_bytes()).is_none() {
@@ -65,7 +126,7 @@ fn signed_by_member<M: Signed>(
 /// The hotkey the evidence accuses, after checking that it proves a fault by a member of `members`.
 pub fn check(
     evidence: &v1::Evidence,
-    network_id: [u8; 32],
+    network_id: NetworkId,
     members: &Members,
 ) -> Result<Vec<u8>, EvidenceError> {
     use v1::evidence::Kind;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use meshmind_protocols::{Keypair, Signed, v1};
+use meshmind_protocols::{Keypair, NetworkId, Signed, v1};
 use prost::Message;
 
 use super::core::{Timeout, TimeoutConfig};
@@ -18,7 +18,7 @@ use crate::chain::app::{Chain, restore};
 use crate::ledger::{Ledger, LedgerError, MemStore, Store};
 use crate::role::validator::weights::commit;
 
-pub(super) const NET: [u8; 32] = [42; 32];
+pub(super) const NET: NetworkId = NetworkId::new([42; 32]);
 
 /// A store that fails every write after `budget` of them, as a process that dies at that write.
 pub(super) struct CrashingStore {
@@ -52,6 +52,10 @@ impl CrashingStore {
             Action::StoreEvidence(evidence) => {
                 self.spend()?;
                 self.ledger.add_evidence(evidence).map(|_| ())
+            }
+            Action::ForgetEvidence(evidence) => {
+                self.spend()?;
+                self.ledger.remove_evidence(evidence)
             }
             Action::Commit { finalized, state } => {
                 self.spend()?;
@@ -408,7 +412,10 @@ impl Net {
                 return;
             }
             match action {
-                Action::Persist { .. } | Action::StoreEvidence(_) | Action::Commit { .. } => {}
+                Action::Persist { .. }
+                | Action::StoreEvidence(_)
+                | Action::ForgetEvidence(_)
+                | Action::Commit { .. } => {}
                 Action::Broadcast(msg) => {
                     self.record_sent(i, &msg);
                     for to in 0..self.keys.len() {
@@ -520,6 +527,9 @@ impl Net {
 mod tests {
     use super::*;
     use crate::chain::verify::verify_ledger;
+    use crate::consensus::evidence::Offence;
+    use crate::consensus::votes::{Vote, VoteType};
+    use crate::consensus::wire::wire_vote;
 
     /// The snapshot and certificate `ledger` finalized for `epoch`.
     fn finalized(ledger: &dyn Store, epoch: u64) -> (v1::Snapshot, v1::Certificate) {
@@ -711,19 +721,103 @@ mod tests {
         let accused = net.keys[3].public().to_bytes().to_vec();
         for i in 0..3 {
             let ledger = net.ledger(i);
+            // What waits is stored, what was included is forgotten; all of it accuses node 3.
             let stored = ledger.evidence().unwrap();
-            assert!(!stored.is_empty(), "node {i} stored no evidence");
-            for item in &stored {
-                let checked = super::super::evidence::check(item, NET, &net.members).unwrap();
+            assert_eq!(
+                stored.len(),
+                net.engines[i].as_ref().unwrap().pending_evidence().len(),
+                "node {i}"
+            );
+            let included = (0..6).flat_map(|e| ledger.snapshot(e).unwrap().unwrap().evidence);
+            for item in stored.iter().cloned().chain(included) {
+                let checked = super::super::evidence::check(&item, NET, &net.members).unwrap();
                 assert_eq!(checked, accused, "only the equivocator is accused");
             }
         }
-        // Evidence reaches the chain: some finalized snapshot carries it.
+        // Evidence reaches the chain: some finalized snapshot carries it, one piece per offence.
         let ledger = net.ledger(0);
-        let included: usize = (0..6)
-            .map(|e| ledger.snapshot(e).unwrap().unwrap().evidence.len())
-            .sum();
-        assert!(included > 0, "no snapshot includes the evidence");
+        let included: Vec<_> = (0..6)
+            .flat_map(|e| ledger.snapshot(e).unwrap().unwrap().evidence)
+            .collect();
+        assert!(!included.is_empty(), "no snapshot includes the evidence");
+        let offences: std::collections::BTreeSet<_> =
+            included.iter().filter_map(Offence::of).collect();
+        assert_eq!(offences.len(), included.len(), "one piece per offence");
+    }
+
+    /// The evidence halt: a validator signing 1,100 different prevotes in one round makes one
+    /// piece of evidence (not 1,100), its later votes are not logged, the evidence is included
+    /// once and forgotten, and finality goes on.
+    #[test]
+    fn a_flood_of_conflicting_votes_is_one_offence_and_finality_goes_on() {
+        let mut net = Net::new(&[1, 1, 1, 1]);
+        let byzantine = net.keys[3].clone();
+        let voter = net.members.index_of(byzantine.public().as_bytes()).unwrap();
+        let flood: Vec<v1::ConsensusMessage> = (0..1_100u32)
+            .map(|n| {
+                let mut value = [0u8; 32];
+                value[..4].copy_from_slice(&n.to_be_bytes());
+                let vote = Vote {
+                    height: 0,
+                    round: 0,
+                    vote_type: VoteType::Prevote,
+                    value: Some(value),
+                    voter,
+                };
+                let wire = wire_vote(NET, &net.members, &vote)
+                    .unwrap()
+                    .signed(&byzantine);
+                v1::ConsensusMessage {
+                    body: Some(v1::consensus_message::Body::Vote(wire)),
+                }
+            })
+            .collect();
+        // Straight into node 0's engine: count what the flood makes it write.
+        let (mut logged, mut stored) = (0, 0);
+        for msg in flood.clone() {
+            let engine = net.engines[0].as_mut().unwrap();
+            let (_, actions) = engine.on_message(msg).unwrap();
+            for action in &actions {
+                match action {
+                    Action::Persist { .. } => logged += 1,
+                    Action::StoreEvidence(_) => stored += 1,
+                    _ => {}
+                }
+            }
+            net.perform(0, Ok(actions));
+        }
+        assert_eq!(stored, 1, "one offence, one piece of evidence");
+        assert!(logged <= 2, "{logged} flood votes logged");
+        // And through the network to the others.
+        for msg in flood {
+            for to in 1..3 {
+                net.push(1, Event::Deliver(to, msg.clone()));
+            }
+        }
+        net.run(4, 120_000);
+        check_ledgers(&net, 4);
+        for i in 0..4 {
+            let ledger = net.ledger(i);
+            let included: Vec<_> = (0..4)
+                .flat_map(|e| ledger.snapshot(e).unwrap().unwrap().evidence)
+                .collect();
+            assert_eq!(included.len(), 1, "node {i}: the offence is included once");
+            assert!(
+                ledger.evidence().unwrap().is_empty(),
+                "node {i}: forgotten once included"
+            );
+        }
+        // A restart does not bring it back.
+        net.engines[0] = None;
+        net.stores[0] = None;
+        net.boot(0);
+        assert!(
+            net.engines[0]
+                .as_ref()
+                .unwrap()
+                .pending_evidence()
+                .is_empty()
+        );
     }
 
     #[test]

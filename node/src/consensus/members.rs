@@ -135,6 +135,11 @@ impl Members {
         self.keys.get(index)
     }
 
+    /// The members' hotkeys, sorted.
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
     /// The members' peer ids (a node's peer id is its hotkey).
     pub fn peer_ids(&self) -> std::collections::HashSet<meshmind_p2p::PeerId> {
         self.keys.iter().map(PublicKey::peer_id).collect()

@@ -1,7 +1,7 @@
 //! Conversions between the consensus wire types (`v1::Vote`, `v1::Proposal`, WAL records) and the
 //! core's, in one place.
 
-use meshmind_protocols::v1;
+use meshmind_protocols::{NetworkId, v1};
 
 use super::core::{Proposal, TimeoutStep};
 use super::members::Members;
@@ -46,7 +46,7 @@ fn wire_type(vote_type: VoteType) -> v1::VoteType {
 }
 
 /// The unsigned wire form of a core vote.
-pub fn wire_vote(network_id: [u8; 32], members: &Members, vote: &Vote) -> Option<v1::Vote> {
+pub fn wire_vote(network_id: NetworkId, members: &Members, vote: &Vote) -> Option<v1::Vote> {
     Some(v1::Vote {
         network_id: network_id.to_vec(),
         epoch: vote.height,
@@ -82,7 +82,7 @@ pub fn core_vote(members: &Members, vote: &v1::Vote) -> Option<Vote> {
 
 /// The unsigned wire form of a core proposal.
 pub fn wire_proposal(
-    network_id: [u8; 32],
+    network_id: NetworkId,
     members: &Members,
     proposal: &Proposal,
 ) -> Option<v1::Proposal> {

@@ -457,6 +457,15 @@ impl Ledger {
         Ok(true)
     }
 
+    /// Deletes stored evidence (what is not stored is skipped), in one write.
+    pub fn remove_evidence(&self, evidence: &[v1::Evidence]) -> Result<(), LedgerError> {
+        let mut batch = WriteBatch::default();
+        for item in evidence {
+            batch.delete_cf(self.cf(CF_EVIDENCE)?, hash(item).as_bytes());
+        }
+        self.db.write(batch).map_err(|e| self.db_error(e))
+    }
+
     /// All stored evidence, in hash order.
     pub fn evidence(&self) -> Result<Vec<v1::Evidence>, LedgerError> {
         let mut all = Vec::new();

@@ -32,6 +32,8 @@ pub trait Store: Send + Sync {
     fn commit(&self, finalized: &v1::FinalizedSnapshot, economy: &[u8]) -> Result<(), LedgerError>;
     /// Stores evidence; `false` if it was stored already.
     fn add_evidence(&self, evidence: &v1::Evidence) -> Result<bool, LedgerError>;
+    /// Deletes stored evidence (what is not stored is skipped).
+    fn remove_evidence(&self, evidence: &[v1::Evidence]) -> Result<(), LedgerError>;
 }
 
 /// Checks that `finalized` extends `head`; returns its parts and the head it makes.
@@ -105,6 +107,9 @@ impl Store for Ledger {
     }
     fn add_evidence(&self, evidence: &v1::Evidence) -> Result<bool, LedgerError> {
         Ledger::add_evidence(self, evidence)
+    }
+    fn remove_evidence(&self, evidence: &[v1::Evidence]) -> Result<(), LedgerError> {
+        Ledger::remove_evidence(self, evidence)
     }
 }
 
@@ -195,6 +200,13 @@ impl Store for MemStore {
             .insert(key, evidence.clone())
             .is_none())
     }
+    fn remove_evidence(&self, evidence: &[v1::Evidence]) -> Result<(), LedgerError> {
+        let mut memory = self.memory();
+        for item in evidence {
+            memory.evidence.remove(hash(item).as_bytes());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +259,9 @@ mod tests {
             assert!(store.add_evidence(&evidence).unwrap());
             assert!(!store.add_evidence(&evidence).unwrap());
             assert_eq!(store.evidence().unwrap().len(), 1);
+            store.remove_evidence(&[evidence.clone()]).unwrap();
+            assert!(store.evidence().unwrap().is_empty());
+            store.remove_evidence(&[evidence]).unwrap();
         }
         assert_eq!(disk.head().unwrap(), memory.head().unwrap());
     }

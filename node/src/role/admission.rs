@@ -1,7 +1,7 @@
 //! Why a node does not answer a query, as one typed reason with its wire code: refusals at
 //! admission (limits, malformed or misdirected queries) and failures while answering.
 
-use meshmind_protocols::{DecodeError, ValidationError, Wire, decode, v1};
+use meshmind_protocols::{DecodeError, NetworkId, ValidationError, Wire, decode, v1};
 
 use super::miner::BackendError;
 use super::stream::MAX_STREAM_BYTES;
@@ -119,10 +119,10 @@ pub fn read_query(payload: &[u8]) -> Result<v1::Query, AdmissionError> {
 /// Checks that `query` is for `network_id` and `subnet`.
 pub fn check_target(
     query: &v1::Query,
-    network_id: &[u8; 32],
+    network_id: &NetworkId,
     subnet: u32,
 ) -> Result<(), AdmissionError> {
-    if query.network_id != network_id {
+    if !network_id.is(&query.network_id) {
         return Err(AdmissionError::WrongNetwork);
     }
     if query.subnet != subnet {
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn every_reason_has_its_code() {
-        let query = v1::Query::new([1; 32], 1, "sort", b"b a".to_vec(), 1000);
+        let query = v1::Query::new(NetworkId::new([1; 32]), 1, "sort", b"b a".to_vec(), 1000);
         let frame = v1::QueryFrame {
             body: Some(v1::query_frame::Body::Query(query.clone())),
         };
@@ -160,11 +160,11 @@ mod tests {
             Some(v1::ErrorCode::Malformed)
         );
         assert_eq!(
-            check_target(&query, &[2; 32], 1).map_err(|e| e.code()),
+            check_target(&query, &NetworkId::new([2; 32]), 1).map_err(|e| e.code()),
             Err(v1::ErrorCode::WrongNetwork)
         );
         assert_eq!(
-            check_target(&query, &[1; 32], 2).map_err(|e| e.code()),
+            check_target(&query, &NetworkId::new([1; 32]), 2).map_err(|e| e.code()),
             Err(v1::ErrorCode::UnknownSubnet)
         );
         let backend = AdmissionError::Backend(BackendError::InvalidInput("not a number".into()));

@@ -14,7 +14,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use meshmind_protocols::v1;
+use meshmind_protocols::{NetworkId, v1};
 use serde::{Deserialize, Serialize};
 
 pub use mempool::{MAX_NONCE_AHEAD, Mempool, PoolError};
@@ -243,9 +243,9 @@ fn genesis_error(field: impl Into<String>, reason: impl Into<String>) -> StateEr
 impl State {
     /// The state at genesis: balances, subnets, and every genesis validator registered on every
     /// genesis subnet with its stake on the first one.
-    pub fn from_genesis(genesis: &v1::Genesis, network_id: [u8; 32]) -> Result<Self, StateError> {
+    pub fn from_genesis(genesis: &v1::Genesis, network_id: NetworkId) -> Result<Self, StateError> {
         let mut state = State {
-            network_id: Key(network_id),
+            network_id: Key(*network_id.as_bytes()),
             params: Params::from_genesis(genesis.economy.as_ref()),
             epoch: 0,
             accounts: BTreeMap::new(),

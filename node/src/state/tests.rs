@@ -2,11 +2,11 @@
 
 use proptest::prelude::*;
 
-use meshmind_protocols::{Keypair, Signed, v1};
+use meshmind_protocols::{Keypair, NetworkId, Signed, v1};
 
 use super::*;
 
-const NET: [u8; 32] = [3; 32];
+const NET: NetworkId = NetworkId::new([3; 32]);
 
 fn key(k: &Keypair) -> Key {
     Key(k.public().to_bytes())

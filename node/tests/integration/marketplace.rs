@@ -9,10 +9,10 @@ use meshmind_node::role::miner::{AnswerFuture, Http, Miner, MinerBackend, MinerC
 use meshmind_node::role::reference;
 use meshmind_node::role::validator::{Validator, ValidatorConfig};
 use meshmind_p2p::{Network, NetworkConfig, NetworkEvent, NetworkHandle};
-use meshmind_protocols::{Keypair, Signed, decode, v1};
+use meshmind_protocols::{Keypair, NetworkId, Signed, decode, v1};
 use prost::Message;
 
-const NET: [u8; 32] = [5; 32];
+const NET: NetworkId = NetworkId::new([5; 32]);
 
 /// The reference tasks, answered after a delay.
 struct Slow(Duration);

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use meshmind_node::role::miner::{Echo, Exec, Http, Miner, MinerBackend, MinerConfig, Reference};
 use meshmind_p2p::{Network, NetworkConfig, NetworkEvent, NetworkHandle, PeerId};
-use meshmind_protocols::{Keypair, Signed, decode, hash, v1};
+use meshmind_protocols::{Keypair, NetworkId, Signed, decode, hash, v1};
 use prost::Message;
 
-const NET: [u8; 32] = [7; 32];
+const NET: NetworkId = NetworkId::new([7; 32]);
 
 /// Starts a miner node serving `tasks` on subnet 1 with `backend`; returns its handle and key.
 fn start_miner(

@@ -10,11 +10,11 @@ use meshmind_node::role::miner::{AdSchedule, Miner, MinerConfig, MinerService, R
 use meshmind_node::service::{Service, ServiceFuture};
 use meshmind_node::topics::Topic;
 use meshmind_p2p::{Network, NetworkConfig, NetworkHandle};
-use meshmind_protocols::{Keypair, decode, v1};
+use meshmind_protocols::{Keypair, NetworkId, decode, v1};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
-const NET: [u8; 32] = [4; 32];
+const NET: NetworkId = NetworkId::new([4; 32]);
 
 /// A service that only records when its loop stops.
 struct Probe {

@@ -12,11 +12,11 @@ use meshmind_node::role::miner::{
 use meshmind_node::role::stream::{StreamCheck, data_chunk, last_chunk};
 use meshmind_node::role::validator::{Validator, ValidatorConfig};
 use meshmind_p2p::{Network, NetworkConfig, NetworkEvent, NetworkHandle, QueryStream};
-use meshmind_protocols::{Keypair, Signed, decode, hash, v1};
+use meshmind_protocols::{Keypair, NetworkId, Signed, decode, hash, v1};
 use prost::Message;
 use tokio::sync::Notify;
 
-const NET: [u8; 32] = [9; 32];
+const NET: NetworkId = NetworkId::new([9; 32]);
 const TASK: &str = "generate";
 
 /// Streams "hello ", then waits for the gate, then "streaming " and "world".

@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use meshmind_node::clock::now_ms;
 use meshmind_node::role::miner::{Miner, MinerConfig, Reference};
-use meshmind_node::role::validator::gossip::{WeightBoard, WeightKind, WeightsEvent};
+use meshmind_node::role::validator::gossip::{
+    Arrival, KEEP_BEHIND, WeightBoard, WeightKind, WeightsError, WeightsEvent,
+};
 use meshmind_node::role::validator::weights::commit;
 use meshmind_node::role::validator::{Validator, ValidatorConfig};
 use meshmind_node::topics::Topic;
 use meshmind_p2p::{Network, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle};
-use meshmind_protocols::{Keypair, v1};
+use meshmind_protocols::{Keypair, NetworkId, v1};
 use prost::Message;
 
-const NET: [u8; 32] = [6; 32];
+const NET: NetworkId = NetworkId::new([6; 32]);
 
 async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
 where
@@ -51,8 +53,17 @@ struct ValidatorNode {
     board: Arc<Mutex<WeightBoard>>,
 }
 
-fn start_validator(boot: Option<meshmind_p2p::Multiaddr>) -> ValidatorNode {
-    let key = Keypair::generate().expect("os random");
+/// The gossip test's clock: epoch 2 (it publishes epochs 1 and 2).
+const NOW: Arrival = Arrival {
+    subnet: 1,
+    epoch: 2,
+};
+
+fn start_validator(
+    key: Keypair,
+    setters: &[Keypair],
+    boot: Option<meshmind_p2p::Multiaddr>,
+) -> ValidatorNode {
     let mut config = NetworkConfig::local("weights");
     config.bootnodes = boot.into_iter().collect();
     let (handle, mut events) = Network::spawn(config, &key).expect("network starts");
@@ -61,7 +72,9 @@ fn start_validator(boot: Option<meshmind_p2p::Multiaddr>) -> ValidatorNode {
         &key,
         handle.clone(),
     ));
-    let board = Arc::new(Mutex::new(WeightBoard::default()));
+    let board = Arc::new(Mutex::new(WeightBoard::new(
+        setters.iter().map(Keypair::public),
+    )));
     let (v, b) = (validator.clone(), board.clone());
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
@@ -69,7 +82,7 @@ fn start_validator(boot: Option<meshmind_p2p::Multiaddr>) -> ValidatorNode {
                 let topic = message.topic.parse::<Topic>().expect("a known topic");
                 match WeightKind::of(topic, 1) {
                     Some(kind) => {
-                        b.lock().expect("board").handle_gossip(kind, message);
+                        b.lock().expect("board").handle_gossip(kind, message, NOW);
                     }
                     None => {
                         assert_eq!(topic, Topic::Caps(1));
@@ -102,9 +115,10 @@ async fn quic_addr(handle: &NetworkHandle) -> meshmind_p2p::Multiaddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ads_and_weights_travel_by_gossip_and_reveals_open_commitments() {
-    let a = start_validator(None);
+    let keys = [Keypair::generate(), Keypair::generate()].map(|k| k.expect("os random"));
+    let a = start_validator(keys[0].clone(), &keys, None);
     let boot = quic_addr(&a.handle).await;
-    let b = start_validator(Some(boot.clone()));
+    let b = start_validator(keys[1].clone(), &keys, Some(boot.clone()));
 
     let miner_key = Keypair::generate().expect("os random");
     let mut miner_config = NetworkConfig::local("weights");
@@ -196,26 +210,30 @@ async fn ads_and_weights_travel_by_gossip_and_reveals_open_commitments() {
 fn a_reveal_that_does_not_match_is_refused() {
     let key = Keypair::from_secret(&[4; 32]);
     let (commitment, reveal) = commit(&key, NET, 1, 3, &[(0, 65535)], [7; 32]);
-    let mut board = WeightBoard::default();
+    let mut board = WeightBoard::new([key.public()]);
     assert!(
         board
-            .on_message(WeightKind::Reveal, &reveal.encode_to_vec())
+            .on_message(WeightKind::Reveal, &reveal.encode_to_vec(), at(3))
             .is_err(),
         "reveal before commit"
     );
     board
-        .on_message(WeightKind::Commit, &commitment.encode_to_vec())
+        .on_message(WeightKind::Commit, &commitment.encode_to_vec(), at(3))
         .expect("commit");
     let (_, other) = commit(&key, NET, 1, 3, &[(0, 100)], [7; 32]);
     assert!(
         board
-            .on_message(WeightKind::Reveal, &other.encode_to_vec())
+            .on_message(WeightKind::Reveal, &other.encode_to_vec(), at(3))
             .is_err(),
         "different weights"
     );
-    assert!(board.on_message(WeightKind::Reveal, b"garbage").is_err());
+    assert!(
+        board
+            .on_message(WeightKind::Reveal, b"garbage", at(3))
+            .is_err()
+    );
     board
-        .on_message(WeightKind::Reveal, &reveal.encode_to_vec())
+        .on_message(WeightKind::Reveal, &reveal.encode_to_vec(), at(3))
         .expect("the real reveal");
     assert_eq!(
         board.revealed(3).get(&key.public()),
@@ -228,19 +246,19 @@ fn a_second_different_commitment_is_evidence_and_the_first_stands() {
     let key = Keypair::from_secret(&[5; 32]);
     let (first, reveal) = commit(&key, NET, 1, 4, &[(0, 65535)], [7; 32]);
     let (second, _) = commit(&key, NET, 1, 4, &[(0, 1)], [7; 32]);
-    let mut board = WeightBoard::default();
+    let mut board = WeightBoard::new([key.public()]);
     board
-        .on_message(WeightKind::Commit, &first.encode_to_vec())
+        .on_message(WeightKind::Commit, &first.encode_to_vec(), at(4))
         .expect("first");
     assert!(
         matches!(
-            board.on_message(WeightKind::Commit, &first.encode_to_vec()),
+            board.on_message(WeightKind::Commit, &first.encode_to_vec(), at(4)),
             Ok(WeightsEvent::Committed)
         ),
         "a repeat is no equivocation"
     );
     let Ok(WeightsEvent::Equivocated(evidence)) =
-        board.on_message(WeightKind::Commit, &second.encode_to_vec())
+        board.on_message(WeightKind::Commit, &second.encode_to_vec(), at(4))
     else {
         panic!("a second commitment must be evidence");
     };
@@ -250,6 +268,78 @@ fn a_second_different_commitment_is_evidence_and_the_first_stands() {
     assert_eq!(d.first, Some(first));
     assert_eq!(d.second, Some(second));
     board
-        .on_message(WeightKind::Reveal, &reveal.encode_to_vec())
+        .on_message(WeightKind::Reveal, &reveal.encode_to_vec(), at(4))
         .expect("the first commitment still opens");
+}
+
+fn at(epoch: u64) -> Arrival {
+    Arrival { subnet: 1, epoch }
+}
+
+/// The weight-board lockout: a burst of commitments for far-future epochs, from a validator and
+/// from keys outside the set, must not keep an honest commitment out.
+#[test]
+fn far_future_and_foreign_commitments_cannot_fill_the_board() {
+    let honest = Keypair::from_secret(&[6; 32]);
+    let byzantine = Keypair::from_secret(&[7; 32]);
+    let mut board = WeightBoard::new([honest.public(), byzantine.public()]);
+    for epoch in 100..164 {
+        let (c, _) = commit(&byzantine, NET, 1, epoch, &[(0, 1)], [1; 32]);
+        let refused = board
+            .on_message(WeightKind::Commit, &c.encode_to_vec(), at(10))
+            .expect_err("a far-future commitment is not kept");
+        assert!(
+            matches!(refused, WeightsError::OutOfWindow { epoch: e, now: 10 } if e == epoch),
+            "{refused:?}"
+        );
+        assert!(!refused.penalise(), "late or early is not a fault");
+    }
+    for n in 0..64u8 {
+        let stranger = Keypair::from_secret(&[100 + n; 32]);
+        let (c, _) = commit(&stranger, NET, 1, 10, &[(0, 1)], [1; 32]);
+        let refused = board
+            .on_message(WeightKind::Commit, &c.encode_to_vec(), at(10))
+            .expect_err("a key outside the set is refused");
+        assert!(matches!(refused, WeightsError::NotASetter), "{refused:?}");
+        assert!(refused.penalise());
+    }
+    let (other_subnet, _) = commit(&honest, NET, 2, 10, &[(0, 1)], [1; 32]);
+    assert!(matches!(
+        board.on_message(WeightKind::Commit, &other_subnet.encode_to_vec(), at(10)),
+        Err(WeightsError::WrongSubnet { found: 2, topic: 1 })
+    ));
+    // The honest validator's commitment and reveal still go through, and only it is visible.
+    let (c, r) = commit(&honest, NET, 1, 10, &[(0, 65535)], [2; 32]);
+    board
+        .on_message(WeightKind::Commit, &c.encode_to_vec(), at(10))
+        .expect("an honest commitment");
+    board
+        .on_message(WeightKind::Reveal, &r.encode_to_vec(), at(11))
+        .expect("its reveal");
+    assert_eq!(board.revealed(10).len(), 1);
+    for epoch in 100..164 {
+        assert!(board.revealed(epoch).is_empty() && board.reveals(epoch).is_empty());
+    }
+}
+
+/// Commitments of the current epoch and its neighbours are kept; epochs more than
+/// `KEEP_BEHIND` old are forgotten as the clock moves on.
+#[test]
+fn the_board_keeps_a_window_of_epochs() {
+    let key = Keypair::from_secret(&[8; 32]);
+    let mut board = WeightBoard::new([key.public()]);
+    for epoch in [9, 10, 11] {
+        let (c, r) = commit(&key, NET, 1, epoch, &[(0, 1)], [3; 32]);
+        board
+            .on_message(WeightKind::Commit, &c.encode_to_vec(), at(10))
+            .unwrap_or_else(|e| panic!("epoch {epoch} is in the window: {e}"));
+        board
+            .on_message(WeightKind::Reveal, &r.encode_to_vec(), at(11))
+            .expect("its reveal");
+    }
+    board.advance_to(9 + KEEP_BEHIND);
+    assert_eq!(board.revealed(9).len(), 1, "still in the window");
+    board.advance_to(10 + KEEP_BEHIND);
+    assert!(board.revealed(9).is_empty(), "forgotten");
+    assert_eq!(board.revealed(10).len(), 1);
 }

@@ -1,13 +1,14 @@
 //! Validation: well-formed samples pass; each kind of defect is named by field and reason.
 
 use super::samples::{self, NET, key};
+use crate::network::NetworkId;
 use crate::signing::Signed;
 use crate::v1;
 use crate::validate::{Context, Reason, Validate, ValidationError};
 
 fn ctx(now_ms: u64) -> Context {
     Context {
-        network_id: NET,
+        network_id: NetworkId::new(NET),
         now_ms,
         max_clock_skew_ms: 500,
     }
@@ -152,7 +153,7 @@ fn context_checks_network_time_and_signature() {
     ctx(30_000).check(&ad).expect("valid in its window");
 
     let mut other = ctx(30_000);
-    other.network_id = [0x99; 32];
+    other.network_id = NetworkId::new([0x99; 32]);
     let err = other.check(&ad).expect_err("other network");
     assert_eq!(err.reason, Reason::WrongNetwork);
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use meshmind_p2p::{InboundQuery, PeerId, QueryError, QueryResponder, RateLimiter};
-use meshmind_protocols::{Keypair, Signed, hash, v1};
+use meshmind_protocols::{Keypair, NetworkId, Signed, hash, v1};
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -20,7 +20,7 @@ const PIECES_BUFFERED: usize = 16;
 #[derive(Debug, Clone)]
 pub struct MinerConfig {
     /// The network id (hash of the genesis).
-    pub network_id: [u8; 32],
+    pub network_id: NetworkId,
     /// The subnet served.
     pub subnet: u32,
     /// The tasks served on it.
@@ -39,7 +39,7 @@ pub struct MinerConfig {
 
 impl MinerConfig {
     /// A configuration with default limits (32 at once, 50/s per peer, bursts of 100).
-    pub fn new(network_id: [u8; 32], subnet: u32, tasks: Vec<String>) -> Self {
+    pub fn new(network_id: NetworkId, subnet: u32, tasks: Vec<String>) -> Self {
         Self {
             network_id,
             subnet,
@@ -281,7 +281,7 @@ impl Miner {
     }
 
     /// The network this miner serves.
-    pub fn network_id(&self) -> [u8; 32] {
+    pub fn network_id(&self) -> NetworkId {
         self.config.network_id
     }
 

@@ -9,7 +9,7 @@ use meshmind_protocols::{Keypair, v1};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::gossip::{WeightBoard, WeightKind};
+use super::gossip::{Arrival, WeightBoard, WeightKind};
 use super::service::Validator;
 use super::weights::commit;
 use crate::clock::now_ms;
@@ -42,7 +42,7 @@ impl EpochLoop {
     /// Each epoch's commitment is made once and also recorded on the board (gossip does not
     /// deliver a node's own messages back), so this node's snapshots carry its own vector too.
     pub async fn run(self, cancel: CancellationToken) {
-        let network_id = *self.genesis.network_id.as_bytes();
+        let network_id = self.genesis.network_id;
         let mut own = WeightBoard::default();
         let mut last_epoch = None;
         let mut current: Option<(u64, v1::WeightCommit, v1::WeightReveal)> = None;
@@ -102,7 +102,11 @@ impl EpochLoop {
         let own = std::iter::once((WeightKind::Commit, commitment.encode_to_vec()))
             .chain(reveal.map(|r| (WeightKind::Reveal, r.encode_to_vec())));
         for (kind, bytes) in own {
-            if let Err(e) = board.on_message(kind, &bytes) {
+            let at = Arrival {
+                subnet: self.subnet,
+                epoch,
+            };
+            if let Err(e) = board.on_message(kind, &bytes, at) {
                 tracing::warn!(error = %e, epoch, "own weights not recorded");
             }
         }

@@ -1,7 +1,7 @@
 //! Weight commitments and reveals on gossip: the board that checks and keeps them (every role runs
 //! it as a service), and a validator's own publishing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use meshmind_p2p::{GossipMessage, NetworkError, NetworkHandle};
@@ -11,6 +11,8 @@ use meshmind_protocols::{
 use prost::Message;
 
 use super::weights::{RevealError, open};
+use crate::clock::now_ms;
+use crate::genesis::Genesis;
 use crate::service::Service;
 use crate::topics::Topic;
 
@@ -46,6 +48,19 @@ impl WeightKind {
 const KEEP_EPOCHS: u64 = 64;
 /// Most commitments kept per epoch (one per validator of a large set).
 const MAX_PER_EPOCH: usize = 4096;
+/// Epochs before the current one whose commitments and reveals are kept, so a chain that lags
+/// behind the clock still finds them for its snapshots.
+pub const KEEP_BEHIND: u64 = 16;
+
+/// Where a weights message arrived: the subnet whose topic carried it and the current epoch by
+/// the node's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// The subnet of the topic.
+    pub subnet: u32,
+    /// The epoch now.
+    pub epoch: u64,
+}
 
 /// Why a weights message is refused; its sender should be penalised.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +75,26 @@ pub enum WeightsError {
     /// The signature or the signer is bad.
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    /// The signer may not set weights (not in the validator set).
+    #[error("the signer may not set weights")]
+    NotASetter,
+    /// The message names another subnet than the topic it came on.
+    #[error("a message for subnet {found} on the topic of subnet {topic}")]
+    WrongSubnet {
+        /// The subnet in the message.
+        found: u32,
+        /// The subnet of the topic.
+        topic: u32,
+    },
+    /// A commitment for an epoch other than the current or an adjacent one (dropped unpenalised:
+    /// clocks differ a little).
+    #[error("a commitment for epoch {epoch} at epoch {now}")]
+    OutOfWindow {
+        /// The commitment's epoch.
+        epoch: u64,
+        /// The receiver's epoch.
+        now: u64,
+    },
     /// The board holds commitments of as many epochs as it keeps.
     #[error("commitments of too many epochs held")]
     TooManyEpochs,
@@ -74,9 +109,22 @@ pub enum WeightsError {
     Reveal(#[from] RevealError),
 }
 
+impl WeightsError {
+    /// Whether the sender broke a rule (as opposed to a message that is merely late or early).
+    pub fn penalise(&self) -> bool {
+        !matches!(self, WeightsError::OutOfWindow { .. })
+    }
+}
+
 /// Weight vectors seen on the network, by epoch and validator, opened against their commitments.
+///
+/// Only keys allowed to set weights (the validator set) are kept, only for the current epoch and
+/// its neighbours, and only for [`KEEP_BEHIND`] epochs, so the board is bounded by the size of
+/// the set.
 #[derive(Debug, Default)]
 pub struct WeightBoard {
+    /// The keys allowed to set weights.
+    setters: BTreeSet<PublicKey>,
     commits: BTreeMap<u64, BTreeMap<PublicKey, v1::WeightCommit>>,
     revealed: BTreeMap<u64, BTreeMap<PublicKey, v1::WeightReveal>>,
     /// This validator's own reveal waiting for the next epoch.
@@ -96,18 +144,48 @@ pub enum WeightsEvent {
 }
 
 impl WeightBoard {
-    /// Handles a commitment or reveal from gossip; errors mean the sender should be penalised.
+    /// An empty board that takes weights from `setters`.
+    pub fn new(setters: impl IntoIterator<Item = PublicKey>) -> Self {
+        Self {
+            setters: setters.into_iter().collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Replaces the keys allowed to set weights (when the validator set changes).
+    pub fn set_setters(&mut self, setters: impl IntoIterator<Item = PublicKey>) {
+        self.setters = setters.into_iter().collect();
+    }
+
+    /// Handles a commitment or reveal from gossip; see [`WeightsError::penalise`] for which
+    /// errors are the sender's fault.
     pub fn on_message(
         &mut self,
         kind: WeightKind,
         data: &[u8],
+        at: Arrival,
     ) -> Result<WeightsEvent, WeightsError> {
         if kind == WeightKind::Commit {
             let commitment: v1::WeightCommit = decode(data)?;
             commitment.validate()?;
-            commitment.verify_signature()?;
+            if commitment.subnet != at.subnet {
+                return Err(WeightsError::WrongSubnet {
+                    found: commitment.subnet,
+                    topic: at.subnet,
+                });
+            }
             let key = commitment.signer()?;
+            if !self.setters.contains(&key) {
+                return Err(WeightsError::NotASetter);
+            }
             let epoch = commitment.epoch;
+            if epoch.abs_diff(at.epoch) > 1 {
+                return Err(WeightsError::OutOfWindow {
+                    epoch,
+                    now: at.epoch,
+                });
+            }
+            commitment.verify_signature()?;
             if self.commits.len() >= KEEP_EPOCHS as usize && !self.commits.contains_key(&epoch) {
                 return Err(WeightsError::TooManyEpochs);
             }
@@ -136,6 +214,12 @@ impl WeightBoard {
             Ok(WeightsEvent::Committed)
         } else {
             let reveal: v1::WeightReveal = decode(data)?;
+            if reveal.subnet != at.subnet {
+                return Err(WeightsError::WrongSubnet {
+                    found: reveal.subnet,
+                    topic: at.subnet,
+                });
+            }
             let key = reveal.signer()?;
             let commitment = self
                 .commits
@@ -177,6 +261,11 @@ impl WeightBoard {
             .unwrap_or_default()
     }
 
+    /// Forgets what is more than [`KEEP_BEHIND`] epochs older than `epoch`, the current one.
+    pub fn advance_to(&mut self, epoch: u64) {
+        self.prune_before(epoch.saturating_sub(KEEP_BEHIND));
+    }
+
     /// Forgets commitments and reveals of epochs before `epoch` (once they can no longer be used).
     pub fn prune_before(&mut self, epoch: u64) {
         self.commits.retain(|&e, _| e >= epoch);
@@ -214,20 +303,28 @@ impl WeightBoard {
         Ok(())
     }
 
-    /// Handles a gossip message of `kind` and reports the verdict to the network.
+    /// Handles a gossip message of `kind` and reports the verdict to the network, after
+    /// forgetting epochs more than [`KEEP_BEHIND`] old.
     pub fn handle_gossip(
         &mut self,
         kind: WeightKind,
         message: GossipMessage,
+        at: Arrival,
     ) -> Option<WeightsEvent> {
-        match self.on_message(kind, &message.data) {
+        self.advance_to(at.epoch);
+        match self.on_message(kind, &message.data, at) {
             Ok(event) => {
                 message.validation.accept();
                 Some(event)
             }
-            Err(reason) => {
+            Err(reason) if reason.penalise() => {
                 tracing::debug!(topic = %message.topic, %reason, "weights message rejected");
                 message.validation.reject();
+                None
+            }
+            Err(reason) => {
+                tracing::debug!(topic = %message.topic, %reason, "weights message dropped");
+                message.validation.ignore();
                 None
             }
         }
@@ -243,19 +340,23 @@ pub type EvidenceSink = Box<dyn Fn(v1::Evidence) + Send + Sync>;
 pub struct WeightsService {
     board: Arc<Mutex<WeightBoard>>,
     subnet: u32,
+    genesis: Genesis,
     evidence: Option<EvidenceSink>,
 }
 
 impl WeightsService {
-    /// Weights of `subnet` into `board`; equivocations go to `evidence`, if given.
+    /// Weights of `subnet` into `board`, epochs counted from `genesis`; equivocations go to
+    /// `evidence`, if given.
     pub fn new(
         board: Arc<Mutex<WeightBoard>>,
         subnet: u32,
+        genesis: Genesis,
         evidence: Option<EvidenceSink>,
     ) -> Self {
         Self {
             board,
             subnet,
+            genesis,
             evidence,
         }
     }
@@ -282,7 +383,14 @@ impl Service for WeightsService {
             .board
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .handle_gossip(kind, message);
+            .handle_gossip(
+                kind,
+                message,
+                Arrival {
+                    subnet: self.subnet,
+                    epoch: self.genesis.epoch_at(now_ms()),
+                },
+            );
         if let (Some(WeightsEvent::Equivocated(evidence)), Some(sink)) = (event, &self.evidence) {
             sink(*evidence);
         }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use meshmind_p2p::NetworkHandle;
 use meshmind_protocols::signing::verify_digest;
 use meshmind_protocols::{
-    Context, Keypair, PublicKey, Signature, Signed, Validate, ValidationError, decode, hash, v1,
+    Context, Keypair, NetworkId, PublicKey, Signature, Signed, Validate, ValidationError, decode,
+    hash, v1,
 };
 use prost::Message;
 
@@ -23,7 +24,7 @@ const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct ValidatorConfig {
     /// The network id.
-    pub network_id: [u8; 32],
+    pub network_id: NetworkId,
     /// The subnet validated.
     pub subnet: u32,
     /// Deadline of each challenge.
@@ -40,7 +41,7 @@ pub struct ValidatorConfig {
 
 impl ValidatorConfig {
     /// Defaults: 2 s challenges, top 3, hedge after 150 ms.
-    pub fn new(network_id: [u8; 32], subnet: u32) -> Self {
+    pub fn new(network_id: NetworkId, subnet: u32) -> Self {
         Self {
             network_id,
             subnet,

@@ -1,6 +1,6 @@
 //! Commit-reveal of weight vectors: the hash in epoch e, the vector in e+1, so weights cannot be copied.
 
-use meshmind_protocols::{Hash, Keypair, Signed, Validate, ValidationError, hash, v1};
+use meshmind_protocols::{Hash, Keypair, NetworkId, Signed, Validate, ValidationError, hash, v1};
 
 /// Why a reveal does not open a commitment.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +29,7 @@ pub fn commitment_hash(reveal: &v1::WeightReveal) -> Hash {
 /// A signed commitment and the matching signed reveal for `weights` (UIDs ascending) in `epoch`.
 pub fn commit(
     keypair: &Keypair,
-    network_id: [u8; 32],
+    network_id: NetworkId,
     subnet: u32,
     epoch: u64,
     weights: &[(u32, u16)],
@@ -87,7 +87,7 @@ pub fn open(commitment: &v1::WeightCommit, reveal: &v1::WeightReveal) -> Result<
 mod tests {
     use super::*;
 
-    const NET: [u8; 32] = [3; 32];
+    const NET: NetworkId = NetworkId::new([3; 32]);
 
     fn key(seed: u8) -> Keypair {
         Keypair::from_secret(&[seed; 32])
