@@ -98,6 +98,8 @@ pub struct EconomyFile {
     pub yuma3: bool,
     /// Liquid alpha with Yuma-3 bonds (default false).
     pub liquid_alpha: bool,
+    /// Burned by every applied transaction (default 100).
+    pub tx_fee: u64,
 }
 
 /// A balance in a genesis file.
@@ -246,6 +248,7 @@ impl GenesisFile {
                 yuma3: e.yuma3,
                 liquid_alpha: e.liquid_alpha,
                 activity_cutoff: e.activity_cutoff,
+                tx_fee: e.tx_fee,
             }),
             network_name: self.network_name,
             genesis_time_ms: self.genesis_time_ms,

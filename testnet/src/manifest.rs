@@ -86,12 +86,44 @@ pub enum ManifestError {
     /// No node of that name.
     #[error("no node {0:?} in this testnet (see `meshmind-testnet status`)")]
     UnknownNode(String),
+    /// The directory holds files but no manifest: it is not this tool's to delete.
+    #[error(
+        "{0} is not empty and holds no testnet manifest; it was not made by this tool and is left alone (choose another --dir, or empty it yourself)"
+    )]
+    Foreign(PathBuf),
 }
 
 impl Manifest {
     /// The manifest file of a testnet directory.
     pub fn path(dir: &Path) -> PathBuf {
         dir.join("testnet.json")
+    }
+
+    /// Makes `dir` ready for a new testnet: an absent or empty directory is fine; one holding a
+    /// manifest was made by this tool, so `stop` is given its manifest and the directory is
+    /// removed; anything else is refused, never deleted.
+    pub fn clear_own_dir<E: From<ManifestError>>(
+        dir: &Path,
+        stop: impl FnOnce(Manifest) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let io = |source| ManifestError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        if !dir.exists() {
+            return Ok(());
+        }
+        if std::fs::read_dir(dir).map_err(io)?.next().is_none() {
+            return Ok(());
+        }
+        if !Self::path(dir).exists() {
+            return Err(ManifestError::Foreign(dir.to_path_buf()).into());
+        }
+        // A manifest that does not parse still marks the directory as this tool's.
+        if let Ok(old) = Self::load(dir) {
+            stop(old)?;
+        }
+        Ok(std::fs::remove_dir_all(dir).map_err(io)?)
     }
 
     /// Reads the manifest of `dir`.
@@ -145,5 +177,45 @@ impl Manifest {
             .iter_mut()
             .find(|n| n.name == name)
             .ok_or_else(|| ManifestError::UnknownNode(name.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clear(dir: &Path) -> Result<(), ManifestError> {
+        Manifest::clear_own_dir(dir, |_| Ok::<(), ManifestError>(()))
+    }
+
+    #[test]
+    fn a_foreign_directory_is_refused_and_left_whole() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("runs");
+        clear(&dir).expect("an absent directory is fine");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        clear(&dir).expect("an empty one too");
+        std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+        std::fs::write(dir.join("precious.txt"), "keep me").expect("write");
+        let refused = clear(&dir).expect_err("files without a manifest");
+        assert!(
+            matches!(refused, ManifestError::Foreign(ref d) if d == &dir),
+            "{refused}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("precious.txt")).expect("still there"),
+            "keep me"
+        );
+        assert!(dir.join("sub").is_dir());
+    }
+
+    #[test]
+    fn a_directory_with_a_manifest_is_this_tools_to_clear() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("runs");
+        std::fs::create_dir_all(dir.join("v0")).expect("mkdir");
+        std::fs::write(Manifest::path(&dir), "{ not json").expect("write");
+        clear(&dir).expect("cleared");
+        assert!(!dir.exists());
     }
 }

@@ -4,6 +4,7 @@ pub mod client;
 pub mod types;
 pub mod view;
 
+use crate::state::{PoolError, TxError};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -309,11 +310,33 @@ async fn submit_tx(State(state): State<Arc<NodeState>>, body: axum::body::Bytes)
             v1::ErrorCode::Unavailable,
             "consensus is not running",
         ),
-        Err(e) => error(
-            StatusCode::BAD_REQUEST,
-            v1::ErrorCode::Malformed,
-            &e.to_string(),
-        ),
+        Err(crate::chain::service::SubmitError::Refused(e)) => {
+            let (status, code) = refusal(&e);
+            let mut response = error(status, code, &e.to_string());
+            if matches!(e, PoolError::Full(_)) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, 1.into());
+            }
+            response
+        }
+    }
+}
+
+/// The HTTP status and error code of a transaction the pool refused.
+fn refusal(e: &PoolError) -> (StatusCode, v1::ErrorCode) {
+    match e {
+        PoolError::Full(_) => (StatusCode::SERVICE_UNAVAILABLE, v1::ErrorCode::Overloaded),
+        PoolError::Invalid(TxError::WrongNetwork) => {
+            (StatusCode::BAD_REQUEST, v1::ErrorCode::WrongNetwork)
+        }
+        PoolError::Invalid(TxError::Malformed(_) | TxError::BadSignature) => {
+            (StatusCode::BAD_REQUEST, v1::ErrorCode::Malformed)
+        }
+        PoolError::Invalid(TxError::UnknownSubnet(_)) => {
+            (StatusCode::NOT_FOUND, v1::ErrorCode::UnknownSubnet)
+        }
+        _ => (StatusCode::UNPROCESSABLE_ENTITY, v1::ErrorCode::Refused),
     }
 }
 

@@ -278,13 +278,12 @@ impl Driver {
                     .and_then(|tx| self.mempool.insert(tx, self.engine.app().state()));
                 match taken {
                     Ok(true) => message.validation.accept(),
-                    Ok(false) | Err(PoolError::TooFarAhead { .. } | PoolError::Full(_)) => {
-                        message.validation.ignore()
-                    }
-                    Err(e) => {
+                    Err(e) if e.penalise() => {
                         tracing::debug!(peer = %message.propagation_source, error = %e, "transaction rejected");
                         message.validation.reject();
                     }
+                    // Raced a commit, or the pool is full: not forwarded, not the relay's fault.
+                    Ok(false) | Err(_) => message.validation.ignore(),
                 }
             }
             DriverInput::Submit(tx, reply) => {
@@ -518,7 +517,14 @@ impl Driver {
                     drop(board);
                     let height = self.engine.height();
                     self.timers.retain(|Reverse((_, h, _, _))| *h >= height);
-                    self.mempool.prune(self.engine.app().state());
+                    let evicted = self.mempool.prune(self.engine.app().state());
+                    if evicted > 0 {
+                        tracing::debug!(
+                            epoch,
+                            evicted,
+                            "transactions that can no longer apply evicted"
+                        );
+                    }
                     *self.economy.lock().unwrap_or_else(|p| p.into_inner()) =
                         self.engine.app().state().clone();
                 }

@@ -167,6 +167,7 @@ fn params_to_wire(p: &Params) -> v1::StateParams {
         activity_cutoff: p.activity_cutoff,
         yuma3: p.yuma3,
         liquid_alpha: p.liquid_alpha,
+        tx_fee: p.tx_fee,
     }
 }
 
@@ -185,6 +186,7 @@ fn params_from_wire(p: &v1::StateParams) -> Result<Params, StateError> {
         activity_cutoff: p.activity_cutoff,
         yuma3: p.yuma3,
         liquid_alpha: p.liquid_alpha,
+        tx_fee: p.tx_fee,
     })
 }
 
@@ -394,5 +396,5 @@ mod tests {
     /// The state root of [`sample`]: if this changes, every snapshot's state root changes, which
     /// forks every running network. Change the protocol version instead.
     const GOLDEN_STATE_ROOT: &str =
-        "904eebfe7527f513ba3815d4284452c71c3075e059fa7498ae384d0b4885ab09";
+        "3de1f0f9d29f723b07f70edd056e0dbd510bada39fa1d6bbdd1de9975138df4d";
 }

@@ -81,6 +81,8 @@ pub struct Params {
     pub yuma3: bool,
     /// Liquid alpha for Yuma-3 bonds.
     pub liquid_alpha: bool,
+    /// Burned from the signer's balance by every applied transaction, so none is free.
+    pub tx_fee: u64,
 }
 
 impl Params {
@@ -101,6 +103,7 @@ impl Params {
             params.validator_take_per_mille,
         );
         params.activity_cutoff = set(e.activity_cutoff, params.activity_cutoff);
+        params.tx_fee = set(e.tx_fee, params.tx_fee);
         params.yuma3 = e.yuma3;
         params.liquid_alpha = e.yuma3 && e.liquid_alpha;
         params
@@ -123,6 +126,7 @@ impl Default for Params {
             activity_cutoff: 16,
             yuma3: false,
             liquid_alpha: false,
+            tx_fee: 100,
         }
     }
 }

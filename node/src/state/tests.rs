@@ -51,7 +51,9 @@ fn world() -> World {
         neurons: Vec::new(),
         economy: None,
     };
-    let state = State::from_genesis(&genesis, NET).expect("a usable genesis");
+    let mut state = State::from_genesis(&genesis, NET).expect("a usable genesis");
+    // The rules below are checked without the fee; the fee has tests of its own.
+    state.params.tx_fee = 0;
     World { state, cold, hot }
 }
 
@@ -448,8 +450,10 @@ fn genesis_rules_apply_and_unaffordable_transactions_are_refused_before_forwardi
         yuma3: true,
         liquid_alpha: true,
         activity_cutoff: 3,
+        tx_fee: 5,
     }));
     assert_eq!(params.activity_cutoff, 3);
+    assert_eq!(params.tx_fee, 5);
     assert!(params.yuma3 && params.liquid_alpha);
     assert_eq!(params.max_uids, 3);
     assert_eq!(params.immunity_epochs, 4, "zero takes the default");
@@ -611,4 +615,102 @@ fn voting_power_follows_stake_and_an_unstaked_validator_leaves_the_set() {
         ))
         .expect("unstakes");
     assert_eq!(w.state.voting_set(&current), current);
+}
+
+#[test]
+fn every_applied_transaction_burns_the_fee_and_supply_is_conserved() {
+    let mut w = world();
+    w.state.params.tx_fee = 100;
+    let before = w.state.account(&key(&w.cold[2])).balance;
+    w.state
+        .apply(&tx(&w.cold[2], 0, transfer(&w.cold[3], 1_000)))
+        .expect("a paid transfer");
+    assert_eq!(w.state.account(&key(&w.cold[2])).balance, before - 1_100);
+    assert_eq!(w.state.account(&key(&w.cold[3])).balance, 1_000);
+    assert_eq!(w.state.supply.burned, 100);
+    w.state.check_invariants().expect("supply conserved");
+    // cold[3] now holds 1,000: it can move 900 and pay the fee, not 901.
+    assert_eq!(
+        w.state.apply(&tx(&w.cold[3], 0, transfer(&w.cold[2], 901))),
+        Err(TxError::Insufficient {
+            needed: 1_001,
+            available: 1_000
+        })
+    );
+    w.state
+        .apply(&tx(&w.cold[3], 0, transfer(&w.cold[2], 900)))
+        .expect("all but the fee");
+    assert_eq!(w.state.account(&key(&w.cold[3])).balance, 0);
+    w.state.check_invariants().expect("supply conserved");
+}
+
+/// Free mempool stuffing: registrations with `max_burn: 0` and 1-unit transfers from fresh keys
+/// with no balance, 9,000 of them, are all refused before they are kept or forwarded, none as a
+/// fault of a relay that raced a commit, and an honest transfer still gets in.
+#[test]
+fn free_transactions_from_fresh_keys_cannot_fill_the_pool() {
+    let mut w = world();
+    w.state.params.tx_fee = 100;
+    let mut pool = Mempool::new(8_192);
+    for n in 0..9_000u32 {
+        let fresh = Keypair::from_secret(blake3::hash(&n.to_be_bytes()).as_bytes());
+        let kind = if n % 2 == 0 {
+            register(&fresh, 0)
+        } else {
+            transfer(&w.cold[2], 1)
+        };
+        let refused = pool
+            .insert(tx(&fresh, 0, kind), &w.state)
+            .expect_err("a free transaction is refused");
+        assert!(
+            matches!(
+                refused,
+                PoolError::Invalid(TxError::BurnTooHigh { .. } | TxError::Insufficient { .. })
+            ),
+            "{refused:?}"
+        );
+    }
+    assert!(pool.is_empty());
+    let honest = tx(&w.cold[2], 0, transfer(&w.cold[3], 10));
+    assert_eq!(pool.insert(honest, &w.state), Ok(true));
+}
+
+#[test]
+fn the_pool_takes_only_what_can_apply_after_what_waits_and_evicts_what_no_longer_can() {
+    let mut w = world();
+    w.state.params.tx_fee = 100;
+    let mut pool = Mempool::new(64);
+    // A gap: nonce 1 before nonce 0 waits.
+    assert!(matches!(
+        pool.insert(tx(&w.cold[2], 1, transfer(&w.cold[3], 1)), &w.state),
+        Err(PoolError::Gap { next: 0, got: 1 })
+    ));
+    // 100,000 covers one transfer of 60,000 and its fee, not two.
+    assert_eq!(
+        pool.insert(tx(&w.cold[2], 0, transfer(&w.cold[3], 60_000)), &w.state),
+        Ok(true)
+    );
+    assert!(matches!(
+        pool.insert(tx(&w.cold[2], 1, transfer(&w.cold[3], 60_000)), &w.state),
+        Err(PoolError::Unaffordable {
+            needed: 120_200,
+            available: 100_000
+        })
+    ));
+    // A registration at today's price waits; another registration doubles the price first.
+    let waiting = tx(&w.cold[2], 1, register(&w.hot[4], 1_000));
+    assert_eq!(pool.insert(waiting, &w.state), Ok(true));
+    w.state
+        .apply(&tx(&w.cold[2], 0, transfer(&w.cold[3], 60_000)))
+        .expect("the first applies");
+    w.state
+        .apply(&tx(&w.cold[3], 0, register(&w.hot[5], 1_000)))
+        .expect("someone else registers at 1,000");
+    assert_eq!(w.state.subnets[&1].burn, 2_000);
+    assert_eq!(
+        pool.prune(&w.state),
+        1,
+        "the registration can no longer apply"
+    );
+    assert!(pool.is_empty(), "the used transfer is dropped too");
 }

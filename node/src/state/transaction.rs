@@ -78,15 +78,16 @@ fn hotkey(bytes: &[u8]) -> Result<Key, TxError> {
 }
 
 impl State {
-    /// Checks what can be checked without applying: shape, network, signature and a nonce not
-    /// already used. Used before a transaction is forwarded or kept for a later snapshot.
+    /// Checks `tx` against the state without changing it: shape, network, signature, a nonce not
+    /// already used, and everything its kind needs now (subnet, registration, price limits, room),
+    /// with the fee and what it spends covered by the balance. A transaction that passes with the
+    /// account's next nonce applies. Used before one is forwarded or kept for a later snapshot.
     pub fn precheck(&self, tx: &v1::Transaction) -> Result<(), TxError> {
         tx.validate()
             .map_err(|e| TxError::Malformed(e.to_string()))?;
         if tx.network_id != self.network_id.0 {
             return Err(TxError::WrongNetwork);
         }
-        tx.verify_signature().map_err(|_| TxError::BadSignature)?;
         let coldkey = Key::from_slice(&tx.coldkey)
             .ok_or_else(|| TxError::Malformed("coldkey is not 32 bytes".into()))?;
         let account = self.account(&coldkey);
@@ -96,29 +97,74 @@ impl State {
                 got: tx.nonce,
             });
         }
-        // What it spends must be there now (a later one may still fail when applied).
+        let needed = self.cost(&coldkey, tx)?;
+        if needed > account.balance {
+            return Err(TxError::Insufficient {
+                needed,
+                available: account.balance,
+            });
+        }
+        tx.verify_signature().map_err(|_| TxError::BadSignature)
+    }
+
+    /// What `tx` takes from its signer's balance (the fee included), after the checks of its kind
+    /// that read the state.
+    pub fn cost(&self, coldkey: &Key, tx: &v1::Transaction) -> Result<u64, TxError> {
         use v1::transaction::Kind;
-        let (needed, available) = match &tx.kind {
-            Some(Kind::Transfer(t)) => (t.amount, account.balance),
-            Some(Kind::AddStake(s)) => (s.amount, account.balance),
+        let spent = match &tx.kind {
+            None => return Err(TxError::Malformed("no kind".into())),
+            Some(Kind::Transfer(t)) => {
+                Key::from_slice(&t.to)
+                    .ok_or_else(|| TxError::Malformed("to is not 32 bytes".into()))?;
+                t.amount
+            }
+            Some(Kind::AddStake(s)) => {
+                self.registered(s.subnet, &hotkey(&s.hotkey)?)?;
+                s.amount
+            }
             Some(Kind::RemoveStake(s)) => {
-                let held = Key::from_slice(&s.hotkey)
-                    .map_or(0, |hotkey| self.stake(s.subnet, &hotkey, &coldkey));
-                (s.amount, held)
+                let held = self.stake(s.subnet, &hotkey(&s.hotkey)?, coldkey);
+                if held < s.amount {
+                    return Err(TxError::Insufficient {
+                        needed: s.amount,
+                        available: held,
+                    });
+                }
+                0
             }
             Some(Kind::Register(r)) => {
-                let burn = self.subnets.get(&r.subnet).map_or(0, |s| s.burn);
-                (burn.min(r.max_burn), account.balance)
+                let hotkey = hotkey(&r.hotkey)?;
+                let subnet = self
+                    .subnets
+                    .get(&r.subnet)
+                    .ok_or(TxError::UnknownSubnet(r.subnet))?;
+                if subnet.uid_of(&hotkey).is_some() {
+                    return Err(TxError::AlreadyRegistered(r.subnet));
+                }
+                if subnet.burn > r.max_burn {
+                    return Err(TxError::BurnTooHigh {
+                        burn: subnet.burn,
+                        max: r.max_burn,
+                    });
+                }
+                self.free_slot(r.subnet)?;
+                subnet.burn
             }
             Some(Kind::CreateSubnet(c)) => {
-                (self.params.subnet_lock.min(c.max_lock), account.balance)
+                let lock = self.params.subnet_lock;
+                if lock > c.max_lock {
+                    return Err(TxError::LockTooHigh {
+                        lock,
+                        max: c.max_lock,
+                    });
+                }
+                if self.subnets.len() >= self.params.max_subnets as usize {
+                    return Err(TxError::TooManySubnets(self.params.max_subnets));
+                }
+                lock
             }
-            None => (0, 0),
         };
-        if needed > available {
-            return Err(TxError::Insufficient { needed, available });
-        }
-        Ok(())
+        Ok(spent.saturating_add(self.params.tx_fee))
     }
 
     /// Applies one transaction, or changes nothing and says why not.
@@ -134,63 +180,29 @@ impl State {
                 got: tx.nonce,
             });
         }
-        let spend = |needed: u64| {
-            if account.balance >= needed {
-                Ok(())
-            } else {
-                Err(TxError::Insufficient {
-                    needed,
-                    available: account.balance,
-                })
-            }
-        };
+        // Every check passed (each arm parses its keys before it changes anything).
         match &tx.kind {
             None => return Err(TxError::Malformed("no kind".into())),
             Some(Kind::Transfer(t)) => {
-                spend(t.amount)?;
                 let to = Key::from_slice(&t.to)
                     .ok_or_else(|| TxError::Malformed("to is not 32 bytes".into()))?;
                 self.debit(&coldkey, t.amount);
-                let target = self.accounts.entry(to).or_default();
-                target.balance = target.balance.saturating_add(t.amount);
+                self.credit(to, t.amount);
             }
             Some(Kind::AddStake(s)) => {
                 let hotkey = hotkey(&s.hotkey)?;
-                self.registered(s.subnet, &hotkey)?;
-                spend(s.amount)?;
                 self.debit(&coldkey, s.amount);
                 self.add_stake(s.subnet, hotkey, coldkey, s.amount);
             }
             Some(Kind::RemoveStake(s)) => {
                 let hotkey = hotkey(&s.hotkey)?;
-                let held = self.stake(s.subnet, &hotkey, &coldkey);
-                if held < s.amount {
-                    return Err(TxError::Insufficient {
-                        needed: s.amount,
-                        available: held,
-                    });
-                }
                 self.take_stake(s.subnet, &hotkey, &coldkey, s.amount);
                 self.credit(coldkey, s.amount);
             }
             Some(Kind::Register(r)) => {
                 let hotkey = hotkey(&r.hotkey)?;
-                let subnet = self
-                    .subnets
-                    .get(&r.subnet)
-                    .ok_or(TxError::UnknownSubnet(r.subnet))?;
-                if subnet.uid_of(&hotkey).is_some() {
-                    return Err(TxError::AlreadyRegistered(r.subnet));
-                }
-                let burn = subnet.burn;
-                if burn > r.max_burn {
-                    return Err(TxError::BurnTooHigh {
-                        burn,
-                        max: r.max_burn,
-                    });
-                }
-                spend(burn)?;
                 let slot = self.free_slot(r.subnet)?;
+                let burn = self.subnets.get(&r.subnet).map_or(0, |s| s.burn);
                 self.debit(&coldkey, burn);
                 self.supply.burned = self.supply.burned.saturating_add(burn);
                 self.seat(r.subnet, slot, Neuron::new(hotkey, coldkey, self.epoch));
@@ -201,16 +213,6 @@ impl State {
             }
             Some(Kind::CreateSubnet(c)) => {
                 let lock = self.params.subnet_lock;
-                if lock > c.max_lock {
-                    return Err(TxError::LockTooHigh {
-                        lock,
-                        max: c.max_lock,
-                    });
-                }
-                if self.subnets.len() >= self.params.max_subnets as usize {
-                    return Err(TxError::TooManySubnets(self.params.max_subnets));
-                }
-                spend(lock)?;
                 let id = self.subnets.keys().next_back().map_or(1, |&id| id + 1);
                 self.debit(&coldkey, lock);
                 self.subnets.insert(
@@ -226,6 +228,9 @@ impl State {
                 );
             }
         }
+        let fee = self.params.tx_fee;
+        self.debit(&coldkey, fee);
+        self.supply.burned = self.supply.burned.saturating_add(fee);
         self.accounts.entry(coldkey).or_default().nonce = tx.nonce + 1;
         Ok(())
     }

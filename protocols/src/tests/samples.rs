@@ -144,6 +144,7 @@ pub(super) fn economy_state() -> v1::EconomyState {
             activity_cutoff: 16,
             yuma3: false,
             liquid_alpha: false,
+            tx_fee: 100,
         }),
         epoch: 7,
         accounts: vec![

@@ -340,13 +340,12 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let parsed = Scenario::read(&scenario)?;
             let dir = dir.unwrap_or_else(|| PathBuf::from("./testnet-runs").join(&parsed.name));
-            if dir.exists() {
-                if let Ok(mut old) = Manifest::load(&dir) {
-                    launcher::stop_all(&mut old, &dir, Duration::from_secs(5))?;
-                    launcher::teardown(&old);
-                }
-                std::fs::remove_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
-            }
+            // Only a directory this tool made (it holds a manifest) is cleared.
+            Manifest::clear_own_dir(&dir, |mut old| -> anyhow::Result<()> {
+                launcher::stop_all(&mut old, &dir, Duration::from_secs(5))?;
+                launcher::teardown(&old);
+                Ok(())
+            })?;
             let meshmind = meshmind.unwrap_or_else(default_meshmind);
             println!("scenario {} in {}", parsed.name, dir.display());
             let record = tokio::select! {
