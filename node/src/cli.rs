@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use meshmind_protocols::{KeyFile, KeyKind};
+use meshmind_protocols::{KeyFile, KeyKind, NetworkId, PublicKey, v1};
 
 use crate::yuma::{InputError, YumaInput};
 
@@ -153,6 +153,21 @@ pub enum KeysCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Sign a hotkey's consent to be registered on a subnet under a coldkey, for `tx register
+    /// --hotkey <hex> --hotkey-signature <this>` when the hotkey file is kept elsewhere.
+    Consent {
+        /// The hotkey's key file.
+        hotkey: PathBuf,
+        /// The coldkey that will sign the registration (hex).
+        #[arg(long)]
+        coldkey: String,
+        /// The subnet.
+        #[arg(long)]
+        subnet: u32,
+        /// The network id (hex, as a node's `/status` shows it).
+        #[arg(long)]
+        network_id: String,
     },
 }
 
@@ -318,6 +333,22 @@ pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Re
                 writeln!(out, "public key: {public}")?;
                 writeln!(out, "peer id:    {}", public.peer_id())?;
             }
+        }
+        Command::Keys(KeysCommand::Consent {
+            hotkey,
+            coldkey,
+            subnet,
+            network_id,
+        }) => {
+            let hotkey = KeyFile::read_kind(&hotkey, KeyKind::Hotkey)?;
+            let coldkey = PublicKey::from_hex(&coldkey).context("--coldkey")?;
+            let network_id: NetworkId = network_id.parse().context("--network-id")?;
+            let register = v1::Register {
+                subnet,
+                ..Default::default()
+            }
+            .consented(&hotkey, &network_id.to_vec(), &coldkey);
+            writeln!(out, "{}", hex::encode(register.hotkey_signature))?;
         }
     }
     Ok(())

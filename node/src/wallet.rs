@@ -79,9 +79,14 @@ pub enum TxCommand {
         /// Where and as whom it is sent.
         #[command(flatten)]
         common: TxCommon,
-        /// Hotkey (hex).
+        /// The hotkey's key file (it signs its consent to this registration), or its hex with
+        /// `--hotkey-signature`.
         #[arg(long)]
         hotkey: String,
+        /// The hotkey's consent signature (hex), when `--hotkey` is hex (see `meshmind keys
+        /// consent`).
+        #[arg(long)]
+        hotkey_signature: Option<String>,
         /// Subnet.
         #[arg(long)]
         subnet: u32,
@@ -134,7 +139,9 @@ async fn next_nonce(api: &ApiClient, coldkey: &str) -> anyhow::Result<u64> {
 /// Builds, signs and submits a transaction; prints the node's answer.
 pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> {
     use v1::transaction::Kind;
-    let (common, kind) = match command {
+    // A registration whose hotkey file is at hand: the hotkey signs its consent below.
+    let mut consenting: Option<Keypair> = None;
+    let (common, mut kind) = match command {
         TxCommand::Transfer { common, to, amount } => (
             common,
             Kind::Transfer(v1::Transfer {
@@ -171,9 +178,28 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
         TxCommand::Register {
             common,
             hotkey,
+            hotkey_signature,
             subnet,
             max_burn,
         } => {
+            let (hotkey, hotkey_signature) = match hotkey_signature {
+                Some(signature) => (
+                    key_bytes("hotkey", &hotkey)?,
+                    hex::decode(signature.trim())
+                        .ok()
+                        .filter(|s| s.len() == 64)
+                        .context("--hotkey-signature: must be 128 hex digits")?,
+                ),
+                None => {
+                    let signer: Keypair = KeyFile::read_kind(&PathBuf::from(&hotkey), KeyKind::Hotkey)
+                        .with_context(|| {
+                            format!("--hotkey {hotkey:?}: the hotkey's key file (or give its hex with --hotkey-signature)")
+                        })?;
+                    let public = signer.public().to_bytes().to_vec();
+                    consenting = Some(signer);
+                    (public, Vec::new())
+                }
+            };
             let max_burn = match max_burn {
                 Some(max) => max,
                 None => ApiClient::new(&common.api)?
@@ -186,9 +212,10 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
             (
                 common,
                 Kind::Register(v1::Register {
-                    hotkey: key_bytes("hotkey", &hotkey)?,
+                    hotkey,
                     subnet,
                     max_burn,
+                    hotkey_signature,
                 }),
             )
         }
@@ -230,6 +257,10 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
         Some(nonce) => nonce,
         None => next_nonce(&api, &coldkey).await?,
     };
+    if let (Some(hotkey), Kind::Register(register)) = (&consenting, &mut kind) {
+        *register =
+            std::mem::take(register).consented(hotkey, &network_id.to_vec(), &keypair.public());
+    }
     let tx = v1::Transaction {
         network_id: network_id.to_vec(),
         coldkey: Vec::new(),

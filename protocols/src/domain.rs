@@ -19,11 +19,13 @@ pub enum Domain {
     Vote,
     /// [`crate::v1::Transaction`].
     Transaction,
+    /// [`crate::v1::HotkeyConsent`] (a hotkey's consent inside a registration).
+    HotkeyConsent,
 }
 
 impl Domain {
     /// Every domain, for tests and tooling.
-    pub const ALL: [Domain; 8] = [
+    pub const ALL: [Domain; 9] = [
         Domain::Envelope,
         Domain::CapabilityAd,
         Domain::QueryResponse,
@@ -32,6 +34,7 @@ impl Domain {
         Domain::Proposal,
         Domain::Vote,
         Domain::Transaction,
+        Domain::HotkeyConsent,
     ];
 
     /// The domain string used as blake3's key-derivation context.
@@ -45,6 +48,7 @@ impl Domain {
             Domain::Proposal => "meshmind/v1/proposal",
             Domain::Vote => "meshmind/v1/vote",
             Domain::Transaction => "meshmind/v1/transaction",
+            Domain::HotkeyConsent => "meshmind/v1/hotkey_consent",
         }
     }
 }

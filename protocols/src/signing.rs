@@ -149,6 +149,36 @@ signed_message!(v1::WeightReveal, Domain::WeightReveal, validator);
 signed_message!(v1::Proposal, Domain::Proposal, proposer);
 signed_message!(v1::Vote, Domain::Vote, validator);
 signed_message!(v1::Transaction, Domain::Transaction, coldkey);
+signed_message!(v1::HotkeyConsent, Domain::HotkeyConsent, hotkey);
+
+impl v1::Register {
+    /// The consent the registration's hotkey signs, for a transaction of `network_id` signed by
+    /// `coldkey`, carrying the registration's `hotkey_signature`.
+    pub fn consent(&self, network_id: &[u8], coldkey: &[u8]) -> v1::HotkeyConsent {
+        v1::HotkeyConsent {
+            network_id: network_id.to_vec(),
+            coldkey: coldkey.to_vec(),
+            subnet: self.subnet,
+            hotkey: self.hotkey.clone(),
+            signature: self.hotkey_signature.clone(),
+        }
+    }
+
+    /// Fills in `hotkey_signature` with `hotkey`'s consent to registering under `coldkey` on
+    /// the network `network_id` (the `hotkey` field is set to its key too).
+    pub fn consented(mut self, hotkey: &Keypair, network_id: &[u8], coldkey: &PublicKey) -> Self {
+        self.hotkey = hotkey.public().to_bytes().to_vec();
+        let consent = self.consent(network_id, &coldkey.to_bytes()).signed(hotkey);
+        self.hotkey_signature = consent.signature;
+        self
+    }
+
+    /// Checks that the hotkey consented to this registration by the transaction's `coldkey` on
+    /// `network_id`.
+    pub fn verify_consent(&self, network_id: &[u8], coldkey: &[u8]) -> Result<(), SignatureError> {
+        self.consent(network_id, coldkey).verify_signature()
+    }
+}
 
 /// Collects signatures and verifies them together, which is much faster than one by one.
 ///

@@ -622,7 +622,14 @@ impl Validate for v1::Transaction {
                 key("remove_stake.hotkey", &s.hotkey)?;
                 positive("remove_stake.amount", s.amount)?;
             }
-            Some(Kind::Register(r)) => key("register.hotkey", &r.hotkey)?,
+            Some(Kind::Register(r)) => {
+                key("register.hotkey", &r.hotkey)?;
+                fixed_len(
+                    "register.hotkey_signature",
+                    &r.hotkey_signature,
+                    SIGNATURE_LEN,
+                )?;
+            }
             Some(Kind::CreateSubnet(c)) => {
                 name("create_subnet.name", &c.name)?;
                 non_empty("create_subnet.tasks", c.tasks.is_empty())?;

@@ -330,9 +330,9 @@ fn refusal(e: &PoolError) -> (StatusCode, v1::ErrorCode) {
         PoolError::Invalid(TxError::WrongNetwork) => {
             (StatusCode::BAD_REQUEST, v1::ErrorCode::WrongNetwork)
         }
-        PoolError::Invalid(TxError::Malformed(_) | TxError::BadSignature) => {
-            (StatusCode::BAD_REQUEST, v1::ErrorCode::Malformed)
-        }
+        PoolError::Invalid(
+            TxError::Malformed(_) | TxError::BadSignature | TxError::NoHotkeyConsent,
+        ) => (StatusCode::BAD_REQUEST, v1::ErrorCode::Malformed),
         PoolError::Invalid(TxError::UnknownSubnet(_)) => {
             (StatusCode::NOT_FOUND, v1::ErrorCode::UnknownSubnet)
         }

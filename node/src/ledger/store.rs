@@ -259,7 +259,9 @@ mod tests {
             assert!(store.add_evidence(&evidence).unwrap());
             assert!(!store.add_evidence(&evidence).unwrap());
             assert_eq!(store.evidence().unwrap().len(), 1);
-            store.remove_evidence(std::slice::from_ref(&evidence)).unwrap();
+            store
+                .remove_evidence(std::slice::from_ref(&evidence))
+                .unwrap();
             assert!(store.evidence().unwrap().is_empty());
             store.remove_evidence(&[evidence]).unwrap();
         }

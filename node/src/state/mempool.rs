@@ -61,7 +61,10 @@ impl PoolError {
         matches!(
             self,
             PoolError::Invalid(
-                TxError::Malformed(_) | TxError::WrongNetwork | TxError::BadSignature
+                TxError::Malformed(_)
+                    | TxError::WrongNetwork
+                    | TxError::BadSignature
+                    | TxError::NoHotkeyConsent
             )
         )
     }

@@ -75,12 +75,16 @@ fn transfer(to: &Keypair, amount: u64) -> v1::transaction::Kind {
     })
 }
 
-fn register(hotkey: &Keypair, max_burn: u64) -> v1::transaction::Kind {
-    v1::transaction::Kind::Register(v1::Register {
-        hotkey: key(hotkey).0.to_vec(),
-        subnet: 1,
-        max_burn,
-    })
+/// A registration of `hotkey` on subnet 1, with the hotkey's consent to `coldkey` signing it.
+fn register(hotkey: &Keypair, coldkey: &Keypair, max_burn: u64) -> v1::transaction::Kind {
+    v1::transaction::Kind::Register(
+        v1::Register {
+            subnet: 1,
+            max_burn,
+            ..Default::default()
+        }
+        .consented(hotkey, &NET.to_vec(), &coldkey.public()),
+    )
 }
 
 fn stake(hotkey: &Keypair, amount: u64) -> v1::transaction::Kind {
@@ -149,21 +153,25 @@ fn registration_burns_its_price_which_doubles_then_decays() {
     let burn = w.state.subnets[&1].burn;
     assert_eq!(burn, w.state.params.min_burn);
     w.state
-        .apply(&tx(&w.cold[2], 0, register(&w.hot[2], burn)))
+        .apply(&tx(&w.cold[2], 0, register(&w.hot[2], &w.cold[2], burn)))
         .expect("registers");
     assert_eq!(w.state.subnets[&1].uid_of(&key(&w.hot[2])), Some(2));
     assert_eq!(w.state.supply.burned, burn);
     assert_eq!(w.state.subnets[&1].burn, 2 * burn);
     assert_eq!(
-        w.state.apply(&tx(&w.cold[2], 1, register(&w.hot[3], burn))),
+        w.state
+            .apply(&tx(&w.cold[2], 1, register(&w.hot[3], &w.cold[2], burn))),
         Err(TxError::BurnTooHigh {
             burn: 2 * burn,
             max: burn
         })
     );
     assert_eq!(
-        w.state
-            .apply(&tx(&w.cold[2], 1, register(&w.hot[2], u64::MAX))),
+        w.state.apply(&tx(
+            &w.cold[2],
+            1,
+            register(&w.hot[2], &w.cold[2], u64::MAX)
+        )),
         Err(TxError::AlreadyRegistered(1))
     );
     w.state.end_epoch(&[], 0);
@@ -185,12 +193,19 @@ fn a_full_subnet_prunes_the_lowest_earning_non_immune_neuron() {
     w.state.params.max_uids = 3;
     w.state.params.immunity_epochs = 2;
     w.state
-        .apply(&tx(&w.cold[2], 0, register(&w.hot[2], u64::MAX)))
+        .apply(&tx(
+            &w.cold[2],
+            0,
+            register(&w.hot[2], &w.cold[2], u64::MAX),
+        ))
         .expect("uid 2");
     // Full, and every neuron is still within its immunity period.
     assert_eq!(
-        w.state
-            .apply(&tx(&w.cold[2], 1, register(&w.hot[3], u64::MAX))),
+        w.state.apply(&tx(
+            &w.cold[2],
+            1,
+            register(&w.hot[3], &w.cold[2], u64::MAX)
+        )),
         Err(TxError::SubnetFull(1))
     );
     w.state.end_epoch(&[], 0);
@@ -199,7 +214,11 @@ fn a_full_subnet_prunes_the_lowest_earning_non_immune_neuron() {
     let staker = key(&w.cold[0]);
     let before = w.state.account(&staker).balance;
     w.state
-        .apply(&tx(&w.cold[2], 1, register(&w.hot[3], u64::MAX)))
+        .apply(&tx(
+            &w.cold[2],
+            1,
+            register(&w.hot[3], &w.cold[2], u64::MAX),
+        ))
         .expect("prunes");
     let subnet = &w.state.subnets[&1];
     assert_eq!(subnet.uid_of(&key(&w.hot[3])), Some(0));
@@ -217,7 +236,11 @@ fn emission_pays_the_owner_then_miners_and_validators() {
     let mut w = world();
     // A miner registers; both validators weight it fully.
     w.state
-        .apply(&tx(&w.cold[2], 0, register(&w.hot[2], u64::MAX)))
+        .apply(&tx(
+            &w.cold[2],
+            0,
+            register(&w.hot[2], &w.cold[2], u64::MAX),
+        ))
         .expect("registers");
     w.state
         .apply(&tx(&w.cold[3], 0, transfer(&w.cold[3], 0)))
@@ -379,7 +402,7 @@ fn run(w: &mut World, steps: &[Step]) -> Result<(), TestCaseError> {
                         subnet: 1,
                         amount: *amount,
                     }),
-                    3 => register(&w.hot[*to], *amount),
+                    3 => register(&w.hot[*to], signer, *amount),
                     _ => v1::transaction::Kind::CreateSubnet(v1::CreateSubnet {
                         name: format!("s{to}"),
                         tasks: vec!["t".into()],
@@ -617,6 +640,66 @@ fn voting_power_follows_stake_and_an_unstaked_validator_leaves_the_set() {
     assert_eq!(w.state.voting_set(&current), current);
 }
 
+/// Hotkey hijack: registering another's hotkey needs that hotkey's consent to this coldkey, on
+/// this network and subnet; a consent given to someone else does not carry over.
+#[test]
+fn a_hotkey_is_registered_only_with_its_consent_to_that_coldkey() {
+    let mut w = world();
+    let victim = &w.hot[4];
+    let thief = w.cold[2].clone();
+    let mut stolen = v1::Register {
+        hotkey: key(victim).0.to_vec(),
+        subnet: 1,
+        max_burn: u64::MAX,
+        hotkey_signature: vec![0; 64],
+    };
+    let refused = w.state.apply(&tx(
+        &thief,
+        0,
+        v1::transaction::Kind::Register(stolen.clone()),
+    ));
+    assert_eq!(refused, Err(TxError::NoHotkeyConsent));
+    // The victim's real consent, given to its own coldkey, is of no use to the thief.
+    let given = v1::Register {
+        subnet: 1,
+        max_burn: u64::MAX,
+        ..Default::default()
+    }
+    .consented(victim, &NET.to_vec(), &w.cold[3].public());
+    stolen.hotkey_signature = given.hotkey_signature.clone();
+    let refused = w
+        .state
+        .apply(&tx(&thief, 0, v1::transaction::Kind::Register(stolen)));
+    assert_eq!(refused, Err(TxError::NoHotkeyConsent));
+    // Nor on another subnet, or another network.
+    let elsewhere = v1::Register {
+        subnet: 2,
+        ..given.clone()
+    };
+    assert!(
+        elsewhere
+            .verify_consent(&NET.to_vec(), &key(&w.cold[3]).0)
+            .is_err()
+    );
+    assert!(given.verify_consent(&[7; 32], &key(&w.cold[3]).0).is_err());
+    assert!(w.state.subnets[&1].uid_of(&key(victim)).is_none());
+    let mut pool = Mempool::new(8);
+    let refused = pool
+        .insert(
+            tx(
+                &thief,
+                0,
+                v1::transaction::Kind::Register(v1::Register {
+                    hotkey_signature: vec![0; 64],
+                    ..given.clone()
+                }),
+            ),
+            &w.state,
+        )
+        .expect_err("refused");
+    assert!(refused.penalise(), "no honest relay forwards it");
+}
+
 #[test]
 fn every_applied_transaction_burns_the_fee_and_supply_is_conserved() {
     let mut w = world();
@@ -655,7 +738,7 @@ fn free_transactions_from_fresh_keys_cannot_fill_the_pool() {
     for n in 0..9_000u32 {
         let fresh = Keypair::from_secret(blake3::hash(&n.to_be_bytes()).as_bytes());
         let kind = if n % 2 == 0 {
-            register(&fresh, 0)
+            register(&fresh, &fresh, 0)
         } else {
             transfer(&w.cold[2], 1)
         };
@@ -698,13 +781,13 @@ fn the_pool_takes_only_what_can_apply_after_what_waits_and_evicts_what_no_longer
         })
     ));
     // A registration at today's price waits; another registration doubles the price first.
-    let waiting = tx(&w.cold[2], 1, register(&w.hot[4], 1_000));
+    let waiting = tx(&w.cold[2], 1, register(&w.hot[4], &w.cold[2], 1_000));
     assert_eq!(pool.insert(waiting, &w.state), Ok(true));
     w.state
         .apply(&tx(&w.cold[2], 0, transfer(&w.cold[3], 60_000)))
         .expect("the first applies");
     w.state
-        .apply(&tx(&w.cold[3], 0, register(&w.hot[5], 1_000)))
+        .apply(&tx(&w.cold[3], 0, register(&w.hot[5], &w.cold[3], 1_000)))
         .expect("someone else registers at 1,000");
     assert_eq!(w.state.subnets[&1].burn, 2_000);
     assert_eq!(

@@ -16,6 +16,9 @@ pub enum TxError {
     /// Its signature does not verify under its coldkey.
     #[error("bad signature")]
     BadSignature,
+    /// A registration without the hotkey's signed consent to this coldkey.
+    #[error("the hotkey did not consent to this registration (hotkey_signature)")]
+    NoHotkeyConsent,
     /// Its nonce is not the account's next one (a replay, or one sent too early).
     #[error("nonce {got}, the account's next nonce is {expected}")]
     Nonce {
@@ -104,7 +107,12 @@ impl State {
                 available: account.balance,
             });
         }
-        tx.verify_signature().map_err(|_| TxError::BadSignature)
+        tx.verify_signature().map_err(|_| TxError::BadSignature)?;
+        if let Some(v1::transaction::Kind::Register(r)) = &tx.kind {
+            r.verify_consent(&tx.network_id, &tx.coldkey)
+                .map_err(|_| TxError::NoHotkeyConsent)?;
+        }
+        Ok(())
     }
 
     /// What `tx` takes from its signer's balance (the fee included), after the checks of its kind

@@ -122,9 +122,34 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
         "{replay:?}"
     );
 
-    // Register a new hotkey: it gets the next UID, and the burn price doubles.
+    // Register a new hotkey (its key file signs its consent): it gets the next UID, and the
+    // burn price doubles.
     let burn_before = chain(&api).burn;
     let new_hotkey = new_key(dir.path(), "hotkey", "miner-hotkey.json");
+    let new_hotkey_path = dir.path().join("miner-hotkey.json");
+    // Someone else's hotkey, without its consent, is refused before it reaches any snapshot.
+    let hijack = meshmind()
+        .args([
+            "tx",
+            "register",
+            "--coldkey",
+            coldkey_path,
+            "--api",
+            &api,
+            "--hotkey",
+            &new_hotkey,
+            "--hotkey-signature",
+            &"ab".repeat(64),
+            "--subnet",
+            "1",
+        ])
+        .output()
+        .expect("run meshmind");
+    assert!(!hijack.status.success(), "{hijack:?}");
+    assert!(
+        String::from_utf8_lossy(&hijack.stdout).contains("consent"),
+        "{hijack:?}"
+    );
     ok(&[
         "tx",
         "register",
@@ -133,7 +158,7 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
         "--api",
         &api,
         "--hotkey",
-        &new_hotkey,
+        new_hotkey_path.to_str().expect("utf-8"),
         "--subnet",
         "1",
         "--wait",
