@@ -5,6 +5,10 @@ use meshmind_protocols::v1;
 use super::{Key, State};
 use crate::yuma::{self, BondsMode, LiquidAlpha, SubnetState, YumaParams};
 
+/// A subnet holding less than this share (per mille) of the stake on all subnets with neurons
+/// earns no emission, so a subnet of one hotkey and a token of stake farms nothing.
+pub const MIN_SUBNET_STAKE_PER_MILLE: u64 = 10;
+
 /// `amount · per_mille / 1000`, rounded down.
 fn per_mille(amount: u64, per_mille: u64) -> u64 {
     ((u128::from(amount) * u128::from(per_mille.min(1000))) / 1000) as u64
@@ -12,9 +16,10 @@ fn per_mille(amount: u64, per_mille: u64) -> u64 {
 
 impl State {
     /// Ends epoch `self.epoch`: records each weight vector on its validator's neuron, shares
-    /// `emission` equally between the subnets that have neurons (the owner's cut first, the rest
+    /// `emission` between the subnets that have neurons in proportion to the stake on each (none
+    /// for a subnet under [`MIN_SUBNET_STAKE_PER_MILLE`] of it; the owner's cut first, the rest
     /// through Yuma consensus), credits it as stake, lowers registration burns, and moves to the
-    /// next epoch. Returns each subnet's results.
+    /// next epoch. Returns each live subnet's results.
     pub fn end_epoch(
         &mut self,
         weights: &[v1::WeightReveal],
@@ -50,13 +55,11 @@ impl State {
             .filter(|(_, s)| !s.neurons.is_empty())
             .map(|(&id, _)| id)
             .collect();
-        let share = match live.len() {
-            0 => 0,
-            n => emission / n as u64,
-        };
+        let shares = self.emission_shares(&live, emission);
         let results = live
             .into_iter()
-            .map(|id| self.run_subnet(id, share))
+            .zip(shares)
+            .map(|(id, share)| self.run_subnet(id, share))
             .collect();
         let (min, decay) = (self.params.min_burn, self.params.burn_decay_per_mille);
         for subnet in self.subnets.values_mut() {
@@ -67,6 +70,34 @@ impl State {
         }
         self.epoch += 1;
         results
+    }
+
+    /// Each of `subnets`' part of `emission`: in proportion to the stake on it, among those that
+    /// hold at least [`MIN_SUBNET_STAKE_PER_MILLE`] of the stake on all of them (rounded down).
+    fn emission_shares(&self, subnets: &[u32], emission: u64) -> Vec<u64> {
+        let stakes: Vec<u128> = subnets
+            .iter()
+            .map(|id| {
+                self.stakes.get(id).map_or(0, |hotkeys| {
+                    hotkeys
+                        .values()
+                        .flat_map(|by_coldkey| by_coldkey.values())
+                        .map(|&s| u128::from(s))
+                        .sum()
+                })
+            })
+            .collect();
+        let all: u128 = stakes.iter().sum();
+        let eligible = |s: u128| s > 0 && s * 1000 >= all * u128::from(MIN_SUBNET_STAKE_PER_MILLE);
+        let counted: u128 = stakes.iter().copied().filter(|&s| eligible(s)).sum();
+        stakes
+            .into_iter()
+            .map(|s| match eligible(s) {
+                // s <= counted, so the share is at most `emission`.
+                true => (u128::from(emission) * s / counted) as u64,
+                false => 0,
+            })
+            .collect()
     }
 
     /// What Yuma consensus sees of subnet `id` this epoch: stake behind each UID, weights and bonds,

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use meshmind_protocols::{NetworkId, v1};
 use serde::{Deserialize, Serialize};
 
+pub use emission::MIN_SUBNET_STAKE_PER_MILLE;
 pub use mempool::{MAX_NONCE_AHEAD, Mempool, PoolError};
 pub use transaction::{TxError, order_transactions};
 

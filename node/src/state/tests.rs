@@ -797,3 +797,68 @@ fn the_pool_takes_only_what_can_apply_after_what_waits_and_evicts_what_no_longer
     );
     assert!(pool.is_empty(), "the used transfer is dropped too");
 }
+
+/// Emission farming: a subnet with one hotkey and a token of stake earns nothing; emission
+/// follows the stake on each subnet, and supply stays conserved.
+#[test]
+fn emission_follows_stake_and_a_token_subnet_farms_nothing() {
+    let mut w = world();
+    w.state.params.subnet_lock = 10;
+    let farmer = w.cold[2].clone();
+    let create = v1::transaction::Kind::CreateSubnet(v1::CreateSubnet {
+        name: "farm".into(),
+        tasks: vec!["sort".into()],
+        max_lock: 10,
+    });
+    w.state.apply(&tx(&farmer, 0, create)).expect("a subnet");
+    let register_on_2 = v1::transaction::Kind::Register(
+        v1::Register {
+            subnet: 2,
+            max_burn: u64::MAX,
+            ..Default::default()
+        }
+        .consented(&w.hot[5], &NET.to_vec(), &farmer.public()),
+    );
+    w.state
+        .apply(&tx(&farmer, 1, register_on_2))
+        .expect("registered");
+    let stake_on_2 = |amount| {
+        v1::transaction::Kind::AddStake(v1::AddStake {
+            hotkey: key(&w.hot[5]).0.to_vec(),
+            subnet: 2,
+            amount,
+        })
+    };
+    w.state
+        .apply(&tx(&farmer, 2, stake_on_2(1)))
+        .expect("staked");
+    let emitted = |w: &World, subnet: u32, results: &[v1::SubnetResult]| -> u64 {
+        let i = w.state.subnets.keys().position(|&id| id == subnet).unwrap();
+        results[i].emission.iter().sum()
+    };
+    // Subnet 1 holds 2,000 of stake, subnet 2 holds 1: the farm is under the minimum.
+    let results = w.state.end_epoch(&[], 1_000_000);
+    assert_eq!(emitted(&w, 2, &results), 0, "{results:?}");
+    // All of it went to subnet 1 (its owner's 18 % cut aside).
+    assert_eq!(emitted(&w, 1, &results), 820_000, "{results:?}");
+    w.state.check_invariants().expect("supply conserved");
+    // With real stake it earns its part: in proportion to the stake on each subnet.
+    w.state
+        .apply(&tx(&farmer, 3, stake_on_2(90_000)))
+        .expect("staked");
+    let on_1: u64 = [0, 1]
+        .iter()
+        .map(|&i| w.state.hotkey_stake(1, &key(&w.hot[i])))
+        .sum();
+    let on_2 = w.state.hotkey_stake(2, &key(&w.hot[5]));
+    let results = w.state.end_epoch(&[], 1_000_000);
+    let share = |on: u64| {
+        let share = 1_000_000 * u128::from(on) / u128::from(on_1 + on_2);
+        (share - share * 180 / 1000) as u64
+    };
+    for (subnet, on) in [(1, on_1), (2, on_2)] {
+        let got = emitted(&w, subnet, &results);
+        assert!(got.abs_diff(share(on)) <= 10, "subnet {subnet}: {got} vs {}", share(on));
+    }
+    w.state.check_invariants().expect("supply conserved");
+}
