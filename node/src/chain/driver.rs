@@ -56,6 +56,9 @@ fn topic_of(msg: &v1::ConsensusMessage) -> Topic {
     }
 }
 
+/// Longest single wait for an epoch to end before the driver looks at the clock again.
+const MAX_WAIT_MS: u64 = 60 * 60 * 1000;
+
 /// What the API shows of consensus.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ChainStatus {
@@ -200,7 +203,9 @@ impl Driver {
             // The current epoch is decided from the moment it ends.
             let start_at = (!self.engine.started()).then(|| {
                 let end = self.epoch_end_ms(self.engine.height());
-                Instant::now() + Duration::from_millis(end.saturating_sub(crate::clock::now_ms()))
+                // Checked again at least hourly, so a genesis far in the future waits, not panics.
+                let wait = end.saturating_sub(crate::clock::now_ms()).min(MAX_WAIT_MS);
+                Instant::now() + Duration::from_millis(wait)
             });
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),

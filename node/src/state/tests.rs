@@ -858,7 +858,11 @@ fn emission_follows_stake_and_a_token_subnet_farms_nothing() {
     };
     for (subnet, on) in [(1, on_1), (2, on_2)] {
         let got = emitted(&w, subnet, &results);
-        assert!(got.abs_diff(share(on)) <= 10, "subnet {subnet}: {got} vs {}", share(on));
+        assert!(
+            got.abs_diff(share(on)) <= 10,
+            "subnet {subnet}: {got} vs {}",
+            share(on)
+        );
     }
     w.state.check_invariants().expect("supply conserved");
 }

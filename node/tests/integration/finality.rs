@@ -70,6 +70,11 @@ fn hotkey(dir: &Path, file: &str) -> String {
 
 /// Four validators with equal stake, one genesis starting two seconds from now.
 fn network(root: &Path) -> Vec<Validator> {
+    network_starting(root, meshmind_node::clock::now_ms() + 2000)
+}
+
+/// The same with a genesis that starts at `genesis_time_ms`.
+fn network_starting(root: &Path, genesis_time_ms: u64) -> Vec<Validator> {
     let validators: Vec<Validator> = (0..4)
         .map(|i| {
             let dir = root.join(format!("v{i}"));
@@ -89,11 +94,10 @@ fn network(root: &Path) -> Vec<Validator> {
             }
         })
         .collect();
-    let now = meshmind_node::clock::now_ms();
     let mut genesis = format!(
         "network_name = \"finality-test\"\ngenesis_time_ms = {}\nepoch_ms = {EPOCH_MS}\n\n\
          [[subnets]]\nid = 1\nname = \"reference\"\ntasks = [\"arith\", \"sort\"]\n",
-        now + 2000
+        genesis_time_ms
     );
     for v in &validators {
         genesis.push_str(&format!(
@@ -216,4 +220,33 @@ fn four_validators_finalize_survive_kills_and_rebuild_a_wiped_ledger() {
             assert_eq!(snapshot_hash(v, epoch), first, "epoch {epoch}");
         }
     }
+}
+
+/// A genesis far in the future (the last millisecond a u64 holds) is waited for, not a panic.
+#[test]
+fn a_genesis_far_in_the_future_is_waited_for() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vs = network_starting(dir.path(), u64::MAX - 1);
+    let log = dir.path().join("v0.log");
+    let mut running = Running(
+        meshmind()
+            .args(["run", "--data-dir", vs[0].dir.to_str().expect("utf-8")])
+            .env("MESHMIND_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start validator"),
+    );
+    let first = vs[0].status();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        running.0.try_wait().expect("wait").is_none(),
+        "the node exited"
+    );
+    let later = vs[0].status();
+    assert_eq!(first.consensus.finalized_epoch, None);
+    assert_eq!(later.consensus.finalized_epoch, None);
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(!logged.contains("panicked"), "{logged}");
+    assert!(logged.contains("ledger opened"), "consensus started: {logged}");
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use libp2p::PeerId;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -17,6 +19,11 @@ use crate::event::{EventSink, InboundQuery, NetworkEvent};
 
 /// How long a client may take to send a request header after opening a stream.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send the request body after its header (or less: its deadline).
+const PAYLOAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request bytes held at once over all streams, from header to answer; a request that would go
+/// over is refused as overloaded.
+pub(crate) const MAX_INBOUND_BYTES: usize = 64 << 20;
 
 /// Limits the server enforces.
 #[derive(Debug, Clone, Copy)]
@@ -69,9 +76,11 @@ impl Drop for CountGuard {
 
 async fn accept_loop(endpoint: quinn::Endpoint, limits: ServerLimits, sink: EventSink) {
     let counts: PeerCounts = Arc::default();
+    let budget = Arc::new(Semaphore::new(MAX_INBOUND_BYTES));
     while let Some(incoming) = endpoint.accept().await {
         let counts = counts.clone();
         let sink = sink.clone();
+        let budget = budget.clone();
         tokio::spawn(async move {
             let connection = match incoming.await {
                 Ok(connection) => connection,
@@ -99,7 +108,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, limits: ServerLimits, sink: Even
                     peer,
                 }
             };
-            serve_connection(connection, peer, limits, sink).await;
+            serve_connection(connection, peer, limits, budget, sink).await;
             drop(guard);
         });
     }
@@ -109,6 +118,7 @@ async fn serve_connection(
     connection: quinn::Connection,
     peer: PeerId,
     limits: ServerLimits,
+    budget: Arc<Semaphore>,
     sink: EventSink,
 ) {
     loop {
@@ -120,7 +130,14 @@ async fn serve_connection(
             }
         };
         // quinn's stream credit (max_concurrent_bidi_streams) caps how many of these run per connection.
-        tokio::spawn(serve_stream(send, recv, peer, limits, sink.clone()));
+        tokio::spawn(serve_stream(
+            send,
+            recv,
+            peer,
+            limits,
+            budget.clone(),
+            sink.clone(),
+        ));
     }
 }
 
@@ -129,6 +146,7 @@ async fn serve_stream(
     mut recv: quinn::RecvStream,
     peer: PeerId,
     limits: ServerLimits,
+    budget: Arc<Semaphore>,
     sink: EventSink,
 ) {
     let mut header = [0u8; REQUEST_HEADER];
@@ -140,12 +158,15 @@ async fn serve_stream(
         }
     }
     let (deadline_ms, len) = frame::parse_request(header);
+    // No answer is worth waiting for longer than any query may ask.
+    let deadline_ms = deadline_ms.min(meshmind_protocols::validate::MAX_DEADLINE_MS);
     let until = Instant::now() + Duration::from_millis(u64::from(deadline_ms));
-    let responder = QueryResponder {
+    let mut responder = QueryResponder {
         peer,
         send,
         until,
         max_frame: limits.max_frame,
+        _budget: None,
     };
     if len > limits.max_request {
         let _ = recv.stop(0u32.into());
@@ -157,17 +178,32 @@ async fn serve_stream(
         let _ = responder.error(QueryErrorCode::TooLarge, &message).await;
         return;
     }
-    let mut payload = vec![0u8; len];
-    match tokio::time::timeout_at(until, recv.read_exact(&mut payload)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => {
+    let patience = until.min(Instant::now() + PAYLOAD_TIMEOUT);
+    let payload = match read_payload(&mut recv, len, patience, &budget).await {
+        Ok((payload, permit)) => {
+            responder._budget = Some(permit);
+            payload
+        }
+        Err(PayloadError::Busy) => {
+            let _ = recv.stop(0u32.into());
+            tracing::debug!(%peer, len, "query refused: inbound memory budget spent");
+            let _ = responder
+                .error(QueryErrorCode::Overloaded, "server busy")
+                .await;
+            return;
+        }
+        Err(PayloadError::Short) => {
             let _ = responder
                 .error(QueryErrorCode::Malformed, "request shorter than its header")
                 .await;
             return;
         }
-        Err(_) => return,
-    }
+        Err(PayloadError::Slow) => {
+            let _ = recv.stop(0u32.into());
+            tracing::debug!(%peer, len, "query dropped: its body came too slowly");
+            return;
+        }
+    };
     let event = NetworkEvent::InboundQuery(InboundQuery {
         peer,
         payload,
@@ -183,12 +219,49 @@ async fn serve_stream(
     }
 }
 
+/// Why a request body was not read.
+#[derive(Debug, PartialEq, Eq)]
+enum PayloadError {
+    /// Holding it would go over the inbound memory budget.
+    Busy,
+    /// The stream ended before the declared length.
+    Short,
+    /// It did not arrive in time.
+    Slow,
+}
+
+/// Reads a request body of `len` bytes by `patience`, reserving its size from `budget` first and
+/// growing the buffer only as bytes arrive; the permit goes with the request until it is answered.
+async fn read_payload(
+    recv: &mut (impl AsyncRead + Unpin),
+    len: usize,
+    patience: Instant,
+    budget: &Arc<Semaphore>,
+) -> Result<(Vec<u8>, OwnedSemaphorePermit), PayloadError> {
+    let units = u32::try_from(len).map_err(|_| PayloadError::Busy)?;
+    let permit = match budget.clone().try_acquire_many_owned(units) {
+        Ok(permit) => permit,
+        Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => {
+            return Err(PayloadError::Busy);
+        }
+    };
+    let mut payload = Vec::new();
+    let mut body = recv.take(len as u64);
+    match tokio::time::timeout_at(patience, body.read_to_end(&mut payload)).await {
+        Ok(Ok(n)) if n == len => Ok((payload, permit)),
+        Ok(_) => Err(PayloadError::Short),
+        Err(_) => Err(PayloadError::Slow),
+    }
+}
+
 /// Answers one inbound query: one frame, several (streaming), or an error; then finishes.
 pub struct QueryResponder {
     peer: PeerId,
     send: quinn::SendStream,
     until: Instant,
     max_frame: usize,
+    /// The request's share of the inbound memory budget, returned when the answer is done.
+    _budget: Option<OwnedSemaphorePermit>,
 }
 
 impl QueryResponder {
@@ -242,5 +315,72 @@ impl QueryResponder {
     /// Ends the answer.
     pub fn finish(mut self) -> Result<(), QueryError> {
         self.send.finish().map_err(|e| QueryError::Stream(e.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// Query-plane slowloris: a client that declares a body and sends it slowly (or not at all)
+    /// is dropped after the payload timeout, not its own deadline, and holds no memory it has not
+    /// sent; what all streams hold at once is bounded.
+    #[tokio::test(start_paused = true)]
+    async fn slow_bodies_time_out_and_the_inbound_budget_is_bounded() {
+        let budget = Arc::new(Semaphore::new(MAX_INBOUND_BYTES));
+        // A declared mebibyte, never sent: dropped at the patience instant.
+        let (_client, mut server) = tokio::io::duplex(64);
+        let patience = Instant::now() + PAYLOAD_TIMEOUT;
+        let slow = read_payload(&mut server, 1 << 20, patience, &budget).await;
+        assert_eq!(slow.err(), Some(PayloadError::Slow));
+        assert_eq!(budget.available_permits(), MAX_INBOUND_BYTES, "given back");
+
+        // Streams that declare bodies hold the budget while they read; past it they are refused.
+        let mut held = Vec::new();
+        let mut readers = Vec::new();
+        for _ in 0..(MAX_INBOUND_BYTES >> 20) {
+            let (client, mut server) = tokio::io::duplex(64);
+            let budget = budget.clone();
+            readers.push(tokio::spawn(async move {
+                read_payload(
+                    &mut server,
+                    1 << 20,
+                    Instant::now() + PAYLOAD_TIMEOUT,
+                    &budget,
+                )
+                .await
+            }));
+            held.push(client);
+        }
+        tokio::task::yield_now().await;
+        for _ in 0..64 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(budget.available_permits(), 0);
+        let (_client, mut server) = tokio::io::duplex(64);
+        let refused = read_payload(&mut server, 1, Instant::now() + PAYLOAD_TIMEOUT, &budget).await;
+        assert_eq!(refused.err(), Some(PayloadError::Busy));
+        drop(held);
+        for reader in readers {
+            assert_eq!(reader.await.unwrap().err(), Some(PayloadError::Short));
+        }
+        assert_eq!(budget.available_permits(), MAX_INBOUND_BYTES);
+
+        // A body that does arrive is read whole.
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let sent = tokio::spawn(async move { client.write_all(&[7u8; 10_000]).await });
+        let (payload, permit) = read_payload(
+            &mut server,
+            10_000,
+            Instant::now() + PAYLOAD_TIMEOUT,
+            &budget,
+        )
+        .await
+        .expect("read");
+        sent.await.unwrap().unwrap();
+        assert_eq!(payload, vec![7u8; 10_000]);
+        assert_eq!(budget.available_permits(), MAX_INBOUND_BYTES - 10_000);
+        drop(permit);
     }
 }
