@@ -156,7 +156,9 @@ pub struct NodeConfig {
     /// HTTP API address. Default `127.0.0.1:7410`.
     pub api_listen: SocketAddr,
     /// TEST NETWORKS ONLY: serve `POST /admin/block` and `/admin/unblock` (cut or restore
-    /// connections to given peers), which testnets use to partition the network. Default off.
+    /// connections to given peers), which testnets use to partition the network. Only with a
+    /// loopback `api_listen`, and only to callers bearing the token in `admin.token` of the data
+    /// directory (made on first use, readable by its owner only). Default off.
     pub api_admin: bool,
     /// Network layer settings (its `network` name is replaced by the genesis's network tag).
     pub network: NetworkConfig,

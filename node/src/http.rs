@@ -85,6 +85,7 @@ pub enum ClientError {
 pub struct HttpClient {
     base: String,
     http: reqwest::Client,
+    bearer: Option<String>,
 }
 
 impl HttpClient {
@@ -111,7 +112,17 @@ impl HttpClient {
                 url: base.clone(),
                 source,
             })?;
-        Ok(Self { base, http })
+        Ok(Self {
+            base,
+            http,
+            bearer: None,
+        })
+    }
+
+    /// The same client sending `token` as a bearer token with every request.
+    pub fn with_bearer(mut self, token: &str) -> Self {
+        self.bearer = Some(token.to_string());
+        self
     }
 
     /// A client of the server of `url` (`http://host:port/path`) and the path (`/` if none).
@@ -142,16 +153,14 @@ impl HttpClient {
     /// `GET path`, decoded as `T`.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = self.url(path);
-        let response = self
-            .http
-            .get(&url)
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
+        let mut request = self.http.get(&url).timeout(REQUEST_TIMEOUT);
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|source| ClientError::Http {
+            url: url.clone(),
+            source,
+        })?;
         decode(Response {
             url,
             inner: response,
@@ -179,6 +188,9 @@ impl HttpClient {
     ) -> Result<Response, ClientError> {
         let url = self.url(path);
         let mut request = self.http.post(&url).json(body);
+        if let Some(token) = &self.bearer {
+            request = request.bearer_auth(token);
+        }
         if let Some(timeout) = timeout {
             request = request.timeout(timeout);
         }

@@ -58,6 +58,14 @@ pub async fn run(
     config: NodeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let admin_token = match config.api_admin {
+        true if !config.api_listen.ip().is_loopback() => anyhow::bail!(
+            "api_admin is for test networks and needs a loopback api_listen, not {}",
+            config.api_listen
+        ),
+        true => Some(admin_token(data_dir)?),
+        false => None,
+    };
     let hotkey = KeyFile::read_kind(&data_dir.join(&config.hotkey), KeyKind::Hotkey)?;
     let genesis = Genesis::read(&data_dir.join(&config.genesis))?;
     let network_id = genesis.network_id;
@@ -173,7 +181,7 @@ pub async fn run(
             .as_ref()
             .map(|c| c.chain.clone())
             .unwrap_or_default(),
-        admin: config.api_admin,
+        admin_token,
         consensus,
     });
     let listener = tokio::net::TcpListener::bind(config.api_listen)
@@ -188,4 +196,28 @@ pub async fn run(
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
+}
+
+/// The admin routes' token: `admin.token` in `data_dir`, made (random, owner-only) if missing.
+fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("admin.token");
+    match std::fs::read_to_string(&path) {
+        Ok(token) if token.trim().len() >= 32 => return Ok(token.trim().to_string()),
+        Ok(_) => anyhow::bail!("{}: too short to be a token", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| path.display().to_string()),
+    }
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+    let token = hex::encode(secret);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| path.display().to_string())?;
+    std::io::Write::write_all(&mut file, token.as_bytes())
+        .with_context(|| path.display().to_string())?;
+    Ok(token)
 }

@@ -310,8 +310,9 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
         }
         config.miner.ad_ttl_ms = 30_000;
         config.consensus.test_equivocate = layout.byzantine.contains(&node.name);
-        // The test-only admin routes let `partition` cut connections without root.
-        config.api_admin = true;
+        // The test-only admin routes let `partition` cut connections without root (in network
+        // namespaces links are cut instead, and the API is not on loopback).
+        config.api_admin = netns.is_none();
         if node.role == NodeRole::Miner {
             config.miner.subnet = 1 + miner_index % layout.subnets.max(1);
             miner_index += 1;

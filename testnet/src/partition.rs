@@ -20,7 +20,11 @@ fn peer_id(node: &NodeEntry) -> Result<String, LaunchError> {
 /// Tells `node` to refuse (`block`) or accept again the `peers`.
 async fn admin(node: &NodeEntry, block: bool, peers: &[String]) -> Result<(), LaunchError> {
     let peers = peers.to_vec();
+    let path = node.data_dir.join("admin.token");
+    let token = std::fs::read_to_string(&path)
+        .map_err(|e| LaunchError::Other(format!("{}: {}: {e}", node.name, path.display())))?;
     crate::api::call(&node.api, Duration::from_secs(3), |c| async move {
+        let c = c.with_admin_token(token.trim());
         match block {
             true => c.block_peers(peers).await,
             false => c.unblock_peers(peers).await,

@@ -122,12 +122,21 @@ impl ApiClient {
         })
     }
 
-    /// `POST /admin/block` (test-only route): refuse `peers` both ways.
+    /// The same client, authorised for the admin routes with the node's token (its data
+    /// directory's `admin.token`).
+    pub fn with_admin_token(self, token: &str) -> Self {
+        Self {
+            http: self.http.with_bearer(token),
+        }
+    }
+
+    /// `POST /admin/block` (test-only route, needs [`Self::with_admin_token`]): refuse `peers`
+    /// both ways.
     pub async fn block_peers(&self, peers: Vec<String>) -> Result<serde_json::Value, ClientError> {
         self.post("/admin/block", &PeerList { peers }).await
     }
 
-    /// `POST /admin/unblock` (test-only route): lift the block on `peers`.
+    /// `POST /admin/unblock` (test-only route, needs the admin token): lift the block on `peers`.
     pub async fn unblock_peers(
         &self,
         peers: Vec<String>,

@@ -7,7 +7,7 @@ pub mod view;
 use crate::state::{PoolError, TxError};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
@@ -49,17 +49,16 @@ pub struct NodeState {
     pub ledger: Option<Arc<Ledger>>,
     /// Consensus progress.
     pub chain: Arc<Mutex<ChainStatus>>,
-    /// Whether the test-only admin routes are served.
-    pub admin: bool,
+    /// The token the test-only admin routes require; `None` serves no admin routes.
+    pub admin_token: Option<String>,
     /// Consensus (and the economy), on validators and observers.
     pub consensus: Option<Arc<ConsensusService>>,
 }
 
 /// The API's routes.
 pub fn router(state: Arc<NodeState>) -> axum::Router {
-    let admin = state.admin;
     let router = axum::Router::new();
-    let router = if admin {
+    let router = if state.admin_token.is_some() {
         router
             .route("/admin/block", post(block))
             .route("/admin/unblock", post(unblock))
@@ -148,12 +147,47 @@ async fn set_blocked(state: &NodeState, list: PeerList, blocked: bool) -> Respon
     Json(serde_json::json!({ "blocked": blocked, "peers": done })).into_response()
 }
 
-async fn block(State(state): State<Arc<NodeState>>, Json(list): Json<PeerList>) -> Response {
+async fn block(
+    State(state): State<Arc<NodeState>>,
+    headers: HeaderMap,
+    Json(list): Json<PeerList>,
+) -> Response {
+    if let Err(refused) = authorise(&state, &headers) {
+        return refused;
+    }
     set_blocked(&state, list, true).await
 }
 
-async fn unblock(State(state): State<Arc<NodeState>>, Json(list): Json<PeerList>) -> Response {
+async fn unblock(
+    State(state): State<Arc<NodeState>>,
+    headers: HeaderMap,
+    Json(list): Json<PeerList>,
+) -> Response {
+    if let Err(refused) = authorise(&state, &headers) {
+        return refused;
+    }
     set_blocked(&state, list, false).await
+}
+
+/// Checks the admin bearer token (compared as hashes, so the time taken says nothing of it).
+#[allow(clippy::result_large_err)]
+fn authorise(state: &NodeState, headers: &HeaderMap) -> Result<(), Response> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (given, &state.admin_token) {
+        (Some(given), Some(token))
+            if blake3::hash(given.as_bytes()) == blake3::hash(token.as_bytes()) =>
+        {
+            Ok(())
+        }
+        _ => Err(error(
+            StatusCode::UNAUTHORIZED,
+            v1::ErrorCode::Malformed,
+            "the admin routes need the node's admin token (admin.token in its data directory)",
+        )),
+    }
 }
 
 fn not_found(what: &str) -> Response {

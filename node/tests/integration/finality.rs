@@ -248,5 +248,71 @@ fn a_genesis_far_in_the_future_is_waited_for() {
     assert_eq!(later.consensus.finalized_epoch, None);
     let logged = std::fs::read_to_string(&log).expect("log");
     assert!(!logged.contains("panicked"), "{logged}");
-    assert!(logged.contains("ledger opened"), "consensus started: {logged}");
+    assert!(
+        logged.contains("ledger opened"),
+        "consensus started: {logged}"
+    );
+}
+
+/// The admin routes answer only on a loopback API and only to the bearer of the node's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_need_the_token_and_a_loopback_api() {
+    use meshmind_node::api::client::{ApiClient, ClientError};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vs = network(dir.path());
+    let config = vs[0].dir.join("config.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let admin = text.replace("api_admin = false", "api_admin = true");
+    assert_ne!(admin, text);
+    std::fs::write(&config, admin).expect("config");
+    let running = vs[0].start(None);
+    let api = vs[0].api.clone();
+    tokio::task::spawn_blocking(move || status(&api, Duration::from_secs(30)))
+        .await
+        .expect("status");
+    let token_path = vs[0].dir.join("admin.token");
+    let token = std::fs::read_to_string(&token_path).expect("a token was made");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_path)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "readable by its owner only: {mode:o}");
+    }
+    let peers = vec!["12D3KooWGjjAjxrJW3k8ULrbx7m4ZuuELEvPQD9KBCxThTNs7jJx".to_string()];
+    for client in [
+        ApiClient::new(&vs[0].api).expect("client"),
+        ApiClient::new(&vs[0].api)
+            .expect("client")
+            .with_admin_token("not-the-token"),
+    ] {
+        match client.block_peers(peers.clone()).await {
+            Err(ClientError::Api { status, .. }) => assert_eq!(status, 401),
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+    ApiClient::new(&vs[0].api)
+        .expect("client")
+        .with_admin_token(token.trim())
+        .block_peers(peers)
+        .await
+        .expect("the token opens the route");
+
+    // On an address others can reach, the node refuses to serve them at all.
+    drop(running);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let open = text.replace("127.0.0.1:", "0.0.0.0:");
+    assert_ne!(open, text);
+    std::fs::write(&config, open).expect("config");
+    let refused = meshmind()
+        .args(["run", "--data-dir", vs[0].dir.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("loopback"),
+        "{refused:?}"
+    );
 }
