@@ -11,6 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use prost::Message as _;
+
 use meshmind_protocols::{
     Keypair, NetworkId, SignatureError, Signed, Validate, ValidationError, v1,
 };
@@ -26,6 +28,16 @@ use crate::ledger::{Head, LedgerError};
 
 /// Most messages held for epochs this node has not reached yet.
 const MAX_FUTURE: usize = 4096;
+/// Most bytes of messages for later heights held at once.
+const MAX_FUTURE_BYTES: usize = 64 << 20;
+/// Most bytes of messages for later heights held for one signer.
+pub(super) const MAX_FUTURE_BYTES_PER_SIGNER: usize = 8 << 20;
+/// Most messages for later heights held for one signer (an honest one sends a few per round).
+pub(super) const MAX_FUTURE_PER_SIGNER: usize = 256;
+/// Rounds past the current one whose proposals and votes are taken; later ones are dropped
+/// unchecked (their senders are that far ahead only if the network is, and then a timeout
+/// brings this node within reach).
+pub const MAX_ROUNDS_AHEAD: u32 = 64;
 
 /// What an engine resumes from, read from storage before it opens.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +89,9 @@ pub enum Rejected {
     /// Signed by a key outside the current set.
     #[error("signer is not a validator of this epoch")]
     NotAMember,
+    /// The proposal is signed by a member that is not the round's proposer.
+    #[error("not the proposer of the round")]
+    NotTheProposer,
     /// The signature does not verify.
     #[error(transparent)]
     Signature(#[from] SignatureError),
@@ -218,7 +233,20 @@ pub struct Engine<A: App> {
     actions: Vec<Action>,
     future: BTreeMap<u64, Vec<v1::ConsensusMessage>>,
     future_len: usize,
+    /// Bytes held in `future`, in all; and (messages, bytes) by signer.
+    future_bytes: usize,
+    future_by_signer: HashMap<Vec<u8>, (usize, usize)>,
     replaying: bool,
+}
+
+/// The signer named by a held proposal or vote.
+fn future_signer(msg: &v1::ConsensusMessage) -> Option<Vec<u8>> {
+    use v1::consensus_message::Body;
+    match &msg.body {
+        Some(Body::Proposal(value)) => value.proposal.as_ref().map(|p| p.proposer.clone()),
+        Some(Body::Vote(v)) => Some(v.validator.clone()),
+        _ => None,
+    }
 }
 
 fn message(body: v1::consensus_message::Body) -> v1::ConsensusMessage {
@@ -271,6 +299,8 @@ impl<A: App> Engine<A> {
             actions: Vec::new(),
             future: BTreeMap::new(),
             future_len: 0,
+            future_bytes: 0,
+            future_by_signer: HashMap::new(),
             replaying: false,
         };
         engine.reset_core();
@@ -615,20 +645,33 @@ impl<A: App> Engine<A> {
             // Handled when the height is reached; a certificate from ahead means this node is behind.
             // Messages signed by the current set are forwarded meanwhile: in a large mesh, peers a
             // few hops away depend on this node passing on the next epoch's votes.
-            let verdict = if self.signed_by_current_set(&msg)? {
+            let current = self.signed_by_current_set(&msg)?;
+            let verdict = if current {
                 Verdict::Accept
             } else {
                 Verdict::Ignore
             };
             let behind = matches!(msg.body, Some(Body::Certificate(_)));
-            if self.future_len < MAX_FUTURE && epoch <= self.height + 2 && !behind {
-                self.future.entry(epoch).or_default().push(msg);
-                self.future_len += 1;
+            if epoch <= self.height + 2 && !behind {
+                // Held only when a member signed it, within the bounds of all and of its signer.
+                let signer = match current {
+                    true => future_signer(&msg),
+                    false => self.member_signature(&msg)?,
+                };
+                self.hold_future(epoch, signer, msg);
             }
             if behind || epoch > self.height + 1 {
                 self.actions.push(Action::Behind { epoch: self.height });
             }
             return Ok(Ok(verdict));
+        }
+        let round = match &msg.body {
+            Some(Body::Proposal(p)) => p.proposal.as_ref().map(|p| p.round),
+            Some(Body::Vote(v)) => Some(v.round),
+            _ => None,
+        };
+        if round.is_some_and(|r| r > self.core.round().saturating_add(MAX_ROUNDS_AHEAD)) {
+            return Ok(Ok(Verdict::Ignore));
         }
         match msg.body {
             Some(Body::Proposal(value)) => {
@@ -653,6 +696,11 @@ impl<A: App> Engine<A> {
                     })
                 {
                     return Ok(Ok(Verdict::Ignore));
+                }
+                // The round's proposer, checked before its signature and its snapshot's hash.
+                let proposer = self.members.set().proposer(self.height, proposal.round);
+                if self.members.index_of(&proposal.proposer) != Some(proposer) {
+                    return Err(Rejected::NotTheProposer);
                 }
                 self.check_signed(proposal, &proposal.network_id, &proposal.valset_hash)?;
                 let snapshot = value.snapshot.as_ref().ok_or(Rejected::NoSnapshot)?;
@@ -740,6 +788,62 @@ impl<A: App> Engine<A> {
             }
             _ => Ok(false),
         }
+    }
+
+    /// The signer of a proposal or vote for a later height, once it is a member of the current
+    /// set with a good signature (the set it names may be the next one, so only the key is
+    /// checked); `None` for other messages.
+    fn member_signature(&self, msg: &v1::ConsensusMessage) -> Result<Option<Vec<u8>>, Rejected> {
+        use v1::consensus_message::Body;
+        fn check<M: Signed>(
+            members: &Members,
+            network: NetworkId,
+            message: &M,
+            network_id: &[u8],
+        ) -> Result<Option<Vec<u8>>, Rejected> {
+            if !network.is(network_id) {
+                return Err(Rejected::WrongNetwork);
+            }
+            if members.index_of(message.signer_bytes()).is_none() {
+                return Err(Rejected::NotAMember);
+            }
+            message.verify_signature()?;
+            Ok(Some(message.signer_bytes().to_vec()))
+        }
+        let network = self.config.network_id;
+        match &msg.body {
+            Some(Body::Proposal(value)) => match &value.proposal {
+                Some(p) => check(&self.members, network, p, &p.network_id),
+                None => Err(Rejected::NoProposal),
+            },
+            Some(Body::Vote(v)) => check(&self.members, network, v, &v.network_id),
+            _ => Ok(None),
+        }
+    }
+
+    /// Keeps `msg` for `epoch` if the buffer and `signer`'s share of it have room.
+    fn hold_future(&mut self, epoch: u64, signer: Option<Vec<u8>>, msg: v1::ConsensusMessage) {
+        let Some(signer) = signer else {
+            return;
+        };
+        let size = msg.encoded_len();
+        let (count, bytes) = self
+            .future_by_signer
+            .get(&signer)
+            .copied()
+            .unwrap_or((0, 0));
+        if self.future_len >= MAX_FUTURE
+            || self.future_bytes + size > MAX_FUTURE_BYTES
+            || count >= MAX_FUTURE_PER_SIGNER
+            || bytes + size > MAX_FUTURE_BYTES_PER_SIGNER
+        {
+            return;
+        }
+        self.future_len += 1;
+        self.future_bytes += size;
+        self.future_by_signer
+            .insert(signer, (count + 1, bytes + size));
+        self.future.entry(epoch).or_default().push(msg);
     }
 
     fn check_signed<M: Signed>(
@@ -1109,12 +1213,33 @@ impl<A: App> Engine<A> {
         let held = self.future.remove(&self.height).unwrap_or_default();
         self.future.retain(|&e, _| e > self.height);
         self.future_len = self.future.values().map(Vec::len).sum();
+        self.future_bytes = 0;
+        self.future_by_signer.clear();
+        let still: Vec<(Option<Vec<u8>>, usize)> = self
+            .future
+            .values()
+            .flatten()
+            .map(|m| (future_signer(m), m.encoded_len()))
+            .collect();
+        for (signer, size) in still {
+            self.future_bytes += size;
+            if let Some(signer) = signer {
+                let (count, bytes) = self.future_by_signer.entry(signer).or_default();
+                *count += 1;
+                *bytes += size;
+            }
+        }
         for msg in held {
             if let Ok(Err(e)) = self.check(msg) {
                 tracing::warn!(epoch = self.height, error = %e, "a held message failed");
             }
         }
         Ok(())
+    }
+
+    /// Messages held for later heights: how many, and their bytes.
+    pub fn held_for_later(&self) -> (usize, usize) {
+        (self.future_len, self.future_bytes)
     }
 
     /// Own messages of this epoch (votes, and the proposal when this node proposed), to send again

@@ -525,6 +525,9 @@ impl Net {
 
 #[cfg(test)]
 mod tests {
+    use super::super::engine::{
+        MAX_FUTURE_BYTES_PER_SIGNER, MAX_FUTURE_PER_SIGNER, MAX_ROUNDS_AHEAD, Rejected, Verdict,
+    };
     use super::*;
     use crate::chain::verify::verify_ledger;
     use crate::consensus::evidence::Offence;
@@ -743,6 +746,118 @@ mod tests {
         let offences: std::collections::BTreeSet<_> =
             included.iter().filter_map(Offence::of).collect();
         assert_eq!(offences.len(), included.len(), "one piece per offence");
+    }
+
+    fn vote_message(
+        members: &Members,
+        key: &Keypair,
+        height: u64,
+        round: u32,
+        n: u32,
+    ) -> v1::ConsensusMessage {
+        let mut value = [0u8; 32];
+        value[..4].copy_from_slice(&n.to_be_bytes());
+        let voter = members.index_of(key.public().as_bytes()).unwrap_or(0);
+        let vote = Vote {
+            height,
+            round,
+            vote_type: VoteType::Prevote,
+            value: Some(value),
+            voter,
+        };
+        let mut wire = wire_vote(NET, members, &vote).unwrap();
+        wire.validator = key.public().to_bytes().to_vec();
+        v1::ConsensusMessage {
+            body: Some(v1::consensus_message::Body::Vote(wire.signed(key))),
+        }
+    }
+
+    /// The unbounded future buffer and per-round spam: messages for later heights are held only
+    /// from members with good signatures, within a byte bound per signer; rounds far ahead are
+    /// dropped unlogged; a proposal from anyone but the round's proposer is refused unhashed.
+    #[test]
+    fn later_heights_and_far_rounds_cannot_fill_memory_or_the_log() {
+        let mut net = Net::new(&[1, 1, 1, 1]);
+        let stranger = Keypair::from_secret(&[99; 32]);
+        let member = net.keys[3].clone();
+        let members = net.members.clone();
+        let engine = net.engines[0].as_mut().unwrap();
+        for n in 0..100 {
+            let refused = engine.check_message(vote_message(&members, &stranger, 1, 0, n));
+            assert!(matches!(refused, Err(Rejected::NotAMember)), "{refused:?}");
+        }
+        let mut forged = vote_message(&members, &member, 1, 0, 7);
+        if let Some(v1::consensus_message::Body::Vote(v)) = &mut forged.body {
+            v.signature[0] ^= 1;
+        }
+        assert!(matches!(
+            engine.check_message(forged),
+            Err(Rejected::Signature(_))
+        ));
+        assert_eq!(engine.held_for_later(), (0, 0), "nothing held from them");
+        // A member signing ever more votes for the next heights is held to its share.
+        for n in 0..10_000u32 {
+            let height = 1 + u64::from(n % 2);
+            let msg = vote_message(&members, &member, height, n / 2, n);
+            engine.check_message(msg).unwrap().unwrap();
+        }
+        let (count, bytes) = engine.held_for_later();
+        assert_eq!(
+            count, MAX_FUTURE_PER_SIGNER,
+            "one signer's share, and no more"
+        );
+        assert!(bytes <= MAX_FUTURE_BYTES_PER_SIGNER, "{bytes} bytes");
+        // Another member's messages still find room.
+        let other = net.keys[2].clone();
+        engine
+            .check_message(vote_message(&members, &other, 1, 0, 1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(engine.held_for_later().0, MAX_FUTURE_PER_SIGNER + 1);
+        // Far rounds of this height are dropped before any check or log entry.
+        let (verdict, actions) = engine
+            .check_message(vote_message(&members, &member, 0, MAX_ROUNDS_AHEAD + 1, 1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(verdict, Verdict::Ignore);
+        assert!(actions.is_empty(), "{actions:?}");
+        // A member that is not round 0's proposer cannot propose in it.
+        let proposer = net.members.set().proposer(0, 0);
+        let other = (0..4).find(|&i| i != proposer).unwrap();
+        let key = net
+            .keys
+            .iter()
+            .find(|k| net.members.index_of(k.public().as_bytes()) == Some(other))
+            .unwrap()
+            .clone();
+        // Round 0's real proposal, on its way to the others, re-signed by another member.
+        let mut msg = net
+            .events
+            .values()
+            .find_map(|event| match event {
+                Event::Deliver(_, m)
+                    if matches!(m.body, Some(v1::consensus_message::Body::Proposal(_))) =>
+                {
+                    Some(m.clone())
+                }
+                _ => None,
+            })
+            .expect("round 0's proposal on its way");
+        if let Some(v1::consensus_message::Body::Proposal(value)) = &mut msg.body {
+            let proposal = value.proposal.take().expect("a proposal");
+            value.proposal = Some(
+                v1::Proposal {
+                    proposer: key.public().to_bytes().to_vec(),
+                    ..proposal
+                }
+                .signed(&key),
+            );
+        }
+        let refused = net.engines[0].as_mut().unwrap().check_message(msg);
+        assert!(
+            matches!(refused, Err(Rejected::NotTheProposer)),
+            "{refused:?}"
+        );
     }
 
     /// The evidence halt: a validator signing 1,100 different prevotes in one round makes one
