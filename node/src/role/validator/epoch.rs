@@ -47,6 +47,7 @@ impl EpochLoop {
         let mut last_epoch = None;
         let mut current: Option<(u64, v1::WeightCommit, v1::WeightReveal)> = None;
         loop {
+            self.follow_registrations();
             tokio::select! {
                 () = cancel.cancelled() => return,
                 _ = self.validator.challenge_all(now_ms()) => {}
@@ -79,6 +80,29 @@ impl EpochLoop {
                 () = tokio::time::sleep(self.interval) => {}
             }
         }
+    }
+
+    /// Tells the validator which hotkeys the finalized economy registered on the subnet, so ads
+    /// of others count only as a few candidates.
+    fn follow_registrations(&self) {
+        let Some(economy) = &self.economy else {
+            return;
+        };
+        let registered: Vec<meshmind_protocols::PublicKey> = {
+            let state = economy.lock().unwrap_or_else(|p| p.into_inner());
+            state
+                .subnets
+                .get(&self.subnet)
+                .map(|chain| {
+                    chain
+                        .neurons
+                        .iter()
+                        .filter_map(|n| meshmind_protocols::PublicKey::from_bytes(&n.hotkey.0).ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        self.validator.set_registered(registered);
     }
 
     /// This epoch's weight vector, over chain UIDs when the economy is known.

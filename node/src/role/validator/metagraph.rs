@@ -1,6 +1,6 @@
 //! The validator's live view of a subnet's miners, built from signed capability ads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use meshmind_p2p::PeerId;
@@ -30,12 +30,37 @@ impl MinerEntry {
     }
 }
 
+/// Most miners not registered on the subnet kept at once (candidates that may register soon).
+pub const MAX_CANDIDATES: usize = 16;
+
+/// Why an ad was not taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdError {
+    /// It is malformed, expired, for another network or subnet, or badly signed.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Its miner is not registered on the subnet and the candidate slots are taken.
+    #[error("the miner is not registered on the subnet, and {MAX_CANDIDATES} candidates are known")]
+    Unregistered,
+}
+
+impl AdError {
+    /// Whether the sender broke a rule (an unregistered miner may just not be registered yet
+    /// where the relay looked).
+    pub fn penalise(&self) -> bool {
+        matches!(self, AdError::Invalid(_))
+    }
+}
+
 /// Miners of one subnet, by UID.
 #[derive(Debug, Clone, Default)]
 pub struct Metagraph {
     subnet: u32,
     miners: BTreeMap<u32, MinerEntry>,
     next_uid: u32,
+    /// The hotkeys registered on the subnet, once the finalized economy is known.
+    registered: Option<BTreeSet<PublicKey>>,
 }
 
 impl Metagraph {
@@ -45,26 +70,57 @@ impl Metagraph {
             subnet,
             miners: BTreeMap::new(),
             next_uid: 0,
+            registered: None,
         }
     }
 
+    /// Sets the hotkeys registered on the subnet: other miners are kept only as a few
+    /// candidates, the ones seen last.
+    pub fn set_registered(&mut self, registered: impl IntoIterator<Item = PublicKey>) {
+        let registered: BTreeSet<PublicKey> = registered.into_iter().collect();
+        let mut candidates: Vec<(u64, u32)> = self
+            .miners
+            .values()
+            .filter(|m| !registered.contains(&m.key))
+            .map(|m| (m.last_seen_ms, m.uid))
+            .collect();
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, uid) in candidates.into_iter().skip(MAX_CANDIDATES) {
+            self.miners.remove(&uid);
+        }
+        self.registered = Some(registered);
+    }
+
+    /// Whether `key` is registered on the subnet (every key is while that is not known).
+    fn is_registered(&self, key: &PublicKey) -> bool {
+        self.registered.as_ref().is_none_or(|r| r.contains(key))
+    }
+
     /// Accepts a capability ad after checking it against `context`; returns the miner's UID.
-    pub fn accept(
-        &mut self,
-        ad: &v1::CapabilityAd,
-        context: &Context,
-    ) -> Result<u32, ValidationError> {
+    pub fn accept(&mut self, ad: &v1::CapabilityAd, context: &Context) -> Result<u32, AdError> {
         context.check(ad)?;
         if ad.subnet != self.subnet {
             return Err(ValidationError::new(
                 "subnet",
                 meshmind_protocols::Reason::OutOfRange(format!("not subnet {}", self.subnet)),
-            ));
+            )
+            .into());
         }
         let key = ad.signer().map_err(|e| {
             ValidationError::new("miner", meshmind_protocols::Reason::BadSignature(e))
         })?;
         let query_addr = ad.query_addr.parse().ok();
+        let known = self.miners.values().any(|m| m.key == key);
+        if !known && !self.is_registered(&key) {
+            let candidates = self
+                .miners
+                .values()
+                .filter(|m| !self.is_registered(&m.key))
+                .count();
+            if candidates >= MAX_CANDIDATES {
+                return Err(AdError::Unregistered);
+            }
+        }
         let existing = self.miners.values_mut().find(|m| m.key == key);
         let entry = match existing {
             Some(entry) => entry,
@@ -105,5 +161,72 @@ impl Metagraph {
     /// The entry of `uid`.
     pub fn get(&self, uid: u32) -> Option<&MinerEntry> {
         self.miners.get(&uid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use meshmind_protocols::{Keypair, NetworkId};
+
+    use super::*;
+    use crate::role::miner::{Miner, MinerConfig, Reference};
+
+    const NET: NetworkId = NetworkId::new([8; 32]);
+
+    fn ad(key: &Keypair) -> v1::CapabilityAd {
+        let miner = Miner::new(
+            MinerConfig::new(NET, 1, vec!["sort".into()]),
+            key.clone(),
+            Arc::new(Reference),
+        );
+        miner
+            .capability_ads(1_000, 60_000, &[], "127.0.0.1:9")
+            .remove(0)
+    }
+
+    /// Fake ads as a reflector: 2,000 self-signed ads of unregistered keys add at most
+    /// `MAX_CANDIDATES` entries (each a miner the validator would dial), not 2,000; registered
+    /// miners still get in, and learning the registrations drops all but the newest candidates.
+    #[test]
+    fn unregistered_miners_are_a_bounded_set_of_candidates() {
+        let context = Context {
+            network_id: NET,
+            now_ms: 2_000,
+            max_clock_skew_ms: 0,
+        };
+        let honest = Keypair::from_secret(&[1; 32]);
+        let mut graph = Metagraph::new(1);
+        graph.set_registered([honest.public()]);
+        let mut refused = 0;
+        for n in 0..2_000u32 {
+            let fake = Keypair::from_secret(blake3::hash(&n.to_be_bytes()).as_bytes());
+            match graph.accept(&ad(&fake), &context) {
+                Ok(_) => {}
+                Err(e @ AdError::Unregistered) => {
+                    assert!(!e.penalise());
+                    refused += 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(refused, 2_000 - MAX_CANDIDATES);
+        assert_eq!(graph.miners().count(), MAX_CANDIDATES);
+        graph.accept(&ad(&honest), &context).expect("registered");
+        assert_eq!(graph.miners().count(), MAX_CANDIDATES + 1);
+        // A bad signature is the sender's fault.
+        let mut forged = ad(&honest);
+        forged.signature[0] ^= 1;
+        assert!(graph.accept(&forged, &context).unwrap_err().penalise());
+        // Before the registrations are known every miner counts; once known, the rest shrink.
+        let mut open = Metagraph::new(1);
+        for n in 0..40u32 {
+            let key = Keypair::from_secret(blake3::hash(&(n + 5_000).to_be_bytes()).as_bytes());
+            open.accept(&ad(&key), &context)
+                .expect("not known yet: taken");
+        }
+        open.set_registered([honest.public()]);
+        assert_eq!(open.miners().count(), MAX_CANDIDATES);
     }
 }

@@ -13,7 +13,7 @@ use meshmind_protocols::{
 };
 use prost::Message;
 
-use super::metagraph::{Metagraph, MinerEntry};
+use super::metagraph::{AdError, Metagraph, MinerEntry};
 use crate::scoring::{Outcome, ScoreConfig, Scoreboard};
 use crate::topics::caps_key;
 
@@ -78,7 +78,7 @@ impl Validator {
     }
 
     /// Takes in a capability ad; returns the miner's UID.
-    pub fn on_ad(&self, ad: &v1::CapabilityAd, now_ms: u64) -> Result<u32, ValidationError> {
+    pub fn on_ad(&self, ad: &v1::CapabilityAd, now_ms: u64) -> Result<u32, AdError> {
         let context = Context {
             network_id: self.config.network_id,
             now_ms,
@@ -164,20 +164,36 @@ impl Validator {
         message: meshmind_p2p::GossipMessage,
         now_ms: u64,
     ) -> Option<u32> {
-        let result = decode::<v1::CapabilityAd>(&message.data)
-            .map_err(|e| e.to_string())
-            .and_then(|ad| self.on_ad(&ad, now_ms).map_err(|e| e.to_string()));
-        match result {
+        let ad = match decode::<v1::CapabilityAd>(&message.data) {
+            Ok(ad) => ad,
+            Err(reason) => {
+                tracing::debug!(%reason, "capability ad rejected");
+                message.validation.reject();
+                return None;
+            }
+        };
+        match self.on_ad(&ad, now_ms) {
             Ok(uid) => {
                 message.validation.accept();
                 Some(uid)
             }
-            Err(reason) => {
+            Err(reason) if reason.penalise() => {
                 tracing::debug!(%reason, "capability ad rejected");
                 message.validation.reject();
                 None
             }
+            Err(reason) => {
+                tracing::debug!(%reason, "capability ad dropped");
+                message.validation.ignore();
+                None
+            }
         }
+    }
+
+    /// Sets the hotkeys registered on the subnet (from the finalized economy): ads of others are
+    /// kept only as a few candidates.
+    pub fn set_registered(&self, registered: impl IntoIterator<Item = PublicKey>) {
+        lock(&self.metagraph).set_registered(registered);
     }
 
     /// A copy of the metagraph.
