@@ -12,6 +12,8 @@ use crate::state::{State, order_transactions};
 
 /// Most transactions a proposer puts in one snapshot.
 pub const MAX_SNAPSHOT_TXS: usize = 1024;
+/// Largest encoded snapshot, so a proposal fits in one gossip message (1 MiB) with room to spare.
+pub const MAX_SNAPSHOT_BYTES: usize = 768 << 10;
 
 /// From this round on, a snapshot may carry weight vectors of at most 2/3 of the stake (so epochs
 /// whose vectors were lost while validators were down can still finalize).
@@ -84,6 +86,33 @@ pub fn build(
     evidence: Vec<v1::Evidence>,
     transactions: Vec<v1::Transaction>,
 ) -> v1::Snapshot {
+    let reveals: Vec<v1::WeightReveal> = reveals.into_iter().collect();
+    // Deliverable in one gossip message: with too many transactions, fewer are taken.
+    let mut limit = MAX_SNAPSHOT_TXS;
+    loop {
+        let snapshot = build_with(
+            expect,
+            proposer,
+            reveals.clone(),
+            evidence.clone(),
+            transactions.clone(),
+            limit,
+        );
+        if snapshot.encoded_len() <= MAX_SNAPSHOT_BYTES || limit == 0 {
+            return snapshot;
+        }
+        limit /= 2;
+    }
+}
+
+fn build_with(
+    expect: &Expect<'_>,
+    proposer: &PublicKey,
+    reveals: Vec<v1::WeightReveal>,
+    evidence: Vec<v1::Evidence>,
+    transactions: Vec<v1::Transaction>,
+    max_txs: usize,
+) -> v1::Snapshot {
     let mut weights: Vec<v1::WeightReveal> = match reveal_epoch(expect.epoch) {
         None => Vec::new(),
         Some(reveal_epoch) => reveals
@@ -92,6 +121,7 @@ pub fn build(
                 expect.network_id.is(&r.network_id)
                     && r.epoch == reveal_epoch
                     && expect.members.index_of(&r.validator).is_some()
+                    && r.uids.len() <= expect.state.params.max_uids as usize
                     && r.validate().is_ok()
             })
             .collect(),
@@ -111,7 +141,7 @@ pub fn build(
     let mut state = expect.state.clone();
     let mut included = Vec::new();
     for tx in order_transactions(transactions) {
-        if included.len() == MAX_SNAPSHOT_TXS {
+        if included.len() >= max_txs {
             break;
         }
         // A refused transaction leaves the state as it was.
@@ -154,6 +184,13 @@ pub fn check(
     snapshot
         .validate()
         .map_err(|e| fail(&e.field, e.reason.to_string()))?;
+    let size = snapshot.encoded_len();
+    if size > MAX_SNAPSHOT_BYTES {
+        return Err(fail(
+            "snapshot",
+            format!("{size} bytes; at most {MAX_SNAPSHOT_BYTES} fit in a proposal"),
+        ));
+    }
     let header = snapshot
         .header
         .as_ref()
@@ -210,6 +247,9 @@ pub fn check(
                 &field,
                 format!("must be a reveal of epoch {reveal_epoch} of this network"),
             ));
+        }
+        if reveal.uids.len() > expect.state.params.max_uids as usize {
+            return Err(fail(&field, "more entries than the subnet has UIDs"));
         }
         let key = (reveal.subnet, reveal.validator.as_slice());
         if previous.is_some_and(|p| p >= key) {

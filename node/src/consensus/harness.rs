@@ -860,6 +860,50 @@ mod tests {
         );
     }
 
+    /// Oversized snapshots: reveals of 65,536 entries from every validator are left out of a
+    /// snapshot (the subnet has at most `max_uids` UIDs), a snapshot carrying them is refused,
+    /// and what is built fits in one proposal.
+    #[test]
+    fn oversized_reveals_cannot_make_a_snapshot_undeliverable() {
+        use crate::chain::snapshot::{Expect, MAX_SNAPSHOT_BYTES, build, check};
+        let net = Net::new(&[1, 1, 1, 1]);
+        let mut state = economy(&net.members);
+        state.end_epoch(&[], EMISSION);
+        let expect = Expect {
+            network_id: NET,
+            epoch: 1,
+            parent_hash: [0; 32],
+            members: &net.members,
+            state: &state,
+            emission: EMISSION,
+        };
+        let all: Vec<(u32, u16)> = (0..65_536u32).map(|uid| (uid, 1)).collect();
+        let big: Vec<v1::WeightReveal> = net
+            .keys
+            .iter()
+            .map(|k| commit(k, NET, 1, 0, &all, [1; 32]).1)
+            .collect();
+        let built = build(
+            &expect,
+            &net.keys[0].public(),
+            big.clone(),
+            Vec::new(),
+            Vec::new(),
+        );
+        assert!(built.weights.is_empty(), "oversized reveals left out");
+        assert!(built.encoded_len() <= MAX_SNAPSHOT_BYTES);
+        let mut stuffed = built.clone();
+        stuffed.weights = big;
+        stuffed
+            .weights
+            .sort_by(|a, b| a.validator.cmp(&b.validator));
+        let refused = check(&stuffed, &expect, 9).expect_err("refused");
+        assert!(
+            refused.to_string().contains("bytes") || refused.to_string().contains("UIDs"),
+            "{refused}"
+        );
+    }
+
     /// The evidence halt: a validator signing 1,100 different prevotes in one round makes one
     /// piece of evidence (not 1,100), its later votes are not logged, the evidence is included
     /// once and forgotten, and finality goes on.
