@@ -2,10 +2,10 @@
 //! them, and an orderly shutdown with one cancellation token.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use meshmind_p2p::{NetworkError, NetworkEvent, NetworkEvents, NetworkHandle};
+use meshmind_p2p::{NetworkError, NetworkEvent, NetworkEvents, NetworkHandle, PeerId, RateLimiter};
 use meshmind_protocols::{Validate, decode, v1};
 use prost::Message;
 use tokio::task::JoinHandle;
@@ -61,12 +61,31 @@ pub enum RouterError {
 }
 
 /// Which service handles which traffic.
-#[derive(Clone, Default)]
 struct Routes {
     services: Vec<Arc<dyn Service>>,
     topics: HashMap<Topic, usize>,
     requests: HashMap<RequestKind, usize>,
     queries: Option<usize>,
+    /// Requests each peer may make of each kind.
+    request_limits: Mutex<RateLimiter<(PeerId, RequestKind)>>,
+}
+
+/// `/sync/1` requests of one kind one peer may make: per second, and in a burst.
+pub const SYNC_REQUESTS_PER_PEER: (u32, u32) = (20, 40);
+
+impl Default for Routes {
+    fn default() -> Self {
+        Self {
+            services: Vec::new(),
+            topics: HashMap::new(),
+            requests: HashMap::new(),
+            queries: None,
+            request_limits: Mutex::new(RateLimiter::new(
+                SYNC_REQUESTS_PER_PEER.0,
+                SYNC_REQUESTS_PER_PEER.1,
+            )),
+        }
+    }
 }
 
 impl Routes {
@@ -140,6 +159,20 @@ impl Routes {
                     }
                 };
                 let kind = RequestKind::of(&body);
+                let allowed = self
+                    .request_limits
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .allow((request.peer, kind), std::time::Instant::now());
+                if !allowed {
+                    return request.responder.respond(sync_error(
+                        v1::ErrorCode::Overloaded,
+                        format!(
+                            "too many {kind:?} requests; at most {} a second",
+                            SYNC_REQUESTS_PER_PEER.0
+                        ),
+                    ));
+                }
                 match self.requests.get(&kind) {
                     Some(&i) => self.services[i].on_request(request.peer, body, request.responder),
                     None => request.responder.respond(sync_error(

@@ -310,7 +310,10 @@ impl Driver {
                 for msg in messages {
                     match blocking(|| self.engine.check_message(msg)) {
                         Err(rejected) => {
-                            tracing::debug!(%peer, reason = %rejected, "direct consensus message rejected");
+                            // A bad message ends the batch: forged signatures cost their sender
+                            // the rest of its resend, not this node a verification each.
+                            tracing::debug!(%peer, reason = %rejected, "direct consensus batch dropped at a bad message");
+                            break;
                         }
                         Ok(result) => {
                             let (_, actions) = result?;

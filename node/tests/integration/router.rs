@@ -115,7 +115,11 @@ async fn requests_reach_their_service_and_the_rest_get_errors() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     client
-        .dial(addr.with_p2p(server.local_peer_id()).expect("p2p suffix"))
+        .dial(
+            addr.clone()
+                .with_p2p(server.local_peer_id())
+                .expect("p2p suffix"),
+        )
         .await
         .expect("dial");
 
@@ -155,9 +159,41 @@ async fn requests_reach_their_service_and_the_rest_get_errors() {
         other => panic!("expected an error, got {other:?}"),
     }
 
+    // A peer that floods one kind of request is told it is over its rate, cheaply; the
+    // requests it made before, and another peer, are served.
+    let started = tokio::time::Instant::now();
+    let mut served = 0;
+    let mut refused = 0;
+    for _ in 0..200 {
+        match ask(&client, &server, caps.clone()).await {
+            v1::sync_response::Body::Ads(_) => served += 1,
+            v1::sync_response::Body::Error(e) if e.code == v1::ErrorCode::Overloaded as i32 => {
+                refused += 1
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    let (rate, burst) = meshmind_node::node::SYNC_REQUESTS_PER_PEER;
+    let allowed = burst as f64 + rate as f64 * started.elapsed().as_secs_f64() + 1.0;
+    assert!(refused > 0, "200 requests and none refused");
+    assert!(
+        f64::from(served) <= allowed,
+        "{served} served, at most {allowed} allowed"
+    );
+    let other = network("router");
+    other
+        .dial(addr.with_p2p(server.local_peer_id()).expect("p2p suffix"))
+        .await
+        .expect("dial");
+    assert!(matches!(
+        ask(&other, &server, caps).await,
+        v1::sync_response::Body::Ads(_)
+    ));
+
     running.shutdown().await;
     assert_eq!(*stopped.lock().expect("log"), vec!["probe"]);
     client.shutdown().await;
+    other.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
