@@ -188,10 +188,13 @@ pub async fn run(
         .await
         .with_context(|| format!("api_listen {}", config.api_listen))?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
-    axum::serve(listener, crate::api::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("http api")?;
+    axum::serve(
+        listener,
+        crate::api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("http api")?;
 
     tracing::info!("shutting down");
     running.shutdown().await;

@@ -98,6 +98,8 @@ fn byzantine() {
 
 #[test]
 fn a_failing_assertion_exits_1_and_says_what_it_saw() {
+    // It starts a node too: not beside another scenario's (their ports could meet).
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("temp dir");
     let scenario = dir.path().join("impossible.toml");
     std::fs::write(

@@ -6,10 +6,11 @@ pub mod view;
 
 use crate::state::{PoolError, TxError};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,8 +25,8 @@ use crate::clock::now_ms;
 use crate::config::Role;
 use crate::genesis::Genesis;
 use crate::ledger::Ledger;
-use crate::role::validator::Validator;
 use crate::role::validator::gossip::WeightBoard;
+use crate::role::validator::{Client, Validator};
 use types::{MinerView, PeerList, QueryRequest, SubmitTx, TxAccepted, Weights};
 use view::api_error;
 
@@ -438,7 +439,11 @@ fn stream(validator: Arc<crate::role::validator::Validator>, query: v1::Query) -
         .into_response()
 }
 
-async fn query(State(state): State<Arc<NodeState>>, body: axum::body::Bytes) -> Response {
+async fn query(
+    State(state): State<Arc<NodeState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
     let request: QueryRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -456,6 +461,9 @@ async fn query(State(state): State<Arc<NodeState>>, body: axum::body::Bytes) -> 
             "only validators route queries",
         );
     };
+    if !validator.admit_client(Client::Ip(from.ip())) {
+        return overloaded("over this address's query rate at this validator");
+    }
     let query = v1::Query {
         want_all: request.want_all,
         stream: request.stream,
@@ -498,6 +506,20 @@ async fn query(State(state): State<Arc<NodeState>>, body: axum::body::Bytes) -> 
             v1::ErrorCode::DeadlineExceeded,
             &message,
         ),
+        Err((v1::ErrorCode::Overloaded, message)) => overloaded(&message),
         Err((code, message)) => error(StatusCode::BAD_GATEWAY, code, &message),
     }
+}
+
+/// `429 Too Many Requests` with `Retry-After`.
+fn overloaded(message: &str) -> Response {
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        v1::ErrorCode::Overloaded,
+        message,
+    );
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, 1.into());
+    response
 }

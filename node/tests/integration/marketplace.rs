@@ -8,6 +8,7 @@ use meshmind_node::clock::now_ms;
 use meshmind_node::role::miner::{AnswerFuture, Http, Miner, MinerBackend, MinerConfig, Reference};
 use meshmind_node::role::reference;
 use meshmind_node::role::validator::{Validator, ValidatorConfig};
+use meshmind_node::scoring::Outcome;
 use meshmind_p2p::{Network, NetworkConfig, NetworkEvent, NetworkHandle};
 use meshmind_protocols::{Keypair, NetworkId, Signed, decode, v1};
 use prost::Message;
@@ -279,4 +280,46 @@ async fn challenges_rank_miners_and_routing_fails_over() {
     ] {
         handle.shutdown().await;
     }
+}
+
+/// Query flooding through a validator: client queries beyond the share a validator routes to a
+/// miner are refused as overloaded at the validator (not a 502 that blames the miner), and the
+/// validator's own challenges still find room at the miner and score it correct.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_flood_through_a_validator_leaves_room_for_its_challenges() {
+    let miner = start_miner(Arc::new(Reference));
+    let (v, _) = start_validator(&[&miner]);
+    let ask = || v1::Query::new(NET, 1, "sort", b"b a".to_vec(), 2_000);
+    // Until the miner is reachable.
+    let started = std::time::Instant::now();
+    loop {
+        let frame = v.validator.route(&ask(), now_ms()).await;
+        if matches!(frame.body, Some(v1::query_frame::Body::Response(_))) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{frame:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (mut answered, mut overloaded) = (0, 0);
+    for _ in 0..400 {
+        match v.validator.route(&ask(), now_ms()).await.body {
+            Some(v1::query_frame::Body::Response(_)) => answered += 1,
+            Some(v1::query_frame::Body::Error(e)) if e.code == v1::ErrorCode::Overloaded as i32 => {
+                overloaded += 1
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!(overloaded > 0, "{answered} answered, none refused");
+    assert!(answered >= 40, "{answered} answered");
+    let outcomes = v.validator.challenge_all(now_ms()).await;
+    assert!(!outcomes.is_empty());
+    for (uid, outcome) in &outcomes {
+        assert!(
+            matches!(outcome, Outcome::Correct { .. }),
+            "uid {uid}: {outcome:?} after the flood"
+        );
+    }
+    v.net.shutdown().await;
+    miner.handle.shutdown().await;
 }

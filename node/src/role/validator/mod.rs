@@ -12,4 +12,4 @@ pub mod weights;
 
 pub use metagraph::{Metagraph, MinerEntry};
 pub use node::ValidatorService;
-pub use service::{Validator, ValidatorConfig};
+pub use service::{Client, Validator, ValidatorConfig};

@@ -1,6 +1,7 @@
 //! The validator's router: a client's query goes to the best live miners by score, hedged, and
 //! their answer (whole or streamed chunk by chunk, each checked) goes back.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use meshmind_p2p::{InboundQuery, QueryStream};
@@ -10,16 +11,20 @@ use tokio::sync::mpsc;
 
 use super::hedge::{Want, hedge};
 use super::metagraph::MinerEntry;
-use super::service::{Validator, lock};
+use super::service::{Client, Validator, lock};
 use crate::role::admission::{check_target, read_query};
 use crate::role::error_frame;
 use crate::role::stream::{StreamCheck, StreamError};
+use crate::scoring::Outcome;
 
 /// Frames of a streamed answer buffered between the miner and the client.
 const RELAY_BUFFERED: usize = 16;
 
 /// The error when no live miner serves a task.
 const NO_MINER: &str = "no live miner serves this task";
+
+/// The error when every miner for the task has had its share of client queries.
+const ALL_BUSY: &str = "every miner for this task is at the share of its capacity this validator routes clients to; retry shortly";
 
 impl Validator {
     /// The best `top_k` live miners for the query's task, best first.
@@ -74,6 +79,7 @@ impl Validator {
         out: mpsc::Sender<v1::QueryFrame>,
     ) {
         let candidates = self.candidates(query, now_ms);
+        let busy = AtomicUsize::new(0);
         let until =
             tokio::time::Instant::now() + Duration::from_millis(u64::from(query.deadline_ms));
         let mut race = hedge(
@@ -83,7 +89,12 @@ impl Validator {
             until,
             |i| {
                 let miner = &candidates[i];
+                let busy = &busy;
                 async move {
+                    if !self.take_routed(&miner.key) {
+                        busy.fetch_add(1, Ordering::Relaxed);
+                        return Err(format!("uid {}: at its routed share", miner.uid));
+                    }
                     match self.open_stream(miner, query, until).await {
                         Ok((stream, check, first)) => Ok((miner, stream, check, first)),
                         Err(reason) => Err(format!("uid {}: {reason}", miner.uid)),
@@ -100,6 +111,8 @@ impl Validator {
                 )
             } else if race.failed.is_empty() {
                 (v1::ErrorCode::Unavailable, NO_MINER.to_string())
+            } else if busy.load(Ordering::Relaxed) == candidates.len() {
+                (v1::ErrorCode::Overloaded, ALL_BUSY.to_string())
             } else {
                 let reasons = race.failed.join("; ");
                 (
@@ -158,12 +171,22 @@ impl Validator {
             true => Want::All,
             false => Want::First,
         };
+        let busy = AtomicUsize::new(0);
         let race = hedge(
             candidates.len(),
             want,
             self.config.hedge_after,
             until,
-            |i| self.ask(&candidates[i], query),
+            |i| {
+                let (miner, busy) = (&candidates[i], &busy);
+                async move {
+                    if !self.take_routed(&miner.key) {
+                        busy.fetch_add(1, Ordering::Relaxed);
+                        return Err(Outcome::Missed);
+                    }
+                    self.ask(miner, query).await
+                }
+            },
         )
         .await;
         let mut won = race.won;
@@ -181,6 +204,9 @@ impl Validator {
                 })),
             };
         }
+        if busy.load(Ordering::Relaxed) == candidates.len() {
+            return error_frame(v1::ErrorCode::Overloaded, ALL_BUSY);
+        }
         error_frame(
             v1::ErrorCode::Unavailable,
             "no miner answered validly in time",
@@ -190,6 +216,14 @@ impl Validator {
     /// Answers a client's inbound query by routing it (streamed through, when asked).
     pub async fn serve(&self, inbound: InboundQuery, now_ms: u64) {
         let mut responder = inbound.responder;
+        if !self.admit_client(Client::Peer(inbound.peer)) {
+            let frame = error_frame(
+                v1::ErrorCode::Overloaded,
+                "over this client's query rate at this validator",
+            );
+            let _ = responder.respond(frame.encode_to_vec()).await;
+            return;
+        }
         let admitted = read_query(&inbound.payload).and_then(|query| {
             check_target(&query, &self.config.network_id, self.config.subnet).map(|()| query)
         });

@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use meshmind_p2p::NetworkHandle;
+use meshmind_p2p::{NetworkHandle, RateLimiter};
 use meshmind_protocols::signing::verify_digest;
 use meshmind_protocols::{
     Context, Keypair, NetworkId, PublicKey, Signature, Signed, Validate, ValidationError, decode,
@@ -37,6 +37,21 @@ pub struct ValidatorConfig {
     pub score: ScoreConfig,
     /// Allowed clock skew for ads.
     pub max_clock_skew_ms: u64,
+    /// Client queries routed to one miner: per second, and in a burst. Below a miner's quota for
+    /// this validator (50 a second by default), so its own challenges always find room.
+    pub routed_per_miner: (u32, u32),
+    /// Queries one client (a peer, or an IP address over HTTP) may route: per second, and in a
+    /// burst.
+    pub per_client: (u32, u32),
+}
+
+/// Who asks a validator to route a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// A peer on the query plane.
+    Peer(meshmind_p2p::PeerId),
+    /// An address over HTTP.
+    Ip(std::net::IpAddr),
 }
 
 impl ValidatorConfig {
@@ -50,6 +65,8 @@ impl ValidatorConfig {
             hedge_after: Duration::from_millis(150),
             score: ScoreConfig::default(),
             max_clock_skew_ms: 5_000,
+            routed_per_miner: (40, 80),
+            per_client: (100, 200),
         }
     }
 }
@@ -60,6 +77,10 @@ pub struct Validator {
     pub(super) network: NetworkHandle,
     pub(super) metagraph: Mutex<Metagraph>,
     pub(super) scores: Mutex<Scoreboard<PublicKey>>,
+    /// Client queries routed to each miner.
+    routed: Mutex<RateLimiter<PublicKey>>,
+    /// Queries of each client.
+    clients: Mutex<RateLimiter<Client>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -72,9 +93,25 @@ impl Validator {
         Self {
             metagraph: Mutex::new(Metagraph::new(config.subnet)),
             scores: Mutex::new(Scoreboard::new(config.score)),
+            routed: Mutex::new(RateLimiter::new(
+                config.routed_per_miner.0,
+                config.routed_per_miner.1,
+            )),
+            clients: Mutex::new(RateLimiter::new(config.per_client.0, config.per_client.1)),
             config,
             network,
         }
+    }
+
+    /// Takes one of `miner`'s routed-query tokens; false when this validator already sends it as
+    /// many client queries as leave room for its challenges.
+    pub(super) fn take_routed(&self, miner: &PublicKey) -> bool {
+        lock(&self.routed).allow(*miner, std::time::Instant::now())
+    }
+
+    /// Takes one of `client`'s query tokens; false when it is over its rate.
+    pub fn admit_client(&self, client: Client) -> bool {
+        lock(&self.clients).allow(client, std::time::Instant::now())
     }
 
     /// Takes in a capability ad; returns the miner's UID.
