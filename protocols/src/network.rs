@@ -3,27 +3,27 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::hash::{HASH_LEN, Hash};
+use crate::hash::{HASH_LEN, Hash as GenesisHash};
 
 /// The id of one network (blake3 of its encoded genesis); messages of another network carry
 /// another id and are refused.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct NetworkId([u8; HASH_LEN]);
+pub struct NetworkId(GenesisHash);
 
 impl NetworkId {
     /// The id with these bytes.
     pub const fn new(bytes: [u8; HASH_LEN]) -> Self {
-        Self(bytes)
+        Self(GenesisHash(bytes))
     }
 
     /// Parses exactly 32 bytes, as protobuf `bytes` fields carry it.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(Self)
+        GenesisHash::from_slice(bytes).map(Self)
     }
 
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8; HASH_LEN] {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// The raw bytes as an owned vector, as protobuf `bytes` fields hold them.
@@ -33,23 +33,23 @@ impl NetworkId {
 
     /// Whether a message's `network_id` field names this network.
     pub fn is(&self, field: &[u8]) -> bool {
-        field == self.0.as_slice()
+        field == self.as_bytes().as_slice()
     }
 
     /// Lower-case hex of all 32 bytes.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.0.to_hex()
     }
 
     /// The short tag in protocol and topic names: the first 16 hex digits.
     pub fn tag(&self) -> String {
-        hex::encode(&self.0[..8])
+        hex::encode(&self.as_bytes()[..8])
     }
 }
 
-impl From<Hash> for NetworkId {
-    fn from(hash: Hash) -> Self {
-        Self(*hash.as_bytes())
+impl From<GenesisHash> for NetworkId {
+    fn from(hash: GenesisHash) -> Self {
+        Self(hash)
     }
 }
 

@@ -121,7 +121,15 @@ async fn status(State(state): State<Arc<NodeState>>) -> Json<types::Status> {
     })
 }
 
-async fn set_blocked(state: &NodeState, list: PeerList, blocked: bool) -> Response {
+async fn set_blocked(
+    state: &NodeState,
+    headers: &HeaderMap,
+    list: PeerList,
+    blocked: bool,
+) -> Response {
+    if let Err(refused) = authorise(state, headers) {
+        return refused;
+    }
     let mut done = Vec::new();
     for text in &list.peers {
         let Ok(peer) = text.parse::<meshmind_p2p::PeerId>() else {
@@ -153,10 +161,7 @@ async fn block(
     headers: HeaderMap,
     Json(list): Json<PeerList>,
 ) -> Response {
-    if let Err(refused) = authorise(&state, &headers) {
-        return refused;
-    }
-    set_blocked(&state, list, true).await
+    set_blocked(&state, &headers, list, true).await
 }
 
 async fn unblock(
@@ -164,10 +169,7 @@ async fn unblock(
     headers: HeaderMap,
     Json(list): Json<PeerList>,
 ) -> Response {
-    if let Err(refused) = authorise(&state, &headers) {
-        return refused;
-    }
-    set_blocked(&state, list, false).await
+    set_blocked(&state, &headers, list, false).await
 }
 
 /// Checks the admin bearer token (compared as hashes, so the time taken says nothing of it).

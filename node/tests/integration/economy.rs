@@ -35,6 +35,16 @@ fn new_key(dir: &std::path::Path, kind: &str, name: &str) -> String {
     public_hex(&path)
 }
 
+/// Runs `meshmind args`, which must fail with `reason` in what it prints.
+fn refused(args: &[&str], reason: &str) {
+    let output = meshmind().args(args).output().expect("run meshmind");
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(reason),
+        "{output:?}"
+    );
+}
+
 fn account(api: &str, key: &str) -> Account {
     serde_json::from_str(&ok(&["account", "show", key, "--api", api])).expect("an account")
 }
@@ -99,8 +109,8 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
     assert_eq!(account(&api, &coldkey).nonce, 1);
 
     // The same nonce again is a replay: refused before it reaches any snapshot.
-    let replay = meshmind()
-        .args([
+    refused(
+        &[
             "tx",
             "transfer",
             "--coldkey",
@@ -113,13 +123,8 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
             "12345",
             "--nonce",
             "0",
-        ])
-        .output()
-        .expect("run meshmind");
-    assert!(!replay.status.success(), "{replay:?}");
-    assert!(
-        String::from_utf8_lossy(&replay.stdout).contains("nonce"),
-        "{replay:?}"
+        ],
+        "nonce",
     );
 
     // Register a new hotkey (its key file signs its consent): it gets the next UID, and the
@@ -127,42 +132,24 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
     let burn_before = chain(&api).burn;
     let new_hotkey = new_key(dir.path(), "hotkey", "miner-hotkey.json");
     let new_hotkey_path = dir.path().join("miner-hotkey.json");
+    let register = |hotkey: &str, rest: &[&str]| -> Vec<String> {
+        let head = ["tx", "register", "--coldkey", coldkey_path, "--api", &api];
+        let tail = ["--hotkey", hotkey, "--subnet", "1"];
+        head.iter()
+            .chain(&tail)
+            .chain(rest)
+            .map(|s| s.to_string())
+            .collect()
+    };
     // Someone else's hotkey, without its consent, is refused before it reaches any snapshot.
-    let hijack = meshmind()
-        .args([
-            "tx",
-            "register",
-            "--coldkey",
-            coldkey_path,
-            "--api",
-            &api,
-            "--hotkey",
-            &new_hotkey,
-            "--hotkey-signature",
-            &"ab".repeat(64),
-            "--subnet",
-            "1",
-        ])
-        .output()
-        .expect("run meshmind");
-    assert!(!hijack.status.success(), "{hijack:?}");
-    assert!(
-        String::from_utf8_lossy(&hijack.stdout).contains("consent"),
-        "{hijack:?}"
+    let forged = "ab".repeat(64);
+    let args = register(&new_hotkey, &["--hotkey-signature", &forged]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "consent",
     );
-    ok(&[
-        "tx",
-        "register",
-        "--coldkey",
-        coldkey_path,
-        "--api",
-        &api,
-        "--hotkey",
-        new_hotkey_path.to_str().expect("utf-8"),
-        "--subnet",
-        "1",
-        "--wait",
-    ]);
+    let args = register(new_hotkey_path.to_str().expect("utf-8"), &["--wait"]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let after = chain(&api);
     assert!(
         after.neurons.iter().any(|n| n.hotkey == new_hotkey),
