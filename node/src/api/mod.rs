@@ -231,10 +231,23 @@ async fn evidence(State(state): State<Arc<NodeState>>) -> Response {
     let Some(ledger) = &state.ledger else {
         return not_found("this node keeps no ledger");
     };
-    match ledger.evidence() {
-        Ok(all) => Json(all.iter().map(view::evidence).collect::<Vec<_>>()).into_response(),
-        Err(e) => ledger_error(e),
-    }
+    // What waits for a snapshot, then what recent snapshots carried, each piece once.
+    let mut all = match ledger.evidence() {
+        Ok(all) => all,
+        Err(e) => return ledger_error(e),
+    };
+    all.extend(
+        state
+            .chain
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recent_evidence
+            .iter()
+            .cloned(),
+    );
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|e| seen.insert(meshmind_protocols::hash(e)));
+    Json(all.iter().map(view::evidence).collect::<Vec<_>>()).into_response()
 }
 
 async fn peers(State(state): State<Arc<NodeState>>) -> Json<Vec<String>> {

@@ -78,7 +78,14 @@ pub struct ChainStatus {
     pub committed: u64,
     /// From the end of the last committed epoch to its certificate persisted, in ms.
     pub last_finality_ms: Option<u64>,
+    /// Evidence the latest finalized snapshots carried (the newest [`RECENT_EVIDENCE`] pieces):
+    /// once included it leaves the store, and the API still shows it.
+    #[serde(skip)]
+    pub recent_evidence: std::collections::VecDeque<v1::Evidence>,
 }
+
+/// Pieces of included evidence [`ChainStatus`] remembers.
+pub const RECENT_EVIDENCE: usize = 256;
 
 /// An epoch committed by this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -468,6 +475,16 @@ impl Driver {
                 }
                 Action::Commit { finalized, state } => {
                     blocking(|| self.ledger.commit(&finalized, &state))?;
+                    if let Some(snapshot) = &finalized.snapshot
+                        && !snapshot.evidence.is_empty()
+                    {
+                        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+                        status
+                            .recent_evidence
+                            .extend(snapshot.evidence.iter().cloned());
+                        let over = status.recent_evidence.len().saturating_sub(RECENT_EVIDENCE);
+                        status.recent_evidence.drain(..over);
+                    }
                 }
                 Action::Broadcast(msg) => {
                     if let Err(e) = self

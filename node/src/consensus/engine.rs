@@ -654,9 +654,15 @@ impl<A: App> Engine<A> {
             let behind = matches!(msg.body, Some(Body::Certificate(_)));
             if epoch <= self.height + 2 && !behind {
                 // Held only when a member signed it, within the bounds of all and of its signer.
+                // A signer outside the current set may be in the next one: its messages share
+                // one bucket, unpenalised; a member's bad signature is its sender's fault.
                 let signer = match current {
                     true => future_signer(&msg),
-                    false => self.member_signature(&msg)?,
+                    false => match self.member_signature(&msg) {
+                        Ok(signer) => signer,
+                        Err(Rejected::NotAMember) => Some(Vec::new()),
+                        Err(e) => return Err(e),
+                    },
                 };
                 self.hold_future(epoch, signer, msg);
             }

@@ -110,9 +110,14 @@ pub enum WeightsError {
 }
 
 impl WeightsError {
-    /// Whether the sender broke a rule (as opposed to a message that is merely late or early).
+    /// Whether the sender broke a rule no honest relay would (as opposed to a message that is
+    /// late or early, or from a key this node does not know as a weight setter yet: sets change,
+    /// and nodes learn of it at different times).
     pub fn penalise(&self) -> bool {
-        !matches!(self, WeightsError::OutOfWindow { .. })
+        !matches!(
+            self,
+            WeightsError::OutOfWindow { .. } | WeightsError::NotASetter
+        )
     }
 }
 
