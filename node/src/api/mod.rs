@@ -476,7 +476,7 @@ async fn query(
             "only validators route queries",
         );
     };
-    if !validator.admit_client(Client::Ip(from.ip())) {
+    if !validator.admit_client(Client::http(from.ip())) {
         return overloaded("over this address's query rate at this validator");
     }
     let query = v1::Query {

@@ -50,8 +50,22 @@ pub struct ValidatorConfig {
 pub enum Client {
     /// A peer on the query plane.
     Peer(meshmind_p2p::PeerId),
-    /// An address over HTTP.
+    /// An address over HTTP (see [`Client::http`]).
     Ip(std::net::IpAddr),
+}
+
+impl Client {
+    /// The client behind an HTTP connection from `addr`: its IPv4 address, or its IPv6 /64 (one
+    /// host commonly holds a whole /64, so its addresses count as one client).
+    pub fn http(addr: std::net::IpAddr) -> Self {
+        match addr {
+            std::net::IpAddr::V4(_) => Client::Ip(addr),
+            std::net::IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                Client::Ip(std::net::Ipv6Addr::from(prefix).into())
+            }
+        }
+    }
 }
 
 impl ValidatorConfig {
@@ -306,5 +320,21 @@ impl Validator {
         } else {
             Err(Outcome::Wrong)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Client;
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        let a: std::net::IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: std::net::IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: std::net::IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(Client::http(a), Client::http(b));
+        assert_ne!(Client::http(a), Client::http(c));
+        let v4: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(Client::http(v4), Client::Ip(v4));
     }
 }
