@@ -528,16 +528,28 @@ pub async fn check(
             )
         }
         Assertion::NoEvidence | Assertion::EvidenceAgainst(_) => {
+            // A validator whose evidence cannot be read proves nothing either way.
             let mut accused = Vec::new();
+            let (mut asked, mut unread) = (0, Vec::new());
             for n in running_validators(manifest) {
-                if let Some(items) = read(&n.api, |c| async move { c.evidence().await }).await {
-                    accused.extend(items.into_iter().filter_map(|item| item.validator));
+                asked += 1;
+                match read(&n.api, |c| async move { c.evidence().await }).await {
+                    Some(items) => {
+                        accused.extend(items.into_iter().filter_map(|item| item.validator))
+                    }
+                    None => unread.push(n.name.clone()),
                 }
+            }
+            if asked == 0 || unread.len() == asked {
+                return (
+                    false,
+                    format!("no validator's evidence could be read (unread: {unread:?})"),
+                );
             }
             match assertion {
                 Assertion::NoEvidence => (
-                    accused.is_empty(),
-                    format!("{} pieces of evidence", accused.len()),
+                    accused.is_empty() && unread.is_empty(),
+                    format!("{} pieces of evidence; unread: {unread:?}", accused.len()),
                 ),
                 Assertion::EvidenceAgainst(name) => {
                     let key = manifest.node(name).ok().and_then(hotkey_hex);
@@ -575,17 +587,27 @@ pub async fn check(
             let Some(key) = manifest.node(miner).ok().and_then(hotkey_hex) else {
                 return (false, format!("no miner {miner}"));
             };
-            let metagraph = read(&v0.api, |c| async move { c.metagraph(1).await }).await;
-            let weights = read(&v0.api, |c| async move { c.weights(1).await }).await;
-            let uid = metagraph.as_ref().and_then(|m| {
-                m.miners
-                    .iter()
-                    .find(|m| m.hotkey == key)
-                    .map(|m| u64::from(m.uid))
-            });
-            let vector: Vec<(u64, u64)> = weights
-                .and_then(|w| w.own)
-                .unwrap_or_default()
+            // What cannot be observed fails: a missing API or miner is not a weight of 0.
+            let Some(metagraph) = read(&v0.api, |c| async move { c.metagraph(1).await }).await
+            else {
+                return (false, "v0's metagraph could not be read".into());
+            };
+            let Some(weights) = read(&v0.api, |c| async move { c.weights(1).await }).await else {
+                return (false, "v0's weights could not be read".into());
+            };
+            let Some(uid) = metagraph
+                .miners
+                .iter()
+                .find(|m| m.hotkey == key)
+                .map(|m| u64::from(m.uid))
+            else {
+                return (false, format!("{miner} is not in v0's metagraph"));
+            };
+            let Some(own) = weights.own else {
+                return (false, "v0 has published no weight vector".into());
+            };
+            let uid = Some(uid);
+            let vector: Vec<(u64, u64)> = own
                 .into_iter()
                 .map(|(uid, w)| (u64::from(uid), u64::from(w)))
                 .collect();
