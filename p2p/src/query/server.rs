@@ -24,6 +24,9 @@ const PAYLOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request bytes held at once over all streams, from header to answer; a request that would go
 /// over is refused as overloaded.
 pub(crate) const MAX_INBOUND_BYTES: usize = 64 << 20;
+/// Request bytes one peer may hold at once (or one request's cap, if larger), so no one peer
+/// holds the whole budget.
+const MAX_INBOUND_BYTES_PER_PEER: usize = 8 << 20;
 
 /// Limits the server enforces.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +57,8 @@ impl QueryServer {
     }
 }
 
-type PeerCounts = Arc<Mutex<HashMap<PeerId, usize>>>;
+/// Per peer: its open connections, and its share of the inbound memory budget.
+type PeerCounts = Arc<Mutex<HashMap<PeerId, (usize, Arc<Semaphore>)>>>;
 
 /// Decrements a peer's connection count when its connection task ends.
 struct CountGuard {
@@ -65,7 +69,7 @@ struct CountGuard {
 impl Drop for CountGuard {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.peer) {
+        if let Some((n, _)) = counts.get_mut(&self.peer) {
             *n -= 1;
             if *n == 0 {
                 counts.remove(&self.peer);
@@ -93,9 +97,12 @@ async fn accept_loop(endpoint: quinn::Endpoint, limits: ServerLimits, sink: Even
                 connection.close(1u32.into(), b"no peer identity");
                 return;
             };
-            let guard = {
+            let per_peer = MAX_INBOUND_BYTES_PER_PEER.max(limits.max_request);
+            let (guard, peer_budget) = {
                 let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
-                let n = map.entry(peer).or_insert(0);
+                let (n, peer_budget) = map
+                    .entry(peer)
+                    .or_insert_with(|| (0, Arc::new(Semaphore::new(per_peer))));
                 if *n >= limits.max_connections_per_peer {
                     drop(map);
                     tracing::debug!(%peer, "query connection refused: per-peer limit");
@@ -103,12 +110,14 @@ async fn accept_loop(endpoint: quinn::Endpoint, limits: ServerLimits, sink: Even
                     return;
                 }
                 *n += 1;
-                CountGuard {
+                let guard = CountGuard {
                     counts: counts.clone(),
                     peer,
-                }
+                };
+                (guard, peer_budget.clone())
             };
-            serve_connection(connection, peer, limits, budget, sink).await;
+            let budgets = [peer_budget, budget];
+            serve_connection(connection, peer, limits, budgets, sink).await;
             drop(guard);
         });
     }
@@ -118,7 +127,7 @@ async fn serve_connection(
     connection: quinn::Connection,
     peer: PeerId,
     limits: ServerLimits,
-    budget: Arc<Semaphore>,
+    budgets: [Arc<Semaphore>; 2],
     sink: EventSink,
 ) {
     loop {
@@ -135,7 +144,7 @@ async fn serve_connection(
             recv,
             peer,
             limits,
-            budget.clone(),
+            budgets.clone(),
             sink.clone(),
         ));
     }
@@ -146,7 +155,7 @@ async fn serve_stream(
     mut recv: quinn::RecvStream,
     peer: PeerId,
     limits: ServerLimits,
-    budget: Arc<Semaphore>,
+    budgets: [Arc<Semaphore>; 2],
     sink: EventSink,
 ) {
     let mut header = [0u8; REQUEST_HEADER];
@@ -166,7 +175,7 @@ async fn serve_stream(
         send,
         until,
         max_frame: limits.max_frame,
-        _budget: None,
+        _budget: Vec::new(),
     };
     if len > limits.max_request {
         let _ = recv.stop(0u32.into());
@@ -179,9 +188,9 @@ async fn serve_stream(
         return;
     }
     let patience = until.min(Instant::now() + PAYLOAD_TIMEOUT);
-    let payload = match read_payload(&mut recv, len, patience, &budget).await {
-        Ok((payload, permit)) => {
-            responder._budget = Some(permit);
+    let payload = match read_payload(&mut recv, len, patience, &budgets).await {
+        Ok((payload, permits)) => {
+            responder._budget = permits;
             payload
         }
         Err(PayloadError::Busy) => {
@@ -230,21 +239,25 @@ enum PayloadError {
     Slow,
 }
 
-/// Reads a request body of `len` bytes by `patience`, reserving its size from `budget` first and
-/// growing the buffer only as bytes arrive; the permit goes with the request until it is answered.
+/// Reads a request body of `len` bytes by `patience`, reserving its size from every one of
+/// `budgets` first (the peer's share, then the whole) and growing the buffer only as bytes
+/// arrive; the permits go with the request until it is answered.
 async fn read_payload(
     recv: &mut (impl AsyncRead + Unpin),
     len: usize,
     patience: Instant,
-    budget: &Arc<Semaphore>,
-) -> Result<(Vec<u8>, OwnedSemaphorePermit), PayloadError> {
+    budgets: &[Arc<Semaphore>],
+) -> Result<(Vec<u8>, Vec<OwnedSemaphorePermit>), PayloadError> {
     let units = u32::try_from(len).map_err(|_| PayloadError::Busy)?;
-    let permit = match budget.clone().try_acquire_many_owned(units) {
-        Ok(permit) => permit,
-        Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => {
-            return Err(PayloadError::Busy);
+    let mut permit = Vec::with_capacity(budgets.len());
+    for budget in budgets {
+        match budget.clone().try_acquire_many_owned(units) {
+            Ok(held) => permit.push(held),
+            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => {
+                return Err(PayloadError::Busy);
+            }
         }
-    };
+    }
     let mut payload = Vec::new();
     let mut body = recv.take(len as u64);
     match tokio::time::timeout_at(patience, body.read_to_end(&mut payload)).await {
@@ -260,8 +273,8 @@ pub struct QueryResponder {
     send: quinn::SendStream,
     until: Instant,
     max_frame: usize,
-    /// The request's share of the inbound memory budget, returned when the answer is done.
-    _budget: Option<OwnedSemaphorePermit>,
+    /// The request's share of the inbound memory budgets, returned when the answer is done.
+    _budget: Vec<OwnedSemaphorePermit>,
 }
 
 impl QueryResponder {
@@ -332,7 +345,13 @@ mod tests {
         // A declared mebibyte, never sent: dropped at the patience instant.
         let (_client, mut server) = tokio::io::duplex(64);
         let patience = Instant::now() + PAYLOAD_TIMEOUT;
-        let slow = read_payload(&mut server, 1 << 20, patience, &budget).await;
+        let slow = read_payload(
+            &mut server,
+            1 << 20,
+            patience,
+            std::slice::from_ref(&budget),
+        )
+        .await;
         assert_eq!(slow.err(), Some(PayloadError::Slow));
         assert_eq!(budget.available_permits(), MAX_INBOUND_BYTES, "given back");
 
@@ -347,7 +366,7 @@ mod tests {
                     &mut server,
                     1 << 20,
                     Instant::now() + PAYLOAD_TIMEOUT,
-                    &budget,
+                    std::slice::from_ref(&budget),
                 )
                 .await
             }));
@@ -359,7 +378,13 @@ mod tests {
         }
         assert_eq!(budget.available_permits(), 0);
         let (_client, mut server) = tokio::io::duplex(64);
-        let refused = read_payload(&mut server, 1, Instant::now() + PAYLOAD_TIMEOUT, &budget).await;
+        let refused = read_payload(
+            &mut server,
+            1,
+            Instant::now() + PAYLOAD_TIMEOUT,
+            std::slice::from_ref(&budget),
+        )
+        .await;
         assert_eq!(refused.err(), Some(PayloadError::Busy));
         drop(held);
         for reader in readers {
@@ -374,7 +399,7 @@ mod tests {
             &mut server,
             10_000,
             Instant::now() + PAYLOAD_TIMEOUT,
-            &budget,
+            std::slice::from_ref(&budget),
         )
         .await
         .expect("read");
@@ -382,5 +407,63 @@ mod tests {
         assert_eq!(payload, vec![7u8; 10_000]);
         assert_eq!(budget.available_permits(), MAX_INBOUND_BYTES - 10_000);
         drop(permit);
+    }
+
+    /// One peer cannot hold the whole budget: its share runs out first, and another peer's
+    /// request still gets in.
+    #[tokio::test(start_paused = true)]
+    async fn one_peer_holds_at_most_its_share_of_the_budget() {
+        let all = Arc::new(Semaphore::new(MAX_INBOUND_BYTES));
+        let greedy = [
+            Arc::new(Semaphore::new(MAX_INBOUND_BYTES_PER_PEER)),
+            all.clone(),
+        ];
+        let other = [
+            Arc::new(Semaphore::new(MAX_INBOUND_BYTES_PER_PEER)),
+            all.clone(),
+        ];
+        let mut held = Vec::new();
+        let mut readers = Vec::new();
+        for _ in 0..(MAX_INBOUND_BYTES_PER_PEER >> 20) {
+            let (client, mut server) = tokio::io::duplex(64);
+            let budgets = greedy.clone();
+            readers.push(tokio::spawn(async move {
+                read_payload(
+                    &mut server,
+                    1 << 20,
+                    Instant::now() + PAYLOAD_TIMEOUT,
+                    &budgets,
+                )
+                .await
+            }));
+            held.push(client);
+        }
+        for _ in 0..64 {
+            tokio::task::yield_now().await;
+        }
+        let (_c, mut server) = tokio::io::duplex(64);
+        let refused = read_payload(
+            &mut server,
+            1 << 20,
+            Instant::now() + PAYLOAD_TIMEOUT,
+            &greedy,
+        )
+        .await;
+        assert_eq!(refused.err(), Some(PayloadError::Busy));
+        assert_eq!(
+            all.available_permits(),
+            MAX_INBOUND_BYTES - MAX_INBOUND_BYTES_PER_PEER,
+            "the refused request gave back what it took"
+        );
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let sent = tokio::spawn(async move { client.write_all(&[1u8; 100]).await });
+        read_payload(&mut server, 100, Instant::now() + PAYLOAD_TIMEOUT, &other)
+            .await
+            .expect("another peer still gets in");
+        sent.await.unwrap().unwrap();
+        drop(held);
+        for reader in readers {
+            assert_eq!(reader.await.unwrap().err(), Some(PayloadError::Short));
+        }
     }
 }
