@@ -56,6 +56,11 @@ pub enum Command {
         /// HTTP API address to write into the config.
         #[arg(long)]
         api_listen: Option<std::net::SocketAddr>,
+        /// Configure a node for a public network: listen on every interface (p2p on 7400, the
+        /// query plane on 7401) and keep only public addresses learned from peers. Without it the
+        /// node listens on loopback in local-testnet mode.
+        #[arg(long)]
+        public: bool,
     },
     /// Run the node in a data directory until SIGINT or SIGTERM.
     Run {
@@ -253,7 +258,8 @@ pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Re
             data_dir,
             genesis,
             api_listen,
-        } => init(role, &data_dir, genesis.as_deref(), api_listen, out)?,
+            public,
+        } => init(role, &data_dir, genesis.as_deref(), api_listen, public, out)?,
         Command::Run {
             data_dir,
             api_listen,
@@ -382,6 +388,7 @@ fn init(
     data_dir: &std::path::Path,
     genesis: Option<&std::path::Path>,
     api_listen: Option<std::net::SocketAddr>,
+    public: bool,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
@@ -442,6 +449,9 @@ fn init(
         role,
         ..Default::default()
     };
+    if public {
+        config.network = meshmind_p2p::NetworkConfig::default();
+    }
     if let Some(addr) = api_listen {
         config.api_listen = addr;
     }

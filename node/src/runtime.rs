@@ -24,6 +24,7 @@ use crate::role::miner::{
 use crate::role::validator::epoch::EpochLoop;
 use crate::role::validator::gossip::{EvidenceSink, WeightBoard, WeightsService};
 use crate::role::validator::{Validator, ValidatorConfig, ValidatorService};
+use crate::topics::Topic;
 
 fn backend(config: &NodeConfig) -> anyhow::Result<Arc<dyn MinerBackend>> {
     let inner = base_backend(config)?;
@@ -71,6 +72,11 @@ pub async fn run(
     let network_id = genesis.network_id;
     let mut network_config = config.network.clone();
     network_config.network = genesis.network_tag();
+    for topic in Topic::PRIORITY.map(|t| t.to_string()) {
+        if !network_config.priority_topics.contains(&topic) {
+            network_config.priority_topics.push(topic);
+        }
+    }
     let mut registry = Registry::default();
     let (network, events) = Network::builder(network_config, &hotkey)
         .registry(&mut registry)

@@ -38,6 +38,10 @@ impl Topic {
     /// The topics that only nodes keeping the ledger (validators, observers) subscribe to.
     pub const LEDGER: [Topic; 3] = [Topic::Consensus, Topic::Evidence, Topic::Tx];
 
+    /// The topics the network layer hands over on its priority queue, ahead of every other
+    /// event: the finality gadget's proposals and votes, which floods elsewhere must not delay.
+    pub const PRIORITY: [Topic; 1] = [Topic::Consensus];
+
     /// The subnet this topic belongs to, if any.
     pub fn subnet(&self) -> Option<u32> {
         match self {

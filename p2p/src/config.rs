@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
@@ -70,6 +70,18 @@ pub struct NetworkConfig {
     pub gossip_rate_per_origin: u32,
     /// Burst allowance on top of the per-origin rate. Default 400.
     pub gossip_burst_per_origin: u32,
+    /// Gossip messages accepted per second from one connected peer, whatever origins they name
+    /// (origins are free keys; peers are connections), counted apart for priority topics.
+    /// Default 1000.
+    pub gossip_rate_per_peer: u32,
+    /// Burst allowance on top of the per-peer rate. Default 2000.
+    pub gossip_burst_per_peer: u32,
+    /// Application topics (names after the `meshmind/<network>/` prefix) whose messages travel to
+    /// the application on a queue of their own, read first, so floods on other topics cannot
+    /// crowd them out. Default none.
+    pub priority_topics: Vec<String>,
+    /// Capacity of the priority topics' queue. Default 1024.
+    pub priority_queue: usize,
     /// Largest sync-plane request, in bytes. Default 2 MiB (consensus batches travel on it).
     pub max_sync_request_bytes: usize,
     /// Largest sync-plane response, in bytes. Default 64 MiB.
@@ -88,6 +100,25 @@ pub struct NetworkConfig {
     /// Capacity of the event queue to the application; events beyond it are dropped and counted.
     /// Default 4096.
     pub event_queue: usize,
+}
+
+/// Whether `ip` is reachable from the internet: not loopback, private, link-local, unique-local,
+/// unspecified or broadcast.
+pub(crate) fn public_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => {
+            !(ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast())
+        }
+        IpAddr::V6(ip) => {
+            let unique_local = (ip.segments()[0] & 0xfe00) == 0xfc00;
+            let link_local = (ip.segments()[0] & 0xffc0) == 0xfe80;
+            !(ip.is_loopback() || ip.is_unspecified() || unique_local || link_local)
+        }
+    }
 }
 
 /// `/ip4/<ip>/udp/<port>/quic-v1`.
@@ -128,6 +159,10 @@ impl Default for NetworkConfig {
             gossip_heartbeat: Duration::from_millis(700),
             gossip_rate_per_origin: 200,
             gossip_burst_per_origin: 400,
+            gossip_rate_per_peer: 1000,
+            gossip_burst_per_peer: 2000,
+            priority_topics: Vec::new(),
+            priority_queue: 1024,
             max_sync_request_bytes: 2 << 20,
             max_sync_response_bytes: 64 << 20,
             sync_timeout: Duration::from_secs(10),
@@ -182,14 +217,37 @@ impl NetworkConfig {
         if self.listen.is_empty() {
             return bad("listen: at least one address");
         }
-        if self.event_queue == 0 {
-            return bad("event_queue: must be at least 1");
+        if self.local {
+            let public = self.listen.iter().find(|addr| {
+                let ip = match addr.iter().next() {
+                    Some(Protocol::Ip4(ip)) => IpAddr::V4(ip),
+                    Some(Protocol::Ip6(ip)) => IpAddr::V6(ip),
+                    _ => return false,
+                };
+                // Every interface may include a public one.
+                ip.is_unspecified() || public_ip(ip)
+            });
+            if let Some(addr) = public {
+                return Err(NetworkError::Config(format!(
+                    "local = true (local-testnet mode: private addresses from peers are trusted, \
+                     loopback is exempt from gossip's same-address penalty) with the public listen \
+                     address {addr} (or every interface); set local = false for a public node, or \
+                     listen on loopback or a private address"
+                )));
+            }
+        }
+        if self.event_queue == 0 || self.priority_queue == 0 {
+            return bad("event_queue and priority_queue: must be at least 1");
         }
         if self.max_gossip_bytes < 1024 {
             return bad("max_gossip_bytes: must be at least 1024");
         }
-        if self.gossip_rate_per_origin == 0 || self.gossip_burst_per_origin == 0 {
-            return bad("gossip_rate_per_origin and gossip_burst_per_origin: must be at least 1");
+        if self.gossip_rate_per_origin == 0
+            || self.gossip_burst_per_origin == 0
+            || self.gossip_rate_per_peer == 0
+            || self.gossip_burst_per_peer == 0
+        {
+            return bad("gossip rates and bursts (per origin and per peer): must be at least 1");
         }
         if self.max_query_streams_per_peer == 0 || self.max_query_connections_per_peer == 0 {
             return bad(
@@ -251,7 +309,8 @@ mod tests {
         let back: NetworkConfig = serde_json::from_str(&json).expect("deserialize");
         assert_eq!(back, config);
         let partial: NetworkConfig = serde_json::from_str(
-            r#"{"network": "testnet-7", "local": true, "sync_timeout": 2500}"#,
+            r#"{"network": "testnet-7", "local": true, "sync_timeout": 2500,
+                "listen": ["/ip4/127.0.0.1/tcp/0"]}"#,
         )
         .expect("partial config");
         assert_eq!(partial.network, "testnet-7");
@@ -271,6 +330,16 @@ mod tests {
         let mut config = NetworkConfig::local("ok");
         config.event_queue = 0;
         assert!(config.check().is_err());
+        // Local-testnet mode is refused on a public address, allowed on private ones.
+        let mut config = NetworkConfig::local("ok");
+        config.listen = vec!["/ip4/203.0.113.7/tcp/7400".parse().expect("address")];
+        let err = config.check().expect_err("local mode on a public address");
+        assert!(err.to_string().contains("local = false"), "{err}");
+        config.listen = vec!["/ip4/10.200.0.3/tcp/7400".parse().expect("address")];
+        config.check().expect("a private address is fine");
+        config.local = false;
+        config.listen = vec!["/ip4/203.0.113.7/tcp/7400".parse().expect("address")];
+        config.check().expect("a public node");
     }
 
     #[test]

@@ -199,12 +199,21 @@ pub(crate) type KindLabel = Vec<(&'static str, &'static str)>;
 #[derive(Clone)]
 pub(crate) struct EventSink {
     tx: mpsc::Sender<NetworkEvent>,
+    priority: mpsc::Sender<NetworkEvent>,
     dropped: Family<KindLabel, Counter>,
 }
 
 impl EventSink {
-    pub(crate) fn new(tx: mpsc::Sender<NetworkEvent>, dropped: Family<KindLabel, Counter>) -> Self {
-        Self { tx, dropped }
+    pub(crate) fn new(
+        tx: mpsc::Sender<NetworkEvent>,
+        priority: mpsc::Sender<NetworkEvent>,
+        dropped: Family<KindLabel, Counter>,
+    ) -> Self {
+        Self {
+            tx,
+            priority,
+            dropped,
+        }
     }
 
     /// Queues an event, or hands it back (and counts it) if the queue is full or closed.
@@ -213,7 +222,25 @@ impl EventSink {
         event: NetworkEvent,
         kind: &'static str,
     ) -> Result<(), Box<NetworkEvent>> {
-        match self.tx.try_send(event) {
+        self.send(&self.tx, event, kind)
+    }
+
+    /// Queues an event on the priority queue, which the application reads first.
+    pub(crate) fn emit_priority(
+        &self,
+        event: NetworkEvent,
+        kind: &'static str,
+    ) -> Result<(), Box<NetworkEvent>> {
+        self.send(&self.priority, event, kind)
+    }
+
+    fn send(
+        &self,
+        queue: &mpsc::Sender<NetworkEvent>,
+        event: NetworkEvent,
+        kind: &'static str,
+    ) -> Result<(), Box<NetworkEvent>> {
+        match queue.try_send(event) {
             Ok(()) => Ok(()),
             Err(
                 mpsc::error::TrySendError::Full(event) | mpsc::error::TrySendError::Closed(event),
@@ -228,11 +255,17 @@ impl EventSink {
 /// The stream of network events; one per network.
 pub struct NetworkEvents {
     pub(crate) rx: mpsc::Receiver<NetworkEvent>,
+    pub(crate) priority: mpsc::Receiver<NetworkEvent>,
 }
 
 impl NetworkEvents {
-    /// The next event, or `None` once the network has shut down.
+    /// The next event, or `None` once the network has shut down; gossip on the priority topics
+    /// comes before anything else waiting.
     pub async fn recv(&mut self) -> Option<NetworkEvent> {
-        self.rx.recv().await
+        tokio::select! {
+            biased;
+            Some(event) = self.priority.recv() => Some(event),
+            event = self.rx.recv() => event,
+        }
     }
 }

@@ -80,7 +80,8 @@ impl<'a> NetworkBuilder<'a> {
         let p2p_metrics = P2pMetrics::register(registry.sub_registry_with_prefix("meshmind_p2p"));
 
         let (event_tx, event_rx) = mpsc::channel(config.event_queue);
-        let sink = EventSink::new(event_tx, p2p_metrics.events_dropped.clone());
+        let (priority_tx, priority_rx) = mpsc::channel(config.priority_queue);
+        let sink = EventSink::new(event_tx, priority_tx, p2p_metrics.events_dropped.clone());
 
         let (query_client, query_server, query_addr) = match config.query_listen {
             Some(addr) => {
@@ -180,7 +181,13 @@ impl<'a> NetworkBuilder<'a> {
             network: network.into(),
             done: done_rx,
         };
-        Ok((handle, NetworkEvents { rx: event_rx }))
+        Ok((
+            handle,
+            NetworkEvents {
+                rx: event_rx,
+                priority: priority_rx,
+            },
+        ))
     }
 }
 

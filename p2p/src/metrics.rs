@@ -11,8 +11,8 @@ use crate::event::KindLabel;
 pub(crate) struct P2pMetrics {
     /// Events not delivered because the application's queue was full, by kind.
     pub events_dropped: Family<KindLabel, Counter>,
-    /// Gossip messages ignored because their origin exceeded its rate.
-    pub gossip_rate_limited: Counter,
+    /// Gossip messages ignored at a rate limit, by the limit (`peer` or `origin`).
+    pub gossip_rate_limited: Family<KindLabel, Counter>,
 }
 
 impl P2pMetrics {
@@ -26,7 +26,7 @@ impl P2pMetrics {
         );
         registry.register(
             "gossip_rate_limited",
-            "Gossip messages ignored because their origin exceeded its rate",
+            "Gossip messages ignored because their forwarding peer or their origin exceeded its rate",
             metrics.gossip_rate_limited.clone(),
         );
         metrics

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::app::Chain;
+use super::sources::{BAN, SyncSources};
 use super::sync::SYNC_BATCH;
 use crate::consensus::core::{Timeout, TimeoutStep};
 use crate::consensus::engine::{Action, Engine, EngineError, Verdict};
@@ -109,8 +110,8 @@ pub struct DriverConfig {
 
 enum Internal {
     Status(PeerId, v1::LedgerStatus),
-    Synced(Vec<v1::FinalizedSnapshot>),
-    SyncFailed,
+    Synced(PeerId, Vec<v1::FinalizedSnapshot>),
+    SyncFailed(PeerId),
 }
 
 /// Runs the engine until the inbox closes or the store fails.
@@ -126,6 +127,7 @@ pub struct Driver {
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
     syncing: bool,
+    sources: SyncSources,
     last_sweep: Option<Instant>,
     commits: Option<mpsc::UnboundedSender<Commit>>,
     mempool: Mempool,
@@ -161,6 +163,7 @@ impl Driver {
             internal_tx,
             internal_rx,
             syncing: false,
+            sources: SyncSources::default(),
             last_sweep: None,
             commits: None,
         }
@@ -195,9 +198,12 @@ impl Driver {
     }
 
     /// Runs until `inbox` closes or `stop` is cancelled; returns an error only if the ledger failed.
+    /// `votes` carries consensus gossip only and is read first, so floods of transactions or
+    /// evidence on `inbox` cannot delay or crowd out proposals and votes.
     pub async fn run(
         mut self,
         initial: Vec<Action>,
+        mut votes: mpsc::Receiver<DriverInput>,
         mut inbox: mpsc::Receiver<DriverInput>,
         stop: CancellationToken,
     ) -> Result<(), EngineError> {
@@ -215,7 +221,9 @@ impl Driver {
                 Instant::now() + Duration::from_millis(wait)
             });
             tokio::select! {
+                biased;
                 () = stop.cancelled() => return Ok(()),
+                Some(input) = votes.recv() => self.on_input(input).await?,
                 input = inbox.recv() => {
                     let Some(input) = input else { return Ok(()) };
                     self.on_input(input).await?;
@@ -340,13 +348,15 @@ impl Driver {
                     && status.has_head
                     && status.head_epoch >= self.engine.height()
                     && !self.syncing
+                    && self.sources.usable(&peer, std::time::Instant::now())
                 {
                     self.fetch(peer);
                 }
             }
-            Internal::Synced(items) => {
+            Internal::Synced(peer, items) => {
                 self.syncing = false;
                 let mut progressed = false;
+                let mut forged = false;
                 for item in items {
                     let epoch = item
                         .snapshot
@@ -358,10 +368,22 @@ impl Driver {
                     }
                     let actions = blocking(|| self.engine.apply_finalized(item))?;
                     if actions.is_empty() {
+                        // A finalized snapshot of this very epoch that does not check: no honest
+                        // peer serves one.
+                        forged = true;
                         break;
                     }
                     progressed = true;
                     self.perform(actions).await?;
+                }
+                let now = std::time::Instant::now();
+                if forged {
+                    self.cut_off(peer, now);
+                } else if progressed {
+                    self.sources.delivered(&peer);
+                } else {
+                    let backoff = self.sources.failed(peer, now);
+                    tracing::debug!(%peer, ?backoff, "sync answer brought nothing usable; avoiding the peer");
                 }
                 if progressed {
                     // More may be waiting.
@@ -369,9 +391,27 @@ impl Driver {
                     self.sweep();
                 }
             }
-            Internal::SyncFailed => self.syncing = false,
+            Internal::SyncFailed(peer) => {
+                self.syncing = false;
+                let backoff = self.sources.failed(peer, std::time::Instant::now());
+                tracing::debug!(%peer, ?backoff, "sync fetch failed or stalled; avoiding the peer");
+            }
         }
         Ok(())
+    }
+
+    /// Blocks `peer`, which served a finalized snapshot that does not check, for [`BAN`].
+    fn cut_off(&mut self, peer: PeerId, now: std::time::Instant) {
+        tracing::warn!(%peer, ban = ?BAN, "peer served a finalized snapshot that does not check; blocking it");
+        self.sources.invalid(peer, now);
+        let network = self.network.clone();
+        tokio::spawn(async move {
+            if network.block_peer(peer).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(BAN).await;
+            let _ = network.unblock_peer(peer).await;
+        });
     }
 
     /// Asks every peer for its ledger head (at most twice a second); the first ahead is synced from.
@@ -436,9 +476,9 @@ impl Driver {
             let message = match answer.and_then(|r| r.body) {
                 Some(v1::sync_response::Body::Snapshots(s)) if !s.items.is_empty() => {
                     tracing::info!(%peer, from, count = s.items.len(), "fetched finalized snapshots");
-                    Internal::Synced(s.items)
+                    Internal::Synced(peer, s.items)
                 }
-                _ => Internal::SyncFailed,
+                _ => Internal::SyncFailed(peer),
             };
             let _ = tx.send(message).await;
         });

@@ -6,5 +6,6 @@ pub mod app;
 pub mod driver;
 pub mod service;
 pub mod snapshot;
+pub mod sources;
 pub mod sync;
 pub mod verify;

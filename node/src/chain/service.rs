@@ -26,7 +26,7 @@ use crate::service::{RequestKind, Service, ServiceFuture};
 use crate::state::{PoolError, State, StateError};
 use crate::topics::Topic;
 
-/// Messages waiting for the driver.
+/// Messages waiting for the driver, on each of its two queues (consensus gossip; the rest).
 const INBOX: usize = 1024;
 
 /// Why consensus could not start.
@@ -66,6 +66,7 @@ pub struct ConsensusService {
     /// The economy after the head.
     pub economy: Arc<Mutex<State>>,
     inbox: mpsc::Sender<DriverInput>,
+    votes: mpsc::Sender<DriverInput>,
     sync: SyncServer,
     stop: CancellationToken,
     driver: Mutex<Option<JoinHandle<()>>>,
@@ -130,10 +131,11 @@ impl ConsensusService {
         }
         let economy = driver.economy();
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
+        let (votes, votes_rx) = mpsc::channel(INBOX);
         let stop = CancellationToken::new();
         let driver_stop = stop.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = driver.run(initial, inbox_rx, driver_stop).await {
+            if let Err(e) = driver.run(initial, votes_rx, inbox_rx, driver_stop).await {
                 tracing::error!(error = %e, "consensus stopped: the ledger failed");
             }
         });
@@ -143,6 +145,7 @@ impl ConsensusService {
             chain,
             economy,
             inbox,
+            votes,
             sync,
             stop,
             driver: Mutex::new(Some(task)),
@@ -187,11 +190,16 @@ impl ConsensusService {
         }
     }
 
-    /// Hands a gossip message to the driver, or ignores it if the driver is busy.
+    /// Hands a gossip message to the driver (proposals and votes on their own queue), or ignores it
+    /// if the driver is busy.
     fn forward(&self, input: DriverInput) {
+        let queue = match &input {
+            DriverInput::Gossip(Topic::Consensus, _) => &self.votes,
+            _ => &self.inbox,
+        };
         if let Err(
             mpsc::error::TrySendError::Full(input) | mpsc::error::TrySendError::Closed(input),
-        ) = self.inbox.try_send(input)
+        ) = queue.try_send(input)
             && let DriverInput::Gossip(_, message) | DriverInput::Transaction(message) = input
         {
             message.validation.ignore();

@@ -37,6 +37,40 @@ fn generate_then_show() {
 }
 
 #[test]
+fn init_public_configures_a_public_node_and_local_mode_is_refused_there() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("node");
+    let output = meshmind()
+        .args(["init", "--role", "observer", "--public", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run meshmind");
+    assert!(output.status.success(), "{output:?}");
+    let config =
+        meshmind_node::config::NodeConfig::load(&data.join("config.toml")).expect("config");
+    assert!(!config.network.local);
+    assert!(
+        config
+            .network
+            .listen
+            .iter()
+            .all(|a| a.to_string().starts_with("/ip4/0.0.0.0/")),
+        "{:?}",
+        config.network.listen
+    );
+    // Turning local-testnet mode on for a node listening on every interface is refused at start.
+    let output = meshmind()
+        .args(["run", "--data-dir"])
+        .arg(&data)
+        .env("MESHMIND_NETWORK__LOCAL", "true")
+        .output()
+        .expect("run meshmind");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("set local = false"), "{stderr}");
+}
+
+#[test]
 fn show_refuses_a_readable_key_file() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("temp dir");

@@ -16,14 +16,15 @@ use libp2p::{Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, content_id, topic_score_params};
+use super::gossip_gate::{Class, GossipGate, Limited};
 use crate::config::NetworkConfig;
+use crate::config::public_ip;
 use crate::error::{NetworkError, RequestError};
 use crate::event::{
     EventSink, GossipMessage, InboundRequest, Internal, NetworkEvent, RequestResponder, Validation,
 };
 use crate::metrics::P2pMetrics;
 use crate::query::QueryClient;
-use crate::rate_limit::RateLimiter;
 
 type Reply<T> = oneshot::Sender<T>;
 
@@ -108,7 +109,7 @@ pub(crate) struct EventLoop {
     query: Option<Arc<QueryClient>>,
     metrics: Metrics,
     p2p_metrics: P2pMetrics,
-    gossip_limiter: RateLimiter<PeerId>,
+    gossip_gate: GossipGate,
     pending_kad: HashMap<QueryId, PendingKad>,
     pending_requests: HashMap<OutboundRequestId, Reply<Result<Vec<u8>, RequestError>>>,
     connection_addrs: HashMap<ConnectionId, Multiaddr>,
@@ -133,18 +134,8 @@ fn routable(addr: &Multiaddr, local: bool) -> bool {
         return true;
     }
     match addr.iter().next() {
-        Some(Protocol::Ip4(ip)) => {
-            !(ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast())
-        }
-        Some(Protocol::Ip6(ip)) => {
-            let unique_local = (ip.segments()[0] & 0xfe00) == 0xfc00;
-            let link_local = (ip.segments()[0] & 0xffc0) == 0xfe80;
-            !(ip.is_loopback() || ip.is_unspecified() || unique_local || link_local)
-        }
+        Some(Protocol::Ip4(ip)) => public_ip(IpAddr::V4(ip)),
+        Some(Protocol::Ip6(ip)) => public_ip(IpAddr::V6(ip)),
         Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)) => true,
         _ => false,
     }
@@ -170,10 +161,7 @@ impl EventLoop {
     /// Assembles the loop.
     pub(crate) fn new(parts: Parts) -> Self {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let gossip_limiter = RateLimiter::new(
-            parts.config.gossip_rate_per_origin,
-            parts.config.gossip_burst_per_origin,
-        );
+        let gossip_gate = GossipGate::new(&parts.config);
         let topic_prefix = parts.config.topic("");
         Self {
             swarm: parts.swarm,
@@ -185,7 +173,7 @@ impl EventLoop {
             query: parts.query,
             metrics: parts.metrics,
             p2p_metrics: parts.p2p_metrics,
-            gossip_limiter,
+            gossip_gate,
             pending_kad: HashMap::new(),
             pending_requests: HashMap::new(),
             connection_addrs: HashMap::new(),
@@ -505,18 +493,28 @@ impl EventLoop {
             return;
         };
         let origin = message.source;
-        let limited_peer = origin.unwrap_or(propagation_source);
-        if !self.gossip_limiter.allow(limited_peer, Instant::now()) {
-            self.p2p_metrics.gossip_rate_limited.inc();
-            self.report(&message_id, &propagation_source, MessageAcceptance::Ignore);
-            return;
-        }
         let full_topic = message.topic.as_str();
         let Some(topic) = full_topic.strip_prefix(&self.topic_prefix) else {
             // Not one of this network's topics: never forwarded.
             self.report(&message_id, &propagation_source, MessageAcceptance::Reject);
             return;
         };
+        let class = self.gossip_gate.class(topic);
+        if let Err(limit) =
+            self.gossip_gate
+                .admit(propagation_source, origin, class, Instant::now())
+        {
+            let by = match limit {
+                Limited::Peer => "peer",
+                Limited::Origin => "origin",
+            };
+            self.p2p_metrics
+                .gossip_rate_limited
+                .get_or_create(&vec![("by", by)])
+                .inc();
+            self.report(&message_id, &propagation_source, MessageAcceptance::Ignore);
+            return;
+        }
         let id = content_id(full_topic, &message.data);
         let gossip = GossipMessage {
             topic: topic.to_string(),
@@ -527,7 +525,11 @@ impl EventLoop {
             validation: Validation::new(message_id, propagation_source, self.internal_tx.clone()),
         };
         // A full queue drops the message; its validation handle reports Ignore as it drops.
-        let _ = self.sink.emit(NetworkEvent::Gossip(gossip), "gossip");
+        let event = NetworkEvent::Gossip(gossip);
+        let _ = match class {
+            Class::Priority => self.sink.emit_priority(event, "priority_gossip"),
+            Class::Ordinary => self.sink.emit(event, "gossip"),
+        };
     }
 
     fn on_identify(&mut self, event: libp2p::identify::Event) {

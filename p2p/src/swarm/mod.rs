@@ -2,5 +2,6 @@
 
 pub(crate) mod behaviour;
 pub(crate) mod event_loop;
+pub(crate) mod gossip_gate;
 pub(crate) mod sync_codec;
 pub(crate) mod transport;

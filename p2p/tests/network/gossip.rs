@@ -159,8 +159,122 @@ async fn a_flood_from_one_peer_does_not_stop_honest_messages() {
     stop_all(nodes).await;
 }
 
-fn metric(text: &str, name: &str) -> f64 {
+/// The sum of a metric's samples whose label set contains `label` (`""` for any).
+fn metric_with(text: &str, name: &str, label: &str) -> f64 {
     text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once('}')?,
+                None => ("", rest),
+            };
+            labels
+                .contains(label)
+                .then(|| value.trim().parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    metric_with(text, name, "")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_that_fills_the_event_queue_does_not_drop_consensus_gossip() {
+    // The victim's application is busy (reads nothing) while one peer floods an ordinary topic
+    // past its small event queue and another publishes consensus messages.
+    let mut config = NetworkConfig::local("priority");
+    config.event_queue = 8;
+    config.priority_topics = vec!["consensus".into()];
+    let keypair = meshmind_p2p::Keypair::generate().expect("os random");
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (victim, mut events) = meshmind_p2p::Network::builder(config.clone(), &keypair)
+        .registry(&mut registry)
+        .spawn()
+        .expect("victim starts");
+    let victim_addr = wait_for(Duration::from_secs(10), "a listen address", || async {
+        victim
+            .listen_addrs()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|a| a.to_string().contains("quic-v1"))
+            .map(|a| a.with_p2p(victim.local_peer_id()).expect("no /p2p/ yet"))
+    })
+    .await;
+    for topic in ["tx", "consensus"] {
+        victim.subscribe(topic).await.expect("subscribe");
+    }
+    let mut peer_config = NetworkConfig::local("priority");
+    peer_config.bootnodes = vec![victim_addr];
+    let flooder = TestNode::start(peer_config.clone());
+    let voter = TestNode::start(peer_config);
+    flooder.handle.subscribe("tx").await.expect("subscribe");
+    voter
+        .handle
+        .subscribe("consensus")
+        .await
+        .expect("subscribe");
+    for topic in ["tx", "consensus"] {
+        wait_for(
+            Duration::from_secs(60),
+            "the victim's meshes to form",
+            || async { (!victim.mesh_peers(topic).await.ok()?.is_empty()).then_some(()) },
+        )
+        .await;
+    }
+    let dropped = |registry: &prometheus_client::registry::Registry, kind: &str| {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).expect("encode");
+        metric_with(
+            &text,
+            "meshmind_p2p_events_dropped_total",
+            &format!("kind=\"{kind}\""),
+        )
+    };
+    let flood = async {
+        for i in 0..300u32 {
+            let _ = flooder
+                .handle
+                .publish("tx", format!("spam {i}").into_bytes())
+                .await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let votes = async {
+        // Vote only once the ordinary queue is full and dropping.
+        wait_for(
+            Duration::from_secs(20),
+            "the flood to fill the queue",
+            || async { (dropped(&registry, "gossip") > 0.0).then_some(()) },
+        )
+        .await;
+        for i in 0..3u32 {
+            publish(&voter, "consensus", format!("vote {i}").as_bytes()).await;
+        }
+    };
+    tokio::join!(flood, votes);
+    assert!(
+        dropped(&registry, "gossip") >= 100.0,
+        "the flood did not overflow the ordinary queue"
+    );
+    assert_eq!(dropped(&registry, "priority_gossip"), 0.0);
+    // The busy application now reads: every vote is there, ahead of the flood.
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("an event")
+            .expect("network running");
+        if let meshmind_p2p::NetworkEvent::Gossip(message) = event {
+            first.push((message.topic.clone(), message.data.clone()));
+        }
+    }
+    let expected: Vec<_> = (0..3u32)
+        .map(|i| ("consensus".to_string(), format!("vote {i}").into_bytes()))
+        .collect();
+    assert_eq!(first, expected, "the votes come first");
+    drop(events);
+    victim.shutdown().await;
+    stop_all(vec![flooder, voter]).await;
 }

@@ -119,3 +119,83 @@ async fn whole_output(response: Response) -> Result<Vec<u8>, BackendError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A model server on loopback that answers one request with `head` and then `body_len` bytes
+    /// of `fill`, written as they are asked for.
+    async fn model_server(head: &'static str, body_len: usize, fill: u8) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = vec![0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = head.replace("{len}", &body_len.to_string());
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let block = vec![fill; 64 << 10];
+            let mut left = body_len;
+            while left > 0 {
+                let n = left.min(block.len());
+                if socket.write_all(&block[..n]).await.is_err() {
+                    return;
+                }
+                left -= n;
+            }
+        });
+        format!("http://{addr}/model")
+    }
+
+    #[tokio::test]
+    async fn a_model_server_line_without_end_is_cut_at_the_line_cap() {
+        // 64 MiB of one streamed "line" that never ends.
+        let url = model_server(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ncontent-length: {len}\r\n\r\n",
+            64 << 20,
+            b'a',
+        )
+        .await;
+        let backend = Http::new(&url).expect("backend");
+        let (sink, mut chunks) = tokio::sync::mpsc::channel(4);
+        let error = backend
+            .answer_stream("sort", b"b a", sink)
+            .await
+            .expect_err("an endless line is refused");
+        assert!(
+            error
+                .to_string()
+                .contains(&crate::http::MAX_LINE.to_string()),
+            "{error}"
+        );
+        assert!(chunks.try_recv().is_err(), "nothing was relayed");
+    }
+
+    #[tokio::test]
+    async fn a_whole_answer_over_the_body_cap_is_refused() {
+        let url = model_server(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n",
+            crate::http::MAX_BODY + 1,
+            b' ',
+        )
+        .await;
+        let backend = Http::new(&url).expect("backend");
+        let error = backend
+            .answer("sort", b"b a")
+            .await
+            .expect_err("an oversized answer is refused");
+        assert!(
+            error
+                .to_string()
+                .contains(&crate::http::MAX_BODY.to_string()),
+            "{error}"
+        );
+    }
+}
