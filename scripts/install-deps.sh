@@ -9,6 +9,13 @@ dpkg -s libclang-dev >/dev/null 2>&1 || packages+=(libclang-dev)
 command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 # The launcher reads the nodes' JSON status with python3.
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
+# RocksDB and libFuzzer are C++.
+command -v g++ >/dev/null 2>&1 || packages+=(g++)
+command -v make >/dev/null 2>&1 || packages+=(make)
+# The README's examples read the API with curl.
+command -v curl >/dev/null 2>&1 || packages+=(curl)
+# Tests and the testnet read process tables and memory (`ps`).
+command -v ps >/dev/null 2>&1 || packages+=(procps)
 
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
@@ -22,3 +29,12 @@ if [ ${#packages[@]} -gt 0 ]; then
 fi
 
 command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+# CI checks formatting and lints.
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    command -v rustup >/dev/null 2>&1 || { echo "cargo $component missing and no rustup to add it" >&2; exit 1; }
+    echo "== adding the $component component"
+    rustup component add "$component"
+  fi
+done
+

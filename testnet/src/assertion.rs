@@ -3,6 +3,8 @@
 //! - `finalized_epoch >= 5 within 60s` (every validator; `on v2` for one node)
 //! - `all ledgers agree` (every validator's snapshots are identical up to the lowest head)
 //! - `finality stalls for 4s` (no running validator finalizes anything meanwhile)
+//! - `finality gap <= 3s` (the longest a validator went without finalizing, in the status samples)
+//! - `peak rss_mb <= 400` (every running node's peak resident memory, from `/proc`)
 //! - `query success_rate >= 0.99` (over every query the timeline sent)
 //! - `no evidence`, `evidence against v3`
 //! - `miner m3 weight_rank <= 2`, `miner m4 weight == 0` (in v0's latest weight vector)
@@ -79,6 +81,20 @@ pub enum Assertion {
     },
     /// No running validator finalizes anything for this long (e.g. during a partition).
     Stalls(Duration),
+    /// The longest a sampled validator went without finalizing a new epoch, compared.
+    FinalityGap {
+        /// Comparison.
+        cmp: Cmp,
+        /// The bound.
+        gap: Duration,
+    },
+    /// Every running node's peak resident memory (`VmHWM`), in MiB, compared.
+    PeakRss {
+        /// Comparison.
+        cmp: Cmp,
+        /// The bound.
+        mib: u64,
+    },
     /// Every validator's ledger is identical up to the lowest head.
     LedgersAgree,
     /// Share of successful queries.
@@ -164,6 +180,14 @@ impl Assertion {
             }
             ["all", "ledgers", "agree"] => Ok(Self::LedgersAgree),
             ["finality", "stalls", "for", d] => Ok(Self::Stalls(parse_duration(d)?)),
+            ["finality", "gap", cmp, d] => Ok(Self::FinalityGap {
+                cmp: Cmp::parse(cmp)?,
+                gap: parse_duration(d)?,
+            }),
+            ["peak", "rss_mb", cmp, mib] => Ok(Self::PeakRss {
+                cmp: Cmp::parse(cmp)?,
+                mib: number(mib)?,
+            }),
             ["query", "success_rate", cmp, rate] => {
                 let rate: f64 = number(rate)?;
                 if !(0.0..=1.0).contains(&rate) {
@@ -192,7 +216,8 @@ impl Assertion {
                 amount: number(amount)?,
             }),
             _ => Err(format!(
-                "{text:?}: unknown assertion (finalized_epoch, finality stalls for, all ledgers agree, \
+                "{text:?}: unknown assertion (finalized_epoch, finality stalls for, finality gap, \
+                 peak rss_mb, all ledgers agree, \
                  query success_rate, no evidence, evidence against, miner NAME weight_rank|weight|stake)"
             )),
         }
@@ -217,6 +242,20 @@ mod tests {
         assert_eq!(
             Assertion::parse("all ledgers agree").unwrap(),
             Assertion::LedgersAgree
+        );
+        assert_eq!(
+            Assertion::parse("finality gap <= 3s").unwrap(),
+            Assertion::FinalityGap {
+                cmp: Cmp::Le,
+                gap: Duration::from_secs(3)
+            }
+        );
+        assert_eq!(
+            Assertion::parse("peak rss_mb <= 400").unwrap(),
+            Assertion::PeakRss {
+                cmp: Cmp::Le,
+                mib: 400
+            }
         );
         assert_eq!(
             Assertion::parse("query success_rate >= 0.99").unwrap(),

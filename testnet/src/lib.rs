@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod assertion;
+pub mod hostile;
 pub mod launcher;
 pub mod manifest;
 pub mod netns;

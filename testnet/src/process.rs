@@ -65,3 +65,13 @@ pub fn signal(pid: u32, sig: Sig) -> bool {
     // SAFETY: kill(2) with a positive pid only sends a signal; it touches no memory of ours.
     unsafe { libc::kill(pid, number) == 0 }
 }
+
+/// The peak resident memory of process `pid` (`VmHWM` in `/proc/<pid>/status`), in KiB; `None`
+/// if it cannot be read (no such process, or not Linux).
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}

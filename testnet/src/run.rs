@@ -206,7 +206,9 @@ pub fn act(
                 source,
             })
         }
-        Action::QueryLoad | Action::Partition | Action::Heal | Action::Assert => Ok(()),
+        Action::QueryLoad | Action::Partition | Action::Heal | Action::Assert | Action::Attack => {
+            Ok(())
+        }
     }
 }
 
@@ -260,6 +262,7 @@ async fn play(
     );
     let queries = Arc::new(Mutex::new(Vec::new()));
     let mut loads = Vec::new();
+    let mut attacks = Vec::new();
     let mut played = Vec::new();
     let mut timed = Vec::new();
     let mut events = scenario.events.clone();
@@ -280,7 +283,8 @@ async fn play(
             let (passed, observed) = match Assertion::parse(&text) {
                 Ok(assertion) => {
                     let queries = queries.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    check(&assertion, manifest, &queries).await
+                    let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    check(&assertion, manifest, &queries, &samples).await
                 }
                 Err(e) => (false, e),
             };
@@ -302,6 +306,14 @@ async fn play(
                 .await
                 .err()
                 .map(|e| e.to_string())
+        } else if event.action == Action::Attack {
+            match hostile(manifest, event) {
+                Ok(child) => {
+                    attacks.push(child);
+                    None
+                }
+                Err(e) => Some(e.to_string()),
+            }
         } else if event.action == Action::QueryLoad {
             let api = manifest
                 .node(&event.node)
@@ -332,11 +344,34 @@ async fn play(
     for load in loads {
         let _ = load.await;
     }
+    let mut mounted = Vec::new();
+    for attack in attacks {
+        if let Ok(result) = attack.await {
+            mounted.push(result);
+        }
+    }
+    let attacks = mounted;
+    let mut played_attacks = Vec::new();
     let queries = queries.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut outcomes = timed;
+    for (record, mounted) in attacks {
+        outcomes.push(Outcome {
+            assertion: format!(
+                "{} was mounted",
+                record.what.split(':').next().unwrap_or("")
+            ),
+            passed: mounted,
+            observed: record.error.clone().unwrap_or_else(|| record.what.clone()),
+        });
+        played_attacks.push(record);
+    }
+    played.append(&mut played_attacks);
     for text in &scenario.asserts {
         let outcome = match Assertion::parse(text) {
-            Ok(assertion) => check(&assertion, manifest, &queries).await,
+            Ok(assertion) => {
+                let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                check(&assertion, manifest, &queries, &samples).await
+            }
             Err(e) => (false, e),
         };
         outcomes.push(Outcome {
@@ -358,6 +393,116 @@ async fn play(
         outcomes,
         final_status,
     })
+}
+
+/// Starts the hostile peer of an `attack` event as a process of its own; the task ends with
+/// what it reported.
+fn hostile(
+    manifest: &Manifest,
+    event: &crate::scenario::Event,
+) -> Result<tokio::task::JoinHandle<(Played, bool)>, LaunchError> {
+    let node = manifest
+        .node(&event.node)
+        .map_err(|e| LaunchError::Other(e.to_string()))?;
+    let attack = event
+        .attack
+        .ok_or_else(|| LaunchError::Other("attack event without an attack".into()))?;
+    let exe = std::env::current_exe().map_err(|source| LaunchError::Io {
+        path: "current executable".into(),
+        source,
+    })?;
+    let seconds = event
+        .duration
+        .unwrap_or(Duration::from_secs(5))
+        .as_secs_f64();
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .arg("hostile")
+        .arg("--attack")
+        .arg(attack.to_string())
+        .arg("--api")
+        .arg(&node.api)
+        .arg("--genesis")
+        .arg(node.data_dir.join("genesis.toml"))
+        .arg("--seconds")
+        .arg(seconds.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(rate) = event.rate {
+        command.arg("--rate").arg(rate.to_string());
+    }
+    if let Some(count) = event.count {
+        command.arg("--count").arg(count.to_string());
+    }
+    let genesis_ms = manifest.genesis_time_ms;
+    let target = event.node.clone();
+    Ok(tokio::spawn(async move {
+        // Bounded by the attack's own duration; a hung process is killed after a grace period.
+        let limit = Duration::from_secs_f64(seconds) + Duration::from_secs(60);
+        let output = tokio::time::timeout(limit, command.output()).await;
+        let what = format!("attack {attack} on {target}");
+        let mut reached = false;
+        let (what, error) = match output {
+            Ok(Ok(out)) if out.status.success() => {
+                let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                // Reached: something was sent and not all of it failed on the way.
+                reached = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|tally| Some((tally["sent"].as_u64()?, tally["failed"].as_u64()?)))
+                    .is_some_and(|(sent, failed)| sent > failed);
+                (format!("{what}: {line}"), None)
+            }
+            Ok(Ok(out)) => (
+                what,
+                Some(format!(
+                    "hostile peer failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+            ),
+            Ok(Err(e)) => (what, Some(format!("hostile peer did not start: {e}"))),
+            Err(_) => (
+                what,
+                Some(format!("hostile peer still running after {limit:?}")),
+            ),
+        };
+        // Mounted: the peer ran and reached the target.
+        let mounted = error.is_none() && reached;
+        (
+            Played {
+                t_ms: since(genesis_ms),
+                what,
+                error,
+            },
+            mounted,
+        )
+    }))
+}
+
+/// The longest time a validator went without its finalized epoch moving, over the samples in
+/// which it answered: (node, gap in ms, when the gap ended).
+fn longest_finality_gap(samples: &[Sample]) -> Option<(String, i64, i64)> {
+    let mut last: std::collections::BTreeMap<&str, (u64, i64, i64)> = Default::default();
+    let mut longest: Option<(String, i64, i64)> = None;
+    for sample in samples {
+        let status = &sample.status;
+        let (true, Some(epoch)) = (status.role == "validator", status.finalized_epoch) else {
+            continue;
+        };
+        let entry = last
+            .entry(status.name.as_str())
+            .or_insert((epoch, sample.t_ms, sample.t_ms));
+        if epoch != entry.0 {
+            *entry = (epoch, sample.t_ms, sample.t_ms);
+        } else {
+            entry.2 = sample.t_ms;
+        }
+        let gap = entry.2 - entry.1;
+        if longest.as_ref().is_none_or(|(_, g, _)| gap > *g) {
+            longest = Some((status.name.clone(), gap, sample.t_ms));
+        }
+    }
+    longest
 }
 
 /// Samples every node's status four times a second into `samples` until aborted.
@@ -432,8 +577,39 @@ pub async fn check(
     assertion: &Assertion,
     manifest: &Manifest,
     queries: &[QuerySample],
+    samples: &[Sample],
 ) -> (bool, String) {
     match assertion {
+        Assertion::FinalityGap { cmp, gap } => match longest_finality_gap(samples) {
+            Some((node, longest_ms, at_ms)) => (
+                cmp.holds(longest_ms as f64, gap.as_millis() as f64),
+                format!("longest gap {longest_ms} ms, on {node}, ending at t={at_ms} ms"),
+            ),
+            None => (false, "no validator status was sampled".into()),
+        },
+        Assertion::PeakRss { cmp, mib } => {
+            let mut seen = Vec::new();
+            let mut unreadable = Vec::new();
+            for node in &manifest.nodes {
+                match node.pid.and_then(crate::process::peak_rss_kib) {
+                    Some(kib) => seen.push((node.name.clone(), kib / 1024)),
+                    None => unreadable.push(node.name.clone()),
+                }
+            }
+            let holds = unreadable.is_empty()
+                && !seen.is_empty()
+                && seen.iter().all(|(_, m)| cmp.holds(*m as f64, *mib as f64));
+            let mut observed = seen
+                .iter()
+                .map(|(n, m)| format!("{n}={m}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            observed = format!("peak MiB: {observed}");
+            if !unreadable.is_empty() {
+                observed.push_str(&format!("; unreadable (not running?): {unreadable:?}"));
+            }
+            (holds, observed)
+        }
         Assertion::Finalized {
             cmp,
             epoch,

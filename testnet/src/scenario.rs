@@ -96,6 +96,9 @@ pub enum Action {
     Heal,
     /// Check an assertion at this point of the timeline (`check = "..."`).
     Assert,
+    /// Start a hostile peer that mounts `attack = "..."` on the node for `duration` (see
+    /// [`crate::hostile::Attack`]); `rate` and `count` override the attack's own.
+    Attack,
 }
 
 impl std::fmt::Display for Action {
@@ -111,6 +114,7 @@ impl std::fmt::Display for Action {
             Self::Partition => "partition",
             Self::Heal => "heal",
             Self::Assert => "assert",
+            Self::Attack => "attack",
         })
     }
 }
@@ -136,9 +140,15 @@ pub struct Event {
     /// Queries per second (`query_load`).
     #[serde(default)]
     pub rate: Option<u32>,
-    /// How long (`query_load`).
+    /// How long (`query_load`, `attack`).
     #[serde(default, deserialize_with = "optional_duration")]
     pub duration: Option<Duration>,
+    /// The attack of an `attack` event (`gossip-flood`, `fake-ads`, ...).
+    #[serde(default)]
+    pub attack: Option<crate::hostile::Attack>,
+    /// Most messages or requests of an `attack`.
+    #[serde(default)]
+    pub count: Option<u64>,
 }
 
 /// Parses `"250ms"`, `"6s"`, `"1.5s"`, `"2m"`.
@@ -294,6 +304,22 @@ impl Scenario {
                 && (event.rate.unwrap_or(0) == 0 || event.duration.is_none())
             {
                 return Err(format!("events[{i}]: query_load needs rate and duration"));
+            }
+            if event.action == Action::Attack {
+                if event.attack.is_none() || event.duration.is_none() {
+                    return Err(format!(
+                        "events[{i}]: attack needs attack = \"...\" and duration"
+                    ));
+                }
+                if self.netns {
+                    return Err(format!(
+                        "events[{i}]: attacks run on loopback, not in network namespaces"
+                    ));
+                }
+            } else if event.attack.is_some() || event.count.is_some() {
+                return Err(format!(
+                    "events[{i}]: attack and count belong to attack events"
+                ));
             }
         }
         for name in &self.byzantine {

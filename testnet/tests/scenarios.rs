@@ -97,6 +97,49 @@ fn byzantine() {
 }
 
 #[test]
+fn hostile() {
+    play("hostile");
+}
+
+#[test]
+fn bad_miners() {
+    play("bad-miners");
+}
+
+/// Every scenario shipped in `scenarios/` is played by a test above.
+#[test]
+fn every_shipped_scenario_is_played() {
+    let played = [
+        "smoke",
+        "crash-restart",
+        "partition",
+        "partition-netns",
+        "byzantine",
+        "bad-miners",
+        "hostile",
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut shipped: Vec<String> = std::fs::read_dir(&dir)
+        .expect("scenarios dir")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .map(|path| {
+            path.file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    shipped.sort();
+    let mut expected: Vec<String> = played.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(
+        shipped, expected,
+        "a shipped scenario has no test that plays it"
+    );
+}
+
+#[test]
 fn a_failing_assertion_exits_1_and_says_what_it_saw() {
     // It starts a node too: not beside another scenario's (their ports could meet).
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());

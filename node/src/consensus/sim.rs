@@ -80,14 +80,29 @@ pub(super) struct Faults {
     pub max_delay_ms: u64,
     /// Percentage of messages delivered twice.
     pub duplicate_percent: u64,
-    /// Nodes `0..split` are cut off from the rest until `heal_at_ms` (messages across wait).
-    pub partition: Option<(usize, u64)>,
+    /// The nodes of a bit mask (bit i: node i) are cut off from the rest until `heal_at_ms`
+    /// (messages across wait).
+    pub partition: Option<(u64, u64)>,
     /// Whether agreement must hold (byzantine stake under 1/3); otherwise conflicts are recorded.
     pub expect_safety: bool,
     /// The last this many nodes are byzantine: they send one value to even-numbered peers and a
     /// conflicting one to odd-numbered peers, for both proposals and votes, and both to node 0 (as
     /// gossip relaying would), so equivocation can be seen.
     pub byzantine: usize,
+    /// What the byzantine nodes do.
+    pub attack: Attack,
+}
+
+/// The misbehaviour of the byzantine nodes of a simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Attack {
+    /// Send conflicting proposals and votes to the two halves (see [`Faults::byzantine`]).
+    Equivocate,
+    /// Forget everything (locks, votes, round) at a third of their timeouts and start the height afresh, so
+    /// they vote against their own earlier locks; they tell everyone the same thing.
+    Amnesia,
+    /// Send their own proposals and votes only to one half of the peers and nothing to the rest.
+    Withhold,
 }
 
 struct Node {
@@ -115,6 +130,7 @@ pub(super) struct Report {
 }
 
 struct Sim {
+    seed: u64,
     rng: Rng,
     set: ValidatorSet,
     faults: Faults,
@@ -147,18 +163,18 @@ impl Sim {
     /// When a message from `a` to `b` may cross, if a partition holds it back. Byzantine nodes sit
     /// on both sides of every partition.
     fn cut(&self, a: usize, b: usize) -> Option<u64> {
-        let (split, heal) = self.faults.partition?;
+        let (side, heal) = self.faults.partition?;
         if self.nodes[a].byzantine || self.nodes[b].byzantine {
             return None;
         }
-        ((a < split) != (b < split) && self.now < heal).then_some(heal)
+        (on(side, a) != on(side, b) && self.now < heal).then_some(heal)
     }
 
     /// Whether a byzantine sender gives `to` the twin: the far side of the partition if there is
     /// one, else odd-numbered peers.
     fn gets_twin(&self, to: usize) -> bool {
         match self.faults.partition {
-            Some((split, _)) => to >= split,
+            Some((side, _)) => !on(side, to),
             None => to % 2 == 1,
         }
     }
@@ -198,16 +214,24 @@ impl Sim {
             if to == from {
                 continue;
             }
-            if byzantine && to == 0 && self.faults.partition.is_none() {
+            if byzantine && self.faults.attack == Attack::Withhold && self.gets_twin(to) {
+                continue;
+            }
+            if byzantine
+                && self.faults.attack == Attack::Equivocate
+                && to == 0
+                && self.faults.partition.is_none()
+            {
                 let twin = Self::twin(message);
                 let at = self.now + 1 + self.rng.below(self.faults.max_delay_ms);
                 self.push(at, Event::Deliver { to, message: twin });
             }
-            let message = if byzantine && self.gets_twin(to) {
-                Self::twin(message)
-            } else {
-                message
-            };
+            let message =
+                if byzantine && self.faults.attack == Attack::Equivocate && self.gets_twin(to) {
+                    Self::twin(message)
+                } else {
+                    message
+                };
             let base = self.cut(from, to).unwrap_or(self.now);
             let delay = 1 + self.rng.below(self.faults.max_delay_ms);
             self.push(base + delay, Event::Deliver { to, message });
@@ -225,8 +249,14 @@ impl Sim {
                 Output::Propose(proposal) => self.broadcast(node, Message::Proposal(proposal)),
                 Output::Vote(vote) => {
                     let key = (vote.height, vote.round, vote.vote_type);
-                    if let Some(previous) = self.nodes[node].signed.insert(key, vote.value) {
-                        assert_eq!(previous, vote.value, "node {node} signed twice for {key:?}");
+                    if let Some(previous) = self.nodes[node].signed.insert(key, vote.value)
+                        && !self.nodes[node].byzantine
+                    {
+                        assert_eq!(
+                            previous, vote.value,
+                            "seed {}: node {node} signed twice for {key:?}",
+                            self.seed
+                        );
                     }
                     self.broadcast(node, Message::Vote(vote));
                 }
@@ -245,7 +275,8 @@ impl Sim {
                     let power: u128 = precommits.iter().map(|v| self.set.power(v.voter)).sum();
                     assert!(
                         self.set.is_quorum(power),
-                        "decided without a quorum certificate"
+                        "seed {}: node {node} decided without a quorum certificate",
+                        self.seed
                     );
                     self.nodes[node].decided.insert(height, value);
                     self.check_agreement(height);
@@ -276,7 +307,8 @@ impl Sim {
         {
             assert!(
                 !self.faults.expect_safety,
-                "two nodes decided differently at height {height}"
+                "seed {}: two nodes decided differently at height {height} (replay: simulate({}, ..))",
+                self.seed, self.seed
             );
             self.conflicts.insert(height);
         }
@@ -344,7 +376,23 @@ impl Sim {
             match event {
                 Event::Deliver { to, message } => self.deliver(to, message),
                 Event::Timer { node, timeout } => {
-                    if timeout.height == self.nodes[node].core.height() {
+                    let height = self.nodes[node].core.height();
+                    if timeout.height != height {
+                        continue;
+                    }
+                    if self.nodes[node].byzantine
+                        && self.faults.attack == Attack::Amnesia
+                        && self.rng.chance(30)
+                    {
+                        // Forgets its locks and votes, and starts the height over.
+                        self.nodes[node].core = Core::new(
+                            Some(node),
+                            height,
+                            self.set.clone(),
+                            TimeoutConfig::default(),
+                        );
+                        self.apply(node, Input::Start);
+                    } else {
                         self.apply(node, Input::Timeout(timeout));
                     }
                 }
@@ -383,6 +431,17 @@ impl Sim {
     }
 }
 
+/// Whether node `i` is in the node set `mask`.
+fn on(mask: u64, i: usize) -> bool {
+    i < 64 && mask & (1 << i) != 0
+}
+
+/// The node set `0..k`, as a mask.
+#[cfg(test)]
+fn first(k: usize) -> u64 {
+    (1u64 << k) - 1
+}
+
 /// Runs `heights` heights among validators of `powers` under `faults`, from `seed`.
 pub(super) fn simulate(seed: u64, powers: Vec<u64>, heights: u64, faults: Faults) -> Report {
     let set = ValidatorSet::new(powers);
@@ -399,6 +458,7 @@ pub(super) fn simulate(seed: u64, powers: Vec<u64>, heights: u64, faults: Faults
         })
         .collect();
     let sim = Sim {
+        seed,
         rng: Rng(seed),
         set,
         faults,
@@ -443,9 +503,12 @@ mod tests {
             let faults = Faults {
                 max_delay_ms: 1 + (seed * 37) % 1_500,
                 duplicate_percent: 10,
-                partition: (seed % 3 == 0).then_some((1 + (seed as usize % 3), 3_000)),
+                // Any proper, non-empty subset of the five (masks 1..=30), so some partitions
+                // leave no side with a quorum.
+                partition: (seed % 3 == 0).then_some((1 + (seed / 3) % 30, 3_000)),
                 byzantine: 0,
                 expect_safety: true,
+                attack: Attack::Equivocate,
             };
             let report = simulate(seed, powers, 3, faults);
             assert_all_decided(seed, &report);
@@ -454,14 +517,17 @@ mod tests {
 
     #[test]
     fn a_partition_that_heals_halts_then_resumes_finality() {
+        /// Every way to split four nodes two and two.
+        const PAIRS: [u64; 6] = [0b0011, 0b0101, 0b1001, 0b0110, 0b1010, 0b1100];
         for seed in 0..seeds() / 5 {
             // 2/2 split of equal stake: neither side has a quorum until the heal at 5 s.
             let faults = Faults {
                 max_delay_ms: 30,
                 duplicate_percent: 5,
-                partition: Some((2, 5_000)),
+                partition: Some((PAIRS[seed as usize % PAIRS.len()], 5_000)),
                 byzantine: 0,
                 expect_safety: true,
+                attack: Attack::Equivocate,
             };
             let report = simulate(seed, vec![1, 1, 1, 1], 2, faults);
             assert_all_decided(seed, &report);
@@ -479,8 +545,32 @@ mod tests {
             let faults = Faults {
                 max_delay_ms: 1 + (seed * 53) % 900,
                 duplicate_percent: 5,
-                partition: (seed % 2 == 0).then_some((3, 2_000)),
+                partition: (seed % 2 == 0).then_some((first(3), 2_000)),
                 byzantine: 2,
+                expect_safety: true,
+                attack: Attack::Equivocate,
+            };
+            let report = simulate(seed, vec![1; 7], 3, faults);
+            assert_all_decided(seed, &report);
+        }
+    }
+
+    #[test]
+    fn amnesic_and_withholding_byzantine_nodes_under_one_third_cannot_break_agreement() {
+        for seed in 0..seeds() {
+            // Seven validators of equal stake, two byzantine (2/7 < 1/3), every correct node set
+            // possibly cut off for 2 s.
+            let attack = if seed % 2 == 0 {
+                Attack::Amnesia
+            } else {
+                Attack::Withhold
+            };
+            let faults = Faults {
+                max_delay_ms: 1 + (seed * 41) % 900,
+                duplicate_percent: 5,
+                partition: (seed % 3 == 0).then_some((1 + (seed / 3) % 30, 2_000)),
+                byzantine: 2,
+                attack,
                 expect_safety: true,
             };
             let report = simulate(seed, vec![1; 7], 3, faults);
@@ -496,6 +586,7 @@ mod tests {
             partition: None,
             byzantine: 1,
             expect_safety: true,
+            attack: Attack::Equivocate,
         };
         let report = simulate(7, vec![1; 4], 2, faults);
         assert_all_decided(7, &report);
@@ -509,21 +600,34 @@ mod tests {
     fn byzantine_stake_over_one_third_leaves_evidence_against_over_one_third() {
         let mut conflicting_runs = 0;
         for seed in 0..seeds() / 5 {
-            // Seven equal validators, three byzantine (3/7 > 1/3), correct nodes split 2/2 for 4 s;
-            // the byzantine nodes talk to both sides and tell each a different story.
+            // Seven validators, the last three byzantine with over 1/3 of the stake; the correct
+            // ones split 2/2 for 4 s; the byzantine nodes talk to both sides and tell each a
+            // different story. Stakes vary with the seed, and so do the proposers.
+            let byzantine_power = 10 + seed % 7;
+            let powers = vec![
+                10 + seed % 3,
+                10,
+                10,
+                10 + seed % 2,
+                byzantine_power,
+                byzantine_power,
+                byzantine_power,
+            ];
+            let total: u64 = powers.iter().sum();
             let faults = Faults {
                 max_delay_ms: 1 + seed % 40,
                 duplicate_percent: 0,
-                partition: Some((2, 4_000)),
+                partition: Some((first(2), 4_000)),
                 byzantine: 3,
                 expect_safety: false,
+                attack: Attack::Equivocate,
             };
-            let report = simulate(seed, vec![1; 7], 2, faults);
+            let report = simulate(seed, powers.clone(), 2, faults);
             if !report.conflicts.is_empty() {
                 conflicting_runs += 1;
-                let stake = report.evidence.len() as u128;
+                let stake: u64 = report.evidence.iter().map(|&i| powers[i]).sum();
                 assert!(
-                    3 * stake > 7,
+                    3 * stake > total,
                     "seed {seed}: conflicting decisions with evidence against only {:?}",
                     report.evidence
                 );
@@ -541,9 +645,10 @@ mod tests {
         let faults = Faults {
             max_delay_ms: 80,
             duplicate_percent: 20,
-            partition: Some((1, 2_000)),
+            partition: Some((first(1), 2_000)),
             byzantine: 1,
             expect_safety: true,
+            attack: Attack::Equivocate,
         };
         let a = simulate(42, vec![5, 7, 9, 11, 13], 3, faults);
         let b = simulate(42, vec![5, 7, 9, 11, 13], 3, faults);

@@ -52,12 +52,13 @@ impl ValidatorSet {
         if self.total == 0 {
             return 0;
         }
-        // A point on the stake line that moves by a large odd stride each round and height, so every
-        // validator proposes in proportion to its stake over many rounds.
-        let mix = u128::from(height)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(u128::from(round).wrapping_mul(0xBF58_476D_1CE4_E5B9));
-        let mut point = mix % self.total;
+        // A pseudo-random point on the stake line, drawn afresh for every (height, round), so each
+        // round's proposer is chosen in proportion to stake whatever the total is. (A fixed stride
+        // would not rotate at all when the total divides it: one silent proposer would then halt
+        // its height for good.)
+        let high = mix64(height ^ mix64(u64::from(round)));
+        let low = mix64(high ^ 0x6A09_E667_F3BC_C909);
+        let mut point = ((u128::from(high) << 64) | u128::from(low)) % self.total;
         for (index, &power) in self.powers.iter().enumerate() {
             let power = u128::from(power);
             if point < power {
@@ -67,6 +68,14 @@ impl ValidatorSet {
         }
         self.powers.len() - 1
     }
+}
+
+/// The splitmix64 finalizer: a bijection of u64 that scatters nearby inputs.
+fn mix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 #[cfg(test)]
@@ -99,5 +108,25 @@ mod tests {
         assert!((450..750).contains(&counts[1]), "{counts:?}");
         assert!((1000..1400).contains(&counts[2]), "{counts:?}");
         assert_eq!(set.proposer(5, 3), set.proposer(5, 3));
+    }
+
+    #[test]
+    fn the_proposer_rotates_with_the_round_whatever_the_total_stake() {
+        // Totals that share factors with common multiplicative constants included: 103 divides
+        // 0xBF58_476D_1CE4_E5B9, which once kept one proposer for every round of a height.
+        for total in [103u64, 3, 7, 64, 1 << 20, 1_000_003] {
+            let powers = vec![total / 4, total / 4, total - 2 * (total / 4)];
+            let set = ValidatorSet::new(powers.clone());
+            for height in 0..50 {
+                let mut seen = [false; 3];
+                for round in 0..40 {
+                    seen[set.proposer(height, round)] = true;
+                }
+                assert!(
+                    seen.iter().zip(&powers).all(|(s, p)| *s || *p == 0),
+                    "total {total}, height {height}: proposers {seen:?} in 40 rounds"
+                );
+            }
+        }
     }
 }

@@ -57,10 +57,25 @@ pub fn challenge(task: &str, seed: u64) -> Option<(Vec<u8>, Vec<u8>)> {
             (mix >> 20) % 100,
             (mix >> 30) % 10_000
         ),
-        "sort" => (0..6)
-            .map(|i| WORDS[((mix >> (i * 5)) % WORDS.len() as u64) as usize])
-            .collect::<Vec<_>>()
-            .join(" "),
+        "sort" => {
+            let mut words: Vec<&str> = (0..6)
+                .map(|i| WORDS[((mix >> (i * 5)) % WORDS.len() as u64) as usize])
+                .collect();
+            // An input already in order would be answered right by a miner that echoes it.
+            if words.is_sorted() {
+                words.reverse();
+            }
+            // All one word: put a larger word first (or a smaller one last).
+            if words.is_sorted() {
+                let last = WORDS.len() - 1;
+                if words[0] == WORDS[last] {
+                    words[5] = WORDS[0];
+                } else {
+                    words[0] = WORDS[last];
+                }
+            }
+            words.join(" ")
+        }
         _ => return None,
     };
     let expected = expected(task, input.as_bytes()).ok()?;
@@ -247,5 +262,16 @@ mod tests {
             }
         }
         assert_eq!(challenge("translate", 1), None);
+    }
+
+    #[test]
+    fn no_challenge_is_its_own_answer() {
+        // Else a miner that echoes its input would earn on some challenges.
+        for seed in 0..200_000u64 {
+            for task in TASKS {
+                let (input, answer) = challenge(task, seed).expect("a reference task");
+                assert_ne!(input, answer, "seed {seed}, {task}");
+            }
+        }
     }
 }

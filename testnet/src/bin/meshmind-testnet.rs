@@ -114,6 +114,28 @@ enum Command {
         #[arg(long)]
         meshmind: Option<PathBuf>,
     },
+    /// Join a testnet as a hostile peer and mount one attack on a node for a bounded time;
+    /// prints what it sent as one JSON line.
+    Hostile {
+        /// The attack.
+        #[arg(long, value_enum)]
+        attack: meshmind_testnet::hostile::Attack,
+        /// The target node's HTTP API (`127.0.0.1:7410`).
+        #[arg(long)]
+        api: String,
+        /// The network's genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Longest run, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Messages or requests per second (default: the attack's own).
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Most messages or requests (default: the attack's own).
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// Watch a running testnet for a while and write a report of it.
     Report {
         /// Testnet directory.
@@ -374,6 +396,27 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Hostile {
+            attack,
+            api,
+            genesis,
+            seconds,
+            rate,
+            count,
+        } => {
+            anyhow::ensure!(
+                seconds.is_finite() && (0.0..=3_600.0).contains(&seconds),
+                "--seconds: 0 to 3600"
+            );
+            let bounds = meshmind_testnet::hostile::Bounds {
+                rate: rate.unwrap_or_else(|| attack.default_rate()),
+                count: count.unwrap_or_else(|| attack.default_count()),
+                duration: Duration::from_secs_f64(seconds),
+            };
+            let tally = meshmind_testnet::hostile::mount(attack, &api, &genesis, bounds).await?;
+            println!("{}", serde_json::to_string(&tally)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Report { dir, seconds } => {
             let manifest = load(&dir)?;
