@@ -2,7 +2,6 @@
 
 use meshmind_protocols::validate::Validate;
 use meshmind_protocols::{Signed, Wire, decode, decode_frame};
-use prost::Message;
 
 /// Decodes arbitrary bytes as `M`, as bare bytes and as a frame; whatever decodes must re-encode to the
 /// same bytes and validate without panicking.
