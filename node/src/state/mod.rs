@@ -404,16 +404,21 @@ impl State {
     }
 
     /// The validator set that finalizes the next epoch: the members of `current` with voting power
-    /// equal to the stake behind their hotkeys over every subnet now (so staking and emission move
-    /// it); members left with no stake drop out, and if none has any the set stays as it is.
+    /// equal to the stake their own coldkey has behind their hotkey over every subnet now (so
+    /// self-staking and emission move it); members left with none drop out, and if none has any
+    /// the set stays as it is.
+    ///
+    /// Stake from other coldkeys earns with the validator but carries no voting power: otherwise
+    /// anyone could stake a validator that is offline past a third of the power and halt finality.
     pub fn voting_set(&self, current: &v1::ValidatorSet) -> v1::ValidatorSet {
         let validators: Vec<v1::ValidatorEntry> = current
             .validators
             .iter()
             .filter_map(|entry| {
                 let hotkey = Key::from_slice(&entry.hotkey)?;
+                let coldkey = Key::from_slice(&entry.coldkey)?;
                 let stake = self.subnets.keys().fold(0u64, |sum, &id| {
-                    sum.saturating_add(self.hotkey_stake(id, &hotkey))
+                    sum.saturating_add(self.stake(id, &hotkey, &coldkey))
                 });
                 (stake > 0).then(|| v1::ValidatorEntry {
                     stake,

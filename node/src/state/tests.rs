@@ -596,9 +596,22 @@ fn voting_power_follows_stake_and_an_unstaked_validator_leaves_the_set() {
         (power(&next, 0), power(&next, 1)),
         (Some(1_000), Some(1_000))
     );
-    // cold[2] stakes 500 on validator 0; validator 1's owner unstakes everything.
+    // Stake pumping: cold[2] stakes 500 on validator 0, which earns with it but gains no voting
+    // power from it; validator 0's own coldkey stakes 500 more, which counts; validator 1's owner
+    // unstakes everything.
     w.state
         .apply(&tx(&w.cold[2], 0, stake(&w.hot[0], 500)))
+        .expect("stakes");
+    assert_eq!(
+        power(&w.state.voting_set(&current), 0),
+        Some(1_000),
+        "another coldkey's stake moves no voting power"
+    );
+    w.state
+        .apply(&tx(&w.cold[2], 1, transfer(&w.cold[0], 1_000)))
+        .expect("funds the validator's owner");
+    w.state
+        .apply(&tx(&w.cold[0], 0, stake(&w.hot[0], 500)))
         .expect("stakes");
     w.state
         .apply(&tx(
@@ -614,26 +627,16 @@ fn voting_power_follows_stake_and_an_unstaked_validator_leaves_the_set() {
     let next = w.state.voting_set(&current);
     assert_eq!(power(&next, 0), Some(1_500));
     assert_eq!(power(&next, 1), None, "no stake, no vote");
-    // With nobody staked, the set stays as it was rather than vanishing.
+    // With no self-stake left anywhere, the set stays as it was rather than vanishing, even
+    // though another coldkey's stake is still behind validator 0.
     w.state
         .apply(&tx(
             &w.cold[0],
-            0,
-            v1::transaction::Kind::RemoveStake(v1::RemoveStake {
-                hotkey: key(&w.hot[0]).0.to_vec(),
-                subnet: 1,
-                amount: 1_000,
-            }),
-        ))
-        .expect("unstakes");
-    w.state
-        .apply(&tx(
-            &w.cold[2],
             1,
             v1::transaction::Kind::RemoveStake(v1::RemoveStake {
                 hotkey: key(&w.hot[0]).0.to_vec(),
                 subnet: 1,
-                amount: 500,
+                amount: 1_500,
             }),
         ))
         .expect("unstakes");
