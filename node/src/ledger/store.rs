@@ -126,6 +126,9 @@ struct Memory {
     next_validators: Option<v1::ValidatorSet>,
     economy: Option<Vec<u8>>,
     wal: BTreeMap<u64, Vec<v1::WalEntry>>,
+    /// WAL entries appended without a sync since the last synced write, by epoch, oldest first:
+    /// what a power failure may lose.
+    unsynced: Vec<u64>,
     evidence: BTreeMap<[u8; 32], v1::Evidence>,
 }
 
@@ -137,6 +140,19 @@ impl MemStore {
 
     fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Loses the WAL entries written without a sync since the last synced write, as a power
+    /// failure may; returns how many were lost.
+    pub fn lose_unsynced(&self) -> usize {
+        let mut memory = self.memory();
+        let unsynced = std::mem::take(&mut memory.unsynced);
+        for epoch in unsynced.iter().rev() {
+            if let Some(entries) = memory.wal.get_mut(epoch) {
+                entries.pop();
+            }
+        }
+        unsynced.len()
     }
 }
 
@@ -166,12 +182,15 @@ impl Store for MemStore {
     fn wal(&self, epoch: u64) -> Result<Vec<v1::WalEntry>, LedgerError> {
         Ok(self.memory().wal.get(&epoch).cloned().unwrap_or_default())
     }
-    fn wal_append(&self, epoch: u64, entry: &v1::WalEntry, _sync: bool) -> Result<(), LedgerError> {
-        self.memory()
-            .wal
-            .entry(epoch)
-            .or_default()
-            .push(entry.clone());
+    fn wal_append(&self, epoch: u64, entry: &v1::WalEntry, sync: bool) -> Result<(), LedgerError> {
+        let mut memory = self.memory();
+        memory.wal.entry(epoch).or_default().push(entry.clone());
+        if sync {
+            // A synced write makes everything before it durable too.
+            memory.unsynced.clear();
+        } else {
+            memory.unsynced.push(epoch);
+        }
         Ok(())
     }
     fn commit(&self, finalized: &v1::FinalizedSnapshot, economy: &[u8]) -> Result<(), LedgerError> {
@@ -189,6 +208,8 @@ impl Store for MemStore {
         );
         memory.economy = Some(economy.to_vec());
         memory.wal.retain(|&epoch, _| epoch > head.epoch);
+        // The commit is a synced batch.
+        memory.unsynced.clear();
         memory.head = Some(head);
         Ok(())
     }
