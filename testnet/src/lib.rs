@@ -7,6 +7,7 @@ pub mod api;
 pub mod assertion;
 pub mod hostile;
 pub mod launcher;
+pub mod load;
 pub mod manifest;
 pub mod netns;
 pub mod partition;

@@ -178,7 +178,11 @@ mod tests {
             MembersError::Unsorted { index: 1 }
         );
         let twice = vec![entry(1, 5), entry(1, 5)];
-        assert!(Members::new(v1::ValidatorSet { validators: twice }).is_err());
+        // The same validator twice would count its stake twice.
+        assert_eq!(
+            Members::new(v1::ValidatorSet { validators: twice }).unwrap_err(),
+            MembersError::Unsorted { index: 1 }
+        );
         let empty = vec![entry(1, 0)];
         assert_eq!(
             Members::new(v1::ValidatorSet { validators: empty }).unwrap_err(),

@@ -679,12 +679,14 @@ fn a_hotkey_is_registered_only_with_its_consent_to_that_coldkey() {
         subnet: 2,
         ..given.clone()
     };
-    assert!(
-        elsewhere
-            .verify_consent(&NET.to_vec(), &key(&w.cold[3]).0)
-            .is_err()
-    );
-    assert!(given.verify_consent(&[7; 32], &key(&w.cold[3]).0).is_err());
+    assert!(matches!(
+        elsewhere.verify_consent(&NET.to_vec(), &key(&w.cold[3]).0),
+        Err(meshmind_protocols::SignatureError::Invalid)
+    ));
+    assert!(matches!(
+        given.verify_consent(&[7; 32], &key(&w.cold[3]).0),
+        Err(meshmind_protocols::SignatureError::Invalid)
+    ));
     assert!(w.state.subnets[&1].uid_of(&key(victim)).is_none());
     let mut pool = Mempool::new(8);
     let refused = pool
@@ -700,6 +702,10 @@ fn a_hotkey_is_registered_only_with_its_consent_to_that_coldkey() {
             &w.state,
         )
         .expect_err("refused");
+    assert!(
+        matches!(refused, PoolError::Invalid(TxError::NoHotkeyConsent)),
+        "{refused:?}"
+    );
     assert!(refused.penalise(), "no honest relay forwards it");
 }
 

@@ -166,6 +166,12 @@ fn four_validators_finalize_survive_kills_and_rebuild_a_wiped_ledger() {
     std::thread::sleep(Duration::from_millis(EPOCH_MS));
     let stalled = vs[0].finalized().expect("a head");
     std::thread::sleep(Duration::from_millis(4 * EPOCH_MS));
+    // Seen, not assumed: the survivors are up and deciding the next epoch, without a quorum.
+    for v in &vs[..2] {
+        let consensus = v.status().consensus;
+        assert_eq!(consensus.deciding_epoch, stalled + 1, "{consensus:?}");
+        assert!(consensus.voting, "{consensus:?}");
+    }
     assert_eq!(
         vs[0].finalized(),
         Some(stalled),

@@ -219,8 +219,12 @@ async fn the_exec_backend_serves_through_a_subprocess_and_survives_its_crash() {
     );
     assert_eq!(x.ok(), Some(b"y z".to_vec()));
     assert_eq!(y.ok(), Some(b"1 2".to_vec()));
+    // The miner's fault, not the client's.
     assert!(
-        backend.answer("crash", b"").await.is_err(),
+        matches!(
+            backend.answer("crash", b"").await,
+            Err(meshmind_node::role::miner::BackendError::Failed(_))
+        ),
         "a crash fails the query in flight"
     );
     assert_eq!(
@@ -228,8 +232,12 @@ async fn the_exec_backend_serves_through_a_subprocess_and_survives_its_crash() {
         Some(b"again it works".to_vec()),
         "restarted on the next query"
     );
+    // The client's fault, not the miner's.
     assert!(
-        backend.answer("sort", &[0xff]).await.is_err(),
+        matches!(
+            backend.answer("sort", &[0xff]).await,
+            Err(meshmind_node::role::miner::BackendError::InvalidInput(_))
+        ),
         "non-UTF-8 input refused"
     );
     // Streamed: the process's chunk lines arrive as separate pieces, the final output last.

@@ -195,6 +195,9 @@ fn init_run_status_query_and_graceful_shutdown() {
         .output()
         .expect("run meshmind");
     assert!(!output.status.success(), "{output:?}");
+    // Refused in the handshake: the network id is part of the query plane's protocol name.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("connecting to"), "{stderr}");
 
     assert!(miner.terminate().success(), "the miner exits 0 on SIGTERM");
     assert!(

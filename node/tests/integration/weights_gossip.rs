@@ -9,7 +9,7 @@ use meshmind_node::role::miner::{Miner, MinerConfig, Reference};
 use meshmind_node::role::validator::gossip::{
     Arrival, KEEP_BEHIND, WeightBoard, WeightKind, WeightsError, WeightsEvent,
 };
-use meshmind_node::role::validator::weights::commit;
+use meshmind_node::role::validator::weights::{RevealError, commit};
 use meshmind_node::role::validator::{Validator, ValidatorConfig};
 use meshmind_node::topics::Topic;
 use meshmind_p2p::{Network, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle};
@@ -212,9 +212,10 @@ fn a_reveal_that_does_not_match_is_refused() {
     let (commitment, reveal) = commit(&key, NET, 1, 3, &[(0, 65535)], [7; 32]);
     let mut board = WeightBoard::new([key.public()]);
     assert!(
-        board
-            .on_message(WeightKind::Reveal, &reveal.encode_to_vec(), at(3))
-            .is_err(),
+        matches!(
+            board.on_message(WeightKind::Reveal, &reveal.encode_to_vec(), at(3)),
+            Err(WeightsError::NoCommitment)
+        ),
         "reveal before commit"
     );
     board
@@ -222,16 +223,16 @@ fn a_reveal_that_does_not_match_is_refused() {
         .expect("commit");
     let (_, other) = commit(&key, NET, 1, 3, &[(0, 100)], [7; 32]);
     assert!(
-        board
-            .on_message(WeightKind::Reveal, &other.encode_to_vec(), at(3))
-            .is_err(),
+        matches!(
+            board.on_message(WeightKind::Reveal, &other.encode_to_vec(), at(3)),
+            Err(WeightsError::Reveal(RevealError::WrongHash))
+        ),
         "different weights"
     );
-    assert!(
-        board
-            .on_message(WeightKind::Reveal, b"garbage", at(3))
-            .is_err()
-    );
+    assert!(matches!(
+        board.on_message(WeightKind::Reveal, b"garbage", at(3)),
+        Err(WeightsError::Decode(_))
+    ));
     board
         .on_message(WeightKind::Reveal, &reveal.encode_to_vec(), at(3))
         .expect("the real reveal");

@@ -70,6 +70,8 @@ async fn a_rejected_message_is_not_forwarded_and_costs_its_sender() {
     )
     .await;
 
+    // c hears a only through b.
+    assert!(!c.handle.peers().await.expect("peers").contains(&a.id));
     let mut bad = BAD.to_vec();
     bad.extend_from_slice(b"forged weights");
     a.handle.publish("t", bad.clone()).await.expect("publish");
@@ -91,7 +93,15 @@ async fn a_rejected_message_is_not_forwarded_and_costs_its_sender() {
             .iter()
             .any(|s| s.data == bad && s.rejected)
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A later message from b reaches c over the same link: had b forwarded the bad one, c
+    // would have it by now.
+    publish(&b, "t", b"marker").await;
+    wait_for(
+        Duration::from_secs(20),
+        "c to receive b's later message",
+        || async { c.has_seen("t", b"marker").then_some(()) },
+    )
+    .await;
     assert!(!c.handle.peers().await.expect("peers").contains(&a.id));
     assert!(!c.seen.lock().expect("log").iter().any(|s| s.data == bad));
     stop_all(vec![a, b, c]).await;

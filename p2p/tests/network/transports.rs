@@ -52,19 +52,21 @@ async fn meshes_of_different_networks_never_exchange_messages() {
         || async { (!a.handle.peers().await.ok()?.contains(&b.id)).then_some(()) },
     )
     .await;
-    let _ = b.handle.publish("t", b"from net-b".to_vec()).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // b has nobody to publish to.
+    assert!(matches!(
+        b.handle.publish("t", b"from net-b".to_vec()).await,
+        Err(meshmind_p2p::NetworkError::NoPeers)
+    ));
     assert!(b.seen.lock().expect("log").is_empty());
     assert!(!a.has_seen("t", b"from net-b"));
     // The query plane refuses the other network in the TLS handshake.
     b.handle
         .add_query_addr(a.id, a.query_addr())
         .expect("query plane");
+    let refused = b.handle.query(a.id, b"hi", Duration::from_secs(2)).await;
     assert!(
-        b.handle
-            .query(a.id, b"hi", Duration::from_secs(2))
-            .await
-            .is_err()
+        matches!(&refused, Err(meshmind_p2p::QueryError::Connect { peer, .. }) if *peer == a.id),
+        "{refused:?}"
     );
     stop_all(vec![a, a2, b]).await;
 }
@@ -77,7 +79,10 @@ async fn shutdown_closes_listeners_and_ends_the_task() {
     node.stop().await;
     assert!(handle.is_shut_down());
     assert!(
-        handle.peers().await.is_err(),
+        matches!(
+            handle.peers().await,
+            Err(meshmind_p2p::NetworkError::Shutdown)
+        ),
         "commands fail after shutdown"
     );
     // The TCP port is free again.

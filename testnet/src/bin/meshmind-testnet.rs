@@ -136,6 +136,37 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Query a validator from many concurrent clients for a while (loopback only); report
+    /// throughput, latency percentiles, errors by kind and answers per miner.
+    Load {
+        /// The validator queried (its API is read from the testnet directory).
+        #[arg(long, default_value = "v0")]
+        node: String,
+        /// Testnet directory.
+        #[arg(long, default_value = "./testnet-data")]
+        dir: PathBuf,
+        /// HTTP gateway or p2p query plane.
+        #[arg(long, value_enum, default_value = "http")]
+        plane: meshmind_testnet::load::Plane,
+        /// Concurrent clients, each asking again as soon as it is answered.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Longest run, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Most queries in all.
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        /// A reference task, so every answer is checked.
+        #[arg(long, default_value = "sort")]
+        task: String,
+        /// The subnet.
+        #[arg(long, default_value_t = 1)]
+        subnet: u32,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Watch a running testnet for a while and write a report of it.
     Report {
         /// Testnet directory.
@@ -416,6 +447,41 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             };
             let tally = meshmind_testnet::hostile::mount(attack, &api, &genesis, bounds).await?;
             println!("{}", serde_json::to_string(&tally)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load {
+            node,
+            dir,
+            plane,
+            clients,
+            seconds,
+            count,
+            task,
+            subnet,
+            json,
+        } => {
+            anyhow::ensure!(
+                seconds.is_finite() && seconds > 0.0 && seconds <= 600.0,
+                "--seconds: above 0, at most 600"
+            );
+            let manifest = load(&dir)?;
+            let entry = manifest.node(&node)?;
+            let spec = meshmind_testnet::load::LoadSpec {
+                api: entry.api.clone(),
+                plane,
+                clients,
+                duration: Duration::from_secs_f64(seconds),
+                count,
+                subnet,
+                task,
+            };
+            let genesis = entry.data_dir.join("genesis.toml");
+            let report = meshmind_testnet::load::run(&spec, Some(&genesis)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { dir, seconds } => {

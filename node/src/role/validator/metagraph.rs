@@ -218,7 +218,12 @@ mod tests {
         // A bad signature is the sender's fault.
         let mut forged = ad(&honest);
         forged.signature[0] ^= 1;
-        assert!(graph.accept(&forged, &context).unwrap_err().penalise());
+        let error = graph.accept(&forged, &context).unwrap_err();
+        assert!(
+            matches!(&error, AdError::Invalid(e) if e.field == "signature"),
+            "{error:?}"
+        );
+        assert!(error.penalise());
         // Before the registrations are known every miner counts; once known, the rest shrink.
         let mut open = Metagraph::new(1);
         for n in 0..40u32 {
