@@ -206,9 +206,12 @@ pub fn act(
                 source,
             })
         }
-        Action::QueryLoad | Action::Partition | Action::Heal | Action::Assert | Action::Attack => {
-            Ok(())
-        }
+        Action::QueryLoad
+        | Action::Load
+        | Action::Partition
+        | Action::Heal
+        | Action::Assert
+        | Action::Attack => Ok(()),
     }
 }
 
@@ -314,6 +317,47 @@ async fn play(
                 }
                 Err(e) => Some(e.to_string()),
             }
+        } else if event.action == Action::Load {
+            let node = manifest
+                .node(&event.node)
+                .map_err(|e| LaunchError::Other(e.to_string()))?;
+            let spec = crate::load::LoadSpec {
+                api: node.api.clone(),
+                plane: event.plane.unwrap_or(crate::load::Plane::Http),
+                clients: event.clients.unwrap_or(1),
+                duration: event.duration.unwrap_or(Duration::from_secs(1)),
+                count: event.count.unwrap_or(u64::MAX),
+                subnet: 1,
+                task: "sort".into(),
+            };
+            let genesis = node.data_dir.join("genesis.toml");
+            let (queries, what) = (queries.clone(), format!("load on {}", event.node));
+            // Like an attack, a load that could not run fails the run.
+            attacks.push(tokio::spawn(async move {
+                let started = since(genesis_ms);
+                let result = crate::load::run(&spec, Some(&genesis)).await;
+                let played = |what: String, error| Played {
+                    t_ms: since(genesis_ms),
+                    what,
+                    error,
+                };
+                match result {
+                    Ok(report) => {
+                        let ran = report.sent > 0;
+                        queries.lock().unwrap_or_else(|p| p.into_inner()).extend(
+                            report.samples.iter().map(|s| QuerySample {
+                                t_ms: started + s.t_ms as i64,
+                                latency_ms: s.latency_ms,
+                                ok: s.ok,
+                            }),
+                        );
+                        let summary = report.table().replace('\n', "; ");
+                        (played(format!("{what}: {summary}"), None), ran)
+                    }
+                    Err(e) => (played(what, Some(e.to_string())), false),
+                }
+            }));
+            None
         } else if event.action == Action::QueryLoad {
             let api = manifest
                 .node(&event.node)
@@ -356,10 +400,7 @@ async fn play(
     let mut outcomes = timed;
     for (record, mounted) in attacks {
         outcomes.push(Outcome {
-            assertion: format!(
-                "{} was mounted",
-                record.what.split(':').next().unwrap_or("")
-            ),
+            assertion: format!("{} ran", record.what.split(':').next().unwrap_or("")),
             passed: mounted,
             observed: record.error.clone().unwrap_or_else(|| record.what.clone()),
         });

@@ -90,6 +90,9 @@ pub enum Action {
     Wipe,
     /// Send queries through a validator.
     QueryLoad,
+    /// Query a validator from `clients` concurrent clients for `duration`, over `plane` (`http`,
+    /// the default, or `p2p`); see [`crate::load`].
+    Load,
     /// Cut the named groups of nodes apart (`groups = "v0,v1 / v2,v3"`).
     Partition,
     /// Undo every partition.
@@ -111,6 +114,7 @@ impl std::fmt::Display for Action {
             Self::Resume => "resume",
             Self::Wipe => "wipe",
             Self::QueryLoad => "query_load",
+            Self::Load => "load",
             Self::Partition => "partition",
             Self::Heal => "heal",
             Self::Assert => "assert",
@@ -146,9 +150,15 @@ pub struct Event {
     /// The attack of an `attack` event (`gossip-flood`, `fake-ads`, ...).
     #[serde(default)]
     pub attack: Option<crate::hostile::Attack>,
-    /// Most messages or requests of an `attack`.
+    /// Most messages or requests of an `attack`, or queries of a `load`.
     #[serde(default)]
     pub count: Option<u64>,
+    /// Concurrent clients of a `load`.
+    #[serde(default)]
+    pub clients: Option<usize>,
+    /// The plane of a `load`.
+    #[serde(default)]
+    pub plane: Option<crate::load::Plane>,
 }
 
 /// Parses `"250ms"`, `"6s"`, `"1.5s"`, `"2m"`.
@@ -316,9 +326,30 @@ impl Scenario {
                         "events[{i}]: attacks run on loopback, not in network namespaces"
                     ));
                 }
+            } else if event.action == Action::Load {
+                if event
+                    .clients
+                    .is_none_or(|c| c == 0 || c > crate::load::MAX_CLIENTS)
+                    || event.duration.is_none()
+                {
+                    return Err(format!(
+                        "events[{i}]: load needs clients (1 to {}) and duration",
+                        crate::load::MAX_CLIENTS
+                    ));
+                }
+                if self.netns {
+                    return Err(format!(
+                        "events[{i}]: loads run on loopback, not in network namespaces"
+                    ));
+                }
             } else if event.attack.is_some() || event.count.is_some() {
                 return Err(format!(
-                    "events[{i}]: attack and count belong to attack events"
+                    "events[{i}]: attack and count belong to attack and load events"
+                ));
+            }
+            if event.action != Action::Load && (event.clients.is_some() || event.plane.is_some()) {
+                return Err(format!(
+                    "events[{i}]: clients and plane belong to load events"
                 ));
             }
         }
@@ -429,5 +460,47 @@ duration = "3s"
         )
         .unwrap_err();
         assert!(err.message.starts_with("asserts[0]"), "{err}");
+    }
+
+    #[test]
+    fn attack_and_load_events_need_their_fields() {
+        let head = "name = \"t\"\nvalidators = 1\n[[events]]\nat = \"1s\"\nnode = \"v0\"\n";
+        let ok = Scenario::parse(
+            "t.toml",
+            &format!("{head}action = \"load\"\nclients = 8\nplane = \"p2p\"\nduration = \"2s\"\n"),
+        )
+        .expect("a load");
+        assert_eq!(ok.events[0].clients, Some(8));
+        assert_eq!(ok.events[0].plane, Some(crate::load::Plane::P2p));
+        let ok = Scenario::parse(
+            "t.toml",
+            &format!("{head}action = \"attack\"\nattack = \"fake-ads\"\nduration = \"2s\"\n"),
+        )
+        .expect("an attack");
+        assert_eq!(ok.events[0].attack, Some(crate::hostile::Attack::FakeAds));
+        for (body, says) in [
+            (
+                "action = \"load\"\nduration = \"2s\"\n",
+                "load needs clients",
+            ),
+            (
+                "action = \"attack\"\nduration = \"2s\"\n",
+                "attack needs attack",
+            ),
+            ("action = \"kill\"\nclients = 3\n", "belong to load events"),
+            (
+                "action = \"kill\"\ncount = 3\n",
+                "belong to attack and load events",
+            ),
+        ] {
+            let err = Scenario::parse("t.toml", &format!("{head}{body}")).unwrap_err();
+            assert!(err.message.contains(says), "{body}: {err}");
+        }
+        let err = Scenario::parse(
+            "t.toml",
+            &format!("{head}action = \"attack\"\nattack = \"teleport\"\nduration = \"2s\"\n"),
+        )
+        .unwrap_err();
+        assert!(err.message.contains("teleport"), "{err}");
     }
 }
