@@ -90,6 +90,14 @@ pub struct ValidatorSection {
     /// Time between DHT lookups of the subnet's miners (providers without a live ad are asked for
     /// their ads). Default 10000 ms; 0 turns the lookups off.
     pub discovery_interval_ms: u64,
+    /// Queries one client may route through this validator per second (a peer on the query
+    /// plane; over HTTP an IPv4 address or an IPv6 /64), with bursts of twice as many; past it the
+    /// answer is `Overloaded` (HTTP 429). Default 100.
+    pub client_rate: u32,
+    /// Client queries this validator routes to one miner per second, with bursts of twice as
+    /// many; keep it under the miners' per-caller quota (`[miner] rate_per_peer`, default 50) so
+    /// that challenges always find room. Default 40.
+    pub routed_rate_per_miner: u32,
 }
 
 impl Default for ValidatorSection {
@@ -101,6 +109,8 @@ impl Default for ValidatorSection {
             top_k: 3,
             hedge_after_ms: 150,
             discovery_interval_ms: 10_000,
+            client_rate: 100,
+            routed_rate_per_miner: 40,
         }
     }
 }

@@ -140,6 +140,15 @@ pub async fn run(
         Role::Validator => {
             let mut validator_config = ValidatorConfig::new(network_id, subnet);
             validator_config.top_k = config.validator.top_k;
+            let section = &config.validator;
+            validator_config.per_client = (
+                section.client_rate.max(1),
+                section.client_rate.max(1).saturating_mul(2),
+            );
+            validator_config.routed_per_miner = (
+                section.routed_rate_per_miner.max(1),
+                section.routed_rate_per_miner.max(1).saturating_mul(2),
+            );
             validator_config.hedge_after = Duration::from_millis(config.validator.hedge_after_ms);
             validator_config.challenge_deadline =
                 Duration::from_millis(config.validator.challenge_deadline_ms);
