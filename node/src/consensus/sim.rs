@@ -314,7 +314,8 @@ impl Sim {
         }
     }
 
-    fn next_height(&mut self, node: usize, height: u64) {
+    /// Gives `node` a fresh core at `height` (no locks, no votes, round 0) and starts it.
+    fn start_afresh(&mut self, node: usize, height: u64) {
         self.nodes[node].core = Core::new(
             Some(node),
             height,
@@ -322,6 +323,10 @@ impl Sim {
             TimeoutConfig::default(),
         );
         self.apply(node, Input::Start);
+    }
+
+    fn next_height(&mut self, node: usize, height: u64) {
+        self.start_afresh(node, height);
         let future = std::mem::take(&mut self.nodes[node].future);
         for message in future {
             self.process(node, message);
@@ -385,13 +390,7 @@ impl Sim {
                         && self.rng.chance(30)
                     {
                         // Forgets its locks and votes, and starts the height over.
-                        self.nodes[node].core = Core::new(
-                            Some(node),
-                            height,
-                            self.set.clone(),
-                            TimeoutConfig::default(),
-                        );
-                        self.apply(node, Input::Start);
+                        self.start_afresh(node, height);
                     } else {
                         self.apply(node, Input::Timeout(timeout));
                     }
