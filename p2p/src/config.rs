@@ -107,12 +107,19 @@ pub struct NetworkConfig {
 pub(crate) fn public_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(ip) => {
+            // 100.64.0.0/10: carrier-grade NAT, shared address space.
+            let shared = ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64;
             !(ip.is_loopback()
                 || ip.is_private()
                 || ip.is_link_local()
                 || ip.is_unspecified()
-                || ip.is_broadcast())
+                || ip.is_broadcast()
+                || shared)
         }
+        // An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is what it maps to.
+        IpAddr::V6(ip) if ip.to_ipv4_mapped().is_some() => ip
+            .to_ipv4_mapped()
+            .is_some_and(|v4| public_ip(IpAddr::V4(v4))),
         IpAddr::V6(ip) => {
             let unique_local = (ip.segments()[0] & 0xfe00) == 0xfc00;
             let link_local = (ip.segments()[0] & 0xffc0) == 0xfe80;
@@ -340,6 +347,23 @@ mod tests {
         config.local = false;
         config.listen = vec!["/ip4/203.0.113.7/tcp/7400".parse().expect("address")];
         config.check().expect("a public node");
+        // What a peer may not pass off as public: mapped loopback, shared address space.
+        for ip in [
+            "::ffff:127.0.0.1",
+            "::ffff:10.1.2.3",
+            "100.64.0.1",
+            "100.127.255.254",
+        ] {
+            assert!(!public_ip(ip.parse().expect("ip")), "{ip}");
+        }
+        for ip in [
+            "203.0.113.7",
+            "::ffff:203.0.113.7",
+            "100.128.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(public_ip(ip.parse().expect("ip")), "{ip}");
+        }
     }
 
     #[test]

@@ -18,8 +18,6 @@ use meshmind_protocols::{Keypair, NetworkId, Signed, v1};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-/// Identities a gossip flood rotates over (each a connection of its own).
-const FLOOD_IDENTITIES: usize = 8;
 /// Requests or queries in flight at once in the request attacks.
 const IN_FLIGHT: usize = 16;
 /// The longest snapshot range a sync request may ask for.
@@ -31,7 +29,7 @@ const FORGED_PER_BATCH: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Attack {
-    /// Junk on every gossip topic from several identities at once.
+    /// Stale but well-formed consensus votes, faster than one peer may send.
     GossipFlood,
     /// Self-signed capability ads of fresh hotkeys nobody registered, pointing at a dead port.
     FakeAds,
@@ -62,7 +60,8 @@ impl Attack {
     /// Messages or requests sent per second unless told otherwise.
     pub fn default_rate(self) -> u32 {
         match self {
-            Self::GossipFlood => 2_000,
+            // Over the per-peer gossip budget of 1,000 a second, so the target cuts them off.
+            Self::GossipFlood => 6_000,
             Self::FakeAds | Self::FutureCommits | Self::MempoolStuffing => 1_000,
             Self::SyncFlood | Self::QueryFlood => 1_000,
             Self::ForgedCertificates => 20,
@@ -436,37 +435,34 @@ pub async fn mount(
     })
 }
 
-/// Junk on every topic, round-robin over [`FLOOD_IDENTITIES`] connections.
+/// Consensus votes for epoch 0, long decided: well formed, so they are dropped without a
+/// penalty (no honest node can tell a stale vote from a late one), and pushed faster than one
+/// peer may send.
 async fn gossip_flood(
     target: &Target,
     bounds: Bounds,
     counts: &Counts,
 ) -> Result<(), HostileError> {
-    const TOPICS: [&str; 6] = [
-        "tx",
-        "caps/1",
-        "weights/1/commit",
-        "weights/1/reveal",
-        "evidence",
-        "consensus",
-    ];
-    let mut identities = Vec::new();
-    for _ in 0..FLOOD_IDENTITIES {
-        identities.push(target.join().await?);
-    }
-    let mut pace = Pace::new(bounds);
-    while let Some(i) = pace.next().await {
-        let network = &identities[i as usize % identities.len()];
-        let topic = TOPICS[(i as usize / identities.len()) % TOPICS.len()];
-        let data = junk(i, 64 + (i % 900) as usize);
-        match network.publish(topic, data).await {
-            Ok(()) => counts.add(&counts.sent),
-            Err(_) => counts.add(&counts.failed),
-        }
-    }
-    for network in identities {
-        network.shutdown().await;
-    }
+    let network = target.join().await?;
+    let network_id = target.network_id;
+    publish_each(&network, bounds, counts, |i| {
+        let vote = v1::Vote {
+            network_id: network_id.to_vec(),
+            epoch: 0,
+            round: (i % 1_000) as u32,
+            vote_type: v1::VoteType::Prevote as i32,
+            value_id: junk(i, 32),
+            valset_hash: junk(i + 1, 32),
+            validator: fresh_key().public().to_bytes().to_vec(),
+            signature: junk(i + 2, 64),
+        };
+        let message = v1::ConsensusMessage {
+            body: Some(v1::consensus_message::Body::Vote(vote)),
+        };
+        ("consensus".to_string(), message.encode_to_vec())
+    })
+    .await;
+    network.shutdown().await;
     Ok(())
 }
 

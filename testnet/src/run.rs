@@ -390,8 +390,17 @@ async fn play(
     }
     let mut mounted = Vec::new();
     for attack in attacks {
-        if let Ok(result) = attack.await {
-            mounted.push(result);
+        match attack.await {
+            Ok(result) => mounted.push(result),
+            // A task that panicked ran nothing: that fails the run too.
+            Err(e) => mounted.push((
+                Played {
+                    t_ms: since(genesis_ms),
+                    what: "an attack or load task".into(),
+                    error: Some(e.to_string()),
+                },
+                false,
+            )),
         }
     }
     let attacks = mounted;
@@ -487,11 +496,11 @@ fn hostile(
         let (what, error) = match output {
             Ok(Ok(out)) if out.status.success() => {
                 let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                // Reached: something was sent and not all of it failed on the way.
+                // Reached: the target took something it sent.
                 reached = serde_json::from_str::<serde_json::Value>(&line)
                     .ok()
-                    .and_then(|tally| Some((tally["sent"].as_u64()?, tally["failed"].as_u64()?)))
-                    .is_some_and(|(sent, failed)| sent > failed);
+                    .and_then(|tally| tally["sent"].as_u64())
+                    .is_some_and(|sent| sent > 0);
                 (format!("{what}: {line}"), None)
             }
             Ok(Ok(out)) => (
@@ -520,27 +529,35 @@ fn hostile(
     }))
 }
 
-/// The longest time a validator went without its finalized epoch moving, over the samples in
-/// which it answered: (node, gap in ms, when the gap ended).
+/// The longest time a validator went without its finalized epoch moving: from the first sample
+/// showing an epoch to the first showing a later one (or the last sample), so samples in which it
+/// did not answer count as part of the gap. Returns (node, gap in ms, when the gap ended).
 fn longest_finality_gap(samples: &[Sample]) -> Option<(String, i64, i64)> {
-    let mut last: std::collections::BTreeMap<&str, (u64, i64, i64)> = Default::default();
+    let mut first_seen: std::collections::BTreeMap<&str, (u64, i64)> = Default::default();
     let mut longest: Option<(String, i64, i64)> = None;
+    let mut last_t = i64::MIN;
     for sample in samples {
+        last_t = last_t.max(sample.t_ms);
         let status = &sample.status;
         let (true, Some(epoch)) = (status.role == "validator", status.finalized_epoch) else {
             continue;
         };
-        let entry = last
+        let entry = first_seen
             .entry(status.name.as_str())
-            .or_insert((epoch, sample.t_ms, sample.t_ms));
+            .or_insert((epoch, sample.t_ms));
         if epoch != entry.0 {
-            *entry = (epoch, sample.t_ms, sample.t_ms);
-        } else {
-            entry.2 = sample.t_ms;
+            let gap = sample.t_ms - entry.1;
+            if longest.as_ref().is_none_or(|(_, g, _)| gap > *g) {
+                longest = Some((status.name.clone(), gap, sample.t_ms));
+            }
+            *entry = (epoch, sample.t_ms);
         }
-        let gap = entry.2 - entry.1;
+    }
+    // Still waiting at the end counts too.
+    for (name, (_, since)) in first_seen {
+        let gap = last_t - since;
         if longest.as_ref().is_none_or(|(_, g, _)| gap > *g) {
-            longest = Some((status.name.clone(), gap, sample.t_ms));
+            longest = Some((name.to_string(), gap, last_t));
         }
     }
     longest

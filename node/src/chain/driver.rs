@@ -220,15 +220,12 @@ impl Driver {
                 let wait = end.saturating_sub(crate::clock::now_ms()).min(MAX_WAIT_MS);
                 Instant::now() + Duration::from_millis(wait)
             });
+            // In this order: the node's own clock (timeouts, the epoch's start, resends) and its own
+            // tasks' results first, as they come at most at their own pace, so no flood of input
+            // can hold them back; then proposals and votes; then everything else.
             tokio::select! {
                 biased;
                 () = stop.cancelled() => return Ok(()),
-                Some(input) = votes.recv() => self.on_input(input).await?,
-                input = inbox.recv() => {
-                    let Some(input) = input else { return Ok(()) };
-                    self.on_input(input).await?;
-                }
-                Some(internal) = self.internal_rx.recv() => self.on_internal(internal).await?,
                 () = sleep_until(next_timer), if next_timer.is_some() => {
                     if let Some(Reverse((_, height, round, step))) = self.timers.pop() {
                         let actions = blocking(|| self.engine.on_timeout(Timeout { height, round, step }))?;
@@ -240,7 +237,13 @@ impl Driver {
                     let actions = blocking(|| self.engine.start())?;
                     self.perform(actions).await?;
                 }
+                Some(internal) = self.internal_rx.recv() => self.on_internal(internal).await?,
                 _ = resend.tick() => self.resend(),
+                Some(input) = votes.recv() => self.on_input(input).await?,
+                input = inbox.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    self.on_input(input).await?;
+                }
             }
             self.publish_status();
         }
@@ -357,20 +360,34 @@ impl Driver {
                 self.syncing = false;
                 let mut progressed = false;
                 let mut forged = false;
+                let mut overtaken = false;
+                let mut refused = false;
                 for item in items {
                     let epoch = item
                         .snapshot
                         .as_ref()
                         .and_then(|s| s.header.as_ref())
                         .map(|h| h.epoch);
-                    if epoch != Some(self.engine.height()) {
+                    let height = self.engine.height();
+                    if epoch.is_some_and(|e| e < height) {
+                        // Decided here meanwhile: the peer did nothing wrong.
+                        overtaken = true;
                         continue;
+                    }
+                    if epoch != Some(height) {
+                        continue;
+                    }
+                    // A certificate of this very epoch that does not verify: no honest peer
+                    // serves one. (One that verifies on a snapshot that does not check means
+                    // this node is the odd one out, and no peer is to blame.)
+                    if !self.certified(&item) {
+                        forged = true;
+                        break;
                     }
                     let actions = blocking(|| self.engine.apply_finalized(item))?;
                     if actions.is_empty() {
-                        // A finalized snapshot of this very epoch that does not check: no honest
-                        // peer serves one.
-                        forged = true;
+                        tracing::error!(%peer, epoch = height, "a certified finalized snapshot does not check here: this node's state differs from the network's");
+                        refused = true;
                         break;
                     }
                     progressed = true;
@@ -381,7 +398,7 @@ impl Driver {
                     self.cut_off(peer, now);
                 } else if progressed {
                     self.sources.delivered(&peer);
-                } else {
+                } else if !overtaken || refused {
                     let backoff = self.sources.failed(peer, now);
                     tracing::debug!(%peer, ?backoff, "sync answer brought nothing usable; avoiding the peer");
                 }
@@ -400,7 +417,24 @@ impl Driver {
         Ok(())
     }
 
-    /// Blocks `peer`, which served a finalized snapshot that does not check, for [`BAN`].
+    /// Whether `item`'s certificate proves its snapshot final for the epoch being decided, under
+    /// the set deciding it.
+    fn certified(&self, item: &v1::FinalizedSnapshot) -> bool {
+        let (Some(snapshot), Some(certificate)) = (&item.snapshot, &item.certificate) else {
+            return false;
+        };
+        crate::consensus::certificate::verify(
+            certificate,
+            self.genesis.network_id,
+            self.engine.members(),
+            self.engine.height(),
+            &super::snapshot::value_id(snapshot),
+        )
+        .is_ok()
+    }
+
+    /// Blocks `peer`, which served a finalized snapshot with a certificate that does not verify,
+    /// for [`BAN`].
     fn cut_off(&mut self, peer: PeerId, now: std::time::Instant) {
         tracing::warn!(%peer, ban = ?BAN, "peer served a finalized snapshot that does not check; blocking it");
         self.sources.invalid(peer, now);

@@ -139,7 +139,8 @@ impl ConsensusService {
                 tracing::error!(error = %e, "consensus stopped: the ledger failed");
             }
         });
-        let sync = SyncServer::new(ledger.clone(), network_id, inbox.clone());
+        // Votes resent straight to this node travel with the gossiped ones.
+        let sync = SyncServer::new(ledger.clone(), network_id, votes.clone());
         Ok(Self {
             ledger,
             chain,

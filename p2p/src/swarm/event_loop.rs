@@ -508,6 +508,13 @@ impl EventLoop {
                 Limited::Peer => "peer",
                 Limited::Origin => "origin",
             };
+            if limit == Limited::Peer {
+                // gossipsub counts a message as seen before it is validated, so whatever this
+                // peer relays past its budget would be lost even when honest peers bring it
+                // later: a peer that pushes that much is cut off instead of being heard less.
+                tracing::debug!(peer = %propagation_source, "gossip over the per-peer rate; disconnecting");
+                let _ = self.swarm.disconnect_peer_id(propagation_source);
+            }
             self.p2p_metrics
                 .gossip_rate_limited
                 .get_or_create(&vec![("by", by)])
