@@ -648,7 +648,11 @@ pub async fn check(
         Assertion::PeakRss { cmp, mib } => {
             let mut seen = Vec::new();
             let mut unreadable = Vec::new();
-            for node in &manifest.nodes {
+            let running = manifest.nodes.iter().filter(|n| {
+                n.pid
+                    .is_some_and(|p| crate::process::state(p) != crate::process::ProcState::Exited)
+            });
+            for node in running {
                 match node.pid.and_then(crate::process::peak_rss_kib) {
                     Some(kib) => seen.push((node.name.clone(), kib / 1024)),
                     None => unreadable.push(node.name.clone()),
@@ -664,7 +668,7 @@ pub async fn check(
                 .join(" ");
             observed = format!("peak MiB: {observed}");
             if !unreadable.is_empty() {
-                observed.push_str(&format!("; unreadable (not running?): {unreadable:?}"));
+                observed.push_str(&format!("; unreadable: {unreadable:?}"));
             }
             (holds, observed)
         }
