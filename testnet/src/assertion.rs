@@ -5,6 +5,7 @@
 //! - `finality stalls for 4s` (no running validator finalizes anything meanwhile)
 //! - `finality gap <= 3s` (the longest a validator went without finalizing, in the status samples)
 //! - `peak rss_mb <= 400` (every running node's peak resident memory, from `/proc`)
+//! - `round0 share >= 0.9` (of the epochs each validator committed, the share decided in round 0)
 //! - `query success_rate >= 0.99` (over every query the timeline sent)
 //! - `no evidence`, `evidence against v3`
 //! - `miner m3 weight_rank <= 2`, `miner m4 weight == 0` (in v0's latest weight vector)
@@ -87,6 +88,13 @@ pub enum Assertion {
         cmp: Cmp,
         /// The bound.
         gap: Duration,
+    },
+    /// Of the epochs each running validator committed, the share decided in round 0, compared.
+    RoundZero {
+        /// Comparison.
+        cmp: Cmp,
+        /// The share, 0 to 1.
+        share: f64,
     },
     /// Every running node's peak resident memory (`VmHWM`), in MiB, compared.
     PeakRss {
@@ -184,6 +192,16 @@ impl Assertion {
                 cmp: Cmp::parse(cmp)?,
                 gap: parse_duration(d)?,
             }),
+            ["round0", "share", cmp, share] => {
+                let share: f64 = number(share)?;
+                if !(0.0..=1.0).contains(&share) {
+                    return Err("round0 share is between 0 and 1".into());
+                }
+                Ok(Self::RoundZero {
+                    cmp: Cmp::parse(cmp)?,
+                    share,
+                })
+            }
             ["peak", "rss_mb", cmp, mib] => Ok(Self::PeakRss {
                 cmp: Cmp::parse(cmp)?,
                 mib: number(mib)?,
@@ -217,7 +235,7 @@ impl Assertion {
             }),
             _ => Err(format!(
                 "{text:?}: unknown assertion (finalized_epoch, finality stalls for, finality gap, \
-                 peak rss_mb, all ledgers agree, \
+                 round0 share, peak rss_mb, all ledgers agree, \
                  query success_rate, no evidence, evidence against, miner NAME weight_rank|weight|stake)"
             )),
         }
@@ -248,6 +266,13 @@ mod tests {
             Assertion::FinalityGap {
                 cmp: Cmp::Le,
                 gap: Duration::from_secs(3)
+            }
+        );
+        assert_eq!(
+            Assertion::parse("round0 share >= 0.9").unwrap(),
+            Assertion::RoundZero {
+                cmp: Cmp::Ge,
+                share: 0.9
             }
         );
         assert_eq!(

@@ -645,6 +645,30 @@ pub async fn check(
             ),
             None => (false, "no validator status was sampled".into()),
         },
+        Assertion::RoundZero { cmp, share } => {
+            let mut seen = Vec::new();
+            for node in running_validators(manifest) {
+                let counts = read(&node.api, |c| async move { c.status().await })
+                    .await
+                    .map(|s| (s.consensus.decided_round0, s.consensus.committed));
+                seen.push((node.name.clone(), counts));
+            }
+            let holds = !seen.is_empty()
+                && seen.iter().all(|(_, counts)| {
+                    counts.is_some_and(|(zero, all)| {
+                        all > 0 && cmp.holds(zero as f64 / all as f64, *share)
+                    })
+                });
+            let observed = seen
+                .iter()
+                .map(|(n, c)| match c {
+                    Some((zero, all)) => format!("{n}={zero}/{all}"),
+                    None => format!("{n}=unreadable"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            (holds, format!("epochs decided in round 0: {observed}"))
+        }
         Assertion::PeakRss { cmp, mib } => {
             let mut seen = Vec::new();
             let mut unreadable = Vec::new();

@@ -48,9 +48,21 @@ impl EpochLoop {
         let mut current: Option<(u64, v1::WeightCommit, v1::WeightReveal)> = None;
         loop {
             self.follow_registrations();
+            // A round of challenges ends at the next epoch boundary at the latest (those still
+            // waiting are dropped unscored): miners that never answer, such as ads pointing at a
+            // dead address, must not make this validator skip an epoch's commitment.
+            let now = now_ms();
+            let g = &self.genesis.message;
+            let boundary = g.genesis_time_ms.saturating_add(
+                self.genesis
+                    .epoch_at(now)
+                    .saturating_add(1)
+                    .saturating_mul(g.epoch_ms.max(1)),
+            );
+            let budget = Duration::from_millis(boundary.saturating_sub(now)).max(self.interval);
             tokio::select! {
                 () = cancel.cancelled() => return,
-                _ = self.validator.challenge_all(now_ms()) => {}
+                _ = tokio::time::timeout(budget, self.validator.challenge_all(now)) => {}
             }
             let epoch = self.genesis.epoch_at(now_ms());
             if last_epoch != Some(epoch) && current.as_ref().map(|c| c.0) != Some(epoch) {
