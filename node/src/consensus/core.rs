@@ -213,6 +213,11 @@ impl Core {
         self.locked
     }
 
+    /// The latest value seen with a polka, and its round: what this node proposes when it may.
+    pub fn valid(&self) -> Option<(ValueId, u32)> {
+        self.valid
+    }
+
     fn after(&self, base: u64, round: u32) -> u64 {
         base.saturating_add(self.timeouts.delta_ms.saturating_mul(u64::from(round)))
     }

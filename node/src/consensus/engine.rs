@@ -219,6 +219,10 @@ pub struct Engine<A: App> {
     proposals: HashMap<u32, Vec<v1::Proposal>>,
     /// The first signed vote of each slot (round, type, validator) of this height.
     votes: HashMap<(u32, i32, Vec<u8>), v1::Vote>,
+    /// The one conflicting vote taken for a slot: it counts toward its own value (a validator that
+    /// lost its log signs again, and a proof-of-lock may rest on either vote); any further one is
+    /// dropped unchecked.
+    conflicting: HashMap<(u32, i32, Vec<u8>), v1::Vote>,
     /// Own signatures of this height: (round, step) -> digest.
     signed: HashMap<(u32, TimeoutStep), [u8; 32]>,
     /// Own signed messages of this height, for rebroadcast.
@@ -247,6 +251,11 @@ fn future_signer(msg: &v1::ConsensusMessage) -> Option<Vec<u8>> {
         Some(Body::Vote(v)) => Some(v.validator.clone()),
         _ => None,
     }
+}
+
+/// Whether `message` carries exactly `vote`.
+fn is_vote(message: &v1::ConsensusMessage, vote: &v1::Vote) -> bool {
+    matches!(&message.body, Some(v1::consensus_message::Body::Vote(v)) if v == vote)
 }
 
 fn message(body: v1::consensus_message::Body) -> v1::ConsensusMessage {
@@ -291,6 +300,7 @@ impl<A: App> Engine<A> {
             bodies: HashMap::new(),
             proposals: HashMap::new(),
             votes: HashMap::new(),
+            conflicting: HashMap::new(),
             signed: HashMap::new(),
             own: Vec::new(),
             valued: HashSet::new(),
@@ -343,6 +353,7 @@ impl<A: App> Engine<A> {
         self.bodies.clear();
         self.proposals.clear();
         self.votes.clear();
+        self.conflicting.clear();
         self.signed.clear();
         self.own.clear();
         self.valued.clear();
@@ -721,15 +732,9 @@ impl<A: App> Engine<A> {
                 if self.votes.get(&slot) == Some(&vote) {
                     return Ok(Ok(Verdict::Ignore));
                 }
-                // Once a validator is proven to equivocate at this height, its further
-                // conflicting votes are dropped unchecked and unlogged.
-                if self.votes.contains_key(&slot)
-                    && self.knows(&Offence {
-                        offender: vote.validator.clone(),
-                        epoch: self.height,
-                        kind: FaultKind::DuplicateVote,
-                    })
-                {
+                // One conflicting vote per slot is taken (and is evidence); any further ones
+                // are dropped unchecked and unlogged.
+                if self.conflicting.contains_key(&slot) {
                     return Ok(Ok(Verdict::Ignore));
                 }
                 self.check_signed(&vote, &vote.network_id, &vote.valset_hash)?;
@@ -953,9 +958,12 @@ impl<A: App> Engine<A> {
         let slot = (vote.round, vote.vote_type, vote.validator.clone());
         let first = self
             .votes
-            .entry(slot)
+            .entry(slot.clone())
             .or_insert_with(|| vote.clone())
             .clone();
+        if first != vote {
+            self.conflicting.entry(slot).or_insert_with(|| vote.clone());
+        }
         let outputs = self.core.handle(Input::Vote(core_vote));
         for output in &outputs {
             if let Output::DuplicateVote(..) = output
@@ -1252,11 +1260,33 @@ impl<A: App> Engine<A> {
     /// to peers that may have missed them. Only own ones: resending everyone's votes, or every
     /// proposal received, multiplies the traffic by the size of the set (64 validators sharing two
     /// cores never got past epoch 2 that way).
+    ///
+    /// Also the prevotes of the polka behind this node's valid value, if it has one: a validator
+    /// that restarted without its log, or missed that round, cannot accept the value re-proposed
+    /// on that proof without them (its own lost prevote may be among them), and without it the
+    /// others may never reach a quorum again.
     pub fn rebroadcast(&self) -> Vec<v1::ConsensusMessage> {
         if !self.started {
             return Vec::new();
         }
-        self.own.clone()
+        let mut out = self.own.clone();
+        if let Some((value, round)) = self.core.valid() {
+            let proof = self
+                .votes
+                .values()
+                .chain(self.conflicting.values())
+                .filter(|v| {
+                    v.round == round
+                        && v.vote_type == v1::VoteType::Prevote as i32
+                        && v.value_id.as_slice() == value.as_slice()
+                })
+                .filter(|v| !out.iter().any(|m| is_vote(m, v)));
+            let proof: Vec<v1::ConsensusMessage> = proof
+                .map(|v| message(v1::consensus_message::Body::Vote(v.clone())))
+                .collect();
+            out.extend(proof);
+        }
+        out
     }
 
     /// Evidence not yet included in a finalized snapshot.

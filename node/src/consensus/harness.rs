@@ -152,6 +152,9 @@ pub(super) struct Faults {
     pub partition: Option<(u64, u64)>,
     /// A crash is a power failure: WAL writes not yet synced are lost with the process.
     pub power_loss: bool,
+    /// A crash loses the node's whole data directory, as an operator who wipes and restarts it:
+    /// it forgets what it signed, so it may sign again (its double signs are not checked).
+    pub amnesia: bool,
 }
 
 impl Faults {
@@ -165,6 +168,7 @@ impl Faults {
             duplicate: 5,
             partition: None,
             power_loss: false,
+            amnesia: false,
         }
     }
 
@@ -360,6 +364,10 @@ impl Net {
             && let Some(memory) = &self.memory
         {
             self.lost_writes += memory[i].lose_unsynced();
+        }
+        if self.faults.amnesia && self.memory.is_some() {
+            self.wipe(i);
+            self.equivocators[i] = true;
         }
         self.engines[i] = None;
         self.stores[i] = None;
@@ -707,9 +715,11 @@ mod tests {
             let victim = (net.faults.next() % 4) as usize;
             let at = (net.faults.next() % 40) as usize;
             net.budgets[victim].store(at, Ordering::SeqCst);
-            // Half the seeds crash by power failure (unsynced WAL writes lost); every third cuts
-            // a seeded set of nodes off for 1.5 s.
+            // Half the seeds crash by power failure (unsynced WAL writes lost), one in five loses
+            // its whole data directory (amnesia); every third cuts a seeded set of nodes off for
+            // 1.5 s.
             net.faults.power_loss = seed % 2 == 0;
+            net.faults.amnesia = seed % 5 == 1;
             if seed % 3 == 0 {
                 net.faults.partition = Some((1 + net.faults.next() % 14, 1_500));
             }
