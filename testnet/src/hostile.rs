@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use meshmind_node::api::types::Status;
 use meshmind_node::genesis::Genesis;
-use meshmind_p2p::{Multiaddr, Network, NetworkConfig, NetworkError, NetworkHandle, PeerId};
+use meshmind_p2p::{Multiaddr, NetworkHandle, PeerId};
 use meshmind_protocols::{Keypair, NetworkId, Signed, v1};
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -93,9 +93,9 @@ pub enum HostileError {
     /// The genesis could not be read.
     #[error("genesis: {0}")]
     Genesis(String),
-    /// The network layer failed.
+    /// The peer could not start, or its network layer failed.
     #[error(transparent)]
-    Network(#[from] NetworkError),
+    Peer(#[from] crate::peer::PeerError),
     /// No connection to the target came up.
     #[error("no connection to the target within {0:?}")]
     NoConnection(Duration),
@@ -188,16 +188,15 @@ impl Target {
 
     /// Joins the network with a fresh identity, connected to the target.
     async fn join(&self) -> Result<NetworkHandle, HostileError> {
-        let mut config = NetworkConfig::local(&self.tag);
-        config.bootnodes = vec![self.addr.clone()];
-        config.kad_server = false;
-        let keypair = Keypair::generate().map_err(|e| HostileError::Genesis(e.to_string()))?;
-        let (network, mut events) = Network::builder(config, &keypair).spawn()?;
-        // Whatever arrives is dropped unanswered.
-        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        let network = crate::peer::spawn(&self.tag, Some(self.addr.clone()))?;
         let limit = Duration::from_secs(15);
         let start = Instant::now();
-        while !network.peers().await?.contains(&self.peer) {
+        while !network
+            .peers()
+            .await
+            .map_err(crate::peer::PeerError::from)?
+            .contains(&self.peer)
+        {
             if start.elapsed() > limit {
                 return Err(HostileError::NoConnection(limit));
             }

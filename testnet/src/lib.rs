@@ -11,6 +11,7 @@ pub mod load;
 pub mod manifest;
 pub mod netns;
 pub mod partition;
+pub mod peer;
 pub mod process;
 pub mod report;
 pub mod run;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use meshmind_node::api::types::{QueryAnswer, QueryRequest};
 use meshmind_node::http::ClientError;
 use meshmind_node::role::reference;
-use meshmind_p2p::{Network, NetworkConfig, NetworkHandle, PeerId};
-use meshmind_protocols::{Keypair, NetworkId, v1};
+use meshmind_p2p::{NetworkHandle, PeerId};
+use meshmind_protocols::{NetworkId, v1};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
@@ -66,9 +66,9 @@ pub enum LoadError {
         /// Why.
         reason: String,
     },
-    /// The network layer failed.
+    /// The client peer could not start.
     #[error(transparent)]
-    Network(#[from] meshmind_p2p::NetworkError),
+    Peer(#[from] crate::peer::PeerError),
 }
 
 /// One query's outcome.
@@ -352,11 +352,7 @@ async fn join(api: &str, genesis: Option<&Path>) -> Result<Plane2p, LoadError> {
         .as_deref()
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| bad("no query plane".into()))?;
-    let mut config = NetworkConfig::local(&status.network);
-    config.kad_server = false;
-    let keypair = Keypair::generate().map_err(|e| bad(format!("a key: {e}")))?;
-    let (network, mut events) = Network::builder(config, &keypair).spawn()?;
-    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    let network = crate::peer::spawn(&status.network, None)?;
     network
         .add_query_addr(peer, query_addr)
         .map_err(|e| bad(e.to_string()))?;
