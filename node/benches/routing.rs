@@ -129,8 +129,7 @@ fn main() -> anyhow::Result<()> {
         let miner = Arc::new(Miner::new(
             {
                 let mut c = MinerConfig::new(NET, 1, vec!["echo".into()]);
-                c.rate_per_peer = 1_000_000;
-                c.burst_per_peer = 1_000_000;
+                c.quotas.others = 1_000_000;
                 c.max_concurrency = 1024;
                 c
             },

@@ -45,8 +45,13 @@ pub struct MinerSection {
     pub url: String,
     /// Queries answered at once. Default 32.
     pub max_concurrency: usize,
-    /// Queries per second accepted from one peer. Default 50.
+    /// Queries per second accepted from a caller without a validator permit on the subnet, with
+    /// bursts of twice as many. Default 50.
     pub rate_per_peer: u32,
+    /// Queries per second the validators holding a permit on the subnet share, in proportion to
+    /// their stake in the finalized state (bursts of twice each share); advertised in the ads so
+    /// that validators keep under their share. Default 8000.
+    pub capacity: u32,
     /// How long a capability ad is valid; ads are refreshed at a third of it. Default 60000 ms.
     pub ad_ttl_ms: u64,
     /// Added latency before every answer, for testing slow miners. Default 0.
@@ -54,6 +59,9 @@ pub struct MinerSection {
     /// Publish ads on the subnet's caps topic too; without it the miner is found only through its
     /// DHT provider records. Default true.
     pub gossip_ads: bool,
+    /// Rates set by the operator, queries per second by caller hotkey (hex), over what stake
+    /// gives (`[miner.quotas]`). Default none.
+    pub quotas: std::collections::BTreeMap<String, u32>,
 }
 
 impl Default for MinerSection {
@@ -66,9 +74,11 @@ impl Default for MinerSection {
             url: String::new(),
             max_concurrency: 32,
             rate_per_peer: 50,
+            capacity: 8_000,
             ad_ttl_ms: 60_000,
             delay_ms: 0,
             gossip_ads: true,
+            quotas: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -94,9 +104,11 @@ pub struct ValidatorSection {
     /// plane; over HTTP an IPv4 address or an IPv6 /64), with bursts of twice as many; past it the
     /// answer is `Overloaded` (HTTP 429). Default 100.
     pub client_rate: u32,
-    /// Client queries this validator routes to one miner per second, with bursts of twice as
-    /// many; keep it under the miners' per-caller quota (`[miner] rate_per_peer`, default 50) so
-    /// that challenges always find room. Default 40.
+    /// Client queries this validator routes to one miner per second (bursts of twice as many)
+    /// when it holds no permit or the miner does not advertise its capacity; keep it under the
+    /// miners' rate for callers without a permit (`[miner] rate_per_peer`, default 50) so that
+    /// challenges always find room. With a permit it routes three quarters of its share of each
+    /// miner's advertised capacity. Default 40.
     pub routed_rate_per_miner: u32,
 }
 

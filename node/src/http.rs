@@ -91,6 +91,15 @@ pub struct HttpClient {
 impl HttpClient {
     /// A client of the server at `base` (`http://host:port`; a bare `host:port` is taken as http).
     pub fn new(base: &str) -> Result<Self, ClientError> {
+        Self::build(base, None)
+    }
+
+    /// A client of the server at `base` whose connections come from the local address `from`.
+    pub fn bound_to(base: &str, from: std::net::IpAddr) -> Result<Self, ClientError> {
+        Self::build(base, Some(from))
+    }
+
+    fn build(base: &str, from: Option<std::net::IpAddr>) -> Result<Self, ClientError> {
         let base = base.trim().trim_end_matches('/');
         let base = match base.split_once("://") {
             None => format!("http://{base}"),
@@ -107,6 +116,7 @@ impl HttpClient {
             .read_timeout(READ_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            .local_address(from)
             .build()
             .map_err(|source| ClientError::Http {
                 url: base.clone(),

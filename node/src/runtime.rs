@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use meshmind_p2p::Network;
-use meshmind_protocols::{KeyFile, KeyKind};
+use meshmind_protocols::{KeyFile, KeyKind, PublicKey};
 use prometheus_client::registry::Registry;
 
 use crate::api::NodeState;
@@ -21,6 +21,7 @@ use crate::role::miner::{
     AdSchedule, Delayed, Echo, Exec, Http, Miner, MinerBackend, MinerConfig, MinerService,
     Reference,
 };
+use crate::role::quota::QuotaPolicy;
 use crate::role::validator::epoch::EpochLoop;
 use crate::role::validator::gossip::{EvidenceSink, WeightBoard, WeightsService};
 use crate::role::validator::{Validator, ValidatorConfig, ValidatorService};
@@ -91,22 +92,21 @@ pub async fn run(
     let board = Arc::new(Mutex::new(WeightBoard::new(
         Members::from_genesis(&genesis)?.keys().iter().copied(),
     )));
-    let consensus = match config.role {
-        Role::Miner => None,
-        _ => {
-            let signer = (config.role == Role::Validator).then(|| hotkey.clone());
-            let service = ConsensusService::start(
-                &data_dir.join(&config.consensus.ledger),
-                signer,
-                &genesis,
-                network.clone(),
-                board.clone(),
-                &config.consensus,
-                None,
-            )
-            .await?;
-            Some(Arc::new(service))
-        }
+    // Every role follows the finalized chain (miners for their callers' stake); only
+    // validators sign.
+    let consensus = {
+        let signer = (config.role == Role::Validator).then(|| hotkey.clone());
+        let service = ConsensusService::start(
+            &data_dir.join(&config.consensus.ledger),
+            signer,
+            &genesis,
+            network.clone(),
+            board.clone(),
+            &config.consensus,
+            None,
+        )
+        .await?;
+        Some(Arc::new(service))
     };
     let mut node = Node::new(network.clone());
     // Registered first, stopped last: the ledger outlives the loops that feed it.
@@ -123,19 +123,22 @@ pub async fn run(
         evidence,
     )))?;
 
-    let mut validator = None;
+    let (mut validator, mut miner) = (None, None);
     match config.role {
         Role::Miner => {
             let mut miner_config = MinerConfig::new(network_id, subnet, config.miner.tasks.clone());
             miner_config.max_concurrency = config.miner.max_concurrency;
-            miner_config.rate_per_peer = config.miner.rate_per_peer;
-            miner_config.burst_per_peer = config.miner.rate_per_peer.saturating_mul(2);
-            let miner = Arc::new(Miner::new(miner_config, hotkey.clone(), backend(&config)?));
+            miner_config.quotas = quota_policy(&config.miner)?;
+            let serving = Arc::new(Miner::new(miner_config, hotkey.clone(), backend(&config)?));
+            serving.register_metrics(&mut registry);
             let ads = AdSchedule {
                 ttl_ms: config.miner.ad_ttl_ms,
                 gossip: config.miner.gossip_ads,
             };
-            node.add(Arc::new(MinerService::new(miner, network.clone(), ads)))?;
+            let economy = consensus.as_ref().map(|c| c.economy.clone());
+            let service = MinerService::new(serving.clone(), network.clone(), ads, economy);
+            node.add(Arc::new(service))?;
+            miner = Some(serving);
         }
         Role::Validator => {
             let mut validator_config = ValidatorConfig::new(network_id, subnet);
@@ -188,6 +191,7 @@ pub async fn run(
         genesis,
         network,
         validator,
+        miner,
         board,
         registry,
         subnet,
@@ -214,6 +218,21 @@ pub async fn run(
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
+}
+
+/// The miner's admission rules from its config section.
+fn quota_policy(section: &crate::config::MinerSection) -> anyhow::Result<QuotaPolicy> {
+    let mut overrides = std::collections::BTreeMap::new();
+    for (hotkey, &rate) in &section.quotas {
+        let key = PublicKey::from_hex(hotkey)
+            .with_context(|| format!("[miner.quotas] {hotkey:?} is not a hotkey"))?;
+        overrides.insert(crate::state::Key(key.to_bytes()), rate);
+    }
+    Ok(QuotaPolicy {
+        capacity: section.capacity,
+        others: section.rate_per_peer,
+        overrides,
+    })
 }
 
 /// The admin routes' token: `admin.token` in `data_dir`, made (random, owner-only) if missing.

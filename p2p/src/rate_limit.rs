@@ -33,6 +33,16 @@ impl<K: Eq + Hash + Copy> RateLimiter<K> {
 
     /// Takes one token for `key` at `now`; false if its bucket is empty.
     pub fn allow(&mut self, key: K, now: Instant) -> bool {
+        self.allow_at(key, now, self.rate, self.burst)
+    }
+
+    /// Takes one token for `key` at `now` from a bucket of `rate` per second holding up to `burst`
+    /// (a key's own limits, for limiters whose keys are not all equal); false if it is empty.
+    pub fn allow_with(&mut self, key: K, now: Instant, rate: u32, burst: u32) -> bool {
+        self.allow_at(key, now, f64::from(rate.max(1)), f64::from(burst.max(1)))
+    }
+
+    fn allow_at(&mut self, key: K, now: Instant, rate: f64, burst: f64) -> bool {
         if self.buckets.len() >= PRUNE_AT && !self.buckets.contains_key(&key) {
             let (rate, burst) = (self.rate, self.burst);
             self.buckets.retain(|_, b| {
@@ -40,11 +50,11 @@ impl<K: Eq + Hash + Copy> RateLimiter<K> {
             });
         }
         let bucket = self.buckets.entry(key).or_insert(Bucket {
-            tokens: self.burst,
+            tokens: burst,
             last: now,
         });
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.last = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -74,5 +84,21 @@ mod tests {
         assert_eq!(allowed, 5);
         // Another key has its own bucket.
         assert!(limiter.allow(2, later));
+    }
+
+    #[test]
+    fn a_key_may_have_its_own_rate() {
+        let mut limiter = RateLimiter::new(10, 5);
+        let start = Instant::now();
+        let big = (0..200)
+            .filter(|_| limiter.allow_with(1u8, start, 1000, 100))
+            .count();
+        assert_eq!(big, 100);
+        let later = start + Duration::from_millis(10);
+        let refilled = (0..200)
+            .filter(|_| limiter.allow_with(1u8, later, 1000, 100))
+            .count();
+        assert_eq!(refilled, 10);
+        assert_eq!((0..20).filter(|_| limiter.allow(2u8, start)).count(), 5);
     }
 }

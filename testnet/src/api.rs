@@ -31,7 +31,20 @@ where
     F: FnOnce(ApiClient) -> Fut,
     Fut: Future<Output = Result<T, ClientError>> + Send + 'static,
 {
-    let client = ApiClient::new(api)?;
+    call_with(ApiClient::new(api)?, timeout, call).await
+}
+
+/// Runs `call` with `client` within `timeout`.
+pub async fn call_with<T, F, Fut>(
+    client: ApiClient,
+    timeout: Duration,
+    call: F,
+) -> Result<T, CallError>
+where
+    T: Send + 'static,
+    F: FnOnce(ApiClient) -> Fut,
+    Fut: Future<Output = Result<T, ClientError>> + Send + 'static,
+{
     let work = call(client);
     let answer = tokio::time::timeout(timeout, crate::netns::within(work))
         .await

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use meshmind_node::api::client::ApiClient;
 use meshmind_node::api::types::{QueryAnswer, QueryRequest};
 use meshmind_node::http::ClientError;
 use meshmind_node::role::reference;
@@ -50,6 +51,8 @@ pub struct LoadSpec {
     pub subnet: u32,
     /// A reference task (`sort`, `arith`), so every answer can be checked.
     pub task: String,
+    /// Queries a second each client sends at most (0: each asks again as soon as answered).
+    pub rate_per_client: f64,
 }
 
 /// Why a load run could not start.
@@ -175,6 +178,9 @@ pub async fn run(spec: &LoadSpec, genesis: Option<&Path>) -> Result<LoadReport, 
     if spec.clients == 0 || spec.clients > MAX_CLIENTS {
         return Err(LoadError::Spec(format!("clients: 1 to {MAX_CLIENTS}")));
     }
+    if !(spec.rate_per_client >= 0.0 && spec.rate_per_client.is_finite()) {
+        return Err(LoadError::Spec("rate per client: 0 or more".into()));
+    }
     if spec.duration.is_zero() || spec.duration > MAX_DURATION {
         return Err(LoadError::Spec(format!("duration: up to {MAX_DURATION:?}")));
     }
@@ -196,9 +202,23 @@ pub async fn run(spec: &LoadSpec, genesis: Option<&Path>) -> Result<LoadReport, 
     for client in 0..spec.clients {
         let (spec, record, issued, p2p) =
             (spec.clone(), record.clone(), issued.clone(), p2p.clone());
+        // Each client its own loopback address (all of 127/8 is this host's), so that the
+        // validator's per-address limit sees as many clients as there are, and its own
+        // connection, kept alive.
+        let http = ApiClient::bound_to(&spec.api, client_address(client))
+            .map_err(|e| LoadError::Spec(e.to_string()))?;
         clients.push(tokio::spawn(async move {
             let mut seed = (client as u64) << 32;
+            let mut pace = (spec.rate_per_client > 0.0).then(|| {
+                let every = Duration::from_secs_f64(1.0 / spec.rate_per_client.min(1e6));
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick
+            });
             loop {
+                if let Some(pace) = &mut pace {
+                    pace.tick().await;
+                }
                 let n = issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if n >= spec.count || start.elapsed() >= spec.duration {
                     return;
@@ -209,7 +229,7 @@ pub async fn run(spec: &LoadSpec, genesis: Option<&Path>) -> Result<LoadReport, 
                 };
                 let asked = Instant::now();
                 let outcome = match &p2p {
-                    None => over_http(&spec, &input, &expected).await,
+                    None => over_http(&http, &spec, &input, &expected).await,
                     Some(p2p) => over_p2p(p2p, &spec, input, &expected).await,
                 };
                 let sample = Sample {
@@ -262,7 +282,14 @@ pub fn percentile(values: &[f64], q: f64) -> f64 {
     values[index.min(values.len() - 1)]
 }
 
-async fn over_http(spec: &LoadSpec, input: &[u8], expected: &[u8]) -> Outcome {
+/// The loopback address client number `client` sends from: 127.1.0.1, 127.1.0.2, ...
+pub fn client_address(client: usize) -> std::net::IpAddr {
+    let first = u32::from(std::net::Ipv4Addr::new(127, 1, 0, 1));
+    let offset = u32::try_from(client).unwrap_or(u32::MAX).min(0x00fe_fffe);
+    std::net::Ipv4Addr::from(first + offset).into()
+}
+
+async fn over_http(http: &ApiClient, spec: &LoadSpec, input: &[u8], expected: &[u8]) -> Outcome {
     let request = QueryRequest {
         subnet: spec.subnet,
         task: spec.task.clone(),
@@ -272,13 +299,8 @@ async fn over_http(spec: &LoadSpec, input: &[u8], expected: &[u8]) -> Outcome {
         stream: false,
     };
     let timeout = Duration::from_millis(u64::from(DEADLINE_MS) + 2_000);
-    match crate::api::call(
-        &spec.api,
-        timeout,
-        |c| async move { c.query(&request).await },
-    )
-    .await
-    {
+    let exchange = |c: ApiClient| async move { c.query(&request).await };
+    match crate::api::call_with(http.clone(), timeout, exchange).await {
         Ok(QueryAnswer::One(answer)) if answer.output.as_bytes() == expected => {
             Outcome::Ok(answer.miner.chars().take(16).collect())
         }
@@ -385,6 +407,7 @@ mod tests {
             count: 10,
             subnet: 1,
             task: task.into(),
+            rate_per_client: 0.0,
         };
         let err =
             |s: LoadSpec| async move { run(&s, None).await.expect_err("refused").to_string() };

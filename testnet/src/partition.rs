@@ -1,8 +1,9 @@
 //! Partitions. Under `--netns`, by link state: each group's bridge ports move to a bridge of its
 //! own. Without namespaces (no root needed), every node of one group is told (through the test-only
 //! `/admin/block` route of its API) to refuse the peers of the other groups, which closes their
-//! connections and refuses new ones both ways; `heal` lifts every block. Nodes in no group stay
-//! connected to all.
+//! connections and refuses new ones both ways; `heal` lifts every block. Nodes named in no group
+//! are in the first (both ways alike): every node relays consensus gossip, so one left connected
+//! to all would bridge the partition.
 
 use std::time::Duration;
 
@@ -66,6 +67,12 @@ pub async fn partition(manifest: &Manifest, groups: &[Vec<String>]) -> Result<()
             members.push((node, peer_id(node)?));
         }
         ids.push(members);
+    }
+    let named = |node: &NodeEntry| groups.iter().flatten().any(|name| *name == node.name);
+    if let Some(first) = ids.first_mut() {
+        for node in manifest.nodes.iter().filter(|n| !named(n)) {
+            first.push((node, peer_id(node)?));
+        }
     }
     for (i, group) in ids.iter().enumerate() {
         let others: Vec<String> = ids

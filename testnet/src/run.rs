@@ -329,6 +329,7 @@ async fn play(
                 count: event.count.unwrap_or(u64::MAX),
                 subnet: 1,
                 task: "sort".into(),
+                rate_per_client: 0.0,
             };
             let genesis = node.data_dir.join("genesis.toml");
             let (queries, what) = (queries.clone(), format!("load on {}", event.node));

@@ -106,6 +106,11 @@ fn bad_miners() {
     play("bad-miners");
 }
 
+#[test]
+fn load() {
+    play("load");
+}
+
 /// Every scenario shipped in `scenarios/` is played by a test of this file.
 #[test]
 fn every_shipped_scenario_is_played() {

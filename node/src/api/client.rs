@@ -27,6 +27,13 @@ impl ApiClient {
         })
     }
 
+    /// A client of the node API at `base` whose connections come from the local address `from`.
+    pub fn bound_to(base: &str, from: std::net::IpAddr) -> Result<Self, ClientError> {
+        Ok(Self {
+            http: HttpClient::bound_to(base, from)?,
+        })
+    }
+
     /// The base address.
     pub fn base(&self) -> &str {
         self.http.base()

@@ -40,6 +40,8 @@ pub struct NodeState {
     pub network: NetworkHandle,
     /// The validator service, on validators.
     pub validator: Option<Arc<Validator>>,
+    /// The miner, on miners.
+    pub miner: Option<Arc<crate::role::miner::Miner>>,
     /// Weight vectors seen on gossip.
     pub board: Arc<Mutex<WeightBoard>>,
     /// Metrics.
@@ -118,6 +120,7 @@ async fn status(State(state): State<Arc<NodeState>>) -> Json<types::Status> {
         }),
         miners_seen,
         consensus: state.chain.lock().map(|c| c.clone()).unwrap_or_default(),
+        quotas: state.miner.as_ref().map(|m| m.quotas()),
     })
 }
 
@@ -522,6 +525,11 @@ async fn query(
             &message,
         ),
         Err((v1::ErrorCode::Overloaded, message)) => overloaded(&message),
+        Err((v1::ErrorCode::Unavailable, message)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            v1::ErrorCode::Unavailable,
+            &message,
+        ),
         Err((code, message)) => error(StatusCode::BAD_GATEWAY, code, &message),
     }
 }

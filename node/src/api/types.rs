@@ -37,6 +37,9 @@ pub struct Status {
     pub miners_seen: usize,
     /// Consensus progress.
     pub consensus: ChainStatus,
+    /// On a miner: each caller's quota and its use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<crate::role::quota::QuotasView>,
 }
 
 /// Peers named in an admin request (`POST /admin/block`, `/admin/unblock`).

@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod miner;
+pub mod quota;
 pub mod reference;
 pub mod stream;
 pub mod validator;

@@ -366,6 +366,28 @@ impl State {
             .map_or(0, |c| c.values().fold(0u64, |a, &b| a.saturating_add(b)))
     }
 
+    /// The hotkeys holding a validator permit on `subnet`, with the stake behind each: the
+    /// registered ones with the most stake (none without), at most `max_validators`, as Yuma
+    /// grants them.
+    pub fn permits(&self, subnet: u32) -> Vec<(Key, u64)> {
+        let Some(chain) = self.subnets.get(&subnet) else {
+            return Vec::new();
+        };
+        let stake: Vec<u64> = chain
+            .neurons
+            .iter()
+            .map(|n| self.hotkey_stake(subnet, &n.hotkey))
+            .collect();
+        let permit = crate::yuma::top_k_permits(&stake, self.params.max_validators as usize);
+        chain
+            .neurons
+            .iter()
+            .zip(stake.iter().zip(permit))
+            .filter(|&(_, (&stake, permit))| permit && stake > 0)
+            .map(|(n, (&stake, _))| (n.hotkey, stake))
+            .collect()
+    }
+
     pub(crate) fn add_stake(&mut self, subnet: u32, hotkey: Key, coldkey: Key, amount: u64) {
         if amount == 0 {
             return;

@@ -1,5 +1,6 @@
 //! Helpers for tests that run real `meshmind` processes.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -91,4 +92,56 @@ pub fn quic_listen(status: &Status) -> String {
         .find(|a| a.contains("quic-v1"))
         .expect("a QUIC listen address")
         .clone()
+}
+
+/// The public key (hex) in the key file at `path`.
+pub fn public_hex(path: &std::path::Path) -> String {
+    let shown = ok(&["keys", "show", path.to_str().expect("utf-8"), "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
+    shown["public_key"].as_str().expect("a key").to_string()
+}
+
+/// Generates a key of `kind` into `dir/name` with `meshmind keys generate`; its public key in hex.
+pub fn new_key(dir: &std::path::Path, kind: &str, name: &str) -> String {
+    let path = dir.join(name);
+    ok(&[
+        "keys",
+        "generate",
+        "--kind",
+        kind,
+        "--out",
+        path.to_str().expect("utf-8"),
+    ]);
+    public_hex(&path)
+}
+
+/// A validator's and a miner's data directories under `dir`, initialised on one genesis, with their
+/// API addresses: (validator dir, miner dir, validator API, miner API).
+pub fn init_pair(dir: &Path) -> (PathBuf, PathBuf, String, String) {
+    let v_dir = dir.join("validator");
+    let m_dir = dir.join("miner");
+    let v_api = format!("127.0.0.1:{}", free_port());
+    let m_api = format!("127.0.0.1:{}", free_port());
+    ok(&[
+        "init",
+        "--role",
+        "validator",
+        "--data-dir",
+        v_dir.to_str().expect("utf-8"),
+        "--api-listen",
+        &v_api,
+    ]);
+    let genesis = v_dir.join("genesis.toml");
+    ok(&[
+        "init",
+        "--role",
+        "miner",
+        "--data-dir",
+        m_dir.to_str().expect("utf-8"),
+        "--genesis",
+        genesis.to_str().expect("utf-8"),
+        "--api-listen",
+        &m_api,
+    ]);
+    (v_dir, m_dir, v_api, m_api)
 }

@@ -7,32 +7,12 @@ use std::time::Duration;
 
 use meshmind_node::api::types::{Account, ChainMetagraph, Economy, Metagraph, SnapshotView};
 
-use crate::common::{Running, free_port, get, meshmind, ok, status};
+use crate::common::{Running, free_port, get, meshmind, new_key, ok, public_hex, status};
 
 fn chain(api: &str) -> ChainMetagraph {
     get::<Metagraph>(api, "/metagraph/1")
         .chain
         .expect("a finalized metagraph")
-}
-
-fn public_hex(path: &std::path::Path) -> String {
-    let shown = ok(&["keys", "show", path.to_str().expect("utf-8"), "--json"]);
-    let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
-    shown["public_key"].as_str().expect("a key").to_string()
-}
-
-/// Generates a key of `kind` into `dir/name` with `meshmind keys generate`; its public key in hex.
-fn new_key(dir: &std::path::Path, kind: &str, name: &str) -> String {
-    let path = dir.join(name);
-    ok(&[
-        "keys",
-        "generate",
-        "--kind",
-        kind,
-        "--out",
-        path.to_str().expect("utf-8"),
-    ]);
-    public_hex(&path)
 }
 
 /// Runs `meshmind args`, which must fail with `reason` in what it prints.

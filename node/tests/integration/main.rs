@@ -7,6 +7,7 @@ mod common;
 mod cli;
 mod economy;
 mod finality;
+mod gateway;
 mod marketplace;
 mod miner;
 mod processes;

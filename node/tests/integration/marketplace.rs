@@ -49,6 +49,14 @@ struct RunningMiner {
 }
 
 fn start_miner(backend: Arc<dyn MinerBackend>) -> RunningMiner {
+    start_miner_that(backend, |frame| frame)
+}
+
+/// A miner whose answer frames pass through `tamper` on their way out.
+fn start_miner_that(
+    backend: Arc<dyn MinerBackend>,
+    tamper: fn(v1::QueryFrame) -> v1::QueryFrame,
+) -> RunningMiner {
     let key = Keypair::generate().expect("os random");
     let config = MinerConfig::new(
         NET,
@@ -64,7 +72,10 @@ fn start_miner(backend: Arc<dyn MinerBackend>) -> RunningMiner {
         while let Some(event) = events.recv().await {
             if let NetworkEvent::InboundQuery(query) = event {
                 let miner = miner.clone();
-                tokio::spawn(async move { miner.serve(query).await });
+                tokio::spawn(async move {
+                    let frame = tamper(miner.answer(query.peer, &query.payload).await);
+                    let _ = query.responder.respond(frame.encode_to_vec()).await;
+                });
             }
         }
     });
@@ -283,8 +294,9 @@ async fn challenges_rank_miners_and_routing_fails_over() {
 }
 
 /// Query flooding through a validator: client queries beyond the share a validator routes to a
-/// miner are refused as overloaded at the validator (not a 502 that blames the miner), and the
-/// validator's own challenges still find room at the miner and score it correct.
+/// miner wait for room within their deadline, then are refused as overloaded at the validator
+/// (not a 502 that blames the miner), and the validator's own challenges still find room at the
+/// miner and score it correct.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_flood_through_a_validator_leaves_room_for_its_challenges() {
     let miner = start_miner(Arc::new(Reference));
@@ -300,9 +312,17 @@ async fn a_query_flood_through_a_validator_leaves_room_for_its_challenges() {
         assert!(started.elapsed() < Duration::from_secs(20), "{frame:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // 400 at once with half a second each: the validator routes at most 40 a second (bursts of
+    // 80) to a miner whose capacity it does not know a share of.
+    let short = || v1::Query::new(NET, 1, "sort", b"b a".to_vec(), 500);
+    let started = std::time::Instant::now();
+    let flood = (0..400).map(|_| {
+        let (validator, query) = (v.validator.clone(), short());
+        tokio::spawn(async move { validator.route(&query, now_ms()).await })
+    });
     let (mut answered, mut overloaded) = (0, 0);
-    for _ in 0..400 {
-        match v.validator.route(&ask(), now_ms()).await.body {
+    for routed in futures::future::join_all(flood).await {
+        match routed.expect("routed").body {
             Some(v1::query_frame::Body::Response(_)) => answered += 1,
             Some(v1::query_frame::Body::Error(e)) if e.code == v1::ErrorCode::Overloaded as i32 => {
                 overloaded += 1
@@ -310,8 +330,14 @@ async fn a_query_flood_through_a_validator_leaves_room_for_its_challenges() {
             other => panic!("unexpected answer {other:?}"),
         }
     }
+    let waited = started.elapsed();
     assert!(overloaded > 0, "{answered} answered, none refused");
-    assert!(answered >= 40, "{answered} answered");
+    // The burst, and more while the queries waited for room.
+    assert!(answered > 80, "{answered} answered");
+    assert!(
+        waited >= Duration::from_millis(400),
+        "refused after {waited:?}"
+    );
     let outcomes = v.validator.challenge_all(now_ms()).await;
     assert!(!outcomes.is_empty());
     for (uid, outcome) in &outcomes {
@@ -322,4 +348,44 @@ async fn a_query_flood_through_a_validator_leaves_room_for_its_challenges() {
     }
     v.net.shutdown().await;
     miner.handle.shutdown().await;
+}
+
+/// Routed answers are checked against the miner's key and the query, and one in
+/// `SIGNATURE_SAMPLE` has its signature verified too (the connection already proves the miner's
+/// key): a miner that garbles its signatures is caught within a few dozen answers, and the answer
+/// caught is not passed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miner_that_forges_its_signatures_is_caught_on_routed_answers() {
+    fn garble(mut frame: v1::QueryFrame) -> v1::QueryFrame {
+        if let Some(v1::query_frame::Body::Response(response)) = &mut frame.body
+            && let Some(byte) = response.signature.first_mut()
+        {
+            *byte ^= 0xff;
+        }
+        frame
+    }
+    let forger = start_miner_that(Arc::new(Reference), garble);
+    let (v, _) = start_validator(&[&forger]);
+    let query = || v1::Query::new(NET, 1, "sort", b"b a".to_vec(), 2_000);
+    let (mut passed, mut caught) = (0, 0);
+    let started = std::time::Instant::now();
+    while caught == 0 || passed == 0 {
+        match v.validator.route(&query(), now_ms()).await.body {
+            Some(v1::query_frame::Body::Response(_)) => passed += 1,
+            Some(v1::query_frame::Body::Error(e)) if e.message.contains("bad signature") => {
+                caught += 1
+            }
+            // Until the miner is reachable.
+            Some(v1::query_frame::Body::Error(e))
+                if e.message.contains("no answer")
+                    || e.code == v1::ErrorCode::DeadlineExceeded as i32 => {}
+            other => panic!("unexpected answer {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30) && passed + caught < 500,
+            "{passed} passed, {caught} caught"
+        );
+    }
+    v.net.shutdown().await;
+    forger.handle.shutdown().await;
 }

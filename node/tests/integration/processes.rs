@@ -1,44 +1,12 @@
 //! Real `meshmind` processes on 127.0.0.1: a validator and a miner from `init`, `run`, `status` and
 //! `query`, then a graceful shutdown on SIGTERM.
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use meshmind_node::api::types::{Answer, QueryAnswer, StreamLine};
 
-use crate::common::{Running, free_port, meshmind, ok, quic_listen, status};
-
-/// A validator's and a miner's data directories under `dir`, initialised on one genesis, with their
-/// API addresses: (validator dir, miner dir, validator API, miner API).
-fn init_pair(dir: &Path) -> (PathBuf, PathBuf, String, String) {
-    let v_dir = dir.join("validator");
-    let m_dir = dir.join("miner");
-    let v_api = format!("127.0.0.1:{}", free_port());
-    let m_api = format!("127.0.0.1:{}", free_port());
-    ok(&[
-        "init",
-        "--role",
-        "validator",
-        "--data-dir",
-        v_dir.to_str().expect("utf-8"),
-        "--api-listen",
-        &v_api,
-    ]);
-    let genesis = v_dir.join("genesis.toml");
-    ok(&[
-        "init",
-        "--role",
-        "miner",
-        "--data-dir",
-        m_dir.to_str().expect("utf-8"),
-        "--genesis",
-        genesis.to_str().expect("utf-8"),
-        "--api-listen",
-        &m_api,
-    ]);
-    (v_dir, m_dir, v_api, m_api)
-}
+use crate::common::{Running, init_pair, meshmind, ok, quic_listen, status};
 
 /// Asks the validator at `api` for `6 * 7` until a miner answers (at most 60 s).
 fn first_routed_answer(api: &str) -> Answer {

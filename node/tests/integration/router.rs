@@ -96,6 +96,7 @@ async fn requests_reach_their_service_and_the_rest_get_errors() {
             ttl_ms: 60_000,
             gossip: false,
         },
+        None,
     )))
     .expect("miner routes");
     node.add(Arc::new(Probe {

@@ -139,7 +139,8 @@ enum Command {
     /// Query a validator from many concurrent clients for a while (loopback only); report
     /// throughput, latency percentiles, errors by kind and answers per miner.
     Load {
-        /// The validator queried (its API is read from the testnet directory).
+        /// The node queried (its API is read from the testnet directory): a validator, or a
+        /// miner on the p2p plane for a direct baseline.
         #[arg(long, default_value = "v0")]
         node: String,
         /// Testnet directory.
@@ -163,6 +164,9 @@ enum Command {
         /// The subnet.
         #[arg(long, default_value_t = 1)]
         subnet: u32,
+        /// Queries a second each client sends at most (0: as fast as it is answered).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -458,6 +462,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             count,
             task,
             subnet,
+            rate,
             json,
         } => {
             anyhow::ensure!(
@@ -474,6 +479,7 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                 count,
                 subnet,
                 task,
+                rate_per_client: rate,
             };
             let genesis = entry.data_dir.join("genesis.toml");
             let report = meshmind_testnet::load::run(&spec, Some(&genesis)).await?;

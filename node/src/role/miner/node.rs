@@ -1,7 +1,8 @@
 //! The miner as a node service: answers queries and requests for its ads, relays other miners'
 //! ads, and keeps its own advertised.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use meshmind_p2p::{GossipMessage, InboundQuery, NetworkHandle, PeerId, RequestResponder};
 use meshmind_protocols::{Context, decode, v1};
@@ -12,25 +13,52 @@ use super::ads::{AdSchedule, advertise};
 use super::service::Miner;
 use crate::clock::now_ms;
 use crate::service::{RequestKind, Service, ServiceFuture};
+use crate::state::State;
 use crate::topics::Topic;
 
 /// How far ahead of this node's clock an ad may start.
 const MAX_CLOCK_SKEW_MS: u64 = 5_000;
+
+/// How often the finalized state is looked at for new stake.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
 /// A miner and how it advertises, as one service of a node.
 pub struct MinerService {
     miner: Arc<Miner>,
     network: NetworkHandle,
     ads: AdSchedule,
+    economy: Option<Arc<Mutex<State>>>,
 }
 
 impl MinerService {
-    /// `miner` on `network`, advertising as `ads` says.
-    pub fn new(miner: Arc<Miner>, network: NetworkHandle, ads: AdSchedule) -> Self {
+    /// `miner` on `network`, advertising as `ads` says, its callers' quotas following the
+    /// finalized `economy` when there is one.
+    pub fn new(
+        miner: Arc<Miner>,
+        network: NetworkHandle,
+        ads: AdSchedule,
+        economy: Option<Arc<Mutex<State>>>,
+    ) -> Self {
         Self {
             miner,
             network,
             ads,
+            economy,
+        }
+    }
+}
+
+/// Keeps `miner`'s quotas on the finalized `economy` until `cancel`.
+async fn follow_stake(miner: Arc<Miner>, economy: Arc<Mutex<State>>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(FOLLOW_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                let state = economy.lock().unwrap_or_else(|p| p.into_inner());
+                miner.follow(&state);
+            }
         }
     }
 }
@@ -84,7 +112,7 @@ impl Service for MinerService {
             _ => v1::SyncResponse {
                 body: Some(v1::sync_response::Body::Error(v1::Error {
                     code: v1::ErrorCode::Unavailable as i32,
-                    message: "a miner keeps no ledger".into(),
+                    message: "the miner service answers only requests for its ads".into(),
                 })),
             },
         };
@@ -97,11 +125,18 @@ impl Service for MinerService {
     }
 
     fn run(self: Arc<Self>, cancel: CancellationToken) -> ServiceFuture {
-        Box::pin(advertise(
-            self.miner.clone(),
-            self.network.clone(),
-            self.ads,
-            cancel,
-        ))
+        let follow = self
+            .economy
+            .clone()
+            .map(|economy| follow_stake(self.miner.clone(), economy, cancel.clone()));
+        let advertise = advertise(self.miner.clone(), self.network.clone(), self.ads, cancel);
+        Box::pin(async move {
+            match follow {
+                Some(follow) => {
+                    tokio::join!(follow, advertise);
+                }
+                None => advertise.await,
+            }
+        })
     }
 }

@@ -4,14 +4,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use meshmind_p2p::{InboundQuery, PeerId, QueryError, QueryResponder, RateLimiter};
+use meshmind_p2p::{InboundQuery, PeerId, QueryError, QueryResponder};
 use meshmind_protocols::{Keypair, NetworkId, Signed, hash, v1};
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::backend::{BackendError, MinerBackend};
 use crate::role::admission::{AdmissionError, check_target, read_query};
+use crate::role::quota::{QuotaPolicy, Quotas, QuotasView};
 use crate::role::stream::{MAX_CHUNK, MAX_STREAM_BYTES, data_chunk, last_chunk};
+use crate::state::State;
 
 /// Pieces buffered between a streaming backend and the network.
 const PIECES_BUFFERED: usize = 16;
@@ -31,14 +33,12 @@ pub struct MinerConfig {
     pub version: String,
     /// Queries answered at once; more are refused as overloaded.
     pub max_concurrency: usize,
-    /// Queries accepted per second from one peer.
-    pub rate_per_peer: u32,
-    /// Burst allowance per peer.
-    pub burst_per_peer: u32,
+    /// Who may send how many queries.
+    pub quotas: QuotaPolicy,
 }
 
 impl MinerConfig {
-    /// A configuration with default limits (32 at once, 50/s per peer, bursts of 100).
+    /// A configuration with default limits (32 at once, and [`QuotaPolicy::new`]'s quotas).
     pub fn new(network_id: NetworkId, subnet: u32, tasks: Vec<String>) -> Self {
         Self {
             network_id,
@@ -47,8 +47,7 @@ impl MinerConfig {
             model_id: String::new(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             max_concurrency: 32,
-            rate_per_peer: 50,
-            burst_per_peer: 100,
+            quotas: QuotaPolicy::new(),
         }
     }
 }
@@ -59,17 +58,16 @@ pub struct Miner {
     keypair: Keypair,
     backend: Arc<dyn MinerBackend>,
     permits: Semaphore,
-    limiter: Mutex<RateLimiter<PeerId>>,
+    quotas: Mutex<Quotas>,
     ads: Mutex<Vec<v1::CapabilityAd>>,
 }
 
 impl Miner {
     /// A miner answering with `backend`, signing with `keypair` (its hotkey).
     pub fn new(config: MinerConfig, keypair: Keypair, backend: Arc<dyn MinerBackend>) -> Self {
-        let limiter = RateLimiter::new(config.rate_per_peer, config.burst_per_peer);
         Self {
             permits: Semaphore::new(config.max_concurrency.max(1)),
-            limiter: Mutex::new(limiter),
+            quotas: Mutex::new(Quotas::new(config.quotas.clone())),
             ads: Mutex::default(),
             config,
             keypair,
@@ -106,15 +104,30 @@ impl Miner {
 
     /// The query in `payload` from `peer`, or why it is refused.
     fn admit(&self, peer: PeerId, payload: &[u8]) -> Result<v1::Query, AdmissionError> {
-        let allowed = self
-            .limiter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .allow(peer, Instant::now());
+        let allowed = self.lock_quotas().admit(peer, Instant::now());
         if !allowed {
             return Err(AdmissionError::RateLimited);
         }
         read_query(payload)
+    }
+
+    fn lock_quotas(&self) -> std::sync::MutexGuard<'_, Quotas> {
+        self.quotas.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Follows the finalized `state`: the permit holders' quotas move with their stake.
+    pub fn follow(&self, state: &State) {
+        self.lock_quotas().follow(state, self.config.subnet);
+    }
+
+    /// Registers the quota metrics in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.lock_quotas().register(registry);
+    }
+
+    /// Every caller's quota and its use.
+    pub fn quotas(&self) -> QuotasView {
+        self.lock_quotas().view()
     }
 
     /// A signed response to `query` in one frame.
@@ -261,6 +274,7 @@ impl Miner {
                     model_id: self.config.model_id.clone(),
                     version: self.config.version.clone(),
                     max_concurrency: u32::try_from(self.config.max_concurrency).unwrap_or(u32::MAX),
+                    queries_per_second: self.config.quotas.capacity,
                     addrs: addrs.to_vec(),
                     query_addr: query_addr.to_string(),
                     issued_at_ms: now_ms,

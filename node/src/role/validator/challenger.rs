@@ -8,7 +8,7 @@ use futures::stream::FuturesUnordered;
 use meshmind_protocols::{PublicKey, QueryId, v1};
 
 use super::metagraph::MinerEntry;
-use super::service::{Validator, lock};
+use super::service::{Check, Validator, lock};
 use crate::role::reference;
 use crate::scoring::Outcome;
 
@@ -59,13 +59,13 @@ impl Validator {
                 let miner = miner.clone();
                 pending.push(Box::pin(async move {
                     let started = Instant::now();
-                    let outcome = match self.ask(&miner, &query).await {
+                    let outcome = match self.ask(&miner, &query, Check::Always).await {
                         Ok(response) if response.output == expected => Outcome::Correct {
                             latency: started.elapsed(),
                             deadline,
                         },
                         Ok(_) => Outcome::Wrong,
-                        Err(outcome) => outcome,
+                        Err(failure) => failure.outcome(),
                     };
                     (miner.uid, miner.key, outcome)
                 }));

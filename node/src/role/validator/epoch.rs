@@ -95,14 +95,15 @@ impl EpochLoop {
     }
 
     /// Tells the validator which hotkeys the finalized economy registered on the subnet, so ads
-    /// of others count only as a few candidates.
+    /// of others count only as a few candidates, and which hold a permit, so it knows its share
+    /// of each miner's capacity.
     fn follow_registrations(&self) {
         let Some(economy) = &self.economy else {
             return;
         };
-        let registered: Vec<meshmind_protocols::PublicKey> = {
+        let (registered, permits): (Vec<meshmind_protocols::PublicKey>, _) = {
             let state = economy.lock().unwrap_or_else(|p| p.into_inner());
-            state
+            let registered = state
                 .subnets
                 .get(&self.subnet)
                 .map(|chain| {
@@ -112,9 +113,11 @@ impl EpochLoop {
                         .filter_map(|n| meshmind_protocols::PublicKey::from_bytes(&n.hotkey.0).ok())
                         .collect()
                 })
-                .unwrap_or_default()
+                .unwrap_or_default();
+            (registered, state.permits(self.subnet))
         };
         self.validator.set_registered(registered);
+        self.validator.set_permits(&permits);
     }
 
     /// This epoch's weight vector, over chain UIDs when the economy is known.

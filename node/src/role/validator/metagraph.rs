@@ -21,6 +21,8 @@ pub struct MinerEntry {
     pub tasks: BTreeMap<String, u64>,
     /// When an ad from it was last accepted, in ms.
     pub last_seen_ms: u64,
+    /// Queries per second it takes from permit holders, as its latest ad says (0: not said).
+    pub capacity: u32,
 }
 
 impl MinerEntry {
@@ -134,11 +136,13 @@ impl Metagraph {
                     query_addr: None,
                     tasks: BTreeMap::new(),
                     last_seen_ms: 0,
+                    capacity: 0,
                 })
             }
         };
         entry.tasks.insert(ad.task.clone(), ad.expires_at_ms);
         entry.last_seen_ms = context.now_ms;
+        entry.capacity = ad.queries_per_second;
         if query_addr.is_some() {
             entry.query_addr = query_addr;
         }

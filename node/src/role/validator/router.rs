@@ -11,11 +11,10 @@ use tokio::sync::mpsc;
 
 use super::hedge::{Want, hedge};
 use super::metagraph::MinerEntry;
-use super::service::{Client, Validator, lock};
+use super::service::{AskError, Check, Client, Validator, lock};
 use crate::role::admission::{check_target, read_query};
 use crate::role::error_frame;
 use crate::role::stream::{StreamCheck, StreamError};
-use crate::scoring::Outcome;
 
 /// Frames of a streamed answer buffered between the miner and the client.
 const RELAY_BUFFERED: usize = 16;
@@ -26,8 +25,14 @@ const NO_MINER: &str = "no live miner serves this task";
 /// The error when every miner for the task has had its share of client queries.
 const ALL_BUSY: &str = "every miner for this task is at the share of its capacity this validator routes clients to; retry shortly";
 
+/// The first and the longest pause while every miner is at its load limits.
+const WAIT_FOR_ROOM: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(25));
+
+/// Most miners' failures named in one error.
+const REASONS_SHOWN: usize = 8;
+
 impl Validator {
-    /// The best `top_k` live miners for the query's task, best first.
+    /// The live miners for the query's task, best first.
     fn candidates(&self, query: &v1::Query, now_ms: u64) -> Vec<MinerEntry> {
         let mut candidates: Vec<MinerEntry> = lock(&self.metagraph)
             .serving(&query.task, now_ms)
@@ -43,7 +48,6 @@ impl Validator {
                     .then(a.uid.cmp(&b.uid))
             });
         }
-        candidates.truncate(self.config.top_k.max(1));
         candidates
     }
 
@@ -91,7 +95,7 @@ impl Validator {
                 let miner = &candidates[i];
                 let busy = &busy;
                 async move {
-                    if !self.take_routed(&miner.key) {
+                    if !self.take_routed(miner) {
                         busy.fetch_add(1, Ordering::Relaxed);
                         return Err(format!("uid {}: at its routed share", miner.uid));
                     }
@@ -158,59 +162,69 @@ impl Validator {
         }
     }
 
-    /// Routes a client's query: the best live miners by score, hedged, first valid answer wins (or
-    /// every valid answer, when asked).
+    /// Routes a client's query: the live miners best first, hedged, first valid answer wins (or
+    /// every valid answer of the best `top_k`, when asked). A miner at its load limits is passed
+    /// over for the next; when every one is, the query waits for room until shortly before its
+    /// deadline, and only then gets `Overloaded`.
     pub async fn route(&self, query: &v1::Query, now_ms: u64) -> v1::QueryFrame {
-        let candidates = self.candidates(query, now_ms);
+        let mut candidates = self.candidates(query, now_ms);
+        if query.want_all {
+            candidates.truncate(self.config.top_k.max(1));
+        }
         if candidates.is_empty() {
             return error_frame(v1::ErrorCode::Unavailable, NO_MINER);
         }
-        let until =
-            tokio::time::Instant::now() + Duration::from_millis(u64::from(query.deadline_ms));
+        let deadline = Duration::from_millis(u64::from(query.deadline_ms));
+        let until = tokio::time::Instant::now() + deadline;
+        // Room found later than this leaves too little time to answer.
+        let stop_waiting = until - (deadline / 10).max(Duration::from_millis(50)).min(deadline);
         let want = match query.want_all {
             true => Want::All,
             false => Want::First,
         };
-        let busy = AtomicUsize::new(0);
-        let race = hedge(
-            candidates.len(),
-            want,
-            self.config.hedge_after,
-            until,
-            |i| {
-                let (miner, busy) = (&candidates[i], &busy);
-                async move {
-                    if !self.take_routed(&miner.key) {
-                        busy.fetch_add(1, Ordering::Relaxed);
-                        return Err(Outcome::Missed);
+        let mut pause = WAIT_FOR_ROOM.0;
+        loop {
+            let race = hedge(
+                candidates.len(),
+                want,
+                self.config.hedge_after,
+                until,
+                |i| {
+                    let miner = &candidates[i];
+                    async move {
+                        if !self.take_routed(miner) {
+                            return Err((miner.uid, AskError::Overloaded));
+                        }
+                        self.ask(miner, query, Check::Sampled)
+                            .await
+                            .map_err(|e| (miner.uid, e))
                     }
-                    self.ask(miner, query).await
-                }
-            },
-        )
-        .await;
-        let mut won = race.won;
-        if !query.want_all
-            && let Some(response) = won.pop()
-        {
-            return v1::QueryFrame {
-                body: Some(v1::query_frame::Body::Response(response)),
-            };
+                },
+            )
+            .await;
+            let mut won = race.won;
+            if !query.want_all
+                && let Some(response) = won.pop()
+            {
+                return v1::QueryFrame {
+                    body: Some(v1::query_frame::Body::Response(response)),
+                };
+            }
+            if !won.is_empty() {
+                return v1::QueryFrame {
+                    body: Some(v1::query_frame::Body::Responses(v1::QueryResponses {
+                        responses: won,
+                    })),
+                };
+            }
+            let overloaded = race.failed.iter().all(|(_, e)| *e == AskError::Overloaded);
+            if overloaded && !race.timed_out && tokio::time::Instant::now() + pause < stop_waiting {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(WAIT_FOR_ROOM.1);
+                continue;
+            }
+            return no_answer(&race.failed, race.timed_out);
         }
-        if !won.is_empty() {
-            return v1::QueryFrame {
-                body: Some(v1::query_frame::Body::Responses(v1::QueryResponses {
-                    responses: won,
-                })),
-            };
-        }
-        if busy.load(Ordering::Relaxed) == candidates.len() {
-            return error_frame(v1::ErrorCode::Overloaded, ALL_BUSY);
-        }
-        error_frame(
-            v1::ErrorCode::Unavailable,
-            "no miner answered validly in time",
-        )
     }
 
     /// Answers a client's inbound query by routing it (streamed through, when asked).
@@ -247,6 +261,36 @@ impl Validator {
         };
         let _ = responder.respond(frame.encode_to_vec()).await;
     }
+}
+
+/// The error for a query no miner answered, naming what each miner did: overloaded (all of
+/// them), past the deadline, wrong answers, or unreachable.
+fn no_answer(failed: &[(u32, AskError)], timed_out: bool) -> v1::QueryFrame {
+    let mut reasons: Vec<String> = failed
+        .iter()
+        .take(REASONS_SHOWN)
+        .map(|(uid, e)| format!("uid {uid}: {e}"))
+        .collect();
+    if failed.len() > REASONS_SHOWN {
+        reasons.push(format!("{} more", failed.len() - REASONS_SHOWN));
+    }
+    let reasons = reasons.join("; ");
+    if timed_out {
+        let message = match reasons.is_empty() {
+            true => "no miner answered within the deadline".to_string(),
+            false => format!("no miner answered within the deadline ({reasons})"),
+        };
+        return error_frame(v1::ErrorCode::DeadlineExceeded, message);
+    }
+    if failed.iter().all(|(_, e)| *e == AskError::Overloaded) {
+        return error_frame(v1::ErrorCode::Overloaded, ALL_BUSY);
+    }
+    if failed.iter().any(|(_, e)| matches!(e, AskError::Wrong(_))) {
+        let message = format!("no miner answered validly: {reasons}");
+        return error_frame(v1::ErrorCode::Internal, message);
+    }
+    let message = format!("no miner could be reached: {reasons}");
+    error_frame(v1::ErrorCode::Unavailable, message)
 }
 
 /// Reads the next frame of a miner's stream, which must be a chunk.

@@ -14,7 +14,10 @@ use meshmind_protocols::{
 use prost::Message;
 
 use super::metagraph::{AdError, Metagraph, MinerEntry};
+use crate::consensus::valset::mix64;
+use crate::role::quota::stake_share;
 use crate::scoring::{Outcome, ScoreConfig, Scoreboard};
+use crate::state::Key;
 use crate::topics::caps_key;
 
 /// How long a DHT provider has to hand over its ads.
@@ -37,8 +40,9 @@ pub struct ValidatorConfig {
     pub score: ScoreConfig,
     /// Allowed clock skew for ads.
     pub max_clock_skew_ms: u64,
-    /// Client queries routed to one miner: per second, and in a burst. Below a miner's quota for
-    /// this validator (50 a second by default), so its own challenges always find room.
+    /// Client queries routed to one miner, per second and in a burst, when this validator holds
+    /// no permit or the miner does not say its capacity: below a miner's rate for callers without
+    /// a permit (50 a second by default), so its own challenges always find room.
     pub routed_per_miner: (u32, u32),
     /// Queries one client (a peer, or an IP address over HTTP) may route: per second, and in a
     /// burst.
@@ -91,10 +95,66 @@ pub struct Validator {
     pub(super) network: NetworkHandle,
     pub(super) metagraph: Mutex<Metagraph>,
     pub(super) scores: Mutex<Scoreboard<PublicKey>>,
-    /// Client queries routed to each miner.
-    routed: Mutex<RateLimiter<PublicKey>>,
+    /// Client queries routed to each miner, and this validator's stake share that bounds them.
+    routed: Mutex<Routed>,
+    /// This validator's hotkey.
+    key: PublicKey,
+    /// Routed answers asked for, and the secret that picks which are checked.
+    asked: std::sync::atomic::AtomicU64,
+    sample_seed: u64,
     /// Queries of each client.
     clients: Mutex<RateLimiter<Client>>,
+}
+
+/// What bounds the client queries a validator routes to each miner.
+struct Routed {
+    limiter: RateLimiter<PublicKey>,
+    /// The stake behind this validator and behind every permit holder of the subnet, while it
+    /// holds a permit.
+    share: Option<(u64, u64)>,
+}
+
+/// One in this many routed answers has its signature checked; every challenge's is.
+pub const SIGNATURE_SAMPLE: u64 = 16;
+
+/// How much of an answer's signature [`Validator::ask`] checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Check {
+    /// Always (challenges, which score).
+    Always,
+    /// One answer in [`SIGNATURE_SAMPLE`] (routed answers).
+    Sampled,
+}
+
+/// Why a miner gave no usable answer to a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum AskError {
+    /// It is at its load limits (or this validator is at its share of it).
+    Overloaded,
+    /// No answer in time, or no connection.
+    Missed(String),
+    /// Not a valid signed answer to the query, or a failure it reported.
+    Wrong(String),
+}
+
+impl AskError {
+    /// The outcome a challenge that failed so is scored as.
+    pub(super) fn outcome(&self) -> Outcome {
+        match self {
+            AskError::Overloaded | AskError::Missed(_) => Outcome::Missed,
+            AskError::Wrong(_) => Outcome::Wrong,
+        }
+    }
+}
+
+impl std::fmt::Display for AskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AskError::Overloaded => write!(f, "overloaded"),
+            AskError::Missed(why) => write!(f, "no answer ({why})"),
+            AskError::Wrong(why) => write!(f, "wrong answer ({why})"),
+        }
+    }
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -103,14 +163,22 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Validator {
     /// A validator using `network` (its hotkey's network).
-    pub fn new(config: ValidatorConfig, _keypair: &Keypair, network: NetworkHandle) -> Self {
+    pub fn new(config: ValidatorConfig, keypair: &Keypair, network: NetworkHandle) -> Self {
         Self {
             metagraph: Mutex::new(Metagraph::new(config.subnet)),
             scores: Mutex::new(Scoreboard::new(config.score)),
-            routed: Mutex::new(RateLimiter::new(
-                config.routed_per_miner.0,
-                config.routed_per_miner.1,
-            )),
+            routed: Mutex::new(Routed {
+                limiter: RateLimiter::new(config.routed_per_miner.0, config.routed_per_miner.1),
+                share: None,
+            }),
+            key: keypair.public(),
+            asked: std::sync::atomic::AtomicU64::new(0),
+            sample_seed: {
+                let mut seed = [0u8; 8];
+                // Without randomness the order is fixed but still spread.
+                let _ = getrandom::fill(&mut seed);
+                u64::from_le_bytes(seed)
+            },
             clients: Mutex::new(RateLimiter::new(config.per_client.0, config.per_client.1)),
             config,
             network,
@@ -118,9 +186,32 @@ impl Validator {
     }
 
     /// Takes one of `miner`'s routed-query tokens; false when this validator already sends it as
-    /// many client queries as leave room for its challenges.
-    pub(super) fn take_routed(&self, miner: &PublicKey) -> bool {
-        lock(&self.routed).allow(*miner, std::time::Instant::now())
+    /// many client queries as leave room for its challenges: three quarters of its quota there
+    /// (its stake's share of the miner's advertised capacity) while it holds a permit, else
+    /// [`ValidatorConfig::routed_per_miner`].
+    pub(super) fn take_routed(&self, miner: &MinerEntry) -> bool {
+        let mut routed = lock(&self.routed);
+        let (rate, burst) = match routed.share {
+            Some((own, total)) if miner.capacity > 0 => {
+                let rate = (stake_share(miner.capacity, own, total) / 4 * 3).max(1);
+                (rate, rate.saturating_mul(2))
+            }
+            _ => self.config.routed_per_miner,
+        };
+        let now = std::time::Instant::now();
+        routed.limiter.allow_with(miner.key, now, rate, burst)
+    }
+
+    /// Sets the subnet's permit holders and their stake, from the finalized state.
+    pub fn set_permits(&self, permits: &[(Key, u64)]) {
+        let total = permits
+            .iter()
+            .fold(0u64, |sum, (_, s)| sum.saturating_add(*s));
+        let own = permits
+            .iter()
+            .find(|(key, _)| key.0 == *self.key.as_bytes())
+            .map(|&(_, stake)| (stake, total));
+        lock(&self.routed).share = own;
     }
 
     /// Takes one of `client`'s query tokens; false when it is over its rate.
@@ -286,12 +377,25 @@ impl Validator {
         lock(&self.scores).score(miner)
     }
 
+    /// Whether the signature of this routed answer is checked: one in [`SIGNATURE_SAMPLE`], in
+    /// an order the miners cannot predict.
+    fn sampled(&self) -> bool {
+        let n = self
+            .asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        mix64(self.sample_seed ^ n).is_multiple_of(SIGNATURE_SAMPLE)
+    }
+
     /// Sends `query` to `miner` and returns its valid signed answer, or why it does not count.
+    /// The answer comes over a connection that proves the miner's key, so its signature (which
+    /// the answer carries on, for clients that keep proof) is checked as `check` says; a forgery
+    /// found costs the miner a wrong answer in its score.
     pub(super) async fn ask(
         &self,
         miner: &MinerEntry,
         query: &v1::Query,
-    ) -> Result<v1::QueryResponse, Outcome> {
+        check: Check,
+    ) -> Result<v1::QueryResponse, AskError> {
         let frame = v1::QueryFrame {
             body: Some(v1::query_frame::Body::Query(query.clone())),
         };
@@ -300,26 +404,43 @@ impl Validator {
             .network
             .query(miner.peer, &frame.encode_to_vec(), deadline)
             .await
-            .map_err(|_| Outcome::Missed)?;
-        let Ok(v1::QueryFrame {
-            body: Some(v1::query_frame::Body::Response(response)),
-        }) = decode::<v1::QueryFrame>(&bytes)
-        else {
-            return Err(Outcome::Wrong);
+            .map_err(|e| AskError::Missed(e.to_string()))?;
+        let refusal = |e: &v1::Error| match v1::ErrorCode::try_from(e.code) {
+            Ok(v1::ErrorCode::Overloaded) => AskError::Overloaded,
+            Ok(v1::ErrorCode::DeadlineExceeded) => AskError::Missed(e.message.clone()),
+            _ => AskError::Wrong(format!("it said: {}", e.message)),
         };
-        // The miner's key is already parsed: compare bytes and verify against it directly.
-        let genuine = response.validate().is_ok()
-            && response.miner.as_slice() == miner.key.as_bytes()
-            && response.error.is_none()
-            && response.query_hash == hash(query).to_vec()
-            && Signature::from_bytes(&response.signature).is_ok_and(|sig| {
-                verify_digest(&miner.key, &response.signing_digest(), &sig).is_ok()
-            });
-        if genuine {
-            Ok(response)
-        } else {
-            Err(Outcome::Wrong)
+        let response = match decode::<v1::QueryFrame>(&bytes) {
+            Ok(v1::QueryFrame {
+                body: Some(v1::query_frame::Body::Response(response)),
+            }) => response,
+            Ok(v1::QueryFrame {
+                body: Some(v1::query_frame::Body::Error(e)),
+            }) => return Err(refusal(&e)),
+            _ => return Err(AskError::Wrong("not a response".into())),
+        };
+        if let Some(e) = &response.error {
+            return Err(refusal(e));
         }
+        let answers = response.validate().is_ok()
+            && response.miner.as_slice() == miner.key.as_bytes()
+            && response.query_hash == hash(query).to_vec();
+        if !answers {
+            return Err(AskError::Wrong("not an answer to the query".into()));
+        }
+        if check == Check::Sampled && !self.sampled() {
+            return Ok(response);
+        }
+        // The miner's key is already parsed: verify against it directly.
+        let signed = Signature::from_bytes(&response.signature)
+            .is_ok_and(|sig| verify_digest(&miner.key, &response.signing_digest(), &sig).is_ok());
+        if signed {
+            return Ok(response);
+        }
+        if check == Check::Sampled {
+            lock(&self.scores).record(miner.key, Outcome::Wrong);
+        }
+        Err(AskError::Wrong("a bad signature".into()))
     }
 }
 
