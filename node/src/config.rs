@@ -102,7 +102,7 @@ pub struct ValidatorSection {
     pub discovery_interval_ms: u64,
     /// Queries one client may route through this validator per second (a peer on the query
     /// plane; over HTTP an IPv4 address or an IPv6 /64), with bursts of twice as many; past it the
-    /// answer is `Overloaded` (HTTP 429). Default 100.
+    /// answer is `Overloaded` (HTTP 429). Default 250.
     pub client_rate: u32,
     /// Client queries this validator routes to one miner per second (bursts of twice as many)
     /// when it holds no permit or the miner does not advertise its capacity; keep it under the
@@ -121,7 +121,7 @@ impl Default for ValidatorSection {
             top_k: 3,
             hedge_after_ms: 150,
             discovery_interval_ms: 10_000,
-            client_rate: 100,
+            client_rate: 250,
             routed_rate_per_miner: 40,
         }
     }

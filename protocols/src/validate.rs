@@ -408,10 +408,26 @@ impl Validate for v1::Query {
 
 impl Validate for v1::QueryResponse {
     fn validate(&self) -> Result {
+        key("miner", &self.miner)?;
+        self.validate_fields()
+    }
+}
+
+impl v1::QueryResponse {
+    /// Checks the response as [`Validate::validate`] does, for an answer that must come from
+    /// `miner`: its key is compared with `miner` instead of being parsed again.
+    pub fn validate_from(&self, miner: &PublicKey) -> Result {
+        if self.miner.as_slice() != miner.as_bytes() {
+            return Err(inconsistent("miner", "not the miner asked"));
+        }
+        self.validate_fields()
+    }
+
+    /// Every rule but the miner key's.
+    fn validate_fields(&self) -> Result {
         fixed_len("id", &self.id, QUERY_ID_LEN)?;
         hash_field("query_hash", &self.query_hash)?;
         max_len("output", self.output.len(), MAX_PAYLOAD)?;
-        key("miner", &self.miner)?;
         if let Some(error) = &self.error {
             error.validate().map_err(|e| e.within("error"))?;
             if !self.output.is_empty() {

@@ -90,3 +90,143 @@ fn up_break_and_down() {
     assert!(down.contains("stopped 3 node(s)"), "{down}");
     assert!(!dir.exists());
 }
+
+/// The quotas a miner gives its callers, from `meshmind status`: (caller, stake, rate), and the
+/// capacity they share.
+fn quotas(api: &str) -> (Vec<(String, u64, u32)>, u32) {
+    let output = std::process::Command::new(common::meshmind())
+        .args(["status", "--api", &format!("http://{api}")])
+        .output()
+        .expect("run meshmind");
+    assert!(output.status.success(), "{output:?}");
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a status");
+    let quotas = &status["quotas"];
+    let callers = quotas["callers"]
+        .as_array()
+        .expect("a miner shows its quotas")
+        .iter()
+        .map(|q| {
+            let caller = q["caller"].as_str().expect("caller").to_string();
+            let stake = q["stake"].as_u64().expect("stake");
+            (caller, stake, q["rate"].as_u64().expect("rate") as u32)
+        })
+        .collect();
+    (
+        callers,
+        quotas["capacity"].as_u64().expect("capacity") as u32,
+    )
+}
+
+/// Waits (at most 60 s) until the validators' quotas at the miner `api` satisfy `check`.
+fn quotas_when(api: &str, what: &str, check: impl Fn(&[(String, u64, u32)]) -> bool) {
+    let start = Instant::now();
+    loop {
+        let (callers, _) = quotas(api);
+        let validators: Vec<_> = callers.into_iter().filter(|c| c.1 > 0).collect();
+        if check(&validators) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never {what}: {validators:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A miner shares its capacity between the subnet's validators by stake, read from the finalized
+/// chain: when one validator's stake grows, its quota grows and the other's shrinks, at the first
+/// finalized epoch after the stake.
+#[test]
+fn a_miners_quotas_follow_the_validators_stake() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("net");
+    let args = [
+        "up",
+        "--validators",
+        "2",
+        "--miners",
+        "1",
+        "--epoch-ms",
+        "500",
+    ];
+    ok(&dir, &[&args[..], &["--base-port", "0"]].concat());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("testnet.json")).expect("manifest"))
+            .expect("manifest JSON");
+    let entry = |name: &str| {
+        manifest["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["name"] == name)
+            .expect("the node")
+            .clone()
+    };
+    let (v1, m1) = (entry("v1"), entry("m1"));
+    let m1_api = m1["api"].as_str().expect("api").to_string();
+    let v1_api = format!("http://{}", v1["api"].as_str().expect("api"));
+    let v1_dir = Path::new(v1["data_dir"].as_str().expect("data dir")).to_path_buf();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(common::meshmind())
+            .args(args)
+            .output()
+            .expect("run meshmind");
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let public = |file: &str| {
+        let path = v1_dir.join(file);
+        let shown = run(&["keys", "show", path.to_str().expect("utf-8"), "--json"]);
+        let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
+        shown["public_key"].as_str().expect("a key").to_string()
+    };
+    let (v1_hotkey, v1_coldkey) = (public("hotkey.json"), public("coldkey.json"));
+
+    // Both validators set weights and share the capacity by stake.
+    let (_, capacity) = quotas(&m1_api);
+    let by_stake = |validators: &[(String, u64, u32)]| {
+        let total: u64 = validators.iter().map(|v| v.1).sum();
+        validators.len() == 2
+            && validators.iter().all(|(_, stake, rate)| {
+                let share = u128::from(capacity) * u128::from(*stake) / u128::from(total);
+                u128::from(*rate) == share.max(1)
+            })
+    };
+    quotas_when(&m1_api, "two validators sharing by stake", by_stake);
+    let before: u32 = quotas(&m1_api)
+        .0
+        .iter()
+        .find(|c| c.0 == v1_hotkey)
+        .map(|c| c.2)
+        .expect("v1's quota");
+
+    // v1's owner stakes half its free balance on it.
+    let account = run(&["account", "show", &v1_coldkey, "--api", &v1_api]);
+    let account: serde_json::Value = serde_json::from_str(&account).expect("an account");
+    let amount = (account["balance"].as_u64().expect("a balance") / 2).to_string();
+    let coldkey = v1_dir.join("coldkey.json");
+    run(&[
+        "tx",
+        "stake",
+        "--coldkey",
+        coldkey.to_str().expect("utf-8"),
+        "--api",
+        &v1_api,
+        "--hotkey",
+        &v1_hotkey,
+        "--subnet",
+        "1",
+        "--amount",
+        &amount,
+        "--wait",
+    ]);
+    quotas_when(&m1_api, "v1's quota grown by its stake", |validators| {
+        by_stake(validators)
+            && validators
+                .iter()
+                .any(|(key, _, rate)| *key == v1_hotkey && *rate > before && *rate > capacity / 2)
+    });
+
+    ok(&dir, &["down", "--purge"]);
+}

@@ -245,7 +245,8 @@ pub fn api_error(code: v1::ErrorCode, message: impl Into<String>) -> ApiError {
 fn answer(r: &v1::QueryResponse) -> Answer {
     Answer {
         output: String::from_utf8_lossy(&r.output).into_owned(),
-        miner: r.signer().map(|k| k.to_hex()).unwrap_or_default(),
+        // The router checked it is the miner's key: shown as it is, not parsed again.
+        miner: hex::encode(&r.miner),
         elapsed_us: r.elapsed_us,
     }
 }

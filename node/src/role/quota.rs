@@ -1,6 +1,6 @@
-//! Who may send a miner how many queries: the validators holding a permit on its subnet share its
-//! capacity in proportion to their stake (read from the finalized state), every other caller gets
-//! a small rate, and the operator may set any hotkey's rate.
+//! Who may send a miner how many queries: the validators of its subnet (permit holders that set
+//! weights lately) share its capacity in proportion to their stake, read from the finalized state;
+//! every other caller gets a small rate, and the operator may set any hotkey's rate.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -32,7 +32,7 @@ pub fn stake_share(capacity: u32, stake: u64, total: u64) -> u32 {
 /// A miner's admission rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaPolicy {
-    /// Queries per second the permit holders share, by stake.
+    /// Queries per second the subnet's validators share, by stake.
     pub capacity: u32,
     /// Queries per second from any other caller.
     pub others: u32,
@@ -79,7 +79,7 @@ pub struct QuotaView {
 pub struct QuotasView {
     /// The finalized epoch the stakes were read at; `None` before the first one.
     pub epoch: Option<u64>,
-    /// Queries per second the permit holders share.
+    /// Queries per second the subnet's validators share.
     pub capacity: u32,
     /// Callers with a quota of their own, then `others`.
     pub callers: Vec<QuotaView>,
@@ -160,7 +160,7 @@ impl Quotas {
             return;
         }
         self.epoch = Some(state.epoch);
-        self.set_permits(&state.permits(subnet));
+        self.set_permits(&state.validators(subnet));
     }
 
     /// Sets the permit holders and their stake; the operator's rates stay over them.

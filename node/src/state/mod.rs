@@ -388,6 +388,25 @@ impl State {
             .collect()
     }
 
+    /// The permit holders of `subnet` that validate, with the stake behind each: those that set
+    /// weights within the last `activity_cutoff` epochs. They share a miner's capacity.
+    pub fn validators(&self, subnet: u32) -> Vec<(Key, u64)> {
+        let Some(chain) = self.subnets.get(&subnet) else {
+            return Vec::new();
+        };
+        let validating = |key: &Key| {
+            chain.neurons.iter().any(|n| {
+                n.hotkey == *key
+                    && !n.weights.is_empty()
+                    && self.epoch.saturating_sub(n.last_update) <= self.params.activity_cutoff
+            })
+        };
+        self.permits(subnet)
+            .into_iter()
+            .filter(|(key, _)| validating(key))
+            .collect()
+    }
+
     pub(crate) fn add_stake(&mut self, subnet: u32, hotkey: Key, coldkey: Key, amount: u64) {
         if amount == 0 {
             return;

@@ -875,3 +875,29 @@ fn emission_follows_stake_and_a_token_subnet_farms_nothing() {
     }
     w.state.check_invariants().expect("supply conserved");
 }
+
+#[test]
+fn permits_go_to_the_top_stake_and_validators_are_the_holders_that_set_weights() {
+    let mut w = world();
+    w.state.params.max_validators = 1;
+    let (v0, v1) = (key(&w.hot[0]), key(&w.hot[1]));
+    w.state.add_stake(1, v1, key(&w.cold[2]), 500);
+    // The one permit goes to the most stake.
+    assert_eq!(w.state.permits(1), vec![(v1, 1_500)]);
+    assert!(w.state.validators(1).is_empty(), "nobody set weights yet");
+    w.state.params.max_validators = 64;
+    assert_eq!(w.state.permits(1).len(), 2);
+    let chain = w.state.subnets.get_mut(&1).expect("subnet 1");
+    for neuron in &mut chain.neurons {
+        if neuron.hotkey == v0 {
+            neuron.weights = vec![(1, u16::MAX)];
+            neuron.last_update = 10;
+        }
+    }
+    w.state.epoch = 10 + w.state.params.activity_cutoff;
+    assert_eq!(w.state.validators(1), vec![(v0, 1_000)]);
+    // Silent past the cutoff: no longer a validator.
+    w.state.epoch += 1;
+    assert!(w.state.validators(1).is_empty());
+    assert!(w.state.permits(99).is_empty() && w.state.validators(99).is_empty());
+}

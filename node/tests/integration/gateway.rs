@@ -1,7 +1,7 @@
 //! A real validator and miner on 127.0.0.1, on the default configuration, under client load: 64
 //! concurrent clients all get right answers, a greedy client is limited (429 with `Retry-After`)
-//! without hurting a polite one, and the miner's per-caller quotas follow stake once the stake
-//! change is finalized.
+//! without hurting a polite one, and the miner gives its capacity to the subnet's validator, not
+//! to a staked hotkey that does not validate.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Stdio;
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use meshmind_node::api::client::{ApiClient, ClientError};
 use meshmind_node::api::types::{QueryAnswer, QueryRequest, Status};
-use meshmind_node::role::quota::{QuotasView, stake_share};
+use meshmind_node::role::quota::QuotasView;
 use meshmind_node::role::reference;
 
 use crate::common::{
@@ -75,7 +75,7 @@ fn rate_when(api: &str, caller: &str, check: impl Fn(u32) -> bool) -> u32 {
 }
 
 #[test]
-fn the_gateway_carries_load_and_quotas_follow_stake() {
+fn the_gateway_carries_load_and_a_miner_serves_its_validator() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (v_dir, m_dir, v_api, m_api) = init_pair(dir.path());
     // One-second epochs (in both copies of the genesis), so stake changes finalize quickly; the
@@ -118,8 +118,19 @@ fn the_gateway_carries_load_and_quotas_follow_stake() {
     );
     status(&m_url, Duration::from_secs(20));
 
-    // The miner reads the finalized state: the validator, the only staked registered hotkey,
-    // holds a permit and the whole capacity.
+    // The miner registers (signed by the validator's coldkey, with its hotkey's consent), so the
+    // validator has a miner to weight; the miner reads the finalized state: the validator, the
+    // only permit holder that sets weights, gets its whole capacity.
+    let coldkey = v_dir.join("coldkey.json");
+    let coldkey = coldkey.to_str().expect("utf-8");
+    let tx = |args: &[&str]| {
+        let head = ["tx", args[0], "--coldkey", coldkey, "--api", v_url.as_str()];
+        let all: Vec<&str> = head.iter().chain(&args[1..]).copied().collect();
+        ok(&all);
+    };
+    let m_hotkey = m_dir.join("hotkey.json");
+    let m_hotkey = m_hotkey.to_str().expect("utf-8");
+    tx(&["register", "--hotkey", m_hotkey, "--subnet", "1", "--wait"]);
     let v_hotkey = public_hex(&v_dir.join("hotkey.json"));
     let capacity = quotas(&m_url).capacity;
     rate_when(&m_url, &v_hotkey, |rate| rate == capacity);
@@ -168,7 +179,7 @@ fn the_gateway_carries_load_and_quotas_follow_stake() {
         let polite = client(&v_url, 0x0102);
         let flood = tokio::spawn(async move {
             let (mut answered, mut limited, mut other) = (0, 0, Vec::new());
-            for i in 0..600 {
+            for i in 0..2_000 {
                 match greedy.query(&arith(1, i)).await {
                     Ok(_) => answered += 1,
                     Err(ClientError::Api { status: 429, .. }) => limited += 1,
@@ -196,7 +207,7 @@ fn the_gateway_carries_load_and_quotas_follow_stake() {
             .build()
             .expect("a client");
         let mut retry_after = None;
-        for i in 0..400 {
+        for i in 0..2_000 {
             let response = raw
                 .post(format!("{v_url}/query"))
                 .json(&arith(3, i))
@@ -211,19 +222,10 @@ fn the_gateway_carries_load_and_quotas_follow_stake() {
         assert!(retry_after.is_some(), "a 429 with Retry-After");
     });
 
-    // A second hotkey registers and takes half as much stake as the validator has: once finalized,
-    // the miner splits its capacity between the two by stake (the validator's keeps growing
-    // with its dividends, so the split is read back, not assumed).
-    let coldkey = v_dir.join("coldkey.json");
-    let coldkey = coldkey.to_str().expect("utf-8");
-    new_key(dir.path(), "hotkey", "other-hotkey.json");
+    // A second hotkey registers and takes half as much stake as the validator has, but sets no
+    // weights: a permit holder that does not validate takes none of the miner's capacity.
+    let other_hotkey = new_key(dir.path(), "hotkey", "other-hotkey.json");
     let other_path = dir.path().join("other-hotkey.json");
-    let other_hotkey = public_hex(&other_path);
-    let tx = |args: &[&str]| {
-        let head = ["tx", args[0], "--coldkey", coldkey, "--api", v_url.as_str()];
-        let all: Vec<&str> = head.iter().chain(&args[1..]).copied().collect();
-        ok(&all);
-    };
     let other = other_path.to_str().expect("utf-8");
     tx(&["register", "--hotkey", other, "--subnet", "1", "--wait"]);
     let stake = quotas(&m_url)
@@ -233,29 +235,31 @@ fn the_gateway_carries_load_and_quotas_follow_stake() {
         .map(|q| q.stake)
         .expect("the validator's stake");
     let amount = (stake / 2).to_string();
-    tx(&[
-        "stake",
-        "--hotkey",
-        &other_hotkey,
-        "--subnet",
-        "1",
-        "--amount",
-        &amount,
-        "--wait",
-    ]);
-    rate_when(&m_url, &other_hotkey, |rate| rate > 0);
-    let view = quotas(&m_url);
-    let staked: Vec<_> = view.callers.iter().filter(|q| q.stake > 0).collect();
-    let total: u64 = staked.iter().map(|q| q.stake).sum();
-    assert_eq!(staked.len(), 2, "{view:?}");
-    for quota in &staked {
-        assert_eq!(
-            quota.rate,
-            stake_share(capacity, quota.stake, total),
-            "{view:?}"
+    let subnet = ["--subnet", "1", "--amount", &amount, "--wait"];
+    tx(&[&["stake", "--hotkey", &other_hotkey][..], &subnet[..]].concat());
+    let staked_at = status(&v_url, Duration::from_secs(5))
+        .consensus
+        .finalized_epoch
+        .expect("a head");
+    let start = Instant::now();
+    while quotas(&m_url).epoch.is_none_or(|e| e <= staked_at + 1) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the miner stopped following"
         );
-        assert!(quota.rate < capacity, "{view:?}");
+        std::thread::sleep(Duration::from_millis(200));
     }
+    let view = quotas(&m_url);
+    let callers: Vec<(&str, u32)> = view
+        .callers
+        .iter()
+        .map(|q| (q.caller.as_str(), q.rate))
+        .collect();
+    assert_eq!(
+        callers,
+        vec![(v_hotkey.as_str(), capacity), ("others", 50)],
+        "{view:?}"
+    );
 
     assert!(miner.terminate().success());
     assert!(validator.terminate().success());

@@ -171,7 +171,7 @@ async fn ads_and_weights_travel_by_gossip_and_reveals_open_commitments() {
     for v in [&a, &b] {
         wait_for("the miner in the metagraph", || async {
             let graph = v.validator.metagraph();
-            (graph.serving("sort", now_ms()).len() == 1).then_some(())
+            (graph.serving("sort", now_ms()).count() == 1).then_some(())
         })
         .await;
     }

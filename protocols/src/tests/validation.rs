@@ -184,3 +184,27 @@ fn errors_read_well() {
     let err = vote.validate().expect_err("short key");
     assert_eq!(err.to_string(), "validator: must be 32 bytes, got 3");
 }
+
+#[test]
+fn a_response_checked_against_its_miner_follows_the_same_rules() {
+    let miner = key(1);
+    let response = v1::QueryResponse {
+        id: vec![7; 16],
+        query_hash: vec![9; 32],
+        output: b"a b".to_vec(),
+        elapsed_us: 5,
+        ..Default::default()
+    }
+    .signed(&miner);
+    assert!(response.validate().is_ok());
+    assert!(response.validate_from(&miner.public()).is_ok());
+    let other = key(2).public();
+    assert!(matches!(
+        response.validate_from(&other),
+        Err(e) if e.to_string().contains("miner")
+    ));
+    let mut short_id = response.clone();
+    short_id.id.pop();
+    assert!(short_id.validate().is_err());
+    assert!(short_id.validate_from(&miner.public()).is_err());
+}

@@ -56,7 +56,7 @@ impl Validator {
                     continue;
                 };
                 let query = self.query(&task, input, deadline);
-                let miner = miner.clone();
+                let miner = miner.target();
                 pending.push(Box::pin(async move {
                     let started = Instant::now();
                     let outcome = match self.ask(&miner, &query, Check::Always).await {

@@ -95,8 +95,8 @@ impl EpochLoop {
     }
 
     /// Tells the validator which hotkeys the finalized economy registered on the subnet, so ads
-    /// of others count only as a few candidates, and which hold a permit, so it knows its share
-    /// of each miner's capacity.
+    /// of others count only as a few candidates, and which validate with a permit, so it knows
+    /// its share of each miner's capacity.
     fn follow_registrations(&self) {
         let Some(economy) = &self.economy else {
             return;
@@ -114,7 +114,7 @@ impl EpochLoop {
                         .collect()
                 })
                 .unwrap_or_default();
-            (registered, state.permits(self.subnet))
+            (registered, state.validators(self.subnet))
         };
         self.validator.set_registered(registered);
         self.validator.set_permits(&permits);

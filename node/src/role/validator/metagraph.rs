@@ -25,7 +25,30 @@ pub struct MinerEntry {
     pub capacity: u32,
 }
 
+/// A miner as queries address it: who it is and what it takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    /// Its UID here.
+    pub uid: u32,
+    /// Its hotkey.
+    pub key: PublicKey,
+    /// Its peer id.
+    pub peer: PeerId,
+    /// Queries per second it takes from permit holders (0: not said).
+    pub capacity: u32,
+}
+
 impl MinerEntry {
+    /// This miner as queries address it.
+    pub fn target(&self) -> Target {
+        Target {
+            uid: self.uid,
+            key: self.key,
+            peer: self.peer,
+            capacity: self.capacity,
+        }
+    }
+
     /// Whether it has an unexpired ad for `task` at `now_ms`.
     pub fn serves(&self, task: &str, now_ms: u64) -> bool {
         self.tasks.get(task).is_some_and(|&expiry| expiry > now_ms)
@@ -150,11 +173,8 @@ impl Metagraph {
     }
 
     /// The miners with a live ad for `task`.
-    pub fn serving(&self, task: &str, now_ms: u64) -> Vec<&MinerEntry> {
-        self.miners
-            .values()
-            .filter(|m| m.serves(task, now_ms))
-            .collect()
+    pub fn serving(&self, task: &str, now_ms: u64) -> impl Iterator<Item = &MinerEntry> {
+        self.miners.values().filter(move |m| m.serves(task, now_ms))
     }
 
     /// Every miner, by UID.

@@ -10,7 +10,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 
 use super::hedge::{Want, hedge};
-use super::metagraph::MinerEntry;
+use super::metagraph::Target;
 use super::service::{AskError, Check, Client, Validator, lock};
 use crate::role::admission::{check_target, read_query};
 use crate::role::error_frame;
@@ -33,11 +33,10 @@ const REASONS_SHOWN: usize = 8;
 
 impl Validator {
     /// The live miners for the query's task, best first.
-    fn candidates(&self, query: &v1::Query, now_ms: u64) -> Vec<MinerEntry> {
-        let mut candidates: Vec<MinerEntry> = lock(&self.metagraph)
+    fn candidates(&self, query: &v1::Query, now_ms: u64) -> Vec<Target> {
+        let mut candidates: Vec<Target> = lock(&self.metagraph)
             .serving(&query.task, now_ms)
-            .into_iter()
-            .cloned()
+            .map(|m| m.target())
             .collect();
         {
             let scores = lock(&self.scores);
@@ -54,7 +53,7 @@ impl Validator {
     /// Opens a streamed query to `miner` and reads its first chunk, checked.
     async fn open_stream(
         &self,
-        miner: &MinerEntry,
+        miner: &Target,
         query: &v1::Query,
         until: tokio::time::Instant,
     ) -> Result<(QueryStream, StreamCheck, v1::QueryChunk), String> {

@@ -8,12 +8,11 @@ use std::time::Duration;
 use meshmind_p2p::{NetworkHandle, RateLimiter};
 use meshmind_protocols::signing::verify_digest;
 use meshmind_protocols::{
-    Context, Keypair, NetworkId, PublicKey, Signature, Signed, Validate, ValidationError, decode,
-    hash, v1,
+    Context, Keypair, NetworkId, PublicKey, Signature, Signed, ValidationError, decode, hash, v1,
 };
 use prost::Message;
 
-use super::metagraph::{AdError, Metagraph, MinerEntry};
+use super::metagraph::{AdError, Metagraph, Target};
 use crate::consensus::valset::mix64;
 use crate::role::quota::stake_share;
 use crate::scoring::{Outcome, ScoreConfig, Scoreboard};
@@ -84,7 +83,7 @@ impl ValidatorConfig {
             score: ScoreConfig::default(),
             max_clock_skew_ms: 5_000,
             routed_per_miner: (40, 80),
-            per_client: (100, 200),
+            per_client: (250, 500),
         }
     }
 }
@@ -189,7 +188,7 @@ impl Validator {
     /// many client queries as leave room for its challenges: three quarters of its quota there
     /// (its stake's share of the miner's advertised capacity) while it holds a permit, else
     /// [`ValidatorConfig::routed_per_miner`].
-    pub(super) fn take_routed(&self, miner: &MinerEntry) -> bool {
+    pub(super) fn take_routed(&self, miner: &Target) -> bool {
         let mut routed = lock(&self.routed);
         let (rate, burst) = match routed.share {
             Some((own, total)) if miner.capacity > 0 => {
@@ -202,7 +201,8 @@ impl Validator {
         routed.limiter.allow_with(miner.key, now, rate, burst)
     }
 
-    /// Sets the subnet's permit holders and their stake, from the finalized state.
+    /// Sets the subnet's validators (permit holders that set weights lately) and their stake, from
+    /// the finalized state.
     pub fn set_permits(&self, permits: &[(Key, u64)]) {
         let total = permits
             .iter()
@@ -392,7 +392,7 @@ impl Validator {
     /// found costs the miner a wrong answer in its score.
     pub(super) async fn ask(
         &self,
-        miner: &MinerEntry,
+        miner: &Target,
         query: &v1::Query,
         check: Check,
     ) -> Result<v1::QueryResponse, AskError> {
@@ -422,9 +422,8 @@ impl Validator {
         if let Some(e) = &response.error {
             return Err(refusal(e));
         }
-        let answers = response.validate().is_ok()
-            && response.miner.as_slice() == miner.key.as_bytes()
-            && response.query_hash == hash(query).to_vec();
+        let answers =
+            response.validate_from(&miner.key).is_ok() && response.query_hash == hash(query).0;
         if !answers {
             return Err(AskError::Wrong("not an answer to the query".into()));
         }
