@@ -258,3 +258,26 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
         .with_context(|| path.display().to_string())?;
     Ok(token)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_quotas_are_read_by_hotkey_and_a_bad_key_is_named() {
+        let key = meshmind_protocols::Keypair::generate().expect("random");
+        let mut section = crate::config::MinerSection::default();
+        section.quotas.insert(key.public().to_hex(), 1_234);
+        let policy = quota_policy(&section).expect("a policy");
+        assert_eq!(
+            policy
+                .overrides
+                .get(&crate::state::Key(key.public().to_bytes())),
+            Some(&1_234)
+        );
+        assert_eq!((policy.capacity, policy.others), (8_000, 50));
+        section.quotas.insert("not-a-key".into(), 5);
+        let error = quota_policy(&section).expect_err("refused");
+        assert!(format!("{error:#}").contains("not-a-key"), "{error:#}");
+    }
+}

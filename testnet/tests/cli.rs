@@ -29,19 +29,27 @@ fn node(dir: &Path, name: &str) -> serde_json::Value {
         .expect("the node")
 }
 
-fn wait(dir: &Path, name: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+/// Reads with `read` until `check` holds for what it read, for at most `limit`.
+fn poll<T: std::fmt::Debug>(
+    limit: Duration,
+    what: &str,
+    read: impl Fn() -> T,
+    check: impl Fn(&T) -> bool,
+) {
     let start = Instant::now();
     loop {
-        let row = node(dir, name);
-        if check(&row) {
+        let seen = read();
+        if check(&seen) {
             return;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{name} never {what}: {row}"
-        );
+        assert!(start.elapsed() < limit, "never {what}: {seen:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+fn wait(dir: &Path, name: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+    let what = format!("{name} {what}");
+    poll(Duration::from_secs(30), &what, || node(dir, name), check);
 }
 
 #[test]
@@ -119,19 +127,11 @@ fn quotas(api: &str) -> (Vec<(String, u64, u32)>, u32) {
 
 /// Waits (at most 60 s) until the validators' quotas at the miner `api` satisfy `check`.
 fn quotas_when(api: &str, what: &str, check: impl Fn(&[(String, u64, u32)]) -> bool) {
-    let start = Instant::now();
-    loop {
+    let validators = || {
         let (callers, _) = quotas(api);
-        let validators: Vec<_> = callers.into_iter().filter(|c| c.1 > 0).collect();
-        if check(&validators) {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "never {what}: {validators:?}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+        callers.into_iter().filter(|c| c.1 > 0).collect::<Vec<_>>()
+    };
+    poll(Duration::from_secs(60), what, validators, |v| check(v));
 }
 
 /// A miner shares its capacity between the subnet's validators by stake, read from the finalized

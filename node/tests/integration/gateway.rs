@@ -261,6 +261,30 @@ fn the_gateway_carries_load_and_a_miner_serves_its_validator() {
         "{view:?}"
     );
 
+    // The same on /metrics, by caller.
+    let metrics = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            reqwest::get(format!("{m_url}/metrics"))
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text")
+        })
+    })
+    .join()
+    .expect("metrics read");
+    let rate_line = format!("miner_quota_rate{{caller=\"{v_hotkey}\"}} {capacity}");
+    assert!(metrics.contains(&rate_line), "{rate_line} in {metrics}");
+    assert!(
+        metrics.contains("miner_quota_admitted_total{caller=\"others\"}"),
+        "{metrics}"
+    );
+
     assert!(miner.terminate().success());
     assert!(validator.terminate().success());
 }
