@@ -98,13 +98,27 @@ struct QuotaMetrics {
     refused: Family<CallerLabel, Counter>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+impl QuotaMetrics {
+    /// An entry counting into the counters of `key` (`None`: every other caller).
+    fn entry(&self, key: Option<&Key>) -> Entry {
+        let label = label(key);
+        Entry {
+            admitted: self.admitted.get_or_create(&label).clone(),
+            refused: self.refused.get_or_create(&label).clone(),
+            ..Entry::default()
+        }
+    }
+}
+
+/// One caller's quota, and its counters (shared with the metrics, so counts survive quota
+/// changes).
+#[derive(Debug, Clone, Default)]
 struct Entry {
     stake: u64,
     rate: u32,
     set_by_operator: bool,
-    admitted: u64,
-    refused: u64,
+    admitted: Counter,
+    refused: Counter,
 }
 
 /// A miner's quotas and the buckets that enforce them.
@@ -112,6 +126,8 @@ pub struct Quotas {
     policy: QuotaPolicy,
     epoch: Option<u64>,
     callers: HashMap<Key, Entry>,
+    /// The peer id of each caller with a quota of its own, worked out once per change.
+    peers: HashMap<PeerId, Key>,
     others: Entry,
     limiter: RateLimiter<PeerId>,
     metrics: QuotaMetrics,
@@ -120,16 +136,18 @@ pub struct Quotas {
 impl Quotas {
     /// Quotas under `policy`; until the first finalized state only the operator's are known.
     pub fn new(policy: QuotaPolicy) -> Self {
+        let metrics = QuotaMetrics::default();
         let mut quotas = Self {
             limiter: RateLimiter::new(policy.others, policy.others.saturating_mul(2)),
             others: Entry {
                 rate: policy.others,
-                ..Entry::default()
+                ..metrics.entry(None)
             },
             policy,
             epoch: None,
             callers: HashMap::new(),
-            metrics: QuotaMetrics::default(),
+            peers: HashMap::new(),
+            metrics,
         };
         quotas.set_permits(&[]);
         quotas
@@ -177,21 +195,22 @@ impl Quotas {
                     Entry {
                         stake,
                         rate,
-                        ..Entry::default()
+                        ..self.metrics.entry(Some(&key))
                     },
                 )
             })
             .collect();
         for (&key, &rate) in &self.policy.overrides {
-            let entry = callers.entry(key).or_default();
+            let entry = callers
+                .entry(key)
+                .or_insert_with(|| self.metrics.entry(Some(&key)));
             entry.rate = rate;
             entry.set_by_operator = true;
         }
-        for (key, entry) in callers.iter_mut() {
-            if let Some(old) = self.callers.get(key) {
-                (entry.admitted, entry.refused) = (old.admitted, old.refused);
-            }
-        }
+        self.peers = callers
+            .keys()
+            .filter_map(|key| Some((PublicKey::from_bytes(&key.0).ok()?.peer_id(), *key)))
+            .collect();
         for key in self.callers.keys().filter(|k| !callers.contains_key(k)) {
             self.metrics.rate.remove(&label(Some(key)));
         }
@@ -206,25 +225,18 @@ impl Quotas {
 
     /// Takes one query from `peer` at `now`; false when it is over its quota.
     pub fn admit(&mut self, peer: PeerId, now: Instant) -> bool {
-        let key = PublicKey::from_peer_id(&peer)
-            .ok()
-            .map(|k| Key(k.to_bytes()))
-            .filter(|k| self.callers.contains_key(k));
-        let (entry, allowed) = match key.and_then(|k| self.callers.get_mut(&k)) {
+        let own = self.peers.get(&peer).and_then(|k| self.callers.get(k));
+        let (entry, allowed) = match own {
             Some(entry) => {
                 let (rate, burst) = (entry.rate, entry.rate.saturating_mul(2));
                 (entry, self.limiter.allow_with(peer, now, rate, burst))
             }
-            None => (&mut self.others, self.limiter.allow(peer, now)),
+            None => (&self.others, self.limiter.allow(peer, now)),
         };
-        let label = label(key.as_ref());
-        if allowed {
-            entry.admitted += 1;
-            self.metrics.admitted.get_or_create(&label).inc();
-        } else {
-            entry.refused += 1;
-            self.metrics.refused.get_or_create(&label).inc();
-        }
+        match allowed {
+            true => entry.admitted.inc(),
+            false => entry.refused.inc(),
+        };
         allowed
     }
 
@@ -235,8 +247,8 @@ impl Quotas {
             stake: e.stake,
             rate: e.rate,
             set_by_operator: e.set_by_operator,
-            admitted: e.admitted,
-            refused: e.refused,
+            admitted: e.admitted.get(),
+            refused: e.refused.get(),
         };
         let mut callers: Vec<QuotaView> = self
             .callers
