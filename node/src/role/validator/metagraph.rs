@@ -23,6 +23,8 @@ pub struct MinerEntry {
     pub last_seen_ms: u64,
     /// Queries per second it takes from permit holders, as its latest ad says (0: not said).
     pub capacity: u32,
+    /// Queries it answers at once, as its latest ad says.
+    pub max_concurrency: u32,
 }
 
 /// A miner as queries address it: who it is and what it takes.
@@ -36,6 +38,8 @@ pub struct Target {
     pub peer: PeerId,
     /// Queries per second it takes from permit holders (0: not said).
     pub capacity: u32,
+    /// Queries it answers at once.
+    pub max_concurrency: u32,
 }
 
 impl MinerEntry {
@@ -46,6 +50,7 @@ impl MinerEntry {
             key: self.key,
             peer: self.peer,
             capacity: self.capacity,
+            max_concurrency: self.max_concurrency,
         }
     }
 
@@ -160,12 +165,14 @@ impl Metagraph {
                     tasks: BTreeMap::new(),
                     last_seen_ms: 0,
                     capacity: 0,
+                    max_concurrency: 0,
                 })
             }
         };
         entry.tasks.insert(ad.task.clone(), ad.expires_at_ms);
         entry.last_seen_ms = context.now_ms;
         entry.capacity = ad.queries_per_second;
+        entry.max_concurrency = ad.max_concurrency;
         if query_addr.is_some() {
             entry.query_addr = query_addr;
         }

@@ -32,22 +32,45 @@ const WAIT_FOR_ROOM: (Duration, Duration) = (Duration::from_millis(1), Duration:
 const REASONS_SHOWN: usize = 8;
 
 impl Validator {
-    /// The live miners for the query's task, best first.
+    /// The live miners for the query's task in the order to try them: first one drawn among the
+    /// best `top_k` in proportion to score times room (advertised concurrency less what this
+    /// validator has in flight there; by room alone while none has a score), then the rest best
+    /// first.
     fn candidates(&self, query: &v1::Query, now_ms: u64) -> Vec<Target> {
-        let mut candidates: Vec<Target> = lock(&self.metagraph)
+        let targets = lock(&self.metagraph)
             .serving(&query.task, now_ms)
             .map(|m| m.target())
-            .collect();
-        {
+            .collect::<Vec<_>>();
+        let mut scored: Vec<(Target, f64)> = {
             let scores = lock(&self.scores);
-            candidates.sort_by(|a, b| {
-                scores
-                    .score(&b.key)
-                    .total_cmp(&scores.score(&a.key))
-                    .then(a.uid.cmp(&b.uid))
-            });
+            targets
+                .into_iter()
+                .map(|t| (t, scores.score(&t.key)))
+                .collect()
+        };
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.uid.cmp(&b.0.uid)));
+        let best = self.config.top_k.max(1).min(scored.len());
+        if best > 1 {
+            let room: Vec<f64> = scored[..best]
+                .iter()
+                .map(|(t, _)| {
+                    let free = t.max_concurrency.saturating_sub(self.in_flight(&t.key));
+                    f64::from(free.max(1))
+                })
+                .collect();
+            let mut weights: Vec<f64> = room
+                .iter()
+                .zip(&scored[..best])
+                .map(|(room, (_, score))| room * score.max(0.0))
+                .collect();
+            // Before any miner has a score, by room alone.
+            if weights.iter().sum::<f64>() <= 0.0 {
+                weights = room;
+            }
+            let pick = pick_weighted(&weights, self.draw());
+            scored[..=pick].rotate_right(1);
         }
-        candidates
+        scored.into_iter().map(|(t, _)| t).collect()
     }
 
     /// Opens a streamed query to `miner` and reads its first chunk, checked.
@@ -194,6 +217,7 @@ impl Validator {
                         if !self.take_routed(miner) {
                             return Err((miner.uid, AskError::Overloaded));
                         }
+                        let _flight = self.flight(miner.key);
                         self.ask(miner, query, Check::Sampled)
                             .await
                             .map_err(|e| (miner.uid, e))
@@ -262,6 +286,20 @@ impl Validator {
     }
 }
 
+/// The index `draw` lands on when `weights` (not all zero) share the range of a u64.
+fn pick_weighted(weights: &[f64], draw: u64) -> usize {
+    let total: f64 = weights.iter().sum();
+    // The top 53 bits as a fraction in [0, 1).
+    let mut point = (draw >> 11) as f64 / (1u64 << 53) as f64 * total;
+    for (i, weight) in weights.iter().enumerate() {
+        if point < *weight {
+            return i;
+        }
+        point -= weight;
+    }
+    weights.len().saturating_sub(1)
+}
+
 /// The error for a query no miner answered, naming what each miner did: overloaded (all of
 /// them), past the deadline, wrong answers, or unreachable.
 fn no_answer(failed: &[(u32, AskError)], timed_out: bool) -> v1::QueryFrame {
@@ -307,5 +345,26 @@ async fn read_chunk(stream: &mut QueryStream) -> Result<v1::QueryChunk, String> 
             Ok(_) => Err("expected a chunk".into()),
             Err(e) => Err(e.to_string()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_weighted;
+
+    #[test]
+    fn draws_land_in_proportion_to_weight() {
+        let weights = [1.0, 3.0, 0.0, 4.0];
+        let mut hits = [0u32; 4];
+        for n in 0..80_000u64 {
+            hits[pick_weighted(&weights, crate::consensus::valset::mix64(n))] += 1;
+        }
+        assert_eq!(hits[2], 0);
+        for (i, expected) in [(0, 10_000.0), (1, 30_000.0), (3, 40_000.0)] {
+            let off = (f64::from(hits[i]) - expected).abs() / expected;
+            assert!(off < 0.05, "{hits:?}");
+        }
+        assert_eq!(pick_weighted(&[0.0, 0.0], u64::MAX), 1);
+        assert_eq!(pick_weighted(&[2.0], 0), 0);
     }
 }

@@ -2,6 +2,7 @@
 //! weights that follow, and the verified exchange with one miner that routing
 //! (`router.rs`) and challenges (`challenger.rs`) share.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -98,11 +99,32 @@ pub struct Validator {
     routed: Mutex<Routed>,
     /// This validator's hotkey.
     key: PublicKey,
-    /// Routed answers asked for, and the secret that picks which are checked.
-    asked: std::sync::atomic::AtomicU64,
-    sample_seed: u64,
+    /// Draws made, and the secret that makes them unpredictable: which routed answers have their
+    /// signature checked, which miner is tried first.
+    draws: std::sync::atomic::AtomicU64,
+    seed: u64,
+    /// Queries this validator has in flight at each miner.
+    in_flight: Mutex<HashMap<PublicKey, u32>>,
     /// Queries of each client.
     clients: Mutex<RateLimiter<Client>>,
+}
+
+/// A query in flight at a miner, counted until dropped.
+pub(super) struct Flight<'a> {
+    validator: &'a Validator,
+    miner: PublicKey,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = lock(&self.validator.in_flight);
+        if let Some(n) = in_flight.get_mut(&self.miner) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                in_flight.remove(&self.miner);
+            }
+        }
+    }
 }
 
 /// What bounds the client queries a validator routes to each miner.
@@ -171,8 +193,9 @@ impl Validator {
                 share: None,
             }),
             key: keypair.public(),
-            asked: std::sync::atomic::AtomicU64::new(0),
-            sample_seed: {
+            draws: std::sync::atomic::AtomicU64::new(0),
+            in_flight: Mutex::default(),
+            seed: {
                 let mut seed = [0u8; 8];
                 // Without randomness the order is fixed but still spread.
                 let _ = getrandom::fill(&mut seed);
@@ -377,13 +400,31 @@ impl Validator {
         lock(&self.scores).score(miner)
     }
 
-    /// Whether the signature of this routed answer is checked: one in [`SIGNATURE_SAMPLE`], in
-    /// an order the miners cannot predict.
-    fn sampled(&self) -> bool {
+    /// The next draw of a sequence the miners cannot predict.
+    pub(super) fn draw(&self) -> u64 {
         let n = self
-            .asked
+            .draws
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        mix64(self.sample_seed ^ n).is_multiple_of(SIGNATURE_SAMPLE)
+        mix64(self.seed ^ n)
+    }
+
+    /// Whether the signature of this routed answer is checked: one in [`SIGNATURE_SAMPLE`].
+    fn sampled(&self) -> bool {
+        self.draw().is_multiple_of(SIGNATURE_SAMPLE)
+    }
+
+    /// Queries this validator has in flight at `miner`.
+    pub(super) fn in_flight(&self, miner: &PublicKey) -> u32 {
+        lock(&self.in_flight).get(miner).copied().unwrap_or(0)
+    }
+
+    /// Counts a query in flight at `miner` until the guard is dropped.
+    pub(super) fn flight(&self, miner: PublicKey) -> Flight<'_> {
+        *lock(&self.in_flight).entry(miner).or_default() += 1;
+        Flight {
+            validator: self,
+            miner,
+        }
     }
 
     /// Sends `query` to `miner` and returns its valid signed answer, or why it does not count.
