@@ -59,8 +59,14 @@ pub struct MinerSection {
     /// Publish ads on the subnet's caps topic too; without it the miner is found only through its
     /// DHT provider records. Default true.
     pub gossip_ads: bool,
+    /// Which callers without a quota of their own (neither the subnet's validators nor listed in
+    /// `[miner.quotas]`) are answered: `anyone`, `staked` (hotkeys with at least
+    /// `min_caller_stake` on the subnet) or `validators` (nobody else). Default `anyone`.
+    pub admit: String,
+    /// Under `admit = "staked"`, the least stake a caller's hotkey needs on the subnet. Default 1.
+    pub min_caller_stake: u64,
     /// Rates set by the operator, queries per second by caller hotkey (hex), over what stake
-    /// gives (`[miner.quotas]`). Default none.
+    /// gives (`[miner.quotas]`); with `admit = "validators"`, the allowlist. Default none.
     pub quotas: std::collections::BTreeMap<String, u32>,
 }
 
@@ -78,6 +84,8 @@ impl Default for MinerSection {
             ad_ttl_ms: 60_000,
             delay_ms: 0,
             gossip_ads: true,
+            admit: "anyone".into(),
+            min_caller_stake: 1,
             quotas: std::collections::BTreeMap::new(),
         }
     }

@@ -12,7 +12,7 @@
 //! | [`cli`], [`wallet`], [`client`] | the `meshmind` commands, transactions and accounts, queries |
 //! | [`api`] | HTTP routes, the request/response [`api::types`] every client shares, [`api::client::ApiClient`] |
 //! | [`node`], [`service`] | the router: [`service::Service`]s declare topics, request kinds and queries; one cancellation token stops them in order |
-//! | [`role`] | `miner/` (service, ads, backends) and `validator/` (router with one hedge, challenges, weights, metagraph), reference tasks |
+//! | [`role`] | `miner/` (service, ads, backends), `quota` (callers' quotas at a miner, by stake), `admission` (why a query is refused) and `validator/` (router with one hedge and backpressure, challenges, weights, metagraph), reference tasks |
 //! | [`chain`] | the application of consensus: snapshots (building, checking, replaying a ledger), the `driver` that performs the engine's actions, the consensus service and `sync` serving |
 //! | [`consensus`] | the pure Tendermint `core`, the `engine` (inputs to ordered actions: persist, sign, broadcast, schedule, commit), the `App` boundary, `wire` conversions, simulations |
 //! | [`ledger`] | storage behind the `Store` trait: RocksDB (`Ledger`) and in memory (`MemStore`) |

@@ -21,7 +21,7 @@ use crate::role::miner::{
     AdSchedule, Delayed, Echo, Exec, Http, Miner, MinerBackend, MinerConfig, MinerService,
     Reference,
 };
-use crate::role::quota::QuotaPolicy;
+use crate::role::quota::{Admit, QuotaPolicy};
 use crate::role::validator::epoch::EpochLoop;
 use crate::role::validator::gossip::{EvidenceSink, WeightBoard, WeightsService};
 use crate::role::validator::{Validator, ValidatorConfig, ValidatorService};
@@ -228,9 +228,16 @@ fn quota_policy(section: &crate::config::MinerSection) -> anyhow::Result<QuotaPo
             .with_context(|| format!("[miner.quotas] {hotkey:?} is not a hotkey"))?;
         overrides.insert(crate::state::Key(key.to_bytes()), rate);
     }
+    let admit = match section.admit.as_str() {
+        "anyone" => Admit::Anyone,
+        "staked" => Admit::Staked(section.min_caller_stake.max(1)),
+        "validators" => Admit::ValidatorsOnly,
+        other => anyhow::bail!("miner.admit: {other:?} is not anyone, staked or validators"),
+    };
     Ok(QuotaPolicy {
         capacity: section.capacity,
         others: section.rate_per_peer,
+        admit,
         overrides,
     })
 }
@@ -276,6 +283,17 @@ mod tests {
             Some(&1_234)
         );
         assert_eq!((policy.capacity, policy.others), (8_000, 50));
+        assert_eq!(policy.admit, Admit::Anyone);
+        section.admit = "staked".into();
+        section.min_caller_stake = 70;
+        assert_eq!(
+            quota_policy(&section).map(|p| p.admit).ok(),
+            Some(Admit::Staked(70))
+        );
+        section.admit = "friends".into();
+        let error = quota_policy(&section).expect_err("refused");
+        assert!(format!("{error:#}").contains("friends"), "{error:#}");
+        section.admit = "validators".into();
         section.quotas.insert("not-a-key".into(), 5);
         let error = quota_policy(&section).expect_err("refused");
         assert!(format!("{error:#}").contains("not-a-key"), "{error:#}");

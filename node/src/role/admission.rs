@@ -16,6 +16,9 @@ pub enum AdmissionError {
     /// Every slot is busy.
     #[error("at the concurrency limit")]
     Busy,
+    /// The miner does not answer this caller (it answers only the callers named).
+    #[error("this miner answers {0}")]
+    NotAdmitted(&'static str),
     /// The frame does not decode.
     #[error(transparent)]
     Undecodable(#[from] DecodeError),
@@ -57,6 +60,7 @@ impl AdmissionError {
         use v1::ErrorCode;
         match self {
             AdmissionError::RateLimited | AdmissionError::Busy => ErrorCode::Overloaded,
+            AdmissionError::NotAdmitted(_) => ErrorCode::Refused,
             AdmissionError::Undecodable(_)
             | AdmissionError::NotAQuery
             | AdmissionError::Invalid(_) => ErrorCode::Malformed,
@@ -179,6 +183,10 @@ mod tests {
         assert_eq!(
             AdmissionError::TooSlow.code(),
             v1::ErrorCode::DeadlineExceeded
+        );
+        assert_eq!(
+            AdmissionError::NotAdmitted("validators only").code(),
+            v1::ErrorCode::Refused
         );
     }
 }

@@ -1,6 +1,7 @@
 //! Who may send a miner how many queries: the validators of its subnet (permit holders that set
 //! weights lately) share its capacity in proportion to their stake, read from the finalized state;
-//! every other caller gets a small rate, and the operator may set any hotkey's rate.
+//! the operator may set any hotkey's rate (an allowlist); every other caller gets a small rate, if
+//! the miner admits it at all (anyone, callers with stake on the subnet, or validators only).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -29,13 +30,27 @@ pub fn stake_share(capacity: u32, stake: u64, total: u64) -> u32 {
     u32::try_from(share).unwrap_or(u32::MAX).max(1)
 }
 
+/// Which callers without a quota of their own a miner answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Admit {
+    /// Anyone, at the small rate.
+    Anyone,
+    /// Callers whose hotkey has at least this much stake on the subnet, at the small rate.
+    Staked(u64),
+    /// Nobody: only the subnet's validators and the operator's hotkeys.
+    ValidatorsOnly,
+}
+
 /// A miner's admission rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaPolicy {
     /// Queries per second the subnet's validators share, by stake.
     pub capacity: u32,
-    /// Queries per second from any other caller.
+    /// Queries per second from any other caller admitted.
     pub others: u32,
+    /// Which other callers are admitted.
+    pub admit: Admit,
     /// Rates the operator set by hotkey, over what stake gives.
     pub overrides: BTreeMap<Key, u32>,
 }
@@ -46,9 +61,21 @@ impl QuotaPolicy {
         Self {
             capacity: 8_000,
             others: 50,
+            admit: Admit::Anyone,
             overrides: BTreeMap::new(),
         }
     }
+}
+
+/// Why a miner does not take a query from a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The caller is over its quota.
+    #[error("rate limit exceeded")]
+    OverQuota,
+    /// The miner does not answer this caller at all.
+    #[error("this miner answers {0}")]
+    NotAdmitted(&'static str),
 }
 
 impl Default for QuotaPolicy {
@@ -79,6 +106,8 @@ pub struct QuotaView {
 pub struct QuotasView {
     /// The finalized epoch the stakes were read at; `None` before the first one.
     pub epoch: Option<u64>,
+    /// Which callers without a quota of their own are answered.
+    pub admit: Admit,
     /// Queries per second the subnet's validators share.
     pub capacity: u32,
     /// Callers with a quota of their own, then `others`.
@@ -128,6 +157,8 @@ pub struct Quotas {
     callers: HashMap<Key, Entry>,
     /// The peer id of each caller with a quota of its own, worked out once per change.
     peers: HashMap<PeerId, Key>,
+    /// Under [`Admit::Staked`], the peer ids of the hotkeys with enough stake on the subnet.
+    staked: std::collections::HashSet<PeerId>,
     others: Entry,
     limiter: RateLimiter<PeerId>,
     metrics: QuotaMetrics,
@@ -147,6 +178,7 @@ impl Quotas {
             epoch: None,
             callers: HashMap::new(),
             peers: HashMap::new(),
+            staked: std::collections::HashSet::new(),
             metrics,
         };
         quotas.set_permits(&[]);
@@ -179,6 +211,16 @@ impl Quotas {
         }
         self.epoch = Some(state.epoch);
         self.set_permits(&state.validators(subnet));
+        if let Admit::Staked(least) = self.policy.admit {
+            self.staked = state
+                .stakes
+                .get(&subnet)
+                .into_iter()
+                .flat_map(|hotkeys| hotkeys.keys())
+                .filter(|hotkey| state.hotkey_stake(subnet, hotkey) >= least)
+                .filter_map(|hotkey| Some(PublicKey::from_bytes(&hotkey.0).ok()?.peer_id()))
+                .collect();
+        }
     }
 
     /// Sets the permit holders and their stake; the operator's rates stay over them.
@@ -223,21 +265,33 @@ impl Quotas {
         self.callers = callers;
     }
 
-    /// Takes one query from `peer` at `now`; false when it is over its quota.
-    pub fn admit(&mut self, peer: PeerId, now: Instant) -> bool {
+    /// Takes one query from `peer` at `now`, or says why not.
+    pub fn admit(&mut self, peer: PeerId, now: Instant) -> Result<(), Refusal> {
         let own = self.peers.get(&peer).and_then(|k| self.callers.get(k));
         let (entry, allowed) = match own {
             Some(entry) => {
                 let (rate, burst) = (entry.rate, entry.rate.saturating_mul(2));
                 (entry, self.limiter.allow_with(peer, now, rate, burst))
             }
-            None => (&self.others, self.limiter.allow(peer, now)),
+            None => {
+                let refusal = match self.policy.admit {
+                    Admit::Anyone => None,
+                    Admit::Staked(_) if self.staked.contains(&peer) => None,
+                    Admit::Staked(_) => Some("callers with stake on its subnet only"),
+                    Admit::ValidatorsOnly => Some("its subnet's validators only"),
+                };
+                if let Some(reason) = refusal {
+                    self.others.refused.inc();
+                    return Err(Refusal::NotAdmitted(reason));
+                }
+                (&self.others, self.limiter.allow(peer, now))
+            }
         };
         match allowed {
             true => entry.admitted.inc(),
             false => entry.refused.inc(),
         };
-        allowed
+        allowed.then_some(()).ok_or(Refusal::OverQuota)
     }
 
     /// The quotas and their use, biggest rate first, then `others`.
@@ -259,6 +313,7 @@ impl Quotas {
         callers.push(row(OTHERS.into(), &self.others));
         QuotasView {
             epoch: self.epoch,
+            admit: self.policy.admit,
             capacity: self.policy.capacity,
             callers,
         }
@@ -300,6 +355,7 @@ mod tests {
         let mut policy = QuotaPolicy {
             capacity: 100,
             others: 5,
+            admit: Admit::Anyone,
             overrides: BTreeMap::new(),
         };
         policy.overrides.insert(key(&vip), 30);
@@ -308,7 +364,7 @@ mod tests {
         let now = Instant::now();
         let taken = |quotas: &mut Quotas, who: &Keypair| {
             (0..1_000)
-                .filter(|_| quotas.admit(who.peer_id(), now))
+                .filter(|_| quotas.admit(who.peer_id(), now).is_ok())
                 .count()
         };
         // Bursts of twice the rate: 75/s -> 150, 25/s -> 50, others 5/s -> 10, the operator's 30/s.
@@ -338,5 +394,49 @@ mod tests {
         assert_eq!(view.callers[0].rate, 100);
         assert_eq!(view.callers[0].admitted, 50);
         assert_eq!(view.callers.len(), 3);
+    }
+}
+
+#[cfg(test)]
+mod admission_tests {
+    use super::*;
+    use meshmind_protocols::Keypair;
+
+    #[test]
+    fn a_miner_can_answer_only_validators_its_operators_list_and_staked_callers() {
+        let (validator, listed, stranger) = (
+            Keypair::generate().unwrap(),
+            Keypair::generate().unwrap(),
+            Keypair::generate().unwrap(),
+        );
+        let key = |k: &Keypair| Key(k.public().to_bytes());
+        let mut policy = QuotaPolicy {
+            admit: Admit::ValidatorsOnly,
+            ..QuotaPolicy::new()
+        };
+        policy.overrides.insert(key(&listed), 10);
+        let mut quotas = Quotas::new(policy.clone());
+        quotas.set_permits(&[(key(&validator), 1_000)]);
+        let now = Instant::now();
+        assert_eq!(quotas.admit(validator.peer_id(), now), Ok(()));
+        assert_eq!(quotas.admit(listed.peer_id(), now), Ok(()));
+        assert!(matches!(
+            quotas.admit(stranger.peer_id(), now),
+            Err(Refusal::NotAdmitted(_))
+        ));
+        assert_eq!(quotas.view().callers.last().map(|r| r.refused), Some(1));
+
+        // Staked: a caller with stake on the subnet gets the small rate, one without none.
+        let mut quotas = Quotas::new(QuotaPolicy {
+            admit: Admit::Staked(500),
+            ..policy
+        });
+        quotas.staked.insert(stranger.peer_id());
+        assert_eq!(quotas.admit(stranger.peer_id(), now), Ok(()));
+        let nobody = Keypair::generate().unwrap();
+        assert!(matches!(
+            quotas.admit(nobody.peer_id(), now),
+            Err(Refusal::NotAdmitted(_))
+        ));
     }
 }

@@ -188,6 +188,29 @@ async fn a_peer_over_its_rate_is_refused() {
     miner.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miner_for_validators_only_refuses_a_stranger_and_says_why() {
+    let (miner, _) = start_miner(Arc::new(Echo), &["echo"], |c| {
+        c.quotas.admit = meshmind_node::role::quota::Admit::ValidatorsOnly;
+    });
+    let client = client_for(&miner);
+    let frame = ask(
+        &client,
+        miner.local_peer_id(),
+        &frame_of(&query("echo", "x")),
+    )
+    .await;
+    match frame.body {
+        Some(v1::query_frame::Body::Error(e)) => {
+            assert_eq!(e.code, v1::ErrorCode::Refused as i32, "{e:?}");
+            assert!(e.message.contains("validators only"), "{e:?}");
+        }
+        other => panic!("a refusal expected, got {other:?}"),
+    }
+    client.shutdown().await;
+    miner.shutdown().await;
+}
+
 /// A JSON-lines model server in Python: `sort` answers sorted words (streamed word by word when
 /// asked, the last word as the final output), `crash` exits.
 const SCRIPT: &str = r#"

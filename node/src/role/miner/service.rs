@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::backend::{BackendError, MinerBackend};
 use crate::role::admission::{AdmissionError, check_target, read_query};
-use crate::role::quota::{QuotaPolicy, Quotas, QuotasView};
+use crate::role::quota::{QuotaPolicy, Quotas, QuotasView, Refusal};
 use crate::role::stream::{MAX_CHUNK, MAX_STREAM_BYTES, data_chunk, last_chunk};
 use crate::state::State;
 
@@ -104,10 +104,12 @@ impl Miner {
 
     /// The query in `payload` from `peer`, or why it is refused.
     fn admit(&self, peer: PeerId, payload: &[u8]) -> Result<v1::Query, AdmissionError> {
-        let allowed = self.lock_quotas().admit(peer, Instant::now());
-        if !allowed {
-            return Err(AdmissionError::RateLimited);
-        }
+        self.lock_quotas()
+            .admit(peer, Instant::now())
+            .map_err(|refusal| match refusal {
+                Refusal::OverQuota => AdmissionError::RateLimited,
+                Refusal::NotAdmitted(who) => AdmissionError::NotAdmitted(who),
+            })?;
         read_query(payload)
     }
 
