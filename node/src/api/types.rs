@@ -110,6 +110,12 @@ pub struct NeuronView {
     pub registered_at: u64,
     /// Epoch of its latest weights.
     pub last_update: u64,
+    /// Whether it holds a validator permit (the top `max_validators` by stake, with stake).
+    #[serde(default)]
+    pub validator_permit: bool,
+    /// Whether it set weights, or registered, within the activity cutoff.
+    #[serde(default)]
+    pub active: bool,
     /// Last epoch's consensus (u16 fraction).
     pub consensus: u16,
     /// Last epoch's incentive (u16 fraction).

@@ -185,6 +185,8 @@ pub fn account(state: &State, coldkey: &Key) -> Account {
 /// results.
 pub fn chain_metagraph(state: &State, id: u32) -> Option<ChainMetagraph> {
     let subnet = state.subnets.get(&id)?;
+    let permits: std::collections::HashSet<_> =
+        state.permits(id).into_iter().map(|(key, _)| key).collect();
     let neurons = subnet
         .neurons
         .iter()
@@ -196,6 +198,8 @@ pub fn chain_metagraph(state: &State, id: u32) -> Option<ChainMetagraph> {
             stake: state.hotkey_stake(id, &n.hotkey),
             registered_at: n.registered_at,
             last_update: n.last_update,
+            validator_permit: permits.contains(&n.hotkey),
+            active: state.active(n),
             consensus: n.results[0],
             incentive: n.results[1],
             dividends: n.results[2],

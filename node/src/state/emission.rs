@@ -113,16 +113,7 @@ impl State {
             weights: subnet.neurons.iter().map(|n| n.weights.clone()).collect(),
             bonds: subnet.neurons.iter().map(|n| n.bonds.clone()).collect(),
             validator_permit: None,
-            active: Some(
-                subnet
-                    .neurons
-                    .iter()
-                    .map(|n| {
-                        let since = n.last_update.max(n.registered_at);
-                        self.epoch.saturating_sub(since) <= self.params.activity_cutoff
-                    })
-                    .collect(),
-            ),
+            active: Some(subnet.neurons.iter().map(|n| self.active(n)).collect()),
             last_update: Some(subnet.neurons.iter().map(|n| n.last_update).collect()),
             registered_at: Some(subnet.neurons.iter().map(|n| n.registered_at).collect()),
         })

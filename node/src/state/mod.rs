@@ -366,6 +366,12 @@ impl State {
             .map_or(0, |c| c.values().fold(0u64, |a, &b| a.saturating_add(b)))
     }
 
+    /// Whether `neuron` set weights, or registered, within the last `activity_cutoff` epochs.
+    pub fn active(&self, neuron: &Neuron) -> bool {
+        let since = neuron.last_update.max(neuron.registered_at);
+        self.epoch.saturating_sub(since) <= self.params.activity_cutoff
+    }
+
     /// The hotkeys holding a validator permit on `subnet`, with the stake behind each: the
     /// registered ones with the most stake (none without), at most `max_validators`, as Yuma
     /// grants them.
@@ -394,6 +400,7 @@ impl State {
         let Some(chain) = self.subnets.get(&subnet) else {
             return Vec::new();
         };
+        // Active by its weights, not by a recent registration.
         let validating = |key: &Key| {
             chain.neurons.iter().any(|n| {
                 n.hotkey == *key

@@ -137,6 +137,19 @@ fn transactions_move_balances_stake_and_registrations_through_finalized_snapshot
     );
     // Doubled on registration, then lowered by at most 5 % per epoch since.
     assert!(after.burn > burn_before, "{after:?}");
+    // The staked validator holds a permit and is active; the new neuron, with no stake, has no
+    // permit but counts as active while its registration is recent.
+    let neuron = |key: &str| {
+        after
+            .neurons
+            .iter()
+            .find(|n| n.hotkey == key)
+            .expect("registered")
+            .clone()
+    };
+    let (staked, fresh) = (neuron(&hotkey), neuron(&new_hotkey));
+    assert!(staked.validator_permit && staked.active, "{staked:?}");
+    assert!(!fresh.validator_permit && fresh.active, "{fresh:?}");
 
     // Stake on the validator's hotkey.
     ok(&[
