@@ -29,6 +29,19 @@ fn node(dir: &Path, name: &str) -> serde_json::Value {
         .expect("the node")
 }
 
+/// Two validators and a miner with half-second epochs, on free ports.
+const UP_SMALL: [&str; 9] = [
+    "up",
+    "--validators",
+    "2",
+    "--miners",
+    "1",
+    "--epoch-ms",
+    "500",
+    "--base-port",
+    "0",
+];
+
 /// Reads with `read` until `check` holds for what it read, for at most `limit`.
 fn poll<T: std::fmt::Debug>(
     limit: Duration,
@@ -56,20 +69,7 @@ fn wait(dir: &Path, name: &str, what: &str, check: impl Fn(&serde_json::Value) -
 fn up_break_and_down() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("net");
-    let out = ok(
-        &dir,
-        &[
-            "up",
-            "--validators",
-            "2",
-            "--miners",
-            "1",
-            "--epoch-ms",
-            "500",
-            "--base-port",
-            "0",
-        ],
-    );
+    let out = ok(&dir, &UP_SMALL);
     assert!(out.contains("3/3 healthy"), "{out}");
     assert!(out.contains("v1    validator  running"), "{out}");
 
@@ -141,16 +141,7 @@ fn quotas_when(api: &str, what: &str, check: impl Fn(&[(String, u64, u32)]) -> b
 fn a_miners_quotas_follow_the_validators_stake() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("net");
-    let args = [
-        "up",
-        "--validators",
-        "2",
-        "--miners",
-        "1",
-        "--epoch-ms",
-        "500",
-    ];
-    ok(&dir, &[&args[..], &["--base-port", "0"]].concat());
+    ok(&dir, &UP_SMALL);
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("testnet.json")).expect("manifest"))
             .expect("manifest JSON");
