@@ -11,6 +11,9 @@ const PRUNE_AT: usize = 10_000;
 struct Bucket {
     tokens: f64,
     last: Instant,
+    /// The bucket's own refill rate and size, so pruning judges it by them.
+    rate: f64,
+    burst: f64,
 }
 
 /// Allows each key `rate` events per second with bursts of up to `burst`.
@@ -44,16 +47,18 @@ impl<K: Eq + Hash + Copy> RateLimiter<K> {
 
     fn allow_at(&mut self, key: K, now: Instant, rate: f64, burst: f64) -> bool {
         if self.buckets.len() >= PRUNE_AT && !self.buckets.contains_key(&key) {
-            let (rate, burst) = (self.rate, self.burst);
             self.buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < burst
+                b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * b.rate < b.burst
             });
         }
         let bucket = self.buckets.entry(key).or_insert(Bucket {
             tokens: burst,
             last: now,
+            rate,
+            burst,
         });
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
+        (bucket.rate, bucket.burst) = (rate, burst);
         bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.last = now;
         if bucket.tokens >= 1.0 {
@@ -84,6 +89,26 @@ mod tests {
         assert_eq!(allowed, 5);
         // Another key has its own bucket.
         assert!(limiter.allow(2, later));
+    }
+
+    #[test]
+    fn pruning_judges_each_bucket_by_its_own_rate() {
+        let mut limiter = RateLimiter::new(10, 5);
+        let start = Instant::now();
+        // A big bucket, drained by half.
+        for _ in 0..500 {
+            limiter.allow_with(0u32, start, 1000, 1000);
+        }
+        // Enough other keys to prune, a millisecond later.
+        let later = start + Duration::from_millis(1);
+        for key in 1..=PRUNE_AT as u32 {
+            limiter.allow(key, later);
+        }
+        // Not forgotten (which would have refilled it): about 501 tokens left, not 1000.
+        let left = (0..2_000)
+            .filter(|_| limiter.allow_with(0u32, later, 1000, 1000))
+            .count();
+        assert!((500..=502).contains(&left), "{left}");
     }
 
     #[test]

@@ -28,14 +28,20 @@ const ALL_BUSY: &str = "every miner for this task is at the share of its capacit
 /// The first and the longest pause while every miner is at its load limits.
 const WAIT_FOR_ROOM: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(25));
 
+/// The least room a miner counts with when the first miner to try is drawn (a full miner may
+/// still be drawn, rarely; it then refuses and the next is tried).
+const MIN_ROOM: f64 = 1.0 / 64.0;
+
+/// Longest a query waits for room, whatever its deadline.
+const MAX_WAIT: Duration = Duration::from_secs(2);
+
 /// Most miners' failures named in one error.
 const REASONS_SHOWN: usize = 8;
 
 impl Validator {
     /// The live miners for the query's task in the order to try them: first one drawn among the
-    /// best `top_k` in proportion to score times room (advertised concurrency less what this
-    /// validator has in flight there; by room alone while none has a score), then the rest best
-    /// first.
+    /// best `top_k` in proportion to score times room (the share of its advertised slots this
+    /// validator does not fill; by room alone while none has a score), then the rest best first.
     fn candidates(&self, query: &v1::Query, now_ms: u64) -> Vec<Target> {
         let targets = lock(&self.metagraph)
             .serving(&query.task, now_ms)
@@ -54,8 +60,11 @@ impl Validator {
             let room: Vec<f64> = scored[..best]
                 .iter()
                 .map(|(t, _)| {
-                    let free = t.max_concurrency.saturating_sub(self.in_flight(&t.key));
-                    f64::from(free.max(1))
+                    // The share of its slots that is free, so that advertising more slots than it
+                    // has buys a miner nothing.
+                    let slots = t.max_concurrency.max(1);
+                    let free = slots.saturating_sub(self.in_flight(&t.key));
+                    (f64::from(free) / f64::from(slots)).max(MIN_ROOM)
                 })
                 .collect();
             let mut weights: Vec<f64> = room
@@ -104,7 +113,8 @@ impl Validator {
         now_ms: u64,
         out: mpsc::Sender<v1::QueryFrame>,
     ) {
-        let candidates = self.candidates(query, now_ms);
+        let mut candidates = self.candidates(query, now_ms);
+        candidates.truncate(self.config.top_k.max(1));
         let busy = AtomicUsize::new(0);
         let until =
             tokio::time::Instant::now() + Duration::from_millis(u64::from(query.deadline_ms));
@@ -121,6 +131,7 @@ impl Validator {
                         busy.fetch_add(1, Ordering::Relaxed);
                         return Err(format!("uid {}: at its routed share", miner.uid));
                     }
+                    let _flight = self.flight(miner.key);
                     match self.open_stream(miner, query, until).await {
                         Ok((stream, check, first)) => Ok((miner, stream, check, first)),
                         Err(reason) => Err(format!("uid {}: {reason}", miner.uid)),
@@ -198,8 +209,10 @@ impl Validator {
         }
         let deadline = Duration::from_millis(u64::from(query.deadline_ms));
         let until = tokio::time::Instant::now() + deadline;
-        // Room found later than this leaves too little time to answer.
-        let stop_waiting = until - (deadline / 10).max(Duration::from_millis(50)).min(deadline);
+        // Room found later than this leaves too little time to answer; and no query waits long.
+        let stop_waiting = (until - (deadline / 10).max(Duration::from_millis(50)).min(deadline))
+            .min(tokio::time::Instant::now() + MAX_WAIT);
+        let mut waiting = None;
         let want = match query.want_all {
             true => Want::All,
             false => Want::First,
@@ -241,7 +254,15 @@ impl Validator {
                 };
             }
             let overloaded = race.failed.iter().all(|(_, e)| *e == AskError::Overloaded);
-            if overloaded && !race.timed_out && tokio::time::Instant::now() + pause < stop_waiting {
+            // Only so many queries wait at once; past that they are refused at once.
+            if waiting.is_none() {
+                waiting = self.waiting.try_acquire().ok();
+            }
+            if overloaded
+                && !race.timed_out
+                && waiting.is_some()
+                && tokio::time::Instant::now() + pause < stop_waiting
+            {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(WAIT_FOR_ROOM.1);
                 continue;

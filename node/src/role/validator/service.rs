@@ -105,6 +105,8 @@ pub struct Validator {
     seed: u64,
     /// Queries this validator has in flight at each miner.
     in_flight: Mutex<HashMap<PublicKey, u32>>,
+    /// Room for client queries waiting for a miner with room.
+    pub(super) waiting: tokio::sync::Semaphore,
     /// Queries of each client.
     clients: Mutex<RateLimiter<Client>>,
 }
@@ -134,6 +136,9 @@ struct Routed {
     /// holds a permit.
     share: Option<(u64, u64)>,
 }
+
+/// Most client queries waiting for a miner with room at once; more are refused at once.
+pub const MAX_WAITING: usize = 4_096;
 
 /// One in this many routed answers has its signature checked; every challenge's is.
 pub const SIGNATURE_SAMPLE: u64 = 16;
@@ -195,6 +200,7 @@ impl Validator {
             key: keypair.public(),
             draws: std::sync::atomic::AtomicU64::new(0),
             in_flight: Mutex::default(),
+            waiting: tokio::sync::Semaphore::new(MAX_WAITING),
             seed: {
                 let mut seed = [0u8; 8];
                 // Without randomness the order is fixed but still spread.
@@ -448,7 +454,10 @@ impl Validator {
             .map_err(|e| AskError::Missed(e.to_string()))?;
         let refusal = |e: &v1::Error| match v1::ErrorCode::try_from(e.code) {
             Ok(v1::ErrorCode::Overloaded) => AskError::Overloaded,
-            Ok(v1::ErrorCode::DeadlineExceeded) => AskError::Missed(e.message.clone()),
+            // Too slow, or not admitting this validator (yet): no answer, not a wrong one.
+            Ok(v1::ErrorCode::DeadlineExceeded | v1::ErrorCode::Refused) => {
+                AskError::Missed(e.message.clone())
+            }
             _ => AskError::Wrong(format!("it said: {}", e.message)),
         };
         let response = match decode::<v1::QueryFrame>(&bytes) {
