@@ -9,6 +9,8 @@ dpkg -s libclang-dev >/dev/null 2>&1 || packages+=(libclang-dev)
 command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 # The launcher reads the nodes' JSON status with python3.
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
+# The model fetch and the Python tests use pip and a virtualenv.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv python3-pip)
 # RocksDB and libFuzzer are C++.
 command -v g++ >/dev/null 2>&1 || packages+=(g++)
 command -v make >/dev/null 2>&1 || packages+=(make)

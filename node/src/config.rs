@@ -30,14 +30,15 @@ impl std::fmt::Display for Role {
 }
 
 /// The miner section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MinerSection {
     /// Subnet served. Default 1.
     pub subnet: u32,
     /// Tasks served. Default the reference tasks `arith` and `sort`.
     pub tasks: Vec<String>,
-    /// Backend: `reference`, `echo`, `exec` or `http`. Default `reference`.
+    /// Backend: `reference`, `echo`, `embed` (sentence embeddings with the model in `model_dir`;
+    /// serve the task `embed`), `exec` or `http`. Default `reference`.
     pub backend: String,
     /// For the `exec` backend: the program and its arguments.
     pub exec: Vec<String>,
@@ -56,6 +57,10 @@ pub struct MinerSection {
     pub ad_ttl_ms: u64,
     /// Added latency before every answer, for testing slow miners. Default 0.
     pub delay_ms: u64,
+    /// For testing degraded `embed` miners: a uniform value in `[-noise, noise]` is added to every
+    /// component of a vector (a component of a unit vector of 384 is about 0.05; 10 makes the
+    /// vectors random). Default 0.
+    pub noise: f32,
     /// Publish ads on the subnet's caps topic too; without it the miner is found only through its
     /// DHT provider records. Default true.
     pub gossip_ads: bool,
@@ -83,12 +88,26 @@ impl Default for MinerSection {
             capacity: 8_000,
             ad_ttl_ms: 60_000,
             delay_ms: 0,
+            noise: 0.0,
             gossip_ads: true,
             admit: "anyone".into(),
             min_caller_stake: 1,
             quotas: std::collections::BTreeMap::new(),
         }
     }
+}
+
+/// How a validator scores one task (`[validator.scorers.<task>]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScorerSection {
+    /// `reference` (the tasks `arith` and `sort`), `embedding` (the model in `model_dir`), `exec`
+    /// or `http` (the subnet owner's program: see `role/validator/scorer/program.rs`).
+    pub kind: String,
+    /// For `exec`: the program and its arguments.
+    pub exec: Vec<String>,
+    /// For `http`: the scorer's URL (`http://host:port/path`).
+    pub url: String,
 }
 
 /// The validator section.
@@ -118,6 +137,9 @@ pub struct ValidatorSection {
     /// challenges always find room. With a permit it routes three quarters of its share of each
     /// miner's advertised capacity. Default 40.
     pub routed_rate_per_miner: u32,
+    /// The scorer of each task, over the defaults: `arith` and `sort` by `reference`, `embed` by
+    /// `embedding` (`[validator.scorers.<task>]`). Tasks without a scorer are not challenged.
+    pub scorers: std::collections::BTreeMap<String, ScorerSection>,
 }
 
 impl Default for ValidatorSection {
@@ -131,6 +153,7 @@ impl Default for ValidatorSection {
             discovery_interval_ms: 10_000,
             client_rate: 250,
             routed_rate_per_miner: 40,
+            scorers: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -198,6 +221,10 @@ pub struct NodeConfig {
     pub validator: ValidatorSection,
     /// Consensus and ledger settings.
     pub consensus: ConsensusSection,
+    /// Folder of the sentence-embedding model (`scripts/fetch-model.sh` unpacks it), for the
+    /// `embed` backend and the `embedding` scorer. Default: `$MESHMIND_MODEL_DIR`, else
+    /// `~/.cache/meshmind/models/all-MiniLM-L6-v2`.
+    pub model_dir: PathBuf,
 }
 
 impl Default for NodeConfig {
@@ -212,6 +239,7 @@ impl Default for NodeConfig {
             miner: MinerSection::default(),
             validator: ValidatorSection::default(),
             consensus: ConsensusSection::default(),
+            model_dir: PathBuf::new(),
         }
     }
 }

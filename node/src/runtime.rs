@@ -18,14 +18,18 @@ use crate::consensus::members::Members;
 use crate::genesis::Genesis;
 use crate::node::Node;
 use crate::role::miner::{
-    AdSchedule, Delayed, Echo, Exec, Http, Miner, MinerBackend, MinerConfig, MinerService,
-    Reference,
+    AdSchedule, Delayed, EMBED_TASK, Echo, Embed, Exec, Http, Miner, MinerBackend, MinerConfig,
+    MinerService, Reference,
 };
 use crate::role::quota::{Admit, QuotaPolicy};
 use crate::role::validator::epoch::EpochLoop;
 use crate::role::validator::gossip::{EvidenceSink, WeightBoard, WeightsService};
+use crate::role::validator::scorer::{
+    Embedding, Program, Reference as ScoreReference, Scorer, Scorers,
+};
 use crate::role::validator::{Validator, ValidatorConfig, ValidatorService};
 use crate::topics::Topic;
+use meshmind_models::Embedder;
 
 fn backend(config: &NodeConfig) -> anyhow::Result<Arc<dyn MinerBackend>> {
     let inner = base_backend(config)?;
@@ -48,10 +52,61 @@ fn base_backend(config: &NodeConfig) -> anyhow::Result<Arc<dyn MinerBackend>> {
             Arc::new(Exec::new(program.clone(), args.to_vec()))
         }
         "http" => Arc::new(Http::new(&config.miner.url).context("miner.url")?),
-        other => {
-            anyhow::bail!("miner.backend: unknown backend {other:?} (reference, echo, exec, http)")
+        "embed" => {
+            let model = Embedder::load(&model_dir(config)).context("miner.backend = \"embed\"")?;
+            let queue = config.miner.max_concurrency.saturating_mul(4);
+            Arc::new(Embed::start(Arc::new(model), queue, config.miner.noise).context("embed")?)
         }
+        other => anyhow::bail!(
+            "miner.backend: unknown backend {other:?} (reference, echo, embed, exec, http)"
+        ),
     })
+}
+
+/// Where the embedding model is.
+fn model_dir(config: &NodeConfig) -> std::path::PathBuf {
+    if config.model_dir.as_os_str().is_empty() {
+        meshmind_models::default_dir()
+    } else {
+        config.model_dir.clone()
+    }
+}
+
+/// The validator's scorer of each task: the defaults, then `[validator.scorers]`.
+fn scorers(config: &NodeConfig) -> anyhow::Result<Scorers> {
+    let mut scorers = Scorers::reference();
+    // Loaded at the first challenge, so validators of other subnets never read the model.
+    scorers.set(EMBED_TASK, Arc::new(Embedding::new(model_dir(config))));
+    for (task, section) in &config.validator.scorers {
+        let at = || format!("[validator.scorers.{task}]");
+        let scorer: Arc<dyn Scorer> = match section.kind.as_str() {
+            "reference" if crate::role::reference::TASKS.contains(&task.as_str()) => {
+                Arc::new(ScoreReference)
+            }
+            "reference" => anyhow::bail!("{}: {task} is not a reference task", at()),
+            "embedding" => Arc::new(Embedding::new(model_dir(config))),
+            "exec" => {
+                let (program, args) = section
+                    .exec
+                    .split_first()
+                    .with_context(|| format!("{}: the exec scorer needs a program", at()))?;
+                Arc::new(Program::new(
+                    "exec",
+                    Arc::new(Exec::new(program.clone(), args.to_vec())),
+                ))
+            }
+            "http" => Arc::new(Program::new(
+                "http",
+                Arc::new(Http::new(&section.url).with_context(at)?),
+            )),
+            other => anyhow::bail!(
+                "{}: unknown kind {other:?} (reference, embedding, exec, http)",
+                at()
+            ),
+        };
+        scorers.set(task, scorer);
+    }
+    Ok(scorers)
 }
 
 /// Runs the node in `data_dir` until `shutdown` completes; then stops accepting, finishes, and returns.
@@ -155,6 +210,7 @@ pub async fn run(
             validator_config.hedge_after = Duration::from_millis(config.validator.hedge_after_ms);
             validator_config.challenge_deadline =
                 Duration::from_millis(config.validator.challenge_deadline_ms);
+            validator_config.scorers = scorers(&config)?;
             let v = Arc::new(Validator::new(validator_config, &hotkey, network.clone()));
             let discovery = (config.validator.discovery_interval_ms > 0).then(|| {
                 let tasks = genesis

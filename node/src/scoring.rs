@@ -25,10 +25,20 @@ impl Default for ScoreConfig {
 }
 
 /// What happened to one challenge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
     /// A correct, validly signed answer after this long.
     Correct {
+        /// Time to answer.
+        latency: Duration,
+        /// The query's deadline.
+        deadline: Duration,
+    },
+    /// A validly signed answer that its scorer judged worth `quality` (in `(0, 1]`) of a perfect
+    /// one, after this long.
+    Graded {
+        /// The scorer's judgement.
+        quality: f64,
         /// Time to answer.
         latency: Duration,
         /// The query's deadline.
@@ -44,12 +54,23 @@ impl Outcome {
     /// The sample in `[0, 1]` this outcome contributes.
     pub fn sample(&self, config: &ScoreConfig) -> f64 {
         match *self {
-            Outcome::Correct { latency, deadline } => {
-                if deadline.is_zero() || latency > deadline {
+            Outcome::Correct { latency, deadline } => Outcome::Graded {
+                quality: 1.0,
+                latency,
+                deadline,
+            }
+            .sample(config),
+            Outcome::Graded {
+                quality,
+                latency,
+                deadline,
+            } => {
+                if deadline.is_zero() || latency > deadline || !quality.is_finite() {
                     return 0.0;
                 }
                 let fraction = latency.as_secs_f64() / deadline.as_secs_f64();
-                1.0 - config.latency_weight.clamp(0.0, 1.0) * fraction.clamp(0.0, 1.0)
+                let speed = 1.0 - config.latency_weight.clamp(0.0, 1.0) * fraction.clamp(0.0, 1.0);
+                quality.clamp(0.0, 1.0) * speed
             }
             Outcome::Wrong | Outcome::Missed => 0.0,
         }

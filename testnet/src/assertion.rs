@@ -8,8 +8,12 @@
 //! - `round0 share >= 0.9` (of the epochs each validator committed, the share decided in round 0)
 //! - `query success_rate >= 0.99` (over every query the timeline sent)
 //! - `no evidence`, `evidence against v3`
-//! - `miner m3 weight_rank <= 2`, `miner m4 weight == 0` (in v0's latest weight vector)
-//! - `miner m1 stake > 0` (behind its hotkey in v0's finalized economy: emission it earned)
+//! - `miner m3 weight_rank <= 2`, `miner m4 weight == 0` (in v0's latest weight vector; `on v2`
+//!   for another validator's, `on every validator` for each running validator's)
+//! - `miner m1 stake > 0` (behind its hotkey in v0's finalized economy: emission it earned),
+//!   `miner m1 stake > miner m4`
+//! - `embedding cosine >= 0.999` (a text embedded through v0's `/v1/embeddings` against this
+//!   tool's own run of the model)
 
 use std::time::Duration;
 
@@ -116,7 +120,7 @@ pub enum Assertion {
     NoEvidence,
     /// Some validator holds evidence against this node.
     EvidenceAgainst(String),
-    /// A miner's rank by weight (1 = highest) in v0's latest vector.
+    /// A miner's rank by weight (1 = highest) in the latest vector of `on`.
     WeightRank {
         /// Miner.
         miner: String,
@@ -124,8 +128,10 @@ pub enum Assertion {
         cmp: Cmp,
         /// Rank.
         rank: u64,
+        /// Whose vectors.
+        on: Judges,
     },
-    /// A miner's weight (u16) in v0's latest vector.
+    /// A miner's weight (u16) in the latest vector of `on`.
     Weight {
         /// Miner.
         miner: String,
@@ -133,6 +139,24 @@ pub enum Assertion {
         cmp: Cmp,
         /// Weight.
         weight: u64,
+        /// Whose vectors.
+        on: Judges,
+    },
+    /// The stake behind one miner's hotkey compared to another's, in v0's finalized economy.
+    StakeVs {
+        /// Miner.
+        miner: String,
+        /// Comparison.
+        cmp: Cmp,
+        /// The other miner.
+        other: String,
+    },
+    /// The cosine between a text's vector from v0's `/v1/embeddings` and the model's own.
+    EmbeddingCosine {
+        /// Comparison.
+        cmp: Cmp,
+        /// Cosine.
+        cosine: f64,
     },
     /// The stake behind a miner's hotkey in v0's finalized economy.
     Stake {
@@ -143,6 +167,29 @@ pub enum Assertion {
         /// Amount.
         amount: u64,
     },
+}
+
+/// Whose weight vectors an assertion reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judges {
+    /// One validator's (`on v2`; v0's when not said).
+    Node(String),
+    /// Each running validator's (`on every validator`).
+    Every,
+}
+
+impl Judges {
+    fn parse(words: &[&str]) -> Result<Self, String> {
+        match words {
+            [] => Ok(Self::Node("v0".into())),
+            ["on", "every", "validator"] => Ok(Self::Every),
+            ["on", node] => Ok(Self::Node((*node).to_string())),
+            other => Err(format!(
+                "unexpected {:?} (on NODE, on every validator)",
+                other.join(" ")
+            )),
+        }
+    }
 }
 
 fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
@@ -218,15 +265,26 @@ impl Assertion {
             }
             ["no", "evidence"] => Ok(Self::NoEvidence),
             ["evidence", "against", node] => Ok(Self::EvidenceAgainst((*node).to_string())),
-            ["miner", miner, "weight_rank", cmp, rank] => Ok(Self::WeightRank {
+            ["miner", miner, "weight_rank", cmp, rank, on @ ..] => Ok(Self::WeightRank {
                 miner: (*miner).to_string(),
                 cmp: Cmp::parse(cmp)?,
                 rank: number(rank)?,
+                on: Judges::parse(on)?,
             }),
-            ["miner", miner, "weight", cmp, weight] => Ok(Self::Weight {
+            ["miner", miner, "weight", cmp, weight, on @ ..] => Ok(Self::Weight {
                 miner: (*miner).to_string(),
                 cmp: Cmp::parse(cmp)?,
                 weight: number(weight)?,
+                on: Judges::parse(on)?,
+            }),
+            ["miner", miner, "stake", cmp, "miner", other] => Ok(Self::StakeVs {
+                miner: (*miner).to_string(),
+                cmp: Cmp::parse(cmp)?,
+                other: (*other).to_string(),
+            }),
+            ["embedding", "cosine", cmp, cosine] => Ok(Self::EmbeddingCosine {
+                cmp: Cmp::parse(cmp)?,
+                cosine: number(cosine)?,
             }),
             ["miner", miner, "stake", cmp, amount] => Ok(Self::Stake {
                 miner: (*miner).to_string(),
@@ -236,7 +294,8 @@ impl Assertion {
             _ => Err(format!(
                 "{text:?}: unknown assertion (finalized_epoch, finality stalls for, finality gap, \
                  round0 share, peak rss_mb, all ledgers agree, \
-                 query success_rate, no evidence, evidence against, miner NAME weight_rank|weight|stake)"
+                 query success_rate, no evidence, evidence against, miner NAME weight_rank|weight|stake, \
+                 embedding cosine)"
             )),
         }
     }
@@ -310,16 +369,47 @@ mod tests {
             Assertion::WeightRank {
                 miner: "m3".into(),
                 cmp: Cmp::Le,
-                rank: 2
+                rank: 2,
+                on: Judges::Node("v0".into())
             }
         );
         assert_eq!(
-            Assertion::parse("miner m4 weight == 0").unwrap(),
+            Assertion::parse("miner m4 weight == 0 on every validator").unwrap(),
             Assertion::Weight {
                 miner: "m4".into(),
                 cmp: Cmp::Eq,
-                weight: 0
+                weight: 0,
+                on: Judges::Every
             }
+        );
+        assert_eq!(
+            Assertion::parse("miner m1 weight_rank <= 3 on v2").unwrap(),
+            Assertion::WeightRank {
+                miner: "m1".into(),
+                cmp: Cmp::Le,
+                rank: 3,
+                on: Judges::Node("v2".into())
+            }
+        );
+        assert_eq!(
+            Assertion::parse("miner m1 stake > miner m4").unwrap(),
+            Assertion::StakeVs {
+                miner: "m1".into(),
+                cmp: Cmp::Gt,
+                other: "m4".into()
+            }
+        );
+        assert_eq!(
+            Assertion::parse("embedding cosine >= 0.999").unwrap(),
+            Assertion::EmbeddingCosine {
+                cmp: Cmp::Ge,
+                cosine: 0.999
+            }
+        );
+        assert!(
+            Assertion::parse("miner m1 weight == 0 on every")
+                .unwrap_err()
+                .contains("on every validator")
         );
     }
 

@@ -26,7 +26,8 @@ pub struct Layout {
     pub epoch_ms: u64,
     /// API port of `v0`; the others count up from it (0: any free ports).
     pub base_port: u16,
-    /// Per-miner behaviour: `reference` (honest), `slow`, `wrong` (answers with its input).
+    /// Per-miner behaviour, one of [`BEHAVIOURS`]: `reference` (honest), `slow`, `wrong` (answers
+    /// with its input), `embed`, `embed-degraded`, `embed-random`.
     pub behaviours: Vec<(String, String)>,
     /// Validators that equivocate on purpose (the node's test-only mode).
     pub byzantine: Vec<String>,
@@ -118,8 +119,23 @@ fn run_meshmind(meshmind: &Path, args: &[&str]) -> Result<String, LaunchError> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// What a miner may be told to do: answer the reference tasks (`reference`) slowly or wrongly, or
+/// serve sentence embeddings with the real model, a blurred copy of it, or random vectors.
+pub const BEHAVIOURS: [&str; 6] = [
+    "reference",
+    "slow",
+    "wrong",
+    "embed",
+    "embed-degraded",
+    "embed-random",
+];
+/// Noise of an `embed-degraded` miner: its vectors have a cosine of about 0.95 to the model's.
+const DEGRADED_NOISE: f32 = 0.03;
+/// Noise of an `embed-random` miner: its vectors point anywhere.
+const RANDOM_NOISE: f32 = 10.0;
+
 /// The genesis for these validators (hotkey, coldkey): equal stake and a funded coldkey each,
-/// `subnets` subnets with the reference tasks, the miners (hotkey, coldkey, subnet) registered,
+/// `subnets` subnets with the reference tasks and `embed`, the miners (hotkey, coldkey, subnet) registered,
 /// starting `lead_ms` from now.
 pub fn genesis_file(
     validators: &[(String, String)],
@@ -137,7 +153,7 @@ pub fn genesis_file(
             .map(|id| SubnetFile {
                 id,
                 name: format!("reference-{id}"),
-                tasks: vec!["arith".into(), "sort".into()],
+                tasks: vec!["arith".into(), "sort".into(), "embed".into()],
                 owner: None,
             })
             .collect(),
@@ -180,6 +196,16 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
         return Err(LaunchError::Other(
             "at least one validator is needed".into(),
         ));
+    }
+    if let Some((name, _)) = layout
+        .behaviours
+        .iter()
+        .find(|(name, _)| !(1..=layout.miners).any(|i| *name == format!("m{i}")))
+    {
+        return Err(LaunchError::Other(format!(
+            "behaviour for {name}: not a miner of this testnet (m1..m{})",
+            layout.miners
+        )));
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let dir_abs = std::fs::canonicalize(dir).map_err(io(dir))?;
@@ -320,10 +346,20 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
                 None | Some("reference") => {}
                 Some("slow") => config.miner.delay_ms = 400,
                 Some("wrong") => config.miner.backend = "echo".into(),
+                Some(embed @ ("embed" | "embed-degraded" | "embed-random")) => {
+                    config.miner.backend = "embed".into();
+                    config.miner.tasks = vec!["embed".into()];
+                    config.miner.noise = match embed {
+                        "embed-degraded" => DEGRADED_NOISE,
+                        "embed-random" => RANDOM_NOISE,
+                        _ => 0.0,
+                    };
+                }
                 Some(other) => {
                     return Err(LaunchError::Other(format!(
-                        "miner {}: unknown behaviour {other:?} (reference, slow, wrong)",
-                        node.name
+                        "miner {}: unknown behaviour {other:?} ({})",
+                        node.name,
+                        BEHAVIOURS.join(", ")
                     )));
                 }
             }

@@ -10,7 +10,7 @@ use meshmind_protocols::{KeyFile, KeyKind};
 use serde::Serialize;
 
 use crate::api::read;
-use crate::assertion::Assertion;
+use crate::assertion::{Assertion, Judges};
 use crate::launcher::{self, LaunchError, Layout};
 use crate::manifest::{Manifest, NodeRole};
 use crate::process::Sig;
@@ -838,88 +838,166 @@ pub async fn check(
                 _ => (false, String::new()),
             }
         }
-        Assertion::WeightRank { miner, cmp, rank }
+        Assertion::WeightRank {
+            miner,
+            cmp,
+            rank: bound,
+            on,
+        }
         | Assertion::Weight {
             miner,
             cmp,
-            weight: rank,
+            weight: bound,
+            on,
         } => {
-            let Ok(v0) = manifest.node("v0") else {
-                return (false, "no v0".into());
+            let judges: Vec<&crate::manifest::NodeEntry> = match on {
+                Judges::Every => running_validators(manifest),
+                Judges::Node(name) => match manifest.node(name) {
+                    Ok(node) => vec![node],
+                    Err(_) => return (false, format!("no {name}")),
+                },
             };
-            let Some(key) = manifest.node(miner).ok().and_then(hotkey_hex) else {
-                return (false, format!("no miner {miner}"));
-            };
-            // What cannot be observed fails: a missing API or miner is not a weight of 0.
-            let Some(metagraph) = read(&v0.api, |c| async move { c.metagraph(1).await }).await
-            else {
-                return (false, "v0's metagraph could not be read".into());
-            };
-            let Some(weights) = read(&v0.api, |c| async move { c.weights(1).await }).await else {
-                return (false, "v0's weights could not be read".into());
-            };
-            let Some(uid) = metagraph
-                .miners
-                .iter()
-                .find(|m| m.hotkey == key)
-                .map(|m| u64::from(m.uid))
-            else {
-                return (false, format!("{miner} is not in v0's metagraph"));
-            };
-            let Some(own) = weights.own else {
-                return (false, "v0 has published no weight vector".into());
-            };
-            let uid = Some(uid);
-            let vector: Vec<(u64, u64)> = own
-                .into_iter()
-                .map(|(uid, w)| (u64::from(uid), u64::from(w)))
-                .collect();
-            let own = uid
-                .and_then(|u| vector.iter().find(|(v, _)| *v == u))
-                .map_or(0, |(_, w)| *w);
-            let position = 1 + vector.iter().filter(|(_, w)| *w > own).count() as u64;
-            let observed =
-                format!("{miner}: uid {uid:?}, weight {own}, rank {position} in {vector:?}");
-            let value = if matches!(assertion, Assertion::WeightRank { .. }) {
-                position
-            } else {
-                own
-            };
-            (cmp.holds(value as f64, *rank as f64), observed)
+            if judges.is_empty() {
+                return (false, "no running validator".into());
+            }
+            let by_rank = matches!(assertion, Assertion::WeightRank { .. });
+            let mut held = true;
+            let mut observed = Vec::new();
+            for judge in judges {
+                let seen = weight_of(judge, manifest, miner).await;
+                let (ok, what) = match seen {
+                    Ok((weight, rank, what)) => {
+                        let value = if by_rank { rank } else { weight };
+                        (cmp.holds(value as f64, *bound as f64), what)
+                    }
+                    // What cannot be observed fails: a missing API or miner is not a weight of 0.
+                    Err(why) => (false, why),
+                };
+                held &= ok;
+                observed.push(format!("{}: {what}", judge.name));
+            }
+            (held, observed.join("; "))
         }
-        Assertion::Stake { miner, cmp, amount } => {
-            let Ok(v0) = manifest.node("v0") else {
-                return (false, "no v0".into());
-            };
-            let Some(key) = manifest.node(miner).ok().and_then(hotkey_hex) else {
-                return (false, format!("no miner {miner}"));
-            };
-            let subnets = read(&v0.api, |c| async move { c.economy().await })
-                .await
-                .map(|e| e.subnets)
-                .unwrap_or_default();
-            let mut found = None;
-            for subnet in subnets {
-                let chain = read(&v0.api, |c| async move { c.metagraph(subnet).await }).await;
-                let neuron = chain
-                    .and_then(|m| m.chain)
-                    .and_then(|chain| chain.neurons.into_iter().find(|n| n.hotkey == key));
-                if let Some(neuron) = neuron {
-                    found = Some((subnet, neuron));
-                    break;
+        Assertion::Stake { miner, cmp, amount } => match stake_of(manifest, miner).await {
+            Ok((stake, observed)) => (cmp.holds(stake as f64, *amount as f64), observed),
+            Err(why) => (false, why),
+        },
+        Assertion::StakeVs { miner, cmp, other } => {
+            match (
+                stake_of(manifest, miner).await,
+                stake_of(manifest, other).await,
+            ) {
+                (Ok((a, left)), Ok((b, right))) => {
+                    (cmp.holds(a as f64, b as f64), format!("{left}; {right}"))
                 }
+                (Err(why), _) | (_, Err(why)) => (false, why),
             }
-            match found {
-                None => (false, format!("{miner} is not registered in v0's economy")),
-                Some((subnet, neuron)) => {
-                    let stake = neuron.stake;
-                    let observed = format!(
-                        "{miner}: subnet {subnet} uid {}, stake {stake}, incentive {}, last emission {}",
-                        neuron.uid, neuron.incentive, neuron.emission
-                    );
-                    (cmp.holds(stake as f64, *amount as f64), observed)
-                }
-            }
+        }
+        Assertion::EmbeddingCosine { cmp, cosine } => match embedding_cosine(manifest).await {
+            Ok((seen, observed)) => (cmp.holds(f64::from(seen), *cosine), observed),
+            Err(why) => (false, why),
+        },
+    }
+}
+
+/// `miner`'s weight and rank (1 = highest) in `judge`'s latest vector on subnet 1, and what was seen.
+async fn weight_of(
+    judge: &crate::manifest::NodeEntry,
+    manifest: &Manifest,
+    miner: &str,
+) -> Result<(u64, u64, String), String> {
+    let Some(key) = manifest.node(miner).ok().and_then(hotkey_hex) else {
+        return Err(format!("no miner {miner}"));
+    };
+    let Some(metagraph) = read(&judge.api, |c| async move { c.metagraph(1).await }).await else {
+        return Err("metagraph could not be read".into());
+    };
+    let Some(weights) = read(&judge.api, |c| async move { c.weights(1).await }).await else {
+        return Err("weights could not be read".into());
+    };
+    let Some(uid) = metagraph
+        .miners
+        .iter()
+        .find(|m| m.hotkey == key)
+        .map(|m| u64::from(m.uid))
+    else {
+        return Err(format!("{miner} is not in its metagraph"));
+    };
+    let Some(own) = weights.own else {
+        return Err("no weight vector published".into());
+    };
+    let vector: Vec<(u64, u64)> = own
+        .into_iter()
+        .map(|(uid, w)| (u64::from(uid), u64::from(w)))
+        .collect();
+    let weight = vector
+        .iter()
+        .find(|(v, _)| *v == uid)
+        .map_or(0, |(_, w)| *w);
+    let rank = 1 + vector.iter().filter(|(_, w)| *w > weight).count() as u64;
+    let observed = format!("{miner}: uid {uid}, weight {weight}, rank {rank} in {vector:?}");
+    Ok((weight, rank, observed))
+}
+
+/// The stake behind `miner`'s hotkey in v0's finalized economy, and what was seen.
+async fn stake_of(manifest: &Manifest, miner: &str) -> Result<(u64, String), String> {
+    let Ok(v0) = manifest.node("v0") else {
+        return Err("no v0".into());
+    };
+    let Some(key) = manifest.node(miner).ok().and_then(hotkey_hex) else {
+        return Err(format!("no miner {miner}"));
+    };
+    let subnets = read(&v0.api, |c| async move { c.economy().await })
+        .await
+        .map(|e| e.subnets)
+        .unwrap_or_default();
+    for subnet in subnets {
+        let chain = read(&v0.api, |c| async move { c.metagraph(subnet).await }).await;
+        let neuron = chain
+            .and_then(|m| m.chain)
+            .and_then(|chain| chain.neurons.into_iter().find(|n| n.hotkey == key));
+        if let Some(neuron) = neuron {
+            let stake = neuron.stake;
+            let observed = format!(
+                "{miner}: subnet {subnet} uid {}, stake {stake}, incentive {}, last emission {}",
+                neuron.uid, neuron.incentive, neuron.emission
+            );
+            return Ok((stake, observed));
         }
     }
+    Err(format!("{miner} is not registered in v0's economy"))
+}
+
+/// The cosine between v0's `/v1/embeddings` answer for a sentence and this tool's own run of the
+/// model, and what was seen.
+async fn embedding_cosine(manifest: &Manifest) -> Result<(f32, String), String> {
+    const TEXT: &str = "A lighthouse keeper counted the ships that passed in the fog.";
+    let Ok(v0) = manifest.node("v0") else {
+        return Err("no v0".into());
+    };
+    let texts = vec![TEXT.to_string()];
+    let routed = crate::api::call(
+        &v0.api,
+        std::time::Duration::from_secs(10),
+        |c| async move { c.embeddings("embed", &texts).await },
+    )
+    .await
+    .map_err(|e| format!("v0's /v1/embeddings: {e}"))?;
+    let local = tokio::task::spawn_blocking(|| {
+        meshmind_models::Embedder::load_default().and_then(|m| m.embed(&[TEXT]))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("the local model: {e}"))?;
+    let (Some(routed), Some(local)) = (routed.first(), local.first()) else {
+        return Err("no vector".into());
+    };
+    let cosine = meshmind_models::cosine(routed, local);
+    Ok((
+        cosine,
+        format!(
+            "{} dimensions, cosine {cosine:.6} to the local model",
+            routed.len()
+        ),
+    ))
 }

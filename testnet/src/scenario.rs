@@ -45,7 +45,8 @@ pub struct Scenario {
     /// Epoch length.
     #[serde(default = "default_epoch_ms")]
     pub epoch_ms: u64,
-    /// Miner behaviours by name (`slow`, `wrong`; `reference` is honest).
+    /// Miner behaviours by name (`slow`, `wrong`, `embed`, `embed-degraded`, `embed-random`;
+    /// `reference` is honest).
     #[serde(default)]
     pub behaviours: BTreeMap<String, String>,
     /// Validators started in the test-only equivocation mode.

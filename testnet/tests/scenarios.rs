@@ -111,6 +111,12 @@ fn load() {
     play("load");
 }
 
+/// Needs the embedding model (`scripts/fetch-model.sh`).
+#[test]
+fn embeddings() {
+    play("embeddings");
+}
+
 /// Every scenario shipped in `scenarios/` is played by a test of this file.
 #[test]
 fn every_shipped_scenario_is_played() {

@@ -97,6 +97,27 @@ impl ApiClient {
         self.get("/economy").await
     }
 
+    /// `POST /v1/embeddings` for `texts` with `model` (`embed`, `<subnet>/embed`): one vector per
+    /// text, in order.
+    pub async fn embeddings(
+        &self,
+        model: &str,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, ClientError> {
+        let body = serde_json::json!({ "model": model, "input": texts });
+        let answer: super::openai::EmbeddingsResponse = self.post("/v1/embeddings", &body).await?;
+        let mut data = answer.data;
+        data.sort_by_key(|item| item.index);
+        Ok(data
+            .into_iter()
+            .map(|item| match item.embedding {
+                super::openai::Vector::Floats(v) => v,
+                // Not asked for; an empty vector compares as nothing.
+                super::openai::Vector::Base64(_) => Vec::new(),
+            })
+            .collect())
+    }
+
     /// `POST /tx`.
     pub async fn submit_tx(&self, tx: &v1::Transaction) -> Result<TxAccepted, ClientError> {
         let body = SubmitTx {

@@ -1,6 +1,7 @@
 //! The HTTP API: status, peers, metagraph, weights, metrics and query routing.
 
 pub mod client;
+pub mod openai;
 pub mod types;
 pub mod view;
 
@@ -81,6 +82,8 @@ pub fn router(state: Arc<NodeState>) -> axum::Router {
         .route("/accounts/{coldkey}", get(account))
         .route("/economy", get(economy))
         .route("/tx", post(submit_tx))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(openai::models))
         .with_state(state)
 }
 

@@ -71,6 +71,7 @@ impl AdmissionError {
             AdmissionError::TooSlow => ErrorCode::DeadlineExceeded,
             AdmissionError::Backend(BackendError::InvalidInput(_)) => ErrorCode::Malformed,
             AdmissionError::Backend(BackendError::UnknownTask(_)) => ErrorCode::UnknownTask,
+            AdmissionError::Backend(BackendError::Busy(_)) => ErrorCode::Overloaded,
             AdmissionError::Backend(_) => ErrorCode::Internal,
         }
     }

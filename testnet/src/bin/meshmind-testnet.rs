@@ -51,6 +51,11 @@ enum Command {
         /// partitions then cut links.
         #[arg(long)]
         netns: bool,
+        /// A miner's behaviour, `NAME=BEHAVIOUR` (repeatable): `reference`, `slow`, `wrong`,
+        /// `embed` (sentence embeddings with the model `scripts/fetch-model.sh` fetches),
+        /// `embed-degraded`, `embed-random`.
+        #[arg(long = "behaviour", value_name = "NAME=BEHAVIOUR", value_parser = parse_behaviour)]
+        behaviours: Vec<(String, String)>,
     },
     /// Print every node's status.
     Status {
@@ -240,6 +245,20 @@ fn act(args: NodeArg, action: Action) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `NAME=BEHAVIOUR` of `--behaviour`.
+fn parse_behaviour(text: &str) -> Result<(String, String), String> {
+    let (name, behaviour) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected NAME=BEHAVIOUR, e.g. m1=embed"))?;
+    if !launcher::BEHAVIOURS.contains(&behaviour) {
+        return Err(format!(
+            "{behaviour:?}: one of {}",
+            launcher::BEHAVIOURS.join(", ")
+        ));
+    }
+    Ok((name.to_string(), behaviour.to_string()))
+}
+
 async fn command(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Up {
@@ -251,15 +270,17 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             base_port,
             meshmind,
             netns,
+            behaviours,
         } => {
             let meshmind = meshmind.unwrap_or_else(default_meshmind);
+            let embedding = behaviours.iter().any(|(_, b)| b.starts_with("embed"));
             let layout = Layout {
                 validators,
                 miners,
                 subnets,
                 epoch_ms,
                 base_port,
-                behaviours: Vec::new(),
+                behaviours,
                 byzantine: Vec::new(),
                 netns,
             };
@@ -322,6 +343,11 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "meshmind-testnet".into());
             println!("  {me} status --dir {}", dir.display());
+            if embedding {
+                println!(
+                    "  curl -s http://{v0}/v1/embeddings -d '{{\"model\": \"embed\", \"input\": \"a sentence\"}}'"
+                );
+            }
             println!("  curl -s http://{v0}/snapshots/1");
             println!("Stop: {me} down --dir {}", dir.display());
             Ok(ExitCode::SUCCESS)

@@ -15,6 +15,9 @@ pub enum BackendError {
     /// The backend failed (a crashed subprocess, a bad reply).
     #[error("backend failed: {0}")]
     Failed(String),
+    /// The backend's queue is full; the caller may retry later.
+    #[error("backend busy: {0}")]
+    Busy(String),
 }
 
 /// A boxed future returned by [`MinerBackend::answer`].

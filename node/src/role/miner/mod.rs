@@ -3,6 +3,7 @@
 
 mod ads;
 mod backend;
+mod embed;
 mod exec;
 mod http;
 mod node;
@@ -13,6 +14,7 @@ pub use ads::{AdSchedule, advertise};
 pub use backend::{
     AnswerFuture, BackendError, ChunkSink, Delayed, Echo, MinerBackend, StreamFuture,
 };
+pub use embed::{Embed, TASK as EMBED_TASK};
 pub use exec::Exec;
 pub use http::Http;
 pub use node::MinerService;

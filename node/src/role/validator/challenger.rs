@@ -1,16 +1,26 @@
-//! The validator's challenger: checkable reference tasks sent to every live miner, each answer
+//! The validator's challenger: each round, one challenge per scored task, made by the task's
+//! scorer and sent to every live miner serving the task; the scorer's judgement of each answer is
 //! folded into the miner's score.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use meshmind_protocols::{PublicKey, QueryId, v1};
+use meshmind_protocols::{PublicKey, v1};
 
-use super::metagraph::MinerEntry;
-use super::service::{Check, Validator, lock};
-use crate::role::reference;
+use super::metagraph::{MinerEntry, Target};
+use super::scorer::{Answer, Challenge, Scorer, ScorerError};
+use super::service::{AskError, Check, Validator, lock};
 use crate::scoring::Outcome;
+
+/// Longest a scorer may take to make a challenge or to score a round's answers.
+const SCORER_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn timed_out() -> ScorerError {
+    ScorerError::Unavailable(format!("no reply within {SCORER_TIMEOUT:?}"))
+}
 
 impl Validator {
     fn query(&self, task: &str, payload: Vec<u8>, deadline: Duration) -> v1::Query {
@@ -23,59 +33,130 @@ impl Validator {
         )
     }
 
-    /// Challenges every live miner once per reference task it serves and scores the answers.
+    /// Challenges every live miner once per scored task it serves and scores the answers; a miner
+    /// serving no scored task is scored as missed.
     pub async fn challenge_all(&self, now_ms: u64) -> Vec<(u32, Outcome)> {
         let miners: Vec<MinerEntry> = lock(&self.metagraph).miners().cloned().collect();
-        let deadline = self.config.challenge_deadline;
-        let mut pending = FuturesUnordered::new();
-        for miner in miners {
-            let tasks: Vec<String> = reference::TASKS
-                .iter()
-                .filter(|t| miner.serves(t, now_ms))
-                .map(|t| t.to_string())
-                .collect();
-            if tasks.is_empty() {
-                // An expired or non-reference miner earns nothing this round.
-                pending.push(
-                    Box::pin(async move { (miner.uid, miner.key, Outcome::Missed) })
-                        as std::pin::Pin<
-                            Box<
-                                dyn std::future::Future<Output = (u32, PublicKey, Outcome)>
-                                    + Send
-                                    + '_,
-                            >,
-                        >,
-                );
-                continue;
+        let mut by_task: BTreeMap<String, Vec<Target>> = BTreeMap::new();
+        let mut outcomes = Vec::new();
+        for miner in &miners {
+            let mut scored = false;
+            for task in self.config.scorers.tasks() {
+                if miner.serves(task, now_ms) {
+                    by_task
+                        .entry(task.to_string())
+                        .or_default()
+                        .push(miner.target());
+                    scored = true;
+                }
             }
-            for task in tasks {
-                // Unpredictable, so a miner cannot answer challenges from a table made in advance.
-                let seed = QueryId::random();
-                let nonce = u64::from_le_bytes(seed.0[..8].try_into().unwrap_or_default());
-                let Some((input, expected)) = reference::challenge(&task, nonce) else {
-                    continue;
-                };
-                let query = self.query(&task, input, deadline);
-                let miner = miner.target();
-                pending.push(Box::pin(async move {
+            if !scored {
+                // An expired miner, or one whose tasks no scorer here judges, earns nothing.
+                outcomes.push((miner.uid, miner.key, Outcome::Missed));
+            }
+        }
+        let mut rounds: FuturesUnordered<BoxFuture<'_, Vec<(u32, PublicKey, Outcome)>>> =
+            FuturesUnordered::new();
+        for (task, targets) in by_task {
+            let Some(scorer) = self.config.scorers.get(&task).cloned() else {
+                continue;
+            };
+            rounds.push(Box::pin(async move {
+                self.challenge_task(scorer.as_ref(), &task, &targets).await
+            }));
+        }
+        while let Some(round) = rounds.next().await {
+            outcomes.extend(round);
+        }
+        let mut scores = lock(&self.scores);
+        outcomes
+            .into_iter()
+            .map(|(uid, key, outcome)| {
+                scores.record(key, outcome);
+                (uid, outcome)
+            })
+            .collect()
+    }
+
+    /// One challenge for `task`, sent to each of `targets` under a query id of its own, and the
+    /// outcome of each. A scorer that cannot make a challenge or judge the answers scores nobody.
+    async fn challenge_task(
+        &self,
+        scorer: &dyn Scorer,
+        task: &str,
+        targets: &[Target],
+    ) -> Vec<(u32, PublicKey, Outcome)> {
+        let made = tokio::time::timeout(SCORER_TIMEOUT, scorer.challenge(task)).await;
+        let challenge = match made.unwrap_or_else(|_| Err(timed_out())) {
+            Ok(challenge) => challenge,
+            Err(e) => {
+                tracing::debug!(task, scorer = scorer.name(), error = %e, "no challenge this round");
+                return Vec::new();
+            }
+        };
+        let deadline = self.config.challenge_deadline;
+        let asked: Vec<(Target, Result<Answer, AskError>)> =
+            futures::future::join_all(targets.iter().map(|target| {
+                let query = self.query(task, challenge.input.clone(), deadline);
+                async move {
                     let started = Instant::now();
-                    let outcome = match self.ask(&miner, &query, Check::Always).await {
-                        Ok(response) if response.output == expected => Outcome::Correct {
-                            latency: started.elapsed(),
+                    let answer = self
+                        .ask(target, &query, Check::Always)
+                        .await
+                        .map(|response| Answer {
+                            miner: target.key,
+                            output: response.output,
+                            elapsed: started.elapsed(),
+                        });
+                    (*target, answer)
+                }
+            }))
+            .await;
+        self.judge(scorer, task, &challenge, asked, deadline).await
+    }
+
+    async fn judge(
+        &self,
+        scorer: &dyn Scorer,
+        task: &str,
+        challenge: &Challenge,
+        asked: Vec<(Target, Result<Answer, AskError>)>,
+        deadline: Duration,
+    ) -> Vec<(u32, PublicKey, Outcome)> {
+        let answers: Vec<Answer> = asked
+            .iter()
+            .filter_map(|(_, a)| a.as_ref().ok().cloned())
+            .collect();
+        let scores = if answers.is_empty() {
+            Vec::new()
+        } else {
+            let scored =
+                tokio::time::timeout(SCORER_TIMEOUT, scorer.score(task, challenge, &answers)).await;
+            match scored.unwrap_or_else(|_| Err(timed_out())) {
+                Ok(scores) => scores,
+                Err(e) => {
+                    tracing::warn!(task, scorer = scorer.name(), error = %e, "answers not scored this round");
+                    return Vec::new();
+                }
+            }
+        };
+        let mut scores = scores.into_iter();
+        asked
+            .into_iter()
+            .map(|(target, answer)| {
+                let outcome = match answer {
+                    Ok(answer) => match scores.next() {
+                        Some(quality) if quality > 0.0 => Outcome::Graded {
+                            quality,
+                            latency: answer.elapsed,
                             deadline,
                         },
-                        Ok(_) => Outcome::Wrong,
-                        Err(failure) => failure.outcome(),
-                    };
-                    (miner.uid, miner.key, outcome)
-                }));
-            }
-        }
-        let mut outcomes = Vec::new();
-        while let Some((uid, key, outcome)) = pending.next().await {
-            lock(&self.scores).record(key, outcome);
-            outcomes.push((uid, outcome));
-        }
-        outcomes
+                        _ => Outcome::Wrong,
+                    },
+                    Err(failure) => failure.outcome(),
+                };
+                (target.uid, target.key, outcome)
+            })
+            .collect()
     }
 }

@@ -16,6 +16,9 @@ use crate::clock::now_ms;
 use crate::genesis::Genesis;
 use crate::state::State;
 
+/// Most rounds of challenges in flight at once.
+const MAX_ROUNDS: usize = 8;
+
 /// What the challenge-and-weights loop needs.
 pub struct EpochLoop {
     /// The validator.
@@ -46,23 +49,19 @@ impl EpochLoop {
         let mut own = WeightBoard::default();
         let mut last_epoch = None;
         let mut current: Option<(u64, v1::WeightCommit, v1::WeightReveal)> = None;
+        // Rounds of challenges run beside this loop, a new one every `interval`: a round lasts
+        // until its slowest miner answers or its deadline passes, and a miner that never answers
+        // (a dead one) must neither delay this validator's commitments nor keep its score.
+        let mut rounds = tokio::task::JoinSet::new();
         loop {
             self.follow_registrations();
-            // A round of challenges ends at the next epoch boundary at the latest (those still
-            // waiting are dropped unscored): miners that never answer, such as ads pointing at a
-            // dead address, must not make this validator skip an epoch's commitment.
-            let now = now_ms();
-            let g = &self.genesis.message;
-            let boundary = g.genesis_time_ms.saturating_add(
-                self.genesis
-                    .epoch_at(now)
-                    .saturating_add(1)
-                    .saturating_mul(g.epoch_ms.max(1)),
-            );
-            let budget = Duration::from_millis(boundary.saturating_sub(now)).max(self.interval);
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                _ = tokio::time::timeout(budget, self.validator.challenge_all(now)) => {}
+            while rounds.try_join_next().is_some() {}
+            if rounds.len() < MAX_ROUNDS {
+                let validator = self.validator.clone();
+                let now = now_ms();
+                rounds.spawn(async move {
+                    validator.challenge_all(now).await;
+                });
             }
             let epoch = self.genesis.epoch_at(now_ms());
             if last_epoch != Some(epoch) && current.as_ref().map(|c| c.0) != Some(epoch) {

@@ -7,6 +7,7 @@ pub mod hedge;
 pub mod metagraph;
 pub mod node;
 mod router;
+pub mod scorer;
 pub mod service;
 pub mod weights;
 

@@ -47,6 +47,8 @@ pub struct ValidatorConfig {
     /// Queries one client (a peer, or an IP address over HTTP) may route: per second, and in a
     /// burst.
     pub per_client: (u32, u32),
+    /// The scorer of each task challenged.
+    pub scorers: super::scorer::Scorers,
 }
 
 /// Who asks a validator to route a query.
@@ -85,6 +87,7 @@ impl ValidatorConfig {
             max_clock_skew_ms: 5_000,
             routed_per_miner: (40, 80),
             per_client: (250, 500),
+            scorers: super::scorer::Scorers::reference(),
         }
     }
 }

@@ -1,0 +1,319 @@
+//! OpenAI-compatible routes on validators: `POST /v1/embeddings` (OpenAI's request, response and
+//! error shapes) routed to the miners of the embed task, so OpenAI's own client libraries work
+//! against a node unchanged, and `GET /v1/models`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use meshmind_models::DIM;
+use meshmind_protocols::v1;
+use serde::{Deserialize, Serialize};
+
+use super::NodeState;
+use crate::clock::now_ms;
+use crate::role::miner::EMBED_TASK;
+use crate::role::validator::Client;
+
+/// Most texts in one request.
+pub const MAX_INPUTS: usize = 256;
+/// Time each text has to be embedded by a miner.
+const DEADLINE_MS: u32 = 5_000;
+/// The model names that mean this validator's embed task (with `embed` and `<subnet>/embed`).
+const MODEL_ALIASES: [&str; 2] = ["all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"];
+
+/// `input`: one text or a list of texts (token arrays are not accepted).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Input {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `POST /v1/embeddings`, as OpenAI's API takes it.
+#[derive(Debug, Deserialize)]
+struct EmbeddingsRequest {
+    model: String,
+    input: Input,
+    #[serde(default)]
+    encoding_format: Option<String>,
+    #[serde(default)]
+    dimensions: Option<usize>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    user: Option<String>,
+}
+
+/// One vector, as a list of floats or as base64 of little-endian f32 (`encoding_format`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Vector {
+    /// `encoding_format: "float"` (the default).
+    Floats(Vec<f32>),
+    /// `encoding_format: "base64"`.
+    Base64(String),
+}
+
+/// One text's vector in an answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EmbeddingItem {
+    /// Always `embedding`.
+    pub object: String,
+    /// Which input it embeds.
+    pub index: usize,
+    /// The vector.
+    pub embedding: Vector,
+}
+
+/// Tokens read (words, see [`embeddings`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens of the inputs.
+    pub prompt_tokens: usize,
+    /// The same.
+    pub total_tokens: usize,
+}
+
+/// `POST /v1/embeddings` answered.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EmbeddingsResponse {
+    /// Always `list`.
+    pub object: String,
+    /// One vector per input, in order.
+    pub data: Vec<EmbeddingItem>,
+    /// The model asked for.
+    pub model: String,
+    /// Tokens read.
+    pub usage: Usage,
+}
+
+/// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+fn error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "error": { "message": message, "type": kind, "param": null, "code": code }
+    });
+    let mut response = (status, Json(body)).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, 1.into());
+    }
+    response
+}
+
+fn invalid(message: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        "invalid_request",
+        message,
+    )
+}
+
+/// The subnet `model` names on this node: `embed`, `<subnet>/embed` or a model alias.
+fn subnet_of(model: &str, own: u32) -> Option<u32> {
+    if model == EMBED_TASK || MODEL_ALIASES.contains(&model) {
+        return Some(own);
+    }
+    let (subnet, task) = model.split_once('/')?;
+    (task == EMBED_TASK).then(|| subnet.parse().ok()).flatten()
+}
+
+/// `GET /v1/models`: the names of this validator's embed task.
+pub async fn models(State(state): State<Arc<NodeState>>) -> Response {
+    let mut ids = vec![
+        format!("{}/{EMBED_TASK}", state.subnet),
+        EMBED_TASK.to_string(),
+    ];
+    ids.extend(MODEL_ALIASES.iter().map(|a| a.to_string()));
+    let data: Vec<_> = ids
+        .iter()
+        .map(|id| serde_json::json!({ "id": id, "object": "model", "created": 0, "owned_by": "meshmind" }))
+        .collect();
+    Json(serde_json::json!({ "object": "list", "data": data })).into_response()
+}
+
+/// `POST /v1/embeddings`: each text is one query to the embed task, routed as any other.
+pub async fn embeddings(
+    State(state): State<Arc<NodeState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
+    let request: EmbeddingsRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return invalid(&format!("request body: {e}")),
+    };
+    let Some(validator) = &state.validator else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "unavailable",
+            "only validators route queries",
+        );
+    };
+    let Some(subnet) = subnet_of(&request.model, state.subnet) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            &format!(
+                "model {:?}: this node serves {EMBED_TASK:?} (or \"{}/{EMBED_TASK}\")",
+                request.model, state.subnet
+            ),
+        );
+    };
+    if subnet != state.subnet {
+        return error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            &format!(
+                "subnet {subnet} is not validated here (subnet {} is)",
+                state.subnet
+            ),
+        );
+    }
+    let base64 = match request.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return invalid(&format!("encoding_format {other:?}: float or base64"));
+        }
+    };
+    if let Some(d) = request.dimensions.filter(|d| *d != DIM) {
+        return invalid(&format!("dimensions {d}: this model's vectors have {DIM}"));
+    }
+    let texts = match request.input {
+        Input::One(text) => vec![text],
+        Input::Many(texts) => texts,
+    };
+    if texts.is_empty() || texts.len() > MAX_INPUTS {
+        return invalid(&format!(
+            "input: 1 to {MAX_INPUTS} texts, not {}",
+            texts.len()
+        ));
+    }
+    // Every text is a query and is charged to the client as one.
+    let client = Client::http(from.ip());
+    if !(0..texts.len()).all(|_| validator.admit_client(client)) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            "over this address's query rate at this validator",
+        );
+    }
+    let network_id = state.genesis.network_id;
+    let routed = futures::future::join_all(texts.iter().map(|text| {
+        let query = v1::Query::new(
+            network_id,
+            subnet,
+            EMBED_TASK,
+            text.as_bytes().to_vec(),
+            DEADLINE_MS,
+        );
+        async move {
+            if let Err(e) = meshmind_protocols::Validate::validate(&query) {
+                return Err((v1::ErrorCode::Malformed, e.to_string()));
+            }
+            let budget = Duration::from_millis(u64::from(DEADLINE_MS) + 100);
+            let frame = tokio::time::timeout(budget, validator.route(&query, now_ms()))
+                .await
+                .ok();
+            match frame.and_then(|f| f.body) {
+                Some(v1::query_frame::Body::Response(r)) => {
+                    meshmind_models::from_le_bytes(&r.output, DIM)
+                        .map_err(|e| (v1::ErrorCode::Internal, format!("the miner's answer: {e}")))
+                }
+                Some(v1::query_frame::Body::Error(e)) => Err((
+                    v1::ErrorCode::try_from(e.code).unwrap_or(v1::ErrorCode::Internal),
+                    e.message,
+                )),
+                _ => Err((v1::ErrorCode::DeadlineExceeded, "no answer in time".into())),
+            }
+        }
+    }))
+    .await;
+    let mut data = Vec::with_capacity(routed.len());
+    for (index, result) in routed.into_iter().enumerate() {
+        let vector = match result {
+            Ok(vector) => vector,
+            Err((code, message)) => return routing_error(index, code, &message),
+        };
+        let embedding = if base64 {
+            let bytes = meshmind_models::to_le_bytes(&vector);
+            Vector::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+        } else {
+            Vector::Floats(vector)
+        };
+        data.push(EmbeddingItem {
+            object: "embedding".into(),
+            index,
+            embedding,
+        });
+    }
+    // Tokens are counted by the miners' tokenizer, which the gateway does not run: words stand in.
+    let words = texts.iter().map(|t| t.split_whitespace().count()).sum();
+    Json(EmbeddingsResponse {
+        object: "list".into(),
+        data,
+        model: request.model,
+        usage: Usage {
+            prompt_tokens: words,
+            total_tokens: words,
+        },
+    })
+    .into_response()
+}
+
+/// A text the network could not embed, as OpenAI's error with the HTTP status `/query` uses.
+fn routing_error(index: usize, code: v1::ErrorCode, message: &str) -> Response {
+    let message = format!("input {index}: {message}");
+    match code {
+        v1::ErrorCode::Overloaded => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "overloaded",
+            &message,
+        ),
+        v1::ErrorCode::Malformed | v1::ErrorCode::TooLarge => invalid(&message),
+        v1::ErrorCode::DeadlineExceeded => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "server_error",
+            "timeout",
+            &message,
+        ),
+        v1::ErrorCode::Unavailable => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "unavailable",
+            &message,
+        ),
+        _ => error(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            "bad_gateway",
+            &message,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_map_to_the_subnet() {
+        assert_eq!(subnet_of("embed", 2), Some(2));
+        assert_eq!(subnet_of("all-MiniLM-L6-v2", 2), Some(2));
+        assert_eq!(subnet_of("3/embed", 2), Some(3));
+        assert_eq!(subnet_of("3/sort", 2), None);
+        assert_eq!(subnet_of("gpt-4", 2), None);
+        assert_eq!(subnet_of("x/embed", 2), None);
+    }
+}

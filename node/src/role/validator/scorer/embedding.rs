@@ -1,0 +1,128 @@
+//! The `embedding` scorer: a challenge is a sentence the validator embeds itself; an answer scores
+//! by its cosine to that reference, from 0 at [`FLOOR`] or below to 1 at [`EXACT`] or above.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use meshmind_models::{DIM, Embedder};
+
+use super::{
+    Answer, Challenge, ChallengeFuture, ScoreFuture, Scorer, ScorerError, corpus, random_u64,
+};
+
+/// A cosine at or below this scores 0: a random vector is near 0, a slightly blurred one above.
+pub const FLOOR: f32 = 0.9;
+/// A cosine at or above this scores 1: the same model on another machine differs only by rounding.
+pub const EXACT: f32 = 0.999;
+
+/// Scores embeddings against the validator's own run of the model, loaded on first use.
+pub struct Embedding {
+    dir: PathBuf,
+    model: OnceLock<Result<Arc<Embedder>, String>>,
+}
+
+impl Embedding {
+    /// A scorer using the model unpacked in `dir` (loaded when the first challenge is made).
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            model: OnceLock::new(),
+        }
+    }
+
+    /// A scorer sharing an already loaded `model`.
+    pub fn with_model(model: Arc<Embedder>) -> Self {
+        let cell = OnceLock::new();
+        let _ = cell.set(Ok(model));
+        Self {
+            dir: PathBuf::new(),
+            model: cell,
+        }
+    }
+
+    async fn model(&self) -> Result<Arc<Embedder>, ScorerError> {
+        if let Some(loaded) = self.model.get() {
+            return loaded.clone().map_err(ScorerError::Unavailable);
+        }
+        let dir = self.dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            Embedder::load(&dir)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| ScorerError::Unavailable(e.to_string()))?;
+        if let Err(e) = &loaded {
+            tracing::warn!(error = %e, "the embedding scorer has no model; embed miners are not challenged");
+        }
+        // Another challenge may have loaded it meanwhile: either copy is the same model.
+        self.model
+            .get_or_init(|| loaded)
+            .clone()
+            .map_err(ScorerError::Unavailable)
+    }
+}
+
+/// The score of a vector whose cosine to the reference is `cos`.
+pub(super) fn quality(cos: f32) -> f64 {
+    f64::from(((cos - FLOOR) / (EXACT - FLOOR)).clamp(0.0, 1.0))
+}
+
+impl Scorer for Embedding {
+    fn name(&self) -> &'static str {
+        "embedding"
+    }
+
+    fn challenge<'a>(&'a self, _task: &'a str) -> ChallengeFuture<'a> {
+        Box::pin(async move {
+            let model = self.model().await?;
+            let text = corpus::sentence(random_u64());
+            let input = text.clone().into_bytes();
+            let reference = tokio::task::spawn_blocking(move || model.embed(&[text]))
+                .await
+                .map_err(|e| ScorerError::Unavailable(e.to_string()))?
+                .map_err(|e| ScorerError::Unavailable(e.to_string()))?
+                .pop()
+                .ok_or_else(|| ScorerError::Unavailable("no vector".into()))?;
+            Ok(Challenge {
+                input,
+                expected: meshmind_models::to_le_bytes(&reference),
+            })
+        })
+    }
+
+    fn score<'a>(
+        &'a self,
+        _task: &'a str,
+        challenge: &'a Challenge,
+        answers: &'a [Answer],
+    ) -> ScoreFuture<'a> {
+        Box::pin(async move {
+            let reference = meshmind_models::from_le_bytes(&challenge.expected, DIM)
+                .map_err(|e| ScorerError::Unavailable(e.to_string()))?;
+            Ok(answers
+                .iter()
+                .map(|a| match meshmind_models::from_le_bytes(&a.output, DIM) {
+                    Ok(v) => quality(meshmind_models::cosine(&v, &reference)),
+                    Err(_) => 0.0,
+                })
+                .collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quality_runs_from_floor_to_exact() {
+        assert_eq!(quality(0.0), 0.0);
+        assert_eq!(quality(-1.0), 0.0);
+        assert_eq!(quality(FLOOR), 0.0);
+        assert_eq!(quality(1.0), 1.0);
+        assert_eq!(quality(EXACT), 1.0);
+        let mid = quality((FLOOR + EXACT) / 2.0);
+        assert!((mid - 0.5).abs() < 1e-3, "{mid}");
+    }
+}
