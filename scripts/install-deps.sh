@@ -10,7 +10,7 @@ command -v ip >/dev/null 2>&1 || packages+=(iproute2)
 # The launcher reads the nodes' JSON status with python3.
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 # The model fetch and the Python tests use pip and a virtualenv.
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv python3-pip)
+{ python3 -c 'import ensurepip, venv' && python3 -m pip --version; } >/dev/null 2>&1 || packages+=(python3-venv python3-pip)
 # RocksDB and libFuzzer are C++.
 command -v g++ >/dev/null 2>&1 || packages+=(g++)
 command -v make >/dev/null 2>&1 || packages+=(make)

@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$CARGO_TARGET_DIR"
+# Absolute, so the Python tests find the binaries from their own folder.
+CARGO_TARGET_DIR="$(cd "$CARGO_TARGET_DIR" && pwd)"
 bash scripts/fetch-model.sh >/dev/null
 
 log="$(mktemp)"
@@ -17,7 +20,8 @@ rust="$(grep -E '^test result:' "$log" | awk '{ passed += $4; failed += $6 } END
 
 echo "== python tests (tests/python)"
 venv="${MESHMIND_PYTHON_ENV:-${XDG_CACHE_HOME:-$HOME/.cache}/meshmind/python}"
-if [ ! -x "$venv/bin/python" ]; then
+if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  rm -rf "$venv"
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
@@ -28,6 +32,6 @@ set +e
 (cd tests/python && "$venv/bin/python" -m pytest -q -s -p no:cacheprovider .) 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-python="$(grep -Eo '[0-9]+ passed|[0-9]+ failed' "$log" | tr '\n' ' ')"
+python="$(grep -Eo '[0-9]+ (passed|failed|errors?)' "$log" | tr '\n' ' ' || true)"
 echo "tests: rust ${rust}; python ${python:-none ran}"
 exit "$status"

@@ -38,12 +38,19 @@ pub struct MinerSection {
     /// Tasks served. Default the reference tasks `arith` and `sort`.
     pub tasks: Vec<String>,
     /// Backend: `reference`, `echo`, `embed` (sentence embeddings with the model in `model_dir`;
-    /// serve the task `embed`), `exec` or `http`. Default `reference`.
+    /// serve the task `embed`), `exec`, `http` or `openai` (an OpenAI-compatible server at `url`).
+    /// Default `reference`.
     pub backend: String,
     /// For the `exec` backend: the program and its arguments.
     pub exec: Vec<String>,
-    /// For the `http` backend: the model server's URL (`http://host:port/path`).
+    /// For the `http` backend: the model server's URL (`http://host:port/path`); for `openai`, the
+    /// OpenAI-compatible API's base URL (`http://host:port/v1`).
     pub url: String,
+    /// For the `openai` backend: the model name sent with each request. Default empty.
+    pub model: String,
+    /// For the `openai` backend: the API key sent as a bearer token (none if empty; prefer the
+    /// environment, `MESHMIND_MINER__API_KEY`). Default empty.
+    pub api_key: String,
     /// Queries answered at once. Default 32.
     pub max_concurrency: usize,
     /// Queries per second accepted from a caller without a validator permit on the subnet, with
@@ -83,6 +90,8 @@ impl Default for MinerSection {
             backend: "reference".into(),
             exec: Vec::new(),
             url: String::new(),
+            model: String::new(),
+            api_key: String::new(),
             max_concurrency: 32,
             rate_per_peer: 50,
             capacity: 8_000,

@@ -19,7 +19,7 @@ use crate::genesis::Genesis;
 use crate::node::Node;
 use crate::role::miner::{
     AdSchedule, Delayed, EMBED_TASK, Echo, Embed, Exec, Http, Miner, MinerBackend, MinerConfig,
-    MinerService, Reference,
+    MinerService, OpenAi, Reference,
 };
 use crate::role::quota::{Admit, QuotaPolicy};
 use crate::role::validator::epoch::EpochLoop;
@@ -57,8 +57,16 @@ fn base_backend(config: &NodeConfig) -> anyhow::Result<Arc<dyn MinerBackend>> {
             let queue = config.miner.max_concurrency.saturating_mul(4);
             Arc::new(Embed::start(Arc::new(model), queue, config.miner.noise).context("embed")?)
         }
+        "openai" => Arc::new(
+            OpenAi::new(
+                &config.miner.url,
+                &config.miner.model,
+                &config.miner.api_key,
+            )
+            .context("miner.url")?,
+        ),
         other => anyhow::bail!(
-            "miner.backend: unknown backend {other:?} (reference, echo, embed, exec, http)"
+            "miner.backend: unknown backend {other:?} (reference, echo, embed, exec, http, openai)"
         ),
     })
 }

@@ -36,16 +36,28 @@ impl<K: Eq + Hash + Copy> RateLimiter<K> {
 
     /// Takes one token for `key` at `now`; false if its bucket is empty.
     pub fn allow(&mut self, key: K, now: Instant) -> bool {
-        self.allow_at(key, now, self.rate, self.burst)
+        self.allow_at(key, now, self.rate, self.burst, 1.0)
+    }
+
+    /// Takes `n` tokens for `key` at `now`, all or none; false (taking none) if its bucket holds
+    /// fewer.
+    pub fn allow_n(&mut self, key: K, now: Instant, n: u32) -> bool {
+        self.allow_at(key, now, self.rate, self.burst, f64::from(n))
     }
 
     /// Takes one token for `key` at `now` from a bucket of `rate` per second holding up to `burst`
     /// (a key's own limits, for limiters whose keys are not all equal); false if it is empty.
     pub fn allow_with(&mut self, key: K, now: Instant, rate: u32, burst: u32) -> bool {
-        self.allow_at(key, now, f64::from(rate.max(1)), f64::from(burst.max(1)))
+        self.allow_at(
+            key,
+            now,
+            f64::from(rate.max(1)),
+            f64::from(burst.max(1)),
+            1.0,
+        )
     }
 
-    fn allow_at(&mut self, key: K, now: Instant, rate: f64, burst: f64) -> bool {
+    fn allow_at(&mut self, key: K, now: Instant, rate: f64, burst: f64, n: f64) -> bool {
         if self.buckets.len() >= PRUNE_AT && !self.buckets.contains_key(&key) {
             self.buckets.retain(|_, b| {
                 b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * b.rate < b.burst
@@ -61,8 +73,8 @@ impl<K: Eq + Hash + Copy> RateLimiter<K> {
         (bucket.rate, bucket.burst) = (rate, burst);
         bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        if bucket.tokens >= n {
+            bucket.tokens -= n;
             true
         } else {
             false
@@ -75,6 +87,20 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn many_tokens_are_taken_all_or_none() {
+        let mut limiter = RateLimiter::new(10, 5);
+        let start = Instant::now();
+        assert!(!limiter.allow_n(1u8, start, 6), "more than the burst");
+        assert!(
+            limiter.allow_n(1u8, start, 3),
+            "nothing was taken by the refusal"
+        );
+        assert!(!limiter.allow_n(1u8, start, 3));
+        assert!(limiter.allow_n(1u8, start, 2));
+        assert!(!limiter.allow(1u8, start));
+    }
 
     #[test]
     fn bursts_then_refills_at_the_rate() {

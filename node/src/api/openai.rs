@@ -11,7 +11,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use meshmind_models::DIM;
+use meshmind_models::{DIM, MAX_TEXT_BYTES};
 use meshmind_protocols::v1;
 use serde::{Deserialize, Serialize};
 
@@ -198,9 +198,19 @@ pub async fn embeddings(
             texts.len()
         ));
     }
-    // Every text is a query and is charged to the client as one.
+    if let Some((i, text)) = texts
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t.len() > MAX_TEXT_BYTES)
+    {
+        return invalid(&format!(
+            "input {i}: {} bytes, at most {MAX_TEXT_BYTES}",
+            text.len()
+        ));
+    }
+    // Every text is a query and is charged to the client as one, all at once or not at all.
     let client = Client::http(from.ip());
-    if !(0..texts.len()).all(|_| validator.admit_client(client)) {
+    if !validator.admit_client_n(client, texts.len() as u32) {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",

@@ -44,16 +44,19 @@ impl Embed {
                     // Texts whose reader went away (deadline passed) are not computed.
                     batch.retain(|job| !job.reply.is_closed());
                     let texts: Vec<&str> = batch.iter().map(|job| job.text.as_str()).collect();
-                    match model.embed(&texts) {
+                    match embed_guarded(&model, &texts) {
                         Ok(vectors) => {
                             for (job, vector) in batch.into_iter().zip(vectors) {
                                 let _ = job.reply.send(Ok(vector));
                             }
                         }
+                        // One bad text must not fail the others: each is tried alone.
                         Err(e) => {
-                            tracing::warn!(error = %e, texts = texts.len(), "embedding failed");
+                            tracing::warn!(error = %e, texts = texts.len(), "embedding a batch failed");
                             for job in batch {
-                                let _ = job.reply.send(Err(e.to_string()));
+                                let alone = embed_guarded(&model, &[job.text.as_str()])
+                                    .and_then(|mut v| v.pop().ok_or_else(|| "no vector".into()));
+                                let _ = job.reply.send(alone);
                             }
                         }
                     }
@@ -82,6 +85,14 @@ impl Embed {
             *v += (unit * 2.0 - 1.0) * self.noise;
         }
         meshmind_models::normalize(vector);
+    }
+}
+
+/// `texts` embedded, with a panic in the model turned into an error so the thread lives on.
+fn embed_guarded(model: &Embedder, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.embed(texts))) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("the model panicked".into()),
     }
 }
 

@@ -7,6 +7,7 @@ mod embed;
 mod exec;
 mod http;
 mod node;
+mod openai;
 mod reference;
 mod service;
 
@@ -18,5 +19,6 @@ pub use embed::{Embed, TASK as EMBED_TASK};
 pub use exec::Exec;
 pub use http::Http;
 pub use node::MinerService;
+pub use openai::OpenAi;
 pub use reference::Reference;
 pub use service::{Miner, MinerConfig};

@@ -95,6 +95,12 @@ impl Validator {
             }
         };
         let deadline = self.config.challenge_deadline;
+        // A scorer's bad challenge (too large, say) is its fault, not the miners'.
+        let probe = self.query(task, challenge.input.clone(), deadline);
+        if let Err(e) = meshmind_protocols::Validate::validate(&probe) {
+            tracing::warn!(task, scorer = scorer.name(), error = %e, "the scorer's challenge is not a valid query");
+            return Vec::new();
+        }
         let asked: Vec<(Target, Result<Answer, AskError>)> =
             futures::future::join_all(targets.iter().map(|target| {
                 let query = self.query(task, challenge.input.clone(), deadline);
@@ -128,24 +134,31 @@ impl Validator {
             .filter_map(|(_, a)| a.as_ref().ok().cloned())
             .collect();
         let scores = if answers.is_empty() {
-            Vec::new()
+            Some(Vec::new())
         } else {
             let scored =
                 tokio::time::timeout(SCORER_TIMEOUT, scorer.score(task, challenge, &answers)).await;
             match scored.unwrap_or_else(|_| Err(timed_out())) {
-                Ok(scores) => scores,
+                Ok(scores) => Some(scores),
                 Err(e) => {
                     tracing::warn!(task, scorer = scorer.name(), error = %e, "answers not scored this round");
-                    return Vec::new();
+                    None
                 }
             }
         };
-        let mut scores = scores.into_iter();
+        let mut scores = scores.map(Vec::into_iter);
         asked
             .into_iter()
-            .map(|(target, answer)| {
-                let outcome = match answer {
-                    Ok(answer) => match scores.next() {
+            .filter_map(|(target, answer)| {
+                let outcome = match (answer, scores.as_mut()) {
+                    (Err(failure), _) => failure.outcome(),
+                    // Unscored answers count for nothing either way; failures still count.
+                    (Ok(_), None) => return None,
+                    (Ok(answer), Some(scores)) => match scores.next() {
+                        Some(quality) if quality >= 1.0 => Outcome::Correct {
+                            latency: answer.elapsed,
+                            deadline,
+                        },
                         Some(quality) if quality > 0.0 => Outcome::Graded {
                             quality,
                             latency: answer.elapsed,
@@ -153,9 +166,8 @@ impl Validator {
                         },
                         _ => Outcome::Wrong,
                     },
-                    Err(failure) => failure.outcome(),
                 };
-                (target.uid, target.key, outcome)
+                Some((target.uid, target.key, outcome))
             })
             .collect()
     }

@@ -17,7 +17,7 @@ use crate::genesis::Genesis;
 use crate::state::State;
 
 /// Most rounds of challenges in flight at once.
-const MAX_ROUNDS: usize = 8;
+const MAX_ROUNDS: usize = 4;
 
 /// What the challenge-and-weights loop needs.
 pub struct EpochLoop {
@@ -55,7 +55,13 @@ impl EpochLoop {
         let mut rounds = tokio::task::JoinSet::new();
         loop {
             self.follow_registrations();
-            while rounds.try_join_next().is_some() {}
+            while let Some(done) = rounds.try_join_next() {
+                if let Err(e) = done
+                    && e.is_panic()
+                {
+                    tracing::error!(error = %e, "a round of challenges panicked");
+                }
+            }
             if rounds.len() < MAX_ROUNDS {
                 let validator = self.validator.clone();
                 let now = now_ms();

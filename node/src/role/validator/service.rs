@@ -251,6 +251,11 @@ impl Validator {
         lock(&self.clients).allow(client, std::time::Instant::now())
     }
 
+    /// Takes `n` of `client`'s query tokens, all or none; false (taking none) when it has fewer.
+    pub fn admit_client_n(&self, client: Client, n: u32) -> bool {
+        lock(&self.clients).allow_n(client, std::time::Instant::now(), n)
+    }
+
     /// Takes in a capability ad; returns the miner's UID.
     pub fn on_ad(&self, ad: &v1::CapabilityAd, now_ms: u64) -> Result<u32, AdError> {
         let context = Context {

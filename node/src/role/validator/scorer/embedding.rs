@@ -2,7 +2,8 @@
 //! by its cosine to that reference, from 0 at [`FLOOR`] or below to 1 at [`EXACT`] or above.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use meshmind_models::{DIM, Embedder};
 
@@ -15,10 +16,20 @@ pub const FLOOR: f32 = 0.9;
 /// A cosine at or above this scores 1: the same model on another machine differs only by rounding.
 pub const EXACT: f32 = 0.999;
 
+/// How long after a failed load the model is looked for again (someone may fetch it meanwhile).
+const RELOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Scores embeddings against the validator's own run of the model, loaded on first use.
 pub struct Embedding {
     dir: PathBuf,
-    model: OnceLock<Result<Arc<Embedder>, String>>,
+    model: Mutex<Loaded>,
+}
+
+/// The model, once loaded, or when loading it last failed and why.
+enum Loaded {
+    Not,
+    Yes(Arc<Embedder>),
+    Failed(Instant, String),
 }
 
 impl Embedding {
@@ -26,40 +37,45 @@ impl Embedding {
     pub fn new(dir: PathBuf) -> Self {
         Self {
             dir,
-            model: OnceLock::new(),
+            model: Mutex::new(Loaded::Not),
         }
     }
 
     /// A scorer sharing an already loaded `model`.
     pub fn with_model(model: Arc<Embedder>) -> Self {
-        let cell = OnceLock::new();
-        let _ = cell.set(Ok(model));
         Self {
             dir: PathBuf::new(),
-            model: cell,
+            model: Mutex::new(Loaded::Yes(model)),
         }
     }
 
     async fn model(&self) -> Result<Arc<Embedder>, ScorerError> {
-        if let Some(loaded) = self.model.get() {
-            return loaded.clone().map_err(ScorerError::Unavailable);
+        {
+            let loaded = self.model.lock().unwrap_or_else(|p| p.into_inner());
+            match &*loaded {
+                Loaded::Yes(model) => return Ok(model.clone()),
+                Loaded::Failed(at, why) if at.elapsed() < RELOAD_AFTER => {
+                    return Err(ScorerError::Unavailable(why.clone()));
+                }
+                _ => {}
+            }
         }
         let dir = self.dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            Embedder::load(&dir)
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| ScorerError::Unavailable(e.to_string()))?;
-        if let Err(e) = &loaded {
-            tracing::warn!(error = %e, "the embedding scorer has no model; embed miners are not challenged");
+        let loaded = tokio::task::spawn_blocking(move || Embedder::load(&dir).map(Arc::new))
+            .await
+            .map_err(|e| ScorerError::Unavailable(e.to_string()))?;
+        let mut slot = self.model.lock().unwrap_or_else(|p| p.into_inner());
+        match loaded {
+            Ok(model) => {
+                *slot = Loaded::Yes(model.clone());
+                Ok(model)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the embedding scorer has no model; embed miners are not challenged");
+                *slot = Loaded::Failed(Instant::now(), e.to_string());
+                Err(ScorerError::Unavailable(e.to_string()))
+            }
         }
-        // Another challenge may have loaded it meanwhile: either copy is the same model.
-        self.model
-            .get_or_init(|| loaded)
-            .clone()
-            .map_err(ScorerError::Unavailable)
     }
 }
 
