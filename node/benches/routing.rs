@@ -27,6 +27,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 fn query_frame(payload: &[u8], stream: bool) -> Vec<u8> {
     v1::QueryFrame {
         body: Some(v1::query_frame::Body::Query(v1::Query {
+            content_type: String::new(),
             id: vec![1; 16],
             network_id: NET.to_vec(),
             subnet: 1,

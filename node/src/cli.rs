@@ -294,6 +294,8 @@ pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Re
             }
             (_, _, Some(api)) => {
                 let request = crate::api::types::QueryRequest {
+                    content_type: None,
+                    encoding: None,
                     subnet,
                     task,
                     input,

@@ -109,6 +109,7 @@ fn batch_verify(c: &mut Criterion) {
 
 fn hashing(c: &mut Criterion) {
     let one_kib = v1::Query {
+        content_type: String::new(),
         id: vec![7; 16],
         network_id: vec![0x11; 32],
         subnet: 1,

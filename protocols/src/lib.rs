@@ -56,6 +56,6 @@ pub use hash::{Hash, hash};
 pub use identity::{IdentityError, Keypair, PeerId, PublicKey, Signature};
 pub use keyfile::{KeyFile, KeyFileError, KeyKind};
 pub use network::{NetworkId, NetworkIdError};
-pub use query::{QUERY_ID_LEN, QueryId};
+pub use query::{QUERY_ID_LEN, QueryId, media};
 pub use signing::{BatchVerifier, SignatureError, Signed, digest, sign, verify};
 pub use validate::{Context, Reason, Scoped, Validate, ValidationError};

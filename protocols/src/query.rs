@@ -58,6 +58,16 @@ impl fmt::Debug for QueryId {
     }
 }
 
+/// The media types of query inputs and outputs that meshmind's own tasks use.
+pub mod media {
+    /// UTF-8 text.
+    pub const TEXT: &str = "text/plain";
+    /// A JSON document.
+    pub const JSON: &str = "application/json";
+    /// A vector of little-endian 32-bit floats.
+    pub const F32LE: &str = "application/x-f32le";
+}
+
 impl v1::Query {
     /// A query for one answer, not streamed, with a fresh random id.
     pub fn new(
@@ -76,6 +86,7 @@ impl v1::Query {
             deadline_ms,
             want_all: false,
             stream: false,
+            content_type: String::new(),
         }
     }
 

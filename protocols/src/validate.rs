@@ -270,6 +270,27 @@ fn name(field: &str, text: &str) -> Result {
     Ok(())
 }
 
+/// Longest media type accepted.
+pub const MAX_CONTENT_TYPE_LEN: usize = 64;
+
+/// A media type: empty, or `type/subtype` with optional `; key=value` parameters, in printable
+/// ASCII.
+fn content_type(field: &str, text: &str) -> Result {
+    if text.is_empty() {
+        return Ok(());
+    }
+    max_len(field, text.len(), MAX_CONTENT_TYPE_LEN)?;
+    let printable = text.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    let shaped = essence
+        .split_once('/')
+        .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty() && !s.contains('/'));
+    if !printable || !shaped {
+        return Err(ValidationError::new(field, Reason::BadCharacters));
+    }
+    Ok(())
+}
+
 fn u16_values(field: &str, values: &[u32]) -> Result {
     if let Some(i) = values.iter().position(|&v| v > u32::from(u16::MAX)) {
         return Err(ValidationError::new(
@@ -396,6 +417,7 @@ impl Validate for v1::Query {
         network(&self.network_id)?;
         name("task", &self.task)?;
         max_len("payload", self.payload.len(), MAX_PAYLOAD)?;
+        content_type("content_type", &self.content_type)?;
         if self.deadline_ms == 0 || self.deadline_ms > MAX_DEADLINE_MS {
             return Err(ValidationError::new(
                 "deadline_ms",
@@ -428,6 +450,7 @@ impl v1::QueryResponse {
         fixed_len("id", &self.id, QUERY_ID_LEN)?;
         hash_field("query_hash", &self.query_hash)?;
         max_len("output", self.output.len(), MAX_PAYLOAD)?;
+        content_type("content_type", &self.content_type)?;
         if let Some(error) = &self.error {
             error.validate().map_err(|e| e.within("error"))?;
             if !self.output.is_empty() {

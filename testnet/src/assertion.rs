@@ -183,6 +183,7 @@ impl Judges {
         match words {
             [] => Ok(Self::Node("v0".into())),
             ["on", "every", "validator"] => Ok(Self::Every),
+            ["on", "every"] => Err("on every validator, or on NODE".into()),
             ["on", node] => Ok(Self::Node((*node).to_string())),
             other => Err(format!(
                 "unexpected {:?} (on NODE, on every validator)",

@@ -291,6 +291,8 @@ pub fn client_address(client: usize) -> std::net::IpAddr {
 
 async fn over_http(http: &ApiClient, spec: &LoadSpec, input: &[u8], expected: &[u8]) -> Outcome {
     let request = QueryRequest {
+        content_type: None,
+        encoding: None,
         subnet: spec.subnet,
         task: spec.task.clone(),
         input: String::from_utf8_lossy(input).into_owned(),

@@ -143,6 +143,8 @@ async fn query_load(
         let out = out.clone();
         tasks.push(tokio::spawn(async move {
             let request = QueryRequest {
+                content_type: None,
+                encoding: None,
                 subnet: 1,
                 task: "arith".into(),
                 input: "6 * 7".into(),

@@ -61,3 +61,54 @@ def test_errors_come_in_openais_shape(embed_net):
     assert "384" in bad.value.body["message"]
     models = [m.id for m in client.models.list()]
     assert "embed" in models
+
+
+def post(api, path, body):
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        api + path, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_query_bytes_travel_exactly_with_their_media_type(embed_net):
+    import base64
+    import struct
+
+    net, client = embed_net
+    api = net.api("v0")
+    text = "Binary answers come back byte for byte."
+    status, answer = post(api, "/query", {
+        "subnet": 1, "task": "embed", "encoding": "base64", "content_type": "text/plain",
+        "input": base64.b64encode(text.encode()).decode(),
+    })
+    assert status == 200, answer
+    assert answer["content_type"] == "application/x-f32le"
+    raw = base64.b64decode(answer["output"])
+    assert len(raw) == 384 * 4
+    vector = struct.unpack("<384f", raw)
+    reference = client.embeddings.create(model="embed", input=text, encoding_format="float")
+    assert cosine(vector, reference.data[0].embedding) > 0.9999
+
+    # Bytes that are not text reach the miner as they are, and it says why it refuses them.
+    status, refused = post(api, "/query", {
+        "subnet": 1, "task": "embed", "encoding": "base64",
+        "input": base64.b64encode(b"\xff\xfe\x00binary").decode(),
+    })
+    assert status >= 400 and "UTF-8" in json_text(refused), refused
+    status, bad = post(api, "/query", {"subnet": 1, "task": "embed", "encoding": "base64",
+                                         "input": "not base64!"})
+    assert status == 400 and "base64" in json_text(bad), bad
+
+
+def json_text(value):
+    import json
+
+    return json.dumps(value)

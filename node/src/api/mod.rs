@@ -83,6 +83,7 @@ pub fn router(state: Arc<NodeState>) -> axum::Router {
         .route("/economy", get(economy))
         .route("/tx", post(submit_tx))
         .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/chat/completions", post(openai::chat::completions))
         .route("/v1/models", get(openai::models))
         .with_state(state)
 }
@@ -485,14 +486,32 @@ async fn query(
     if !validator.admit_client(Client::http(from.ip())) {
         return overloaded("over this address's query rate at this validator");
     }
+    let encoding = request.encoding.unwrap_or_default();
+    let payload = match encoding {
+        types::Encoding::Text => request.input.into_bytes(),
+        types::Encoding::Base64 => {
+            use base64::Engine as _;
+            match base64::engine::general_purpose::STANDARD.decode(request.input.as_bytes()) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        v1::ErrorCode::Malformed,
+                        &format!("input is not base64: {e}"),
+                    );
+                }
+            }
+        }
+    };
     let query = v1::Query {
         want_all: request.want_all,
         stream: request.stream,
+        content_type: request.content_type.unwrap_or_default(),
         ..v1::Query::new(
             state.genesis.network_id,
             request.subnet,
             request.task,
-            request.input.into_bytes(),
+            payload,
             request.deadline_ms.unwrap_or(5_000),
         )
     };
@@ -520,7 +539,7 @@ async fn query(
     )
     .await;
     let frame = routed.ok();
-    match view::query_answer(frame.as_ref()) {
+    match view::query_answer_as(frame.as_ref(), encoding) {
         Ok(answer) => Json(answer).into_response(),
         Err((v1::ErrorCode::DeadlineExceeded, message)) => error(
             StatusCode::GATEWAY_TIMEOUT,

@@ -1,6 +1,9 @@
 //! OpenAI-compatible routes on validators: `POST /v1/embeddings` (OpenAI's request, response and
 //! error shapes) routed to the miners of the embed task, so OpenAI's own client libraries work
-//! against a node unchanged, and `GET /v1/models`.
+//! against a node unchanged, `POST /v1/chat/completions` over a text-generation task
+//! (`chat.rs`), and `GET /v1/models`.
+
+pub mod chat;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use meshmind_models::{DIM, MAX_TEXT_BYTES};
-use meshmind_protocols::v1;
+use meshmind_protocols::{media, v1};
 use serde::{Deserialize, Serialize};
 
 use super::NodeState;
@@ -93,7 +96,7 @@ pub struct EmbeddingsResponse {
 }
 
 /// An error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
-fn error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
     let body = serde_json::json!({
         "error": { "message": message, "type": kind, "param": null, "code": code }
     });
@@ -106,7 +109,7 @@ fn error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response 
     response
 }
 
-fn invalid(message: &str) -> Response {
+pub(crate) fn invalid(message: &str) -> Response {
     error(
         StatusCode::BAD_REQUEST,
         "invalid_request_error",
@@ -220,13 +223,16 @@ pub async fn embeddings(
     }
     let network_id = state.genesis.network_id;
     let routed = futures::future::join_all(texts.iter().map(|text| {
-        let query = v1::Query::new(
-            network_id,
-            subnet,
-            EMBED_TASK,
-            text.as_bytes().to_vec(),
-            DEADLINE_MS,
-        );
+        let query = v1::Query {
+            content_type: media::TEXT.to_string(),
+            ..v1::Query::new(
+                network_id,
+                subnet,
+                EMBED_TASK,
+                text.as_bytes().to_vec(),
+                DEADLINE_MS,
+            )
+        };
         async move {
             if let Err(e) = meshmind_protocols::Validate::validate(&query) {
                 return Err((v1::ErrorCode::Malformed, e.to_string()));
@@ -237,6 +243,16 @@ pub async fn embeddings(
                 .ok();
             match frame.and_then(|f| f.body) {
                 Some(v1::query_frame::Body::Response(r)) => {
+                    if !r.content_type.is_empty() && r.content_type != media::F32LE {
+                        return Err((
+                            v1::ErrorCode::Internal,
+                            format!(
+                                "the miner answered {}, not {}",
+                                r.content_type,
+                                media::F32LE
+                            ),
+                        ));
+                    }
                     meshmind_models::from_le_bytes(&r.output, DIM)
                         .map_err(|e| (v1::ErrorCode::Internal, format!("the miner's answer: {e}")))
                 }
@@ -253,7 +269,9 @@ pub async fn embeddings(
     for (index, result) in routed.into_iter().enumerate() {
         let vector = match result {
             Ok(vector) => vector,
-            Err((code, message)) => return routing_error(index, code, &message),
+            Err((code, message)) => {
+                return routing_error(code, &format!("input {index}: {message}"));
+            }
         };
         let embedding = if base64 {
             let bytes = meshmind_models::to_le_bytes(&vector);
@@ -281,34 +299,33 @@ pub async fn embeddings(
     .into_response()
 }
 
-/// A text the network could not embed, as OpenAI's error with the HTTP status `/query` uses.
-fn routing_error(index: usize, code: v1::ErrorCode, message: &str) -> Response {
-    let message = format!("input {index}: {message}");
+/// A query the network could not answer, as OpenAI's error with the HTTP status `/query` uses.
+pub(crate) fn routing_error(code: v1::ErrorCode, message: &str) -> Response {
     match code {
         v1::ErrorCode::Overloaded => error(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",
             "overloaded",
-            &message,
+            message,
         ),
-        v1::ErrorCode::Malformed | v1::ErrorCode::TooLarge => invalid(&message),
+        v1::ErrorCode::Malformed | v1::ErrorCode::TooLarge => invalid(message),
         v1::ErrorCode::DeadlineExceeded => error(
             StatusCode::GATEWAY_TIMEOUT,
             "server_error",
             "timeout",
-            &message,
+            message,
         ),
         v1::ErrorCode::Unavailable => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
             "unavailable",
-            &message,
+            message,
         ),
         _ => error(
             StatusCode::BAD_GATEWAY,
             "server_error",
             "bad_gateway",
-            &message,
+            message,
         ),
     }
 }

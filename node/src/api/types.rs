@@ -216,16 +216,34 @@ pub struct TxAccepted {
     pub hash: String,
 }
 
+/// How bytes travel in a JSON body: as text, or base64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// UTF-8 text (outputs that are not UTF-8 have bad bytes replaced).
+    #[default]
+    Text,
+    /// Base64 (standard alphabet, padded): any bytes, exactly.
+    Base64,
+}
+
 /// `POST /query`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     /// Subnet.
     pub subnet: u32,
     /// Task.
     pub task: String,
-    /// Input text.
+    /// Input: text, or base64 under `encoding = "base64"`.
     pub input: String,
+    /// How `input` and the answers' `output` are written (default `text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<Encoding>,
+    /// What the input holds, as a media type (`text/plain`, `application/json`,
+    /// `application/x-f32le`); passed to the miner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
     /// Budget in milliseconds (default 5000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u32>,
@@ -244,8 +262,11 @@ pub struct Answer {
     pub elapsed_us: u64,
     /// The answering miner's hotkey (hex).
     pub miner: String,
-    /// The output (UTF-8, lossy).
+    /// The output: text (bad UTF-8 replaced), or base64 when the query asked for it.
     pub output: String,
+    /// What the output holds, as the miner says (a media type); absent when it does not say.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content_type: String,
 }
 
 /// `POST /query` answered: one answer, or every answer when `want_all`.

@@ -5,9 +5,9 @@ use meshmind_protocols::{Signed, v1};
 use serde_json::{Value, json};
 
 use super::types::{
-    Account, Answer, ApiError, CertificateView, ChainMetagraph, Economy, ErrorBody, EvidenceView,
-    NeuronView, QueryAnswer, ResultView, SnapshotView, StakeView, StreamLine, SupplyView,
-    TransactionView, ValidatorView, WeightsView,
+    Account, Answer, ApiError, CertificateView, ChainMetagraph, Economy, Encoding, ErrorBody,
+    EvidenceView, NeuronView, QueryAnswer, ResultView, SnapshotView, StakeView, StreamLine,
+    SupplyView, TransactionView, ValidatorView, WeightsView,
 };
 use crate::chain::snapshot::value_id;
 use crate::state::{Key, State};
@@ -246,9 +246,14 @@ pub fn api_error(code: v1::ErrorCode, message: impl Into<String>) -> ApiError {
     }
 }
 
-fn answer(r: &v1::QueryResponse) -> Answer {
+fn answer(r: &v1::QueryResponse, encoding: Encoding) -> Answer {
+    use base64::Engine as _;
     Answer {
-        output: String::from_utf8_lossy(&r.output).into_owned(),
+        output: match encoding {
+            Encoding::Text => String::from_utf8_lossy(&r.output).into_owned(),
+            Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(&r.output),
+        },
+        content_type: r.content_type.clone(),
         // The router checked it is the miner's key: shown as it is, not parsed again.
         miner: hex::encode(&r.miner),
         elapsed_us: r.elapsed_us,
@@ -259,10 +264,18 @@ fn answer(r: &v1::QueryResponse) -> Answer {
 pub fn query_answer(
     frame: Option<&v1::QueryFrame>,
 ) -> Result<QueryAnswer, (v1::ErrorCode, String)> {
+    query_answer_as(frame, Encoding::Text)
+}
+
+/// [`query_answer`] with the outputs written as `encoding` says.
+pub fn query_answer_as(
+    frame: Option<&v1::QueryFrame>,
+    encoding: Encoding,
+) -> Result<QueryAnswer, (v1::ErrorCode, String)> {
     match frame.and_then(|f| f.body.as_ref()) {
-        Some(v1::query_frame::Body::Response(r)) => Ok(QueryAnswer::One(answer(r))),
+        Some(v1::query_frame::Body::Response(r)) => Ok(QueryAnswer::One(answer(r, encoding))),
         Some(v1::query_frame::Body::Responses(all)) => Ok(QueryAnswer::All {
-            answers: all.responses.iter().map(answer).collect(),
+            answers: all.responses.iter().map(|r| answer(r, encoding)).collect(),
         }),
         Some(v1::query_frame::Body::Error(e)) => Err((
             v1::ErrorCode::try_from(e.code).unwrap_or(v1::ErrorCode::Internal),

@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
+use crate::role::miner::Caller;
 use crate::state::{Key, State};
 
 /// The label of callers without a quota of their own.
@@ -159,6 +160,9 @@ pub struct Quotas {
     peers: HashMap<PeerId, Key>,
     /// Under [`Admit::Staked`], the peer ids of the hotkeys with enough stake on the subnet.
     staked: std::collections::HashSet<PeerId>,
+    /// The stake on the subnet behind each peer id with any, and the permit holders'.
+    stakes: HashMap<PeerId, u64>,
+    permits: std::collections::HashSet<PeerId>,
     others: Entry,
     limiter: RateLimiter<PeerId>,
     metrics: QuotaMetrics,
@@ -179,6 +183,8 @@ impl Quotas {
             callers: HashMap::new(),
             peers: HashMap::new(),
             staked: std::collections::HashSet::new(),
+            stakes: HashMap::new(),
+            permits: std::collections::HashSet::new(),
             metrics,
         };
         quotas.set_permits(&[]);
@@ -211,6 +217,20 @@ impl Quotas {
         }
         self.epoch = Some(state.epoch);
         self.set_permits(&state.validators(subnet));
+        let peer = |hotkey: &Key| Some(PublicKey::from_bytes(&hotkey.0).ok()?.peer_id());
+        self.stakes = state
+            .stakes
+            .get(&subnet)
+            .into_iter()
+            .flat_map(|hotkeys| hotkeys.keys())
+            .filter_map(|hotkey| Some((peer(hotkey)?, state.hotkey_stake(subnet, hotkey))))
+            .filter(|(_, stake)| *stake > 0)
+            .collect();
+        self.permits = state
+            .permits(subnet)
+            .iter()
+            .filter_map(|(hotkey, _)| peer(hotkey))
+            .collect();
         if let Admit::Staked(least) = self.policy.admit {
             self.staked = state
                 .stakes
@@ -263,6 +283,22 @@ impl Quotas {
         let others = i64::from(self.others.rate);
         self.metrics.rate.get_or_create(&label(None)).set(others);
         self.callers = callers;
+    }
+
+    /// Who `peer` is in the finalized state: its hotkey, stake on the subnet and permit.
+    pub fn caller(&self, peer: &PeerId) -> Caller {
+        Caller {
+            hotkey: PublicKey::from_peer_id(peer)
+                .map(|k| k.to_hex())
+                .unwrap_or_default(),
+            stake: self.stakes.get(peer).copied().unwrap_or(0),
+            permit: self.permits.contains(peer),
+        }
+    }
+
+    /// Whether the finalized state has been read, so stakes are known.
+    pub fn knows_stakes(&self) -> bool {
+        self.epoch.is_some()
     }
 
     /// Takes one query from `peer` at `now`, or says why not.
@@ -438,5 +474,20 @@ mod admission_tests {
             quotas.admit(nobody.peer_id(), now),
             Err(Refusal::NotAdmitted(_))
         ));
+    }
+
+    #[test]
+    fn a_caller_is_named_with_its_stake_and_permit() {
+        let (validator, stranger) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+        let mut quotas = Quotas::new(QuotaPolicy::new());
+        assert!(!quotas.knows_stakes());
+        quotas.stakes.insert(validator.peer_id(), 1_000);
+        quotas.permits.insert(validator.peer_id());
+        let caller = quotas.caller(&validator.peer_id());
+        assert_eq!(caller.hotkey, validator.public().to_hex());
+        assert_eq!((caller.stake, caller.permit), (1_000, true));
+        let caller = quotas.caller(&stranger.peer_id());
+        assert_eq!(caller.hotkey, stranger.public().to_hex());
+        assert_eq!((caller.stake, caller.permit), (0, false));
     }
 }

@@ -22,6 +22,8 @@ const EACH: usize = 20;
 
 fn arith(a: usize, b: usize) -> QueryRequest {
     QueryRequest {
+        content_type: None,
+        encoding: None,
         subnet: 1,
         task: "arith".into(),
         input: format!("{a} + {b}"),

@@ -230,6 +230,7 @@ async fn challenges_rank_miners_and_routing_fails_over() {
         .expect("query plane");
     let ask = |input: &str| {
         let query = v1::Query {
+            content_type: String::new(),
             id: vec![9; 16],
             network_id: NET.to_vec(),
             subnet: 1,
@@ -438,4 +439,65 @@ async fn concurrent_queries_spread_over_equally_good_miners() {
     for miner in miners {
         miner.handle.shutdown().await;
     }
+}
+
+/// Answers `sort` right only when every word is one the reference challenges draw from, so it
+/// passes every challenge and cheats everyone else.
+struct ChallengeSpotter;
+
+impl MinerBackend for ChallengeSpotter {
+    fn name(&self) -> &'static str {
+        "spotter"
+    }
+    fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
+        Box::pin(async move {
+            const CHALLENGE_WORDS: [&str; 12] = [
+                "apple", "birch", "cedar", "delta", "ember", "fjord", "grove", "heron", "iris",
+                "juniper", "kestrel", "lichen",
+            ];
+            let text = String::from_utf8_lossy(input);
+            let spotted = text
+                .split_whitespace()
+                .all(|w| CHALLENGE_WORDS.contains(&w));
+            if task == "sort" && !spotted {
+                return Ok(b"cheap".to_vec());
+            }
+            Ok(reference::expected(task, input)?)
+        })
+    }
+}
+
+/// A miner that answers challenges well and clients badly is caught: a sample of routed answers
+/// is judged by the task's scorer, as challenges are, and its score falls below an honest miner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miner_that_cheats_clients_but_not_challenges_loses_its_score() {
+    let honest = start_miner(Arc::new(Reference));
+    let spotter = start_miner(Arc::new(ChallengeSpotter));
+    let (v, _) = start_validator(&[&honest, &spotter]);
+    let started = std::time::Instant::now();
+    loop {
+        // Clients sort their own words; challenges keep coming in between.
+        for i in 0..256 {
+            let input = format!("zebra{i} yak{i} walrus{i}");
+            let query = v1::Query::new(NET, 1, "sort", input.into_bytes(), 2_000);
+            let _ = v.validator.route(&query, now_ms()).await;
+        }
+        v.validator.challenge_all(now_ms()).await;
+        let (h, s) = (
+            v.validator.score(&honest.key.public()),
+            v.validator.score(&spotter.key.public()),
+        );
+        // Each round its right answers to challenges lift it again; the judged routed answers,
+        // a sample of many more, keep it well under the honest miner.
+        if h > 0.5 && s < h * 0.75 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "the cheat was not caught: honest {h:.3}, spotter {s:.3}"
+        );
+    }
+    v.net.shutdown().await;
+    honest.handle.shutdown().await;
+    spotter.handle.shutdown().await;
 }

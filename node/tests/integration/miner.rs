@@ -46,6 +46,7 @@ fn client_for(miner: &NetworkHandle) -> NetworkHandle {
 
 fn query(task: &str, input: &str) -> v1::Query {
     v1::Query {
+        content_type: String::new(),
         id: vec![1; 16],
         network_id: NET.to_vec(),
         subnet: 1,
@@ -219,6 +220,9 @@ for line in sys.stdin:
     req = json.loads(line)
     if req["task"] == "crash":
         sys.exit(1)
+    if req["task"] == "who":
+        print(json.dumps({"id": req["id"], "output": json.dumps(req.get("caller"))}), flush=True)
+        continue
     words = sorted(req["input"].split())
     if req.get("stream"):
         for w in words[:-1]:
@@ -255,6 +259,24 @@ async fn the_exec_backend_serves_through_a_subprocess_and_survives_its_crash() {
         Some(b"again it works".to_vec()),
         "restarted on the next query"
     );
+    // The program learns who is calling.
+    let caller = meshmind_node::role::miner::Caller {
+        hotkey: "ab".repeat(32),
+        stake: 7,
+        permit: true,
+    };
+    let who = backend
+        .answer_for(&caller, "who", b"")
+        .await
+        .expect("answers");
+    let who: serde_json::Value = serde_json::from_slice(&who).expect("JSON");
+    assert_eq!(who["hotkey"], "ab".repeat(32));
+    assert_eq!(
+        (who["stake"].as_u64(), who["permit"].as_bool()),
+        (Some(7), Some(true))
+    );
+    let anonymous = backend.answer("who", b"").await.expect("answers");
+    assert_eq!(anonymous, b"null".to_vec(), "no caller when none is known");
     // The client's fault, not the miner's.
     assert!(
         matches!(

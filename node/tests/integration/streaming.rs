@@ -119,6 +119,7 @@ fn lying_miner() -> Node {
                 .send(data_chunk(&query.id, 0, b"honest data".to_vec()).encode_to_vec())
                 .await;
             let trailer = v1::QueryResponse {
+                content_type: String::new(),
                 id: query.id.clone(),
                 query_hash: hash(&query).to_vec(),
                 output: blake3::hash(b"other data").as_bytes().to_vec(),
@@ -167,6 +168,7 @@ fn validator(miners: &[&Node]) -> Node {
 
 fn streamed_query(id: u8) -> v1::Query {
     v1::Query {
+        content_type: String::new(),
         id: vec![id; 16],
         network_id: NET.to_vec(),
         subnet: 1,

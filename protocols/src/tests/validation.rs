@@ -91,10 +91,37 @@ fn ranges_and_enums_are_checked() {
         deadline_ms: 0,
         want_all: false,
         stream: false,
+        content_type: String::new(),
     };
     fails(&query, "deadline_ms", |r| {
         matches!(r, Reason::OutOfRange(_))
     });
+    for bad in [
+        "text",
+        "text/plain/x",
+        "/plain",
+        "text/\u{7}",
+        &"a/".repeat(40),
+    ] {
+        let typed = v1::Query {
+            deadline_ms: 1000,
+            content_type: bad.to_string(),
+            ..query.clone()
+        };
+        fails(&typed, "content_type", |_| true);
+    }
+    for good in [
+        "text/plain",
+        "application/x-f32le",
+        "text/plain; charset=utf-8",
+    ] {
+        let typed = v1::Query {
+            deadline_ms: 1000,
+            content_type: good.to_string(),
+            ..query.clone()
+        };
+        assert!(typed.validate().is_ok(), "{good}");
+    }
     let query = v1::Query {
         deadline_ms: 1000,
         task: "no spaces".into(),

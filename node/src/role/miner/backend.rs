@@ -20,6 +20,18 @@ pub enum BackendError {
     Busy(String),
 }
 
+/// Who sent a query, as the miner knows them from the finalized state; backends that forward
+/// queries (`http`, `exec`) pass it on, so a model server can judge its callers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Caller {
+    /// The caller's hotkey (hex; empty if its peer id holds no ed25519 key).
+    pub hotkey: String,
+    /// The stake behind it on the miner's subnet.
+    pub stake: u64,
+    /// Whether it holds a validator permit on the subnet.
+    pub permit: bool,
+}
+
 /// A boxed future returned by [`MinerBackend::answer`].
 pub type AnswerFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Vec<u8>, BackendError>> + Send + 'a>>;
@@ -40,8 +52,39 @@ pub trait MinerBackend: Send + Sync {
     /// A short name for logs (`echo`, `reference`, `exec`, ...).
     fn name(&self) -> &'static str;
 
+    /// The media type of its answers for `task` (see [`meshmind_protocols::media`]); empty when
+    /// the task alone says.
+    fn content_type(&self, task: &str) -> &'static str {
+        let _ = task;
+        ""
+    }
+
     /// Answers `input` for `task`.
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a>;
+
+    /// Answers `input` for `task` sent by `caller` (by default, as [`MinerBackend::answer`]).
+    fn answer_for<'a>(
+        &'a self,
+        caller: &'a Caller,
+        task: &'a str,
+        input: &'a [u8],
+    ) -> AnswerFuture<'a> {
+        let _ = caller;
+        self.answer(task, input)
+    }
+
+    /// Streams the answer to `input` for `task` sent by `caller` (by default, as
+    /// [`MinerBackend::answer_stream`]).
+    fn answer_stream_for<'a>(
+        &'a self,
+        caller: &'a Caller,
+        task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a> {
+        let _ = caller;
+        self.answer_stream(task, input, sink)
+    }
 
     /// Answers `input` for `task` piece by piece into `sink` (by default, the whole answer as one piece).
     fn answer_stream<'a>(
@@ -75,6 +118,10 @@ impl MinerBackend for Delayed {
         self.inner.name()
     }
 
+    fn content_type(&self, task: &str) -> &'static str {
+        self.inner.content_type(task)
+    }
+
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
         Box::pin(async move {
             tokio::time::sleep(self.delay).await;
@@ -91,6 +138,33 @@ impl MinerBackend for Delayed {
         Box::pin(async move {
             tokio::time::sleep(self.delay).await;
             self.inner.answer_stream(task, input, sink).await
+        })
+    }
+
+    fn answer_for<'a>(
+        &'a self,
+        caller: &'a Caller,
+        task: &'a str,
+        input: &'a [u8],
+    ) -> AnswerFuture<'a> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            self.inner.answer_for(caller, task, input).await
+        })
+    }
+
+    fn answer_stream_for<'a>(
+        &'a self,
+        caller: &'a Caller,
+        task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            self.inner
+                .answer_stream_for(caller, task, input, sink)
+                .await
         })
     }
 }

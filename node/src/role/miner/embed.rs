@@ -101,6 +101,10 @@ impl MinerBackend for Embed {
         "embed"
     }
 
+    fn content_type(&self, _task: &str) -> &'static str {
+        meshmind_protocols::media::F32LE
+    }
+
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
         Box::pin(async move {
             if task != TASK {

@@ -1,6 +1,7 @@
 //! A backend that runs a long-lived subprocess speaking JSON lines on stdin and stdout.
 //!
-//! Request line: `{"id": 7, "task": "sort", "input": "b a"}`. Reply line: `{"id": 7, "output": "a b"}` or
+//! Request line: `{"id": 7, "task": "sort", "input": "b a", "caller": {"hotkey": "<hex>", "stake": 0,
+//! "permit": false}}` (`caller` is who sent the query, when known). Reply line: `{"id": 7, "output": "a b"}` or
 //! `{"id": 7, "error": "why"}`. Replies may come in any order. A streamed query's request line also has
 //! `"stream": true`; the process may then write any number of `{"id": 7, "chunk": "..."}` lines before
 //! the final reply, whose `output` (possibly empty) is the last piece. A process that exits fails the
@@ -17,7 +18,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use super::backend::{
-    AnswerFuture, BackendError, ChunkSink, MinerBackend, StreamFuture, reader_gone,
+    AnswerFuture, BackendError, Caller, ChunkSink, MinerBackend, StreamFuture, reader_gone,
 };
 
 /// Longest reply line read from the process.
@@ -43,6 +44,8 @@ struct Request<'a> {
     input: &'a str,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caller: Option<&'a Caller>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +199,7 @@ impl Exec {
     /// Sends one query to the process and returns where its reply pieces arrive.
     async fn start(
         &self,
+        caller: Option<&Caller>,
         task: &str,
         input: &[u8],
         stream: bool,
@@ -208,6 +212,7 @@ impl Exec {
             task,
             input,
             stream,
+            caller,
         };
         let mut line =
             serde_json::to_vec(&request).map_err(|e| BackendError::Failed(e.to_string()))?;
@@ -233,8 +238,47 @@ impl MinerBackend for Exec {
     }
 
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
+        self.whole(None, task, input)
+    }
+
+    fn answer_for<'a>(
+        &'a self,
+        caller: &'a Caller,
+        task: &'a str,
+        input: &'a [u8],
+    ) -> AnswerFuture<'a> {
+        self.whole(Some(caller), task, input)
+    }
+
+    fn answer_stream<'a>(
+        &'a self,
+        task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a> {
+        self.pieces(None, task, input, sink)
+    }
+
+    fn answer_stream_for<'a>(
+        &'a self,
+        caller: &'a Caller,
+        task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a> {
+        self.pieces(Some(caller), task, input, sink)
+    }
+}
+
+impl Exec {
+    fn whole<'a>(
+        &'a self,
+        caller: Option<&'a Caller>,
+        task: &'a str,
+        input: &'a [u8],
+    ) -> AnswerFuture<'a> {
         Box::pin(async move {
-            let (mut pieces, _guard) = self.start(task, input, false).await?;
+            let (mut pieces, _guard) = self.start(caller, task, input, false).await?;
             let mut answer = Vec::new();
             loop {
                 match pieces.recv().await.ok_or_else(exited)? {
@@ -248,14 +292,15 @@ impl MinerBackend for Exec {
         })
     }
 
-    fn answer_stream<'a>(
+    fn pieces<'a>(
         &'a self,
+        caller: Option<&'a Caller>,
         task: &'a str,
         input: &'a [u8],
         sink: ChunkSink,
     ) -> StreamFuture<'a> {
         Box::pin(async move {
-            let (mut pieces, _guard) = self.start(task, input, true).await?;
+            let (mut pieces, _guard) = self.start(caller, task, input, true).await?;
             loop {
                 match pieces.recv().await.ok_or_else(exited)? {
                     Piece::Chunk(chunk) => sink.send(chunk).await.map_err(|_| reader_gone())?,

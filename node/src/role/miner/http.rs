@@ -1,11 +1,12 @@
-//! A backend that POSTs `{"task": ..., "input": ...}` to a local model server and answers with the
+//! A backend that POSTs `{"task": ..., "input": ..., "caller": {"hotkey", "stake", "permit"}}` to a
+//! local model server and answers with the
 //! `output` field of its JSON reply (for example, a Python server). Streamed queries add
 //! `"stream": true`; a server that answers `application/x-ndjson` streams `{"chunk": "..."}` lines
 //! (and may end with `{"output": "..."}` or `{"error": "..."}`), each relayed as it arrives; a plain JSON
 //! answer is relayed whole.
 
 use super::backend::{
-    AnswerFuture, BackendError, ChunkSink, MinerBackend, StreamFuture, reader_gone,
+    AnswerFuture, BackendError, Caller, ChunkSink, MinerBackend, StreamFuture, reader_gone,
 };
 use crate::http::{ClientError, HttpClient, Response};
 
@@ -38,10 +39,67 @@ impl MinerBackend for Http {
     }
 
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
+        self.whole(None, task, input)
+    }
+
+    fn answer_for<'a>(
+        &'a self,
+        caller: &'a Caller,
+        task: &'a str,
+        input: &'a [u8],
+    ) -> AnswerFuture<'a> {
+        self.whole(Some(caller), task, input)
+    }
+
+    fn answer_stream<'a>(
+        &'a self,
+        task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a> {
+        self.pieces(None, task, input, sink)
+    }
+
+    fn answer_stream_for<'a>(
+        &'a self,
+        caller: &'a Caller,
+        task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a> {
+        self.pieces(Some(caller), task, input, sink)
+    }
+}
+
+/// The JSON body posted to the model server.
+fn body(
+    caller: Option<&Caller>,
+    task: &str,
+    input: &[u8],
+    stream: bool,
+) -> Result<serde_json::Value, BackendError> {
+    let input = std::str::from_utf8(input)
+        .map_err(|_| BackendError::InvalidInput("input is not UTF-8".into()))?;
+    let mut body = serde_json::json!({ "task": task, "input": input });
+    if stream {
+        body["stream"] = true.into();
+    }
+    if let Some(caller) = caller {
+        body["caller"] =
+            serde_json::to_value(caller).map_err(|e| BackendError::Failed(e.to_string()))?;
+    }
+    Ok(body)
+}
+
+impl Http {
+    fn whole<'a>(
+        &'a self,
+        caller: Option<&'a Caller>,
+        task: &'a str,
+        input: &'a [u8],
+    ) -> AnswerFuture<'a> {
         Box::pin(async move {
-            let input = std::str::from_utf8(input)
-                .map_err(|_| BackendError::InvalidInput("input is not UTF-8".into()))?;
-            let body = serde_json::json!({ "task": task, "input": input });
+            let body = body(caller, task, input, false)?;
             let response = self
                 .client
                 .post_raw(&self.path, &body, Some(ANSWER_TIMEOUT))
@@ -51,16 +109,15 @@ impl MinerBackend for Http {
         })
     }
 
-    fn answer_stream<'a>(
+    fn pieces<'a>(
         &'a self,
+        caller: Option<&'a Caller>,
         task: &'a str,
         input: &'a [u8],
         sink: ChunkSink,
     ) -> StreamFuture<'a> {
         Box::pin(async move {
-            let input = std::str::from_utf8(input)
-                .map_err(|_| BackendError::InvalidInput("input is not UTF-8".into()))?;
-            let body = serde_json::json!({ "task": task, "input": input, "stream": true });
+            let body = body(caller, task, input, true)?;
             let response = self
                 .client
                 .post_raw(&self.path, &body, None)

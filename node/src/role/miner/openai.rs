@@ -103,6 +103,13 @@ impl MinerBackend for OpenAi {
         "openai"
     }
 
+    fn content_type(&self, task: &str) -> &'static str {
+        match task {
+            EMBED_TASK => meshmind_protocols::media::F32LE,
+            _ => meshmind_protocols::media::TEXT,
+        }
+    }
+
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
         Box::pin(async move {
             let text = std::str::from_utf8(input)

@@ -26,6 +26,10 @@ impl MinerBackend for Reference {
         "reference"
     }
 
+    fn content_type(&self, _task: &str) -> &'static str {
+        meshmind_protocols::media::TEXT
+    }
+
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
         Box::pin(async move { Ok(reference::expected(task, input)?) })
     }

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use meshmind_p2p::{InboundQuery, PeerId, QueryError, QueryResponder};
 use meshmind_protocols::{Keypair, NetworkId, Signed, hash, v1};
 use prost::Message;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
 
-use super::backend::{BackendError, MinerBackend};
+use super::backend::{BackendError, Caller, MinerBackend};
 use crate::role::admission::{AdmissionError, check_target, read_query};
 use crate::role::quota::{QuotaPolicy, Quotas, QuotasView, Refusal};
 use crate::role::stream::{MAX_CHUNK, MAX_STREAM_BYTES, data_chunk, last_chunk};
@@ -79,9 +79,11 @@ impl Miner {
     pub async fn serve(&self, inbound: InboundQuery) {
         let peer = inbound.peer;
         let delivered = match self.admit(peer, &inbound.payload) {
-            Ok(query) if query.stream => self.stream(&query, inbound.responder).await,
-            Ok(query) => {
-                let frame = self.answer_query(&query).await;
+            Ok((query, caller)) if query.stream => {
+                self.stream(&query, &caller, inbound.responder).await
+            }
+            Ok((query, caller)) => {
+                let frame = self.answer_query(&query, &caller).await;
                 inbound.responder.respond(frame.encode_to_vec()).await
             }
             Err(refusal) => {
@@ -97,20 +99,48 @@ impl Miner {
     /// The frame answering `payload` from `peer`: a signed response, or an error.
     pub async fn answer(&self, peer: PeerId, payload: &[u8]) -> v1::QueryFrame {
         match self.admit(peer, payload) {
-            Ok(query) => self.answer_query(&query).await,
+            Ok((query, caller)) => self.answer_query(&query, &caller).await,
             Err(refusal) => refusal.frame(),
         }
     }
 
-    /// The query in `payload` from `peer`, or why it is refused.
-    fn admit(&self, peer: PeerId, payload: &[u8]) -> Result<v1::Query, AdmissionError> {
-        self.lock_quotas()
-            .admit(peer, Instant::now())
-            .map_err(|refusal| match refusal {
-                Refusal::OverQuota => AdmissionError::RateLimited,
-                Refusal::NotAdmitted(who) => AdmissionError::NotAdmitted(who),
-            })?;
-        read_query(payload)
+    /// The query in `payload` from `peer` and who `peer` is, or why it is refused.
+    fn admit(&self, peer: PeerId, payload: &[u8]) -> Result<(v1::Query, Caller), AdmissionError> {
+        let caller = {
+            let mut quotas = self.lock_quotas();
+            quotas
+                .admit(peer, Instant::now())
+                .map_err(|refusal| match refusal {
+                    Refusal::OverQuota => AdmissionError::RateLimited,
+                    Refusal::NotAdmitted(who) => AdmissionError::NotAdmitted(who),
+                })?;
+            quotas.caller(&peer)
+        };
+        Ok((read_query(payload)?, caller))
+    }
+
+    /// One of the backend's slots for a query from `caller`. Once stakes are known, a caller
+    /// without stake or permit takes a slot only while more than a quarter of them are free, and
+    /// one with stake takes any free slot or waits for one up to a tenth of its deadline: when the
+    /// miner is saturated, staked callers come first.
+    async fn slot(&self, caller: &Caller, deadline: Duration) -> Option<SemaphorePermit<'_>> {
+        let staked = caller.stake > 0 || caller.permit;
+        if !staked && self.lock_quotas().knows_stakes() {
+            let reserved = self.config.max_concurrency / 4;
+            if self.permits.available_permits() <= reserved {
+                return None;
+            }
+        }
+        if let Ok(slot) = self.permits.try_acquire() {
+            return Some(slot);
+        }
+        if !staked {
+            return None;
+        }
+        tokio::time::timeout(deadline / 10, self.permits.acquire())
+            .await
+            .ok()?
+            .ok()
     }
 
     fn lock_quotas(&self) -> std::sync::MutexGuard<'_, Quotas> {
@@ -133,13 +163,14 @@ impl Miner {
     }
 
     /// A signed response to `query` in one frame.
-    async fn answer_query(&self, query: &v1::Query) -> v1::QueryFrame {
+    async fn answer_query(&self, query: &v1::Query, caller: &Caller) -> v1::QueryFrame {
         let response = match self.check(query) {
             Err(refusal) => self.response(query, Err(refusal), Duration::ZERO),
             Ok(()) => {
                 let started = Instant::now();
-                let result = self.run(query).await;
-                self.response(query, result, started.elapsed())
+                let result = self.run(query, caller).await;
+                let typed = self.backend.content_type(&query.task);
+                self.typed_response(query, result, started.elapsed(), typed)
             }
         };
         v1::QueryFrame {
@@ -155,13 +186,13 @@ impl Miner {
         Ok(())
     }
 
-    async fn run(&self, query: &v1::Query) -> Result<Vec<u8>, AdmissionError> {
-        let Ok(_permit) = self.permits.try_acquire() else {
+    async fn run(&self, query: &v1::Query, caller: &Caller) -> Result<Vec<u8>, AdmissionError> {
+        let deadline = Duration::from_millis(u64::from(query.deadline_ms));
+        let Some(_slot) = self.slot(caller, deadline).await else {
             return Err(AdmissionError::Busy);
         };
-        let deadline = Duration::from_millis(u64::from(query.deadline_ms));
-        match tokio::time::timeout(deadline, self.backend.answer(&query.task, &query.payload)).await
-        {
+        let answer = self.backend.answer_for(caller, &query.task, &query.payload);
+        match tokio::time::timeout(deadline, answer).await {
             Err(_) => Err(AdmissionError::TooSlow),
             Ok(result) => result.map_err(|e| self.backend_error(e)),
         }
@@ -180,11 +211,16 @@ impl Miner {
     async fn stream(
         &self,
         query: &v1::Query,
+        caller: &Caller,
         mut responder: QueryResponder,
     ) -> Result<(), QueryError> {
+        let deadline = Duration::from_millis(u64::from(query.deadline_ms));
         let refused = self.check(query).err();
-        let permit = self.permits.try_acquire();
-        let refused = refused.or_else(|| permit.is_err().then_some(AdmissionError::Busy));
+        let slot = match refused {
+            Some(_) => None,
+            None => self.slot(caller, deadline).await,
+        };
+        let refused = refused.or_else(|| slot.is_none().then_some(AdmissionError::Busy));
         if let Some(refusal) = refused {
             let response = self.response(query, Err(refusal), Duration::ZERO);
             return responder
@@ -192,12 +228,11 @@ impl Miner {
                 .await;
         }
         let started = Instant::now();
-        let deadline = Duration::from_millis(u64::from(query.deadline_ms));
         let (sink, pieces) = mpsc::channel::<Vec<u8>>(PIECES_BUFFERED);
         let produce = tokio::time::timeout(
             deadline,
             self.backend
-                .answer_stream(&query.task, &query.payload, sink),
+                .answer_stream_for(caller, &query.task, &query.payload, sink),
         );
         let forward = async {
             // Owned here, so that stopping early drops it and stops the backend.
@@ -239,9 +274,20 @@ impl Miner {
         result: Result<Vec<u8>, AdmissionError>,
         elapsed: Duration,
     ) -> v1::QueryResponse {
-        let (output, error) = match result {
-            Ok(output) => (output, None),
-            Err(refusal) => (Vec::new(), Some(refusal.to_wire())),
+        self.typed_response(query, result, elapsed, "")
+    }
+
+    /// [`Miner::response`], saying what an output holds (`content_type`, a media type).
+    fn typed_response(
+        &self,
+        query: &v1::Query,
+        result: Result<Vec<u8>, AdmissionError>,
+        elapsed: Duration,
+        content_type: &str,
+    ) -> v1::QueryResponse {
+        let (output, error, content_type) = match result {
+            Ok(output) => (output, None, content_type.to_string()),
+            Err(refusal) => (Vec::new(), Some(refusal.to_wire()), String::new()),
         };
         v1::QueryResponse {
             id: query.id.clone(),
@@ -250,6 +296,7 @@ impl Miner {
             elapsed_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             miner: Vec::new(),
             error,
+            content_type,
             signature: Vec::new(),
         }
         .signed(&self.keypair)

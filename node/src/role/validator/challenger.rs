@@ -12,7 +12,7 @@ use meshmind_protocols::{PublicKey, v1};
 
 use super::metagraph::{MinerEntry, Target};
 use super::scorer::{Answer, Challenge, Scorer, ScorerError};
-use super::service::{AskError, Check, Validator, lock};
+use super::service::{AskError, Check, Organic, Validator, lock};
 use crate::scoring::Outcome;
 
 /// Longest a scorer may take to make a challenge or to score a round's answers.
@@ -23,14 +23,18 @@ fn timed_out() -> ScorerError {
 }
 
 impl Validator {
-    fn query(&self, task: &str, payload: Vec<u8>, deadline: Duration) -> v1::Query {
-        v1::Query::new(
-            self.config.network_id,
-            self.config.subnet,
-            task,
-            payload,
-            u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX),
-        )
+    /// A query carrying `challenge` for `task`, under a fresh random id.
+    fn query(&self, task: &str, challenge: &Challenge, deadline: Duration) -> v1::Query {
+        v1::Query {
+            content_type: challenge.content_type.clone(),
+            ..v1::Query::new(
+                self.config.network_id,
+                self.config.subnet,
+                task,
+                challenge.input.clone(),
+                u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX),
+            )
+        }
     }
 
     /// Challenges every live miner once per scored task it serves and scores the answers; a miner
@@ -65,6 +69,11 @@ impl Validator {
                 self.challenge_task(scorer.as_ref(), &task, &targets).await
             }));
         }
+        // Routed answers drawn since the last round are judged as challenges' are.
+        let organic = std::mem::take(&mut *lock(&self.organic));
+        for sample in organic {
+            rounds.push(Box::pin(self.judge_organic(sample)));
+        }
         while let Some(round) = rounds.next().await {
             outcomes.extend(round);
         }
@@ -96,14 +105,14 @@ impl Validator {
         };
         let deadline = self.config.challenge_deadline;
         // A scorer's bad challenge (too large, say) is its fault, not the miners'.
-        let probe = self.query(task, challenge.input.clone(), deadline);
+        let probe = self.query(task, &challenge, deadline);
         if let Err(e) = meshmind_protocols::Validate::validate(&probe) {
             tracing::warn!(task, scorer = scorer.name(), error = %e, "the scorer's challenge is not a valid query");
             return Vec::new();
         }
         let asked: Vec<(Target, Result<Answer, AskError>)> =
             futures::future::join_all(targets.iter().map(|target| {
-                let query = self.query(task, challenge.input.clone(), deadline);
+                let query = self.query(task, &challenge, deadline);
                 async move {
                     let started = Instant::now();
                     let answer = self
@@ -119,6 +128,42 @@ impl Validator {
             }))
             .await;
         self.judge(scorer, task, &challenge, asked, deadline).await
+    }
+
+    /// The outcome of a routed answer, judged by its task's scorer against the client's input, if
+    /// it was flawed.
+    async fn judge_organic(&self, sample: Organic) -> Vec<(u32, PublicKey, Outcome)> {
+        let task = sample.query.task.as_str();
+        let Some(scorer) = self.config.scorers.get(task).cloned() else {
+            return Vec::new();
+        };
+        let target = lock(&self.metagraph)
+            .miners()
+            .find(|m| m.key == sample.miner)
+            .map(MinerEntry::target);
+        let Some(target) = target else {
+            return Vec::new();
+        };
+        let made = scorer.organic(task, &sample.query.payload, &sample.query.content_type);
+        let challenge = match tokio::time::timeout(SCORER_TIMEOUT, made).await {
+            Ok(Ok(challenge)) => challenge,
+            // Not every query can be judged (not a text, say): it is let go.
+            _ => return Vec::new(),
+        };
+        let answer = Answer {
+            miner: sample.miner,
+            output: sample.output,
+            elapsed: sample.elapsed,
+        };
+        let deadline = Duration::from_millis(u64::from(sample.query.deadline_ms));
+        let asked = vec![(target, Ok(answer))];
+        let mut judged = self
+            .judge(scorer.as_ref(), task, &challenge, asked, deadline)
+            .await;
+        // Only a flawed answer counts: its time is the miner's own word, which a right answer's
+        // score would take on trust; a flawed one's loss does not depend on it.
+        judged.retain(|(_, _, outcome)| !matches!(outcome, Outcome::Correct { .. }));
+        judged
     }
 
     async fn judge(

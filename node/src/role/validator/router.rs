@@ -242,6 +242,7 @@ impl Validator {
             if !query.want_all
                 && let Some(response) = won.pop()
             {
+                self.sample_organic(query, &response);
                 return v1::QueryFrame {
                     body: Some(v1::query_frame::Body::Response(response)),
                 };

@@ -112,6 +112,8 @@ pub struct Validator {
     pub(super) waiting: tokio::sync::Semaphore,
     /// Queries of each client.
     clients: Mutex<RateLimiter<Client>>,
+    /// Routed answers drawn to be judged by their task's scorer in the next round.
+    pub(super) organic: Mutex<Vec<Organic>>,
 }
 
 /// A query in flight at a miner, counted until dropped.
@@ -145,6 +147,26 @@ pub const MAX_WAITING: usize = 4_096;
 
 /// One in this many routed answers has its signature checked; every challenge's is.
 pub const SIGNATURE_SAMPLE: u64 = 16;
+
+/// One in this many routed answers is judged by its task's scorer, as a challenge's would be, so a
+/// miner cannot answer challenges well and clients badly.
+pub const ORGANIC_SAMPLE: u64 = 32;
+
+/// Most routed answers waiting to be judged; more drawn meanwhile are let go.
+pub const MAX_ORGANIC: usize = 64;
+
+/// A routed answer to judge: the client's query and the miner's answer.
+#[derive(Debug, Clone)]
+pub(super) struct Organic {
+    /// The client's query.
+    pub query: v1::Query,
+    /// The miner that answered.
+    pub miner: PublicKey,
+    /// Its output.
+    pub output: Vec<u8>,
+    /// Its time, as it says.
+    pub elapsed: Duration,
+}
 
 /// How much of an answer's signature [`Validator::ask`] checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +233,7 @@ impl Validator {
                 u64::from_le_bytes(seed)
             },
             clients: Mutex::new(RateLimiter::new(config.per_client.0, config.per_client.1)),
+            organic: Mutex::default(),
             config,
             network,
         }
@@ -420,6 +443,27 @@ impl Validator {
             .draws
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         mix64(self.seed ^ n)
+    }
+
+    /// Keeps one in [`ORGANIC_SAMPLE`] routed answers, of tasks with a scorer, to be judged.
+    pub(super) fn sample_organic(&self, query: &v1::Query, response: &v1::QueryResponse) {
+        if self.config.scorers.get(&query.task).is_none()
+            || !self.draw().is_multiple_of(ORGANIC_SAMPLE)
+        {
+            return;
+        }
+        let Ok(miner) = PublicKey::from_bytes(&response.miner) else {
+            return;
+        };
+        let mut organic = lock(&self.organic);
+        if organic.len() < MAX_ORGANIC {
+            organic.push(Organic {
+                query: query.clone(),
+                miner,
+                output: response.output.clone(),
+                elapsed: Duration::from_micros(response.elapsed_us),
+            });
+        }
     }
 
     /// Whether the signature of this routed answer is checked: one in [`SIGNATURE_SAMPLE`].

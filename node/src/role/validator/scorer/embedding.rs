@@ -79,6 +79,26 @@ impl Embedding {
     }
 }
 
+impl Embedding {
+    /// A challenge of `text`, with the model's own vector for it.
+    async fn reference(&self, text: String) -> Result<Challenge, ScorerError> {
+        let model = self.model().await?;
+        let input = text.clone().into_bytes();
+        let reference = tokio::task::spawn_blocking(move || model.embed(&[text]))
+            .await
+            .map_err(|e| ScorerError::Unavailable(e.to_string()))?
+            .map_err(|e| ScorerError::Unavailable(e.to_string()))?
+            .pop()
+            .ok_or_else(|| ScorerError::Unavailable("no vector".into()))?;
+        Ok(Challenge {
+            input,
+            // As the gateway's `/v1/embeddings` queries carry it.
+            content_type: meshmind_protocols::media::TEXT.to_string(),
+            expected: meshmind_models::to_le_bytes(&reference),
+        })
+    }
+}
+
 /// The score of a vector whose cosine to the reference is `cos`.
 pub(super) fn quality(cos: f32) -> f64 {
     f64::from(((cos - FLOOR) / (EXACT - FLOOR)).clamp(0.0, 1.0))
@@ -90,20 +110,22 @@ impl Scorer for Embedding {
     }
 
     fn challenge<'a>(&'a self, _task: &'a str) -> ChallengeFuture<'a> {
+        Box::pin(async move { self.reference(corpus::sentence(random_u64())).await })
+    }
+
+    fn organic<'a>(
+        &'a self,
+        _task: &'a str,
+        input: &'a [u8],
+        _content_type: &'a str,
+    ) -> ChallengeFuture<'a> {
         Box::pin(async move {
-            let model = self.model().await?;
-            let text = corpus::sentence(random_u64());
-            let input = text.clone().into_bytes();
-            let reference = tokio::task::spawn_blocking(move || model.embed(&[text]))
-                .await
-                .map_err(|e| ScorerError::Unavailable(e.to_string()))?
-                .map_err(|e| ScorerError::Unavailable(e.to_string()))?
-                .pop()
-                .ok_or_else(|| ScorerError::Unavailable("no vector".into()))?;
-            Ok(Challenge {
-                input,
-                expected: meshmind_models::to_le_bytes(&reference),
-            })
+            let text = std::str::from_utf8(input)
+                .map_err(|_| ScorerError::UnknownTask("not a text".into()))?;
+            if text.len() > meshmind_models::MAX_TEXT_BYTES {
+                return Err(ScorerError::UnknownTask("text too long".into()));
+            }
+            self.reference(text.to_string()).await
         })
     }
 

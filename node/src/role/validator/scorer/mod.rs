@@ -42,6 +42,8 @@ pub enum ScorerError {
 pub struct Challenge {
     /// The query's input.
     pub input: Vec<u8>,
+    /// Its media type, as client queries of the task carry it (empty: none).
+    pub content_type: String,
     /// The scorer's own record (an expected answer, a reference vector); never sent.
     pub expected: Vec<u8>,
 }
@@ -70,6 +72,18 @@ pub trait Scorer: Send + Sync {
 
     /// A fresh, unpredictable challenge for `task`.
     fn challenge<'a>(&'a self, task: &'a str) -> ChallengeFuture<'a>;
+
+    /// A challenge made of a client's own query (`input` of media type `content_type`), to judge
+    /// a routed answer by; an error when this scorer cannot judge answers it did not ask for.
+    fn organic<'a>(
+        &'a self,
+        task: &'a str,
+        input: &'a [u8],
+        content_type: &'a str,
+    ) -> ChallengeFuture<'a> {
+        let _ = (input, content_type);
+        Box::pin(async move { Err(ScorerError::UnknownTask(task.to_string())) })
+    }
 
     /// The score of each of `answers` to `challenge`, in `[0, 1]` and in order (0: worthless).
     fn score<'a>(

@@ -2,8 +2,9 @@
 //! challenges and scores the answers. It is spoken to as a miner's `exec` or `http` backend is,
 //! with two tasks whose input and output are JSON documents:
 //!
-//! - `challenge`: input `{"task": "caption"}`; output `{"input": "...", "expected": "..."}`, where
-//!   `input` is sent to the miners and `expected` (optional, never sent) comes back when scoring.
+//! - `challenge`: input `{"task": "caption"}`; output `{"input": "...", "expected": "...",
+//!   "content_type": "..."}`, where `input` is sent to the miners (with `content_type`, optional,
+//!   as the query's media type) and `expected` (optional, never sent) comes back when scoring.
 //! - `score`: input `{"task", "input", "expected", "answers": [{"miner", "output",
 //!   "output_base64", "elapsed_ms"}]}` (`miner` the hotkey in hex, `output` as UTF-8 with bad bytes
 //!   replaced, `output_base64` exact); output `{"scores": [0.93, 0.0, ...]}`, one score in `[0, 1]`
@@ -38,6 +39,8 @@ struct ChallengeReply {
     input: String,
     #[serde(default)]
     expected: String,
+    #[serde(default)]
+    content_type: String,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +69,7 @@ impl Scorer for Program {
                 .map_err(|e| bad(format!("challenge reply: {e}")))?;
             Ok(Challenge {
                 input: reply.input.into_bytes(),
+                content_type: reply.content_type,
                 expected: reply.expected.into_bytes(),
             })
         })

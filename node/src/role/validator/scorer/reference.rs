@@ -17,7 +17,28 @@ impl Scorer for Reference {
         Box::pin(async move {
             let (input, expected) = reference::challenge(task, random_u64())
                 .ok_or_else(|| ScorerError::UnknownTask(task.to_string()))?;
-            Ok(Challenge { input, expected })
+            Ok(Challenge {
+                input,
+                content_type: String::new(),
+                expected,
+            })
+        })
+    }
+
+    fn organic<'a>(
+        &'a self,
+        task: &'a str,
+        input: &'a [u8],
+        content_type: &'a str,
+    ) -> ChallengeFuture<'a> {
+        Box::pin(async move {
+            let expected = reference::expected(task, input)
+                .map_err(|e| ScorerError::UnknownTask(e.to_string()))?;
+            Ok(Challenge {
+                input: input.to_vec(),
+                content_type: content_type.to_string(),
+                expected,
+            })
         })
     }
 

@@ -1,0 +1,249 @@
+//! `POST /v1/chat/completions`: OpenAI's chat API over a subnet's text-generation task. `model`
+//! names the task (`<task>` on this validator's subnet, or `<subnet>/<task>`); the conversation
+//! goes to the miner as the query's input, `{"messages": [{"role", "content"}, ...]}` in JSON;
+//! the miner's output is the assistant's reply. With `stream: true` the reply comes as
+//! server-sent events, one `chat.completion.chunk` per piece the miner streams, then `[DONE]`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use meshmind_protocols::{media, v1};
+use serde::Deserialize;
+
+use super::{error, invalid, routing_error};
+use crate::api::NodeState;
+use crate::clock::now_ms;
+use crate::role::validator::Client;
+
+/// Time the miner has to answer.
+const DEADLINE_MS: u32 = 30_000;
+/// Most messages in one conversation.
+const MAX_MESSAGES: usize = 256;
+
+/// A message's content: text, or a list of parts of which the text ones are kept.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+struct Part {
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Message {
+    role: String,
+    content: Content,
+}
+
+/// The fields used; the sampling options a client may add are not the network's to apply and are
+/// ignored.
+#[derive(Debug, Deserialize)]
+struct ChatRequest {
+    model: String,
+    messages: Vec<Message>,
+    #[serde(default)]
+    stream: bool,
+}
+
+/// The (subnet, task) `model` names on a validator of `own`.
+fn target(model: &str, own: u32) -> Option<(u32, String)> {
+    match model.split_once('/') {
+        None => Some((own, model.to_string())),
+        Some((subnet, task)) => Some((subnet.parse().ok()?, task.to_string())),
+    }
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn completions(
+    State(state): State<Arc<NodeState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
+    let request: ChatRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return invalid(&format!("request body: {e}")),
+    };
+    let Some(validator) = state.validator.clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "unavailable",
+            "only validators route queries",
+        );
+    };
+    let (subnet, task) = match target(&request.model, state.subnet) {
+        Some((subnet, task)) if subnet == state.subnet => (subnet, task),
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                &format!(
+                    "model {:?}: name a task of subnet {} (\"<task>\" or \"{}/<task>\")",
+                    request.model, state.subnet, state.subnet
+                ),
+            );
+        }
+    };
+    if request.messages.is_empty() || request.messages.len() > MAX_MESSAGES {
+        return invalid(&format!(
+            "messages: 1 to {MAX_MESSAGES}, not {}",
+            request.messages.len()
+        ));
+    }
+    if !validator.admit_client(Client::http(from.ip())) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            "over this address's query rate at this validator",
+        );
+    }
+    let messages: Vec<serde_json::Value> = request
+        .messages
+        .iter()
+        .map(|m| {
+            let text = match &m.content {
+                Content::Text(text) => text.clone(),
+                Content::Parts(parts) => parts
+                    .iter()
+                    .filter_map(|p| p.text.as_deref())
+                    .collect::<Vec<_>>()
+                    .join(""),
+            };
+            serde_json::json!({ "role": m.role, "content": text })
+        })
+        .collect();
+    let payload = serde_json::json!({ "messages": messages }).to_string();
+    let query = v1::Query {
+        stream: request.stream,
+        content_type: media::JSON.to_string(),
+        ..v1::Query::new(
+            state.genesis.network_id,
+            subnet,
+            task,
+            payload.into_bytes(),
+            DEADLINE_MS,
+        )
+    };
+    if let Err(e) = meshmind_protocols::Validate::validate(&query) {
+        return invalid(&e.to_string());
+    }
+    let id = format!("chatcmpl-{}", hex::encode(&query.id));
+    let created = now_ms() / 1000;
+    if request.stream {
+        return stream(validator, query, id, request.model, created);
+    }
+    let budget = Duration::from_millis(u64::from(DEADLINE_MS) + 100);
+    let frame = tokio::time::timeout(budget, validator.route(&query, now_ms()))
+        .await
+        .ok();
+    let text = match frame.and_then(|f| f.body) {
+        Some(v1::query_frame::Body::Response(r)) => String::from_utf8_lossy(&r.output).into_owned(),
+        Some(v1::query_frame::Body::Error(e)) => {
+            let code = v1::ErrorCode::try_from(e.code).unwrap_or(v1::ErrorCode::Internal);
+            return routing_error(code, &e.message);
+        }
+        _ => return routing_error(v1::ErrorCode::DeadlineExceeded, "no answer in time"),
+    };
+    Json(serde_json::json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": request.model,
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": text },
+            "finish_reason": "stop",
+        }],
+        "usage": { "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0 },
+    }))
+    .into_response()
+}
+
+/// What every event of one streamed reply repeats.
+struct Meta {
+    id: String,
+    model: String,
+    created: u64,
+}
+
+impl Meta {
+    /// One `chat.completion.chunk` event.
+    fn event(&self, delta: serde_json::Value, finish: Option<&str>) -> String {
+        let event = serde_json::json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
+        });
+        format!("data: {event}\n\n")
+    }
+}
+
+/// The streamed reply as server-sent events.
+fn stream(
+    validator: Arc<crate::role::validator::Validator>,
+    query: v1::Query,
+    id: String,
+    model: String,
+    created: u64,
+) -> Response {
+    let (out, frames) = tokio::sync::mpsc::channel::<v1::QueryFrame>(16);
+    // A client that hangs up drops the body, which stops the routing.
+    tokio::spawn(async move { validator.route_stream(&query, now_ms(), out).await });
+    let meta = Arc::new(Meta { id, model, created });
+    let start = (frames, true, false);
+    let events = futures::stream::unfold(start, move |(mut frames, first, ended)| {
+        let meta = meta.clone();
+        async move {
+            if ended {
+                return None;
+            }
+            let frame = frames.recv().await?;
+            let (text, ended) = match frame.body {
+                Some(v1::query_frame::Body::Chunk(c)) if !c.last => {
+                    let content = String::from_utf8_lossy(&c.data).into_owned();
+                    let mut delta = serde_json::json!({ "content": content });
+                    if first {
+                        delta["role"] = "assistant".into();
+                    }
+                    (meta.event(delta, None), false)
+                }
+                Some(v1::query_frame::Body::Chunk(_)) => {
+                    let end = meta.event(serde_json::json!({}), Some("stop"));
+                    (format!("{end}data: [DONE]\n\n"), true)
+                }
+                Some(v1::query_frame::Body::Error(e)) => {
+                    let code = v1::ErrorCode::try_from(e.code).unwrap_or(v1::ErrorCode::Internal);
+                    let body = serde_json::json!({ "error": {
+                        "message": e.message, "type": "server_error", "param": null,
+                        "code": format!("{code:?}"),
+                    }});
+                    (format!("data: {body}\n\n"), true)
+                }
+                _ => return None,
+            };
+            Some((
+                Ok::<_, std::convert::Infallible>(text),
+                (frames, false, ended),
+            ))
+        }
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+        axum::body::Body::from_stream(events),
+    )
+        .into_response()
+}
