@@ -279,9 +279,11 @@ impl NetworkConfig {
         format!("/meshmind/{}/1", self.network)
     }
 
-    /// The TLS application protocol (ALPN) of this network's query plane.
+    /// The TLS application protocol (ALPN) of this network's query plane. Version 2: queries and
+    /// answers carry a media type, which signatures and query hashes cover, so a version-1 peer
+    /// is refused at the handshake rather than failing every signature check.
     pub fn query_alpn(&self) -> Vec<u8> {
-        format!("meshmind/{}/query/1", self.network).into_bytes()
+        format!("meshmind/{}/query/2", self.network).into_bytes()
     }
 
     /// The full name of an application topic on this network: `meshmind/<network>/<topic>`.
@@ -372,6 +374,6 @@ mod tests {
         assert_eq!(config.kad_protocol(), "/meshmind/abc/kad/1");
         assert_eq!(config.sync_protocol(), "/meshmind/abc/sync/1");
         assert_eq!(config.topic("caps/1"), "meshmind/abc/caps/1");
-        assert_eq!(config.query_alpn(), b"meshmind/abc/query/1".to_vec());
+        assert_eq!(config.query_alpn(), b"meshmind/abc/query/2".to_vec());
     }
 }

@@ -273,18 +273,29 @@ fn name(field: &str, text: &str) -> Result {
 /// Longest media type accepted.
 pub const MAX_CONTENT_TYPE_LEN: usize = 64;
 
-/// A media type: empty, or `type/subtype` with optional `; key=value` parameters, in printable
-/// ASCII.
+/// A media type: empty, or a lowercase `type/subtype` of token characters with optional
+/// `; key=value` parameters, in printable ASCII.
 fn content_type(field: &str, text: &str) -> Result {
     if text.is_empty() {
         return Ok(());
     }
     max_len(field, text.len(), MAX_CONTENT_TYPE_LEN)?;
     let printable = text.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
-    let essence = text.split(';').next().unwrap_or_default().trim();
+    let token = |part: &str| {
+        !part.is_empty()
+            && part.bytes().all(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(
+                        b,
+                        b'!' | b'#' | b'$' | b'&' | b'^' | b'_' | b'.' | b'+' | b'-'
+                    )
+            })
+    };
+    let essence = text.split(';').next().unwrap_or_default();
     let shaped = essence
         .split_once('/')
-        .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty() && !s.contains('/'));
+        .is_some_and(|(t, s)| token(t) && token(s));
     if !printable || !shaped {
         return Err(ValidationError::new(field, Reason::BadCharacters));
     }

@@ -224,7 +224,7 @@ pub async fn run(spec: &LoadSpec, genesis: Option<&Path>) -> Result<LoadReport, 
                     return;
                 }
                 seed += 1;
-                let Some((input, expected)) = reference::challenge(&spec.task, seed) else {
+                let Some((input, expected)) = work(&spec.task, seed) else {
                     return;
                 };
                 let asked = Instant::now();
@@ -289,7 +289,45 @@ pub fn client_address(client: usize) -> std::net::IpAddr {
     std::net::Ipv4Addr::from(first + offset).into()
 }
 
+/// The task `embed`: texts to embed, sent through the gateway's `/v1/embeddings` over HTTP.
+const EMBED: &str = "embed";
+
+/// A query's input for `task` drawn from `seed`, and its right answer (for `embed`, none: any
+/// 384-d vector is taken, its quality is the validators' to judge).
+fn work(task: &str, seed: u64) -> Option<(Vec<u8>, Vec<u8>)> {
+    if task == EMBED {
+        let text = format!(
+            "Client {} asks question {} about the harbour and its ships.",
+            seed >> 32,
+            seed & 0xffff_ffff
+        );
+        return Some((text.into_bytes(), Vec::new()));
+    }
+    reference::challenge(task, seed)
+}
+
+/// One text embedded through `/v1/embeddings` (the answer does not name its miner).
+async fn embedded(http: &ApiClient, input: &[u8]) -> Outcome {
+    let texts = vec![String::from_utf8_lossy(input).into_owned()];
+    let timeout = Duration::from_millis(u64::from(DEADLINE_MS) + 2_000);
+    let exchange = |c: ApiClient| async move { c.embeddings(EMBED, &texts).await };
+    match crate::api::call_with(http.clone(), timeout, exchange).await {
+        Ok(vectors) if vectors.first().is_some_and(|v| v.len() == 384) => {
+            Outcome::Ok("(via /v1/embeddings)".into())
+        }
+        Ok(_) => Outcome::Failed("wrong answer".into()),
+        Err(crate::api::CallError::Client(ClientError::Api { status, error })) => {
+            Outcome::Failed(format!("HTTP {status} {}", error.code))
+        }
+        Err(crate::api::CallError::Timeout(_)) => Outcome::Failed("no answer in time".into()),
+        Err(_) => Outcome::Failed("transport".into()),
+    }
+}
+
 async fn over_http(http: &ApiClient, spec: &LoadSpec, input: &[u8], expected: &[u8]) -> Outcome {
+    if spec.task == EMBED {
+        return embedded(http, input).await;
+    }
     let request = QueryRequest {
         content_type: None,
         encoding: None,
@@ -339,7 +377,10 @@ async fn over_p2p(p2p: &Plane2p, spec: &LoadSpec, input: Vec<u8>, expected: &[u8
         Err(_) => return Outcome::Failed("transport".into()),
     };
     match meshmind_protocols::decode::<v1::QueryFrame>(&answer).map(|f| f.body) {
-        Ok(Some(v1::query_frame::Body::Response(response))) if response.output == expected => {
+        Ok(Some(v1::query_frame::Body::Response(response)))
+            if response.output == expected
+                || (spec.task == EMBED && response.output.len() == 384 * 4) =>
+        {
             Outcome::Ok(hex::encode(&response.miner).chars().take(16).collect())
         }
         Ok(Some(v1::query_frame::Body::Error(error))) => Outcome::Failed(

@@ -330,7 +330,7 @@ async fn play(
                 duration: event.duration.unwrap_or(Duration::from_secs(1)),
                 count: event.count.unwrap_or(u64::MAX),
                 subnet: 1,
-                task: "sort".into(),
+                task: event.task.clone().unwrap_or_else(|| "sort".into()),
                 rate_per_client: 0.0,
             };
             let genesis = node.data_dir.join("genesis.toml");

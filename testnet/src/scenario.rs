@@ -160,6 +160,9 @@ pub struct Event {
     /// The plane of a `load`.
     #[serde(default)]
     pub plane: Option<crate::load::Plane>,
+    /// The task of a `load`: a reference task (default `sort`) or `embed`.
+    #[serde(default)]
+    pub task: Option<String>,
 }
 
 /// Parses `"250ms"`, `"6s"`, `"1.5s"`, `"2m"`.
@@ -348,9 +351,11 @@ impl Scenario {
                     "events[{i}]: attack and count belong to attack and load events"
                 ));
             }
-            if event.action != Action::Load && (event.clients.is_some() || event.plane.is_some()) {
+            if event.action != Action::Load
+                && (event.clients.is_some() || event.plane.is_some() || event.task.is_some())
+            {
                 return Err(format!(
-                    "events[{i}]: clients and plane belong to load events"
+                    "events[{i}]: clients, plane and task belong to load events"
                 ));
             }
         }

@@ -444,13 +444,18 @@ fn error(status: StatusCode, code: v1::ErrorCode, message: &str) -> Response {
 }
 
 /// A streamed answer as newline-delimited JSON, each line sent as the miner produces it.
-fn stream(validator: Arc<crate::role::validator::Validator>, query: v1::Query) -> Response {
+fn stream(
+    validator: Arc<crate::role::validator::Validator>,
+    query: v1::Query,
+    encoding: types::Encoding,
+) -> Response {
     let (out, frames) = tokio::sync::mpsc::channel::<v1::QueryFrame>(16);
     // A client that hangs up drops the body, which stops the routing.
     tokio::spawn(async move { validator.route_stream(&query, now_ms(), out).await });
-    let lines = futures::stream::unfold(frames, |mut frames| async move {
+    let lines = futures::stream::unfold(frames, move |mut frames| async move {
         let frame = frames.recv().await?;
-        let mut line = serde_json::to_string(&view::stream_line(&frame)).unwrap_or_default();
+        let line = view::stream_line_as(&frame, encoding);
+        let mut line = serde_json::to_string(&line).unwrap_or_default();
         line.push('\n');
         Some((Ok::<_, std::convert::Infallible>(line), frames))
     });
@@ -530,7 +535,7 @@ async fn query(
         );
     }
     if query.stream {
-        return stream(validator.clone(), query);
+        return stream(validator.clone(), query, encoding);
     }
     let deadline = Duration::from_millis(u64::from(query.deadline_ms));
     let routed = tokio::time::timeout(

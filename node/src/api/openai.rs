@@ -299,35 +299,33 @@ pub async fn embeddings(
     .into_response()
 }
 
-/// A query the network could not answer, as OpenAI's error with the HTTP status `/query` uses.
-pub(crate) fn routing_error(code: v1::ErrorCode, message: &str) -> Response {
+/// The HTTP status, OpenAI error type and code of a network error, as `/query` maps it.
+pub(crate) fn kind_of(code: v1::ErrorCode) -> (StatusCode, &'static str, &'static str) {
     match code {
-        v1::ErrorCode::Overloaded => error(
+        v1::ErrorCode::Overloaded => (
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",
             "overloaded",
-            message,
         ),
-        v1::ErrorCode::Malformed | v1::ErrorCode::TooLarge => invalid(message),
-        v1::ErrorCode::DeadlineExceeded => error(
-            StatusCode::GATEWAY_TIMEOUT,
-            "server_error",
-            "timeout",
-            message,
+        v1::ErrorCode::Malformed | v1::ErrorCode::TooLarge => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_request",
         ),
-        v1::ErrorCode::Unavailable => error(
+        v1::ErrorCode::DeadlineExceeded => (StatusCode::GATEWAY_TIMEOUT, "server_error", "timeout"),
+        v1::ErrorCode::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
             "unavailable",
-            message,
         ),
-        _ => error(
-            StatusCode::BAD_GATEWAY,
-            "server_error",
-            "bad_gateway",
-            message,
-        ),
+        _ => (StatusCode::BAD_GATEWAY, "server_error", "bad_gateway"),
     }
+}
+
+/// A query the network could not answer, as OpenAI's error with the HTTP status `/query` uses.
+pub(crate) fn routing_error(code: v1::ErrorCode, message: &str) -> Response {
+    let (status, kind, name) = kind_of(code);
+    error(status, kind, name, message)
 }
 
 #[cfg(test)]

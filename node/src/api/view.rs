@@ -246,13 +246,18 @@ pub fn api_error(code: v1::ErrorCode, message: impl Into<String>) -> ApiError {
     }
 }
 
-fn answer(r: &v1::QueryResponse, encoding: Encoding) -> Answer {
+/// `bytes` written as `encoding` says.
+fn encode(bytes: &[u8], encoding: Encoding) -> String {
     use base64::Engine as _;
+    match encoding {
+        Encoding::Text => String::from_utf8_lossy(bytes).into_owned(),
+        Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(bytes),
+    }
+}
+
+fn answer(r: &v1::QueryResponse, encoding: Encoding) -> Answer {
     Answer {
-        output: match encoding {
-            Encoding::Text => String::from_utf8_lossy(&r.output).into_owned(),
-            Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(&r.output),
-        },
+        output: encode(&r.output, encoding),
         content_type: r.content_type.clone(),
         // The router checked it is the miner's key: shown as it is, not parsed again.
         miner: hex::encode(&r.miner),
@@ -287,6 +292,11 @@ pub fn query_answer_as(
 
 /// One line of a streamed answer: a piece of the answer, the miner's signed end, or an error.
 pub fn stream_line(frame: &v1::QueryFrame) -> StreamLine {
+    stream_line_as(frame, Encoding::Text)
+}
+
+/// [`stream_line`] with the pieces written as `encoding` says.
+pub fn stream_line_as(frame: &v1::QueryFrame, encoding: Encoding) -> StreamLine {
     match &frame.body {
         Some(v1::query_frame::Body::Chunk(chunk)) => match &chunk.trailer {
             Some(trailer) if chunk.last => StreamLine::Done {
@@ -296,10 +306,10 @@ pub fn stream_line(frame: &v1::QueryFrame) -> StreamLine {
                 chunks: chunk.seq,
             },
             _ => StreamLine::Chunk {
-                chunk: String::from_utf8_lossy(&chunk.data).into_owned(),
+                chunk: encode(&chunk.data, encoding),
             },
         },
-        _ => match query_answer(Some(frame)) {
+        _ => match query_answer_as(Some(frame), encoding) {
             Err((code, message)) => StreamLine::Error(api_error(code, message)),
             Ok(answer) => StreamLine::Answer(answer),
         },

@@ -151,6 +151,17 @@ struct Entry {
     refused: Counter,
 }
 
+/// The hotkey (hex) inside an ed25519 peer id, read from its bytes (an identity multihash of the
+/// key's protobuf) without decoding the curve point; empty for other keys.
+fn ed25519_hex(peer: &PeerId) -> String {
+    const PREFIX: [u8; 6] = [0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
+    let bytes = peer.to_bytes();
+    match bytes.strip_prefix(&PREFIX[..]) {
+        Some(key) if key.len() == 32 => hex::encode(key),
+        _ => String::new(),
+    }
+}
+
 /// A miner's quotas and the buckets that enforce them.
 pub struct Quotas {
     policy: QuotaPolicy,
@@ -288,9 +299,7 @@ impl Quotas {
     /// Who `peer` is in the finalized state: its hotkey, stake on the subnet and permit.
     pub fn caller(&self, peer: &PeerId) -> Caller {
         Caller {
-            hotkey: PublicKey::from_peer_id(peer)
-                .map(|k| k.to_hex())
-                .unwrap_or_default(),
+            hotkey: ed25519_hex(peer),
             stake: self.stakes.get(peer).copied().unwrap_or(0),
             permit: self.permits.contains(peer),
         }

@@ -487,9 +487,10 @@ async fn a_miner_that_cheats_clients_but_not_challenges_loses_its_score() {
             v.validator.score(&honest.key.public()),
             v.validator.score(&spotter.key.public()),
         );
-        // Each round its right answers to challenges lift it again; the judged routed answers,
-        // a sample of many more, keep it well under the honest miner.
-        if h > 0.5 && s < h * 0.75 {
+        // Each round its right answers to challenges lift it again and one judged routed answer
+        // pulls it down: it settles near 0.6-0.75 of the honest miner's score (without the
+        // judging, the two stay level).
+        if h > 0.5 && s < h * 0.85 {
             break;
         }
         assert!(

@@ -100,6 +100,8 @@ fn ranges_and_enums_are_checked() {
         "text",
         "text/plain/x",
         "/plain",
+        "text /plain",
+        "Text/Plain",
         "text/\u{7}",
         &"a/".repeat(40),
     ] {

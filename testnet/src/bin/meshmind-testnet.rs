@@ -163,7 +163,8 @@ enum Command {
         /// Most queries in all.
         #[arg(long, default_value_t = 1_000_000)]
         count: u64,
-        /// A reference task, so every answer is checked.
+        /// A reference task, so every answer is checked, or `embed`: texts embedded through the
+        /// gateway's `/v1/embeddings` (over `--plane p2p`, routed queries), any 384-d vector taken.
         #[arg(long, default_value = "sort")]
         task: String,
         /// The subnet.

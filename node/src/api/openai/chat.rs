@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use meshmind_protocols::{media, v1};
 use serde::Deserialize;
 
-use super::{error, invalid, routing_error};
+use super::{error, invalid, kind_of, routing_error};
 use crate::api::NodeState;
 use crate::clock::now_ms;
 use crate::role::validator::Client;
@@ -42,7 +42,9 @@ struct Part {
 #[derive(Debug, Deserialize)]
 struct Message {
     role: String,
-    content: Content,
+    /// Absent or null on an assistant's tool call.
+    #[serde(default)]
+    content: Option<Content>,
 }
 
 /// The fields used; the sampling options a client may add are not the network's to apply and are
@@ -69,10 +71,6 @@ pub async fn completions(
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     body: axum::body::Bytes,
 ) -> Response {
-    let request: ChatRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return invalid(&format!("request body: {e}")),
-    };
     let Some(validator) = state.validator.clone() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -80,6 +78,19 @@ pub async fn completions(
             "unavailable",
             "only validators route queries",
         );
+    };
+    // Charged before the body is read: a flood costs its sender, not our parser.
+    if !validator.admit_client(Client::http(from.ip())) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            "over this address's query rate at this validator",
+        );
+    }
+    let request: ChatRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return invalid(&format!("request body: {e}")),
     };
     let (subnet, task) = match target(&request.model, state.subnet) {
         Some((subnet, task)) if subnet == state.subnet => (subnet, task),
@@ -101,21 +112,14 @@ pub async fn completions(
             request.messages.len()
         ));
     }
-    if !validator.admit_client(Client::http(from.ip())) {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            "rate_limit_exceeded",
-            "over this address's query rate at this validator",
-        );
-    }
     let messages: Vec<serde_json::Value> = request
         .messages
         .iter()
         .map(|m| {
             let text = match &m.content {
-                Content::Text(text) => text.clone(),
-                Content::Parts(parts) => parts
+                None => String::new(),
+                Some(Content::Text(text)) => text.clone(),
+                Some(Content::Parts(parts)) => parts
                     .iter()
                     .filter_map(|p| p.text.as_deref())
                     .collect::<Vec<_>>()
@@ -142,7 +146,7 @@ pub async fn completions(
     let id = format!("chatcmpl-{}", hex::encode(&query.id));
     let created = now_ms() / 1000;
     if request.stream {
-        return stream(validator, query, id, request.model, created);
+        return stream(validator, query, id, request.model, created).await;
     }
     let budget = Duration::from_millis(u64::from(DEADLINE_MS) + 100);
     let frame = tokio::time::timeout(budget, validator.route(&query, now_ms()))
@@ -192,44 +196,83 @@ impl Meta {
     }
 }
 
-/// The streamed reply as server-sent events.
-fn stream(
+/// Text of `pending` that is whole UTF-8, leaving an unfinished character for the next piece.
+fn whole_text(pending: &mut Vec<u8>) -> String {
+    let cut = match std::str::from_utf8(pending) {
+        Ok(_) => pending.len(),
+        // An invalid sequence in the middle is replaced; only a cut-off last character waits.
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        Err(_) => pending.len(),
+    };
+    let rest = pending.split_off(cut);
+    let text = String::from_utf8_lossy(pending).into_owned();
+    *pending = rest;
+    text
+}
+
+/// The streamed reply as server-sent events. The first frame is awaited before answering, so a
+/// query no miner takes gets its HTTP status (429, 503, 504) as a whole reply does.
+async fn stream(
     validator: Arc<crate::role::validator::Validator>,
     query: v1::Query,
     id: String,
     model: String,
     created: u64,
 ) -> Response {
-    let (out, frames) = tokio::sync::mpsc::channel::<v1::QueryFrame>(16);
+    let (out, mut frames) = tokio::sync::mpsc::channel::<v1::QueryFrame>(16);
     // A client that hangs up drops the body, which stops the routing.
     tokio::spawn(async move { validator.route_stream(&query, now_ms(), out).await });
+    let first = match frames.recv().await {
+        Some(v1::QueryFrame {
+            body: Some(v1::query_frame::Body::Error(e)),
+        }) => {
+            let code = v1::ErrorCode::try_from(e.code).unwrap_or(v1::ErrorCode::Internal);
+            return routing_error(code, &e.message);
+        }
+        Some(frame) => frame,
+        None => return routing_error(v1::ErrorCode::DeadlineExceeded, "no answer in time"),
+    };
     let meta = Arc::new(Meta { id, model, created });
-    let start = (frames, true, false);
-    let events = futures::stream::unfold(start, move |(mut frames, first, ended)| {
+    // (frames, the frame in hand, first event, text not yet whole, ended)
+    let start = (frames, Some(first), true, Vec::new(), false);
+    let events = futures::stream::unfold(start, move |state| {
         let meta = meta.clone();
         async move {
+            let (mut frames, held, first, mut pending, ended) = state;
             if ended {
                 return None;
             }
-            let frame = frames.recv().await?;
+            let frame = match held {
+                Some(frame) => frame,
+                None => frames.recv().await?,
+            };
             let (text, ended) = match frame.body {
-                Some(v1::query_frame::Body::Chunk(c)) if !c.last => {
-                    let content = String::from_utf8_lossy(&c.data).into_owned();
-                    let mut delta = serde_json::json!({ "content": content });
-                    if first {
-                        delta["role"] = "assistant".into();
+                Some(v1::query_frame::Body::Chunk(c)) => {
+                    pending.extend_from_slice(&c.data);
+                    let mut events = String::new();
+                    let content = if c.last {
+                        String::from_utf8_lossy(&std::mem::take(&mut pending)).into_owned()
+                    } else {
+                        whole_text(&mut pending)
+                    };
+                    if !content.is_empty() || first {
+                        let mut delta = serde_json::json!({ "content": content });
+                        if first {
+                            delta["role"] = "assistant".into();
+                        }
+                        events.push_str(&meta.event(delta, None));
                     }
-                    (meta.event(delta, None), false)
-                }
-                Some(v1::query_frame::Body::Chunk(_)) => {
-                    let end = meta.event(serde_json::json!({}), Some("stop"));
-                    (format!("{end}data: [DONE]\n\n"), true)
+                    if c.last {
+                        events.push_str(&meta.event(serde_json::json!({}), Some("stop")));
+                        events.push_str("data: [DONE]\n\n");
+                    }
+                    (events, c.last)
                 }
                 Some(v1::query_frame::Body::Error(e)) => {
                     let code = v1::ErrorCode::try_from(e.code).unwrap_or(v1::ErrorCode::Internal);
+                    let (_, kind, name) = kind_of(code);
                     let body = serde_json::json!({ "error": {
-                        "message": e.message, "type": "server_error", "param": null,
-                        "code": format!("{code:?}"),
+                        "message": e.message, "type": kind, "param": null, "code": name,
                     }});
                     (format!("data: {body}\n\n"), true)
                 }
@@ -237,7 +280,7 @@ fn stream(
             };
             Some((
                 Ok::<_, std::convert::Infallible>(text),
-                (frames, false, ended),
+                (frames, None, false, pending, ended),
             ))
         }
     });
@@ -246,4 +289,28 @@ fn stream(
         axum::body::Body::from_stream(events),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_character_cut_between_pieces_waits_for_its_end() {
+        let mut pending = "ké".as_bytes()[..2].to_vec();
+        assert_eq!(whole_text(&mut pending), "k");
+        pending.extend_from_slice(&"é".as_bytes()[1..]);
+        pending.extend_from_slice(b"x");
+        assert_eq!(whole_text(&mut pending), "éx");
+        assert!(pending.is_empty());
+        let mut bad = vec![b'a', 0xff, b'b'];
+        assert_eq!(whole_text(&mut bad), "a\u{fffd}b");
+    }
+
+    #[test]
+    fn models_name_tasks() {
+        assert_eq!(target("chat", 3), Some((3, "chat".to_string())));
+        assert_eq!(target("2/chat", 3), Some((2, "chat".to_string())));
+        assert_eq!(target("x/chat", 3), None);
+    }
 }

@@ -100,6 +100,68 @@ pub trait MinerBackend: Send + Sync {
     }
 }
 
+/// A backend that hands each query, with its caller when known, to a program of the operator's
+/// own (`exec`, `http`); it is a [`MinerBackend`] through the impl below.
+pub(crate) trait Forwarding: Send + Sync {
+    /// Its name in logs.
+    const NAME: &'static str;
+
+    /// The whole answer to `input` for `task` from `caller`.
+    fn whole<'a>(
+        &'a self,
+        caller: Option<&'a Caller>,
+        task: &'a str,
+        input: &'a [u8],
+    ) -> AnswerFuture<'a>;
+
+    /// The answer to `input` for `task` from `caller`, piece by piece into `sink`.
+    fn pieces<'a>(
+        &'a self,
+        caller: Option<&'a Caller>,
+        task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a>;
+}
+
+impl<T: Forwarding> MinerBackend for T {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
+        self.whole(None, task, input)
+    }
+
+    fn answer_for<'a>(
+        &'a self,
+        caller: &'a Caller,
+        task: &'a str,
+        input: &'a [u8],
+    ) -> AnswerFuture<'a> {
+        self.whole(Some(caller), task, input)
+    }
+
+    fn answer_stream<'a>(
+        &'a self,
+        task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a> {
+        self.pieces(None, task, input, sink)
+    }
+
+    fn answer_stream_for<'a>(
+        &'a self,
+        caller: &'a Caller,
+        task: &'a str,
+        input: &'a [u8],
+        sink: ChunkSink,
+    ) -> StreamFuture<'a> {
+        self.pieces(Some(caller), task, input, sink)
+    }
+}
+
 /// Another backend with a fixed added latency (for testnets that need a slow miner).
 pub struct Delayed {
     inner: std::sync::Arc<dyn MinerBackend>,

@@ -18,7 +18,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use super::backend::{
-    AnswerFuture, BackendError, Caller, ChunkSink, MinerBackend, StreamFuture, reader_gone,
+    AnswerFuture, BackendError, Caller, ChunkSink, Forwarding, StreamFuture, reader_gone,
 };
 
 /// Longest reply line read from the process.
@@ -232,45 +232,9 @@ fn exited() -> BackendError {
     BackendError::Failed("the subprocess exited".into())
 }
 
-impl MinerBackend for Exec {
-    fn name(&self) -> &'static str {
-        "exec"
-    }
+impl Forwarding for Exec {
+    const NAME: &'static str = "exec";
 
-    fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
-        self.whole(None, task, input)
-    }
-
-    fn answer_for<'a>(
-        &'a self,
-        caller: &'a Caller,
-        task: &'a str,
-        input: &'a [u8],
-    ) -> AnswerFuture<'a> {
-        self.whole(Some(caller), task, input)
-    }
-
-    fn answer_stream<'a>(
-        &'a self,
-        task: &'a str,
-        input: &'a [u8],
-        sink: ChunkSink,
-    ) -> StreamFuture<'a> {
-        self.pieces(None, task, input, sink)
-    }
-
-    fn answer_stream_for<'a>(
-        &'a self,
-        caller: &'a Caller,
-        task: &'a str,
-        input: &'a [u8],
-        sink: ChunkSink,
-    ) -> StreamFuture<'a> {
-        self.pieces(Some(caller), task, input, sink)
-    }
-}
-
-impl Exec {
     fn whole<'a>(
         &'a self,
         caller: Option<&'a Caller>,

@@ -6,7 +6,7 @@
 //! answer is relayed whole.
 
 use super::backend::{
-    AnswerFuture, BackendError, Caller, ChunkSink, MinerBackend, StreamFuture, reader_gone,
+    AnswerFuture, BackendError, Caller, ChunkSink, Forwarding, StreamFuture, reader_gone,
 };
 use crate::http::{ClientError, HttpClient, Response};
 
@@ -33,44 +33,6 @@ fn failed(error: ClientError) -> BackendError {
     BackendError::Failed(format!("model server: {error}"))
 }
 
-impl MinerBackend for Http {
-    fn name(&self) -> &'static str {
-        "http"
-    }
-
-    fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
-        self.whole(None, task, input)
-    }
-
-    fn answer_for<'a>(
-        &'a self,
-        caller: &'a Caller,
-        task: &'a str,
-        input: &'a [u8],
-    ) -> AnswerFuture<'a> {
-        self.whole(Some(caller), task, input)
-    }
-
-    fn answer_stream<'a>(
-        &'a self,
-        task: &'a str,
-        input: &'a [u8],
-        sink: ChunkSink,
-    ) -> StreamFuture<'a> {
-        self.pieces(None, task, input, sink)
-    }
-
-    fn answer_stream_for<'a>(
-        &'a self,
-        caller: &'a Caller,
-        task: &'a str,
-        input: &'a [u8],
-        sink: ChunkSink,
-    ) -> StreamFuture<'a> {
-        self.pieces(Some(caller), task, input, sink)
-    }
-}
-
 /// The JSON body posted to the model server.
 fn body(
     caller: Option<&Caller>,
@@ -91,7 +53,9 @@ fn body(
     Ok(body)
 }
 
-impl Http {
+impl Forwarding for Http {
+    const NAME: &'static str = "http";
+
     fn whole<'a>(
         &'a self,
         caller: Option<&'a Caller>,
@@ -182,6 +146,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+    use crate::role::miner::MinerBackend;
 
     /// A model server on loopback that answers one request with `head` and then `body_len` bytes
     /// of `fill`, written as they are asked for.

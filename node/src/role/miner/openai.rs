@@ -2,8 +2,8 @@
 //! server, Ollama, TGI, text-embeddings-inference, another meshmind validator), so a miner scales
 //! on the serving engine of its choice. The task `embed` goes to `POST <url>/embeddings` and is
 //! answered with the vector as little-endian f32; any other task goes to `POST
-//! <url>/chat/completions` with the input as the user's message and is answered with the reply's
-//! text.
+//! <url>/chat/completions` (the input's `{"messages": [...]}` when it is a conversation in JSON,
+//! else the input as the user's one message) and is answered with the reply's text.
 
 use serde::Deserialize;
 
@@ -135,10 +135,13 @@ impl MinerBackend for OpenAi {
                 }
                 return Ok(meshmind_models::to_le_bytes(&vector));
             }
-            let body = serde_json::json!({
-                "model": self.model,
-                "messages": [{ "role": "user", "content": text }],
-            });
+            // A conversation (as the gateway's `/v1/chat/completions` sends it) goes on as it
+            // is; any other text is the user's one message.
+            let messages = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("messages").filter(|m| m.is_array()).cloned())
+                .unwrap_or_else(|| serde_json::json!([{ "role": "user", "content": text }]));
+            let body = serde_json::json!({ "model": self.model, "messages": messages });
             let reply: Chat = serde_json::from_slice(&self.call("/chat/completions", body).await?)
                 .map_err(bad_reply)?;
             reply

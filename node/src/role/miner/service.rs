@@ -119,28 +119,38 @@ impl Miner {
         Ok((read_query(payload)?, caller))
     }
 
-    /// One of the backend's slots for a query from `caller`. Once stakes are known, a caller
-    /// without stake or permit takes a slot only while more than a quarter of them are free, and
-    /// one with stake takes any free slot or waits for one up to a tenth of its deadline: when the
-    /// miner is saturated, staked callers come first.
-    async fn slot(&self, caller: &Caller, deadline: Duration) -> Option<SemaphorePermit<'_>> {
+    /// One of the backend's slots for a query from `caller`, and how long getting it took. Once
+    /// stakes are known, a caller without stake or permit takes a slot only while a quarter of
+    /// them (at least one, with two or more) stay free, and one with stake takes any free slot or
+    /// waits for one up to a tenth of its deadline: when the miner is saturated, staked callers
+    /// come first.
+    async fn slot(
+        &self,
+        caller: &Caller,
+        deadline: Duration,
+    ) -> Option<(SemaphorePermit<'_>, Duration)> {
+        let started = Instant::now();
         let staked = caller.stake > 0 || caller.permit;
-        if !staked && self.lock_quotas().knows_stakes() {
-            let reserved = self.config.max_concurrency / 4;
-            if self.permits.available_permits() <= reserved {
+        if let Ok(slot) = self.permits.try_acquire() {
+            let slots = self.config.max_concurrency;
+            let reserved = if slots >= 2 { (slots / 4).max(1) } else { 0 };
+            // Taken first and checked after, so callers arriving together cannot all pass.
+            if !staked
+                && self.permits.available_permits() < reserved
+                && self.lock_quotas().knows_stakes()
+            {
                 return None;
             }
-        }
-        if let Ok(slot) = self.permits.try_acquire() {
-            return Some(slot);
+            return Some((slot, started.elapsed()));
         }
         if !staked {
             return None;
         }
-        tokio::time::timeout(deadline / 10, self.permits.acquire())
+        let slot = tokio::time::timeout(deadline / 10, self.permits.acquire())
             .await
             .ok()?
-            .ok()
+            .ok()?;
+        Some((slot, started.elapsed()))
     }
 
     fn lock_quotas(&self) -> std::sync::MutexGuard<'_, Quotas> {
@@ -188,11 +198,11 @@ impl Miner {
 
     async fn run(&self, query: &v1::Query, caller: &Caller) -> Result<Vec<u8>, AdmissionError> {
         let deadline = Duration::from_millis(u64::from(query.deadline_ms));
-        let Some(_slot) = self.slot(caller, deadline).await else {
+        let Some((_slot, waited)) = self.slot(caller, deadline).await else {
             return Err(AdmissionError::Busy);
         };
         let answer = self.backend.answer_for(caller, &query.task, &query.payload);
-        match tokio::time::timeout(deadline, answer).await {
+        match tokio::time::timeout(deadline.saturating_sub(waited), answer).await {
             Err(_) => Err(AdmissionError::TooSlow),
             Ok(result) => result.map_err(|e| self.backend_error(e)),
         }
@@ -221,6 +231,7 @@ impl Miner {
             None => self.slot(caller, deadline).await,
         };
         let refused = refused.or_else(|| slot.is_none().then_some(AdmissionError::Busy));
+        let deadline = deadline.saturating_sub(slot.as_ref().map_or(Duration::ZERO, |s| s.1));
         if let Some(refusal) = refused {
             let response = self.response(query, Err(refusal), Duration::ZERO);
             return responder

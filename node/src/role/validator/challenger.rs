@@ -70,7 +70,11 @@ impl Validator {
             }));
         }
         // Routed answers drawn since the last round are judged as challenges' are.
-        let organic = std::mem::take(&mut *lock(&self.organic));
+        // At most one per miner a round, so a busy miner's many routed answers do not swamp its
+        // challenges.
+        let mut organic = std::mem::take(&mut *lock(&self.organic));
+        let mut seen = std::collections::HashSet::new();
+        organic.retain(|sample| seen.insert(sample.miner));
         for sample in organic {
             rounds.push(Box::pin(self.judge_organic(sample)));
         }
@@ -130,8 +134,8 @@ impl Validator {
         self.judge(scorer, task, &challenge, asked, deadline).await
     }
 
-    /// The outcome of a routed answer, judged by its task's scorer against the client's input, if
-    /// it was flawed.
+    /// The outcome of a routed answer, judged by its task's scorer against the client's input,
+    /// with the time the validator waited for it.
     async fn judge_organic(&self, sample: Organic) -> Vec<(u32, PublicKey, Outcome)> {
         let task = sample.query.task.as_str();
         let Some(scorer) = self.config.scorers.get(task).cloned() else {
@@ -157,13 +161,8 @@ impl Validator {
         };
         let deadline = Duration::from_millis(u64::from(sample.query.deadline_ms));
         let asked = vec![(target, Ok(answer))];
-        let mut judged = self
-            .judge(scorer.as_ref(), task, &challenge, asked, deadline)
-            .await;
-        // Only a flawed answer counts: its time is the miner's own word, which a right answer's
-        // score would take on trust; a flawed one's loss does not depend on it.
-        judged.retain(|(_, _, outcome)| !matches!(outcome, Outcome::Correct { .. }));
-        judged
+        self.judge(scorer.as_ref(), task, &challenge, asked, deadline)
+            .await
     }
 
     async fn judge(

@@ -200,6 +200,7 @@ impl Validator {
     /// over for the next; when every one is, the query waits for room until shortly before its
     /// deadline, and only then gets `Overloaded`.
     pub async fn route(&self, query: &v1::Query, now_ms: u64) -> v1::QueryFrame {
+        let started = std::time::Instant::now();
         let mut candidates = self.candidates(query, now_ms);
         if query.want_all {
             candidates.truncate(self.config.top_k.max(1));
@@ -242,7 +243,7 @@ impl Validator {
             if !query.want_all
                 && let Some(response) = won.pop()
             {
-                self.sample_organic(query, &response);
+                self.sample_organic(query, &response, started.elapsed());
                 return v1::QueryFrame {
                     body: Some(v1::query_frame::Body::Response(response)),
                 };

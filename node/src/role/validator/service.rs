@@ -164,7 +164,7 @@ pub(super) struct Organic {
     pub miner: PublicKey,
     /// Its output.
     pub output: Vec<u8>,
-    /// Its time, as it says.
+    /// The time the validator waited for it (hedging included).
     pub elapsed: Duration,
 }
 
@@ -446,10 +446,18 @@ impl Validator {
     }
 
     /// Keeps one in [`ORGANIC_SAMPLE`] routed answers, of tasks with a scorer, to be judged.
-    pub(super) fn sample_organic(&self, query: &v1::Query, response: &v1::QueryResponse) {
-        if self.config.scorers.get(&query.task).is_none()
-            || !self.draw().is_multiple_of(ORGANIC_SAMPLE)
-        {
+    pub(super) fn sample_organic(
+        &self,
+        query: &v1::Query,
+        response: &v1::QueryResponse,
+        elapsed: Duration,
+    ) {
+        let judged = self
+            .config
+            .scorers
+            .get(&query.task)
+            .is_some_and(|s| s.judges_organic());
+        if !judged || !self.draw().is_multiple_of(ORGANIC_SAMPLE) {
             return;
         }
         let Ok(miner) = PublicKey::from_bytes(&response.miner) else {
@@ -461,7 +469,7 @@ impl Validator {
                 query: query.clone(),
                 miner,
                 output: response.output.clone(),
-                elapsed: Duration::from_micros(response.elapsed_us),
+                elapsed,
             });
         }
     }

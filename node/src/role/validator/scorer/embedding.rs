@@ -113,6 +113,10 @@ impl Scorer for Embedding {
         Box::pin(async move { self.reference(corpus::sentence(random_u64())).await })
     }
 
+    fn judges_organic(&self) -> bool {
+        true
+    }
+
     fn organic<'a>(
         &'a self,
         _task: &'a str,

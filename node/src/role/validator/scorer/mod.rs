@@ -73,6 +73,11 @@ pub trait Scorer: Send + Sync {
     /// A fresh, unpredictable challenge for `task`.
     fn challenge<'a>(&'a self, task: &'a str) -> ChallengeFuture<'a>;
 
+    /// Whether [`Scorer::organic`] can judge answers to clients' queries.
+    fn judges_organic(&self) -> bool {
+        false
+    }
+
     /// A challenge made of a client's own query (`input` of media type `content_type`), to judge
     /// a routed answer by; an error when this scorer cannot judge answers it did not ask for.
     fn organic<'a>(

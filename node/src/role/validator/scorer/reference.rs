@@ -25,6 +25,10 @@ impl Scorer for Reference {
         })
     }
 
+    fn judges_organic(&self) -> bool {
+        true
+    }
+
     fn organic<'a>(
         &'a self,
         task: &'a str,
