@@ -184,9 +184,9 @@ pub async fn run(spec: &LoadSpec, genesis: Option<&Path>) -> Result<LoadReport, 
     if spec.duration.is_zero() || spec.duration > MAX_DURATION {
         return Err(LoadError::Spec(format!("duration: up to {MAX_DURATION:?}")));
     }
-    if reference::challenge(&spec.task, 0).is_none() {
+    if work(&spec.task, 0).is_none() {
         return Err(LoadError::Spec(format!(
-            "task {:?}: a reference task ({}) so answers can be checked",
+            "task {:?}: a reference task ({}) so answers can be checked, or {EMBED}",
             spec.task,
             reference::TASKS.join(", ")
         )));

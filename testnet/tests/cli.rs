@@ -69,6 +69,7 @@ fn wait(dir: &Path, name: &str, what: &str, check: impl Fn(&serde_json::Value) -
 fn up_break_and_down() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("net");
+    let _down = common::DownOnDrop(dir.clone());
     let out = ok(&dir, &UP_SMALL);
     assert!(out.contains("3/3 healthy"), "{out}");
     assert!(out.contains("v1    validator  running"), "{out}");
@@ -141,6 +142,7 @@ fn quotas_when(api: &str, what: &str, check: impl Fn(&[(String, u64, u32)]) -> b
 fn a_miners_quotas_follow_the_validators_stake() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("net");
+    let _down = common::DownOnDrop(dir.clone());
     ok(&dir, &UP_SMALL);
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("testnet.json")).expect("manifest"))

@@ -11,6 +11,20 @@ pub fn testnet() -> Command {
     command
 }
 
+/// Stops the testnet in its folder when dropped, so a failing test leaves no node running.
+pub struct DownOnDrop(pub PathBuf);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        if self.0.join("testnet.json").exists() {
+            let _ = testnet()
+                .args(["down", "--purge", "--dir"])
+                .arg(&self.0)
+                .output();
+        }
+    }
+}
+
 /// The `meshmind` binary beside it, built first if this test run did not build it.
 pub fn meshmind() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_BIN_EXE_meshmind-testnet"))
