@@ -221,7 +221,8 @@ for line in sys.stdin:
     if req["task"] == "crash":
         sys.exit(1)
     if req["task"] == "who":
-        print(json.dumps({"id": req["id"], "output": json.dumps(req.get("caller"))}), flush=True)
+        who = {"caller": req.get("caller"), "content_type": req.get("content_type")}
+        print(json.dumps({"id": req["id"], "output": json.dumps(who)}), flush=True)
         continue
     words = sorted(req["input"].split())
     if req.get("stream"):
@@ -265,18 +266,30 @@ async fn the_exec_backend_serves_through_a_subprocess_and_survives_its_crash() {
         stake: 7,
         permit: true,
     };
+    let asked = meshmind_node::role::miner::Asked {
+        caller: Some(&caller),
+        content_type: "text/plain",
+    };
     let who = backend
-        .answer_for(&caller, "who", b"")
+        .answer_for(asked, "who", b"")
         .await
         .expect("answers");
     let who: serde_json::Value = serde_json::from_slice(&who).expect("JSON");
-    assert_eq!(who["hotkey"], "ab".repeat(32));
+    assert_eq!(who["caller"]["hotkey"], "ab".repeat(32));
     assert_eq!(
-        (who["stake"].as_u64(), who["permit"].as_bool()),
+        (
+            who["caller"]["stake"].as_u64(),
+            who["caller"]["permit"].as_bool()
+        ),
         (Some(7), Some(true))
     );
+    assert_eq!(who["content_type"], "text/plain");
     let anonymous = backend.answer("who", b"").await.expect("answers");
-    assert_eq!(anonymous, b"null".to_vec(), "no caller when none is known");
+    let anonymous: serde_json::Value = serde_json::from_slice(&anonymous).expect("JSON");
+    assert!(
+        anonymous["caller"].is_null() && anonymous["content_type"].is_null(),
+        "nothing said when nothing is known: {anonymous}"
+    );
     // The client's fault, not the miner's.
     assert!(
         matches!(

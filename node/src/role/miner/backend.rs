@@ -32,6 +32,15 @@ pub struct Caller {
     pub permit: bool,
 }
 
+/// What a backend is told beside the task and input: who asks, and what the input holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked<'a> {
+    /// Who sent the query, when known.
+    pub caller: Option<&'a Caller>,
+    /// The input's media type (empty: as the task defines).
+    pub content_type: &'a str,
+}
+
 /// A boxed future returned by [`MinerBackend::answer`].
 pub type AnswerFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Vec<u8>, BackendError>> + Send + 'a>>;
@@ -62,27 +71,27 @@ pub trait MinerBackend: Send + Sync {
     /// Answers `input` for `task`.
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a>;
 
-    /// Answers `input` for `task` sent by `caller` (by default, as [`MinerBackend::answer`]).
+    /// Answers `input` for `task`, `asked` as it says (by default, as [`MinerBackend::answer`]).
     fn answer_for<'a>(
         &'a self,
-        caller: &'a Caller,
+        asked: Asked<'a>,
         task: &'a str,
         input: &'a [u8],
     ) -> AnswerFuture<'a> {
-        let _ = caller;
+        let _ = asked;
         self.answer(task, input)
     }
 
-    /// Streams the answer to `input` for `task` sent by `caller` (by default, as
+    /// Streams the answer to `input` for `task`, `asked` as it says (by default, as
     /// [`MinerBackend::answer_stream`]).
     fn answer_stream_for<'a>(
         &'a self,
-        caller: &'a Caller,
+        asked: Asked<'a>,
         task: &'a str,
         input: &'a [u8],
         sink: ChunkSink,
     ) -> StreamFuture<'a> {
-        let _ = caller;
+        let _ = asked;
         self.answer_stream(task, input, sink)
     }
 
@@ -106,18 +115,13 @@ pub(crate) trait Forwarding: Send + Sync {
     /// Its name in logs.
     const NAME: &'static str;
 
-    /// The whole answer to `input` for `task` from `caller`.
-    fn whole<'a>(
-        &'a self,
-        caller: Option<&'a Caller>,
-        task: &'a str,
-        input: &'a [u8],
-    ) -> AnswerFuture<'a>;
+    /// The whole answer to `input` for `task`, `asked` as it says.
+    fn whole<'a>(&'a self, asked: Asked<'a>, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a>;
 
-    /// The answer to `input` for `task` from `caller`, piece by piece into `sink`.
+    /// The answer to `input` for `task`, `asked` as it says, piece by piece into `sink`.
     fn pieces<'a>(
         &'a self,
-        caller: Option<&'a Caller>,
+        asked: Asked<'a>,
         task: &'a str,
         input: &'a [u8],
         sink: ChunkSink,
@@ -130,16 +134,16 @@ impl<T: Forwarding> MinerBackend for T {
     }
 
     fn answer<'a>(&'a self, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
-        self.whole(None, task, input)
+        self.whole(Asked::default(), task, input)
     }
 
     fn answer_for<'a>(
         &'a self,
-        caller: &'a Caller,
+        asked: Asked<'a>,
         task: &'a str,
         input: &'a [u8],
     ) -> AnswerFuture<'a> {
-        self.whole(Some(caller), task, input)
+        self.whole(asked, task, input)
     }
 
     fn answer_stream<'a>(
@@ -148,17 +152,17 @@ impl<T: Forwarding> MinerBackend for T {
         input: &'a [u8],
         sink: ChunkSink,
     ) -> StreamFuture<'a> {
-        self.pieces(None, task, input, sink)
+        self.pieces(Asked::default(), task, input, sink)
     }
 
     fn answer_stream_for<'a>(
         &'a self,
-        caller: &'a Caller,
+        asked: Asked<'a>,
         task: &'a str,
         input: &'a [u8],
         sink: ChunkSink,
     ) -> StreamFuture<'a> {
-        self.pieces(Some(caller), task, input, sink)
+        self.pieces(asked, task, input, sink)
     }
 }
 
@@ -205,28 +209,26 @@ impl MinerBackend for Delayed {
 
     fn answer_for<'a>(
         &'a self,
-        caller: &'a Caller,
+        asked: Asked<'a>,
         task: &'a str,
         input: &'a [u8],
     ) -> AnswerFuture<'a> {
         Box::pin(async move {
             tokio::time::sleep(self.delay).await;
-            self.inner.answer_for(caller, task, input).await
+            self.inner.answer_for(asked, task, input).await
         })
     }
 
     fn answer_stream_for<'a>(
         &'a self,
-        caller: &'a Caller,
+        asked: Asked<'a>,
         task: &'a str,
         input: &'a [u8],
         sink: ChunkSink,
     ) -> StreamFuture<'a> {
         Box::pin(async move {
             tokio::time::sleep(self.delay).await;
-            self.inner
-                .answer_stream_for(caller, task, input, sink)
-                .await
+            self.inner.answer_stream_for(asked, task, input, sink).await
         })
     }
 }

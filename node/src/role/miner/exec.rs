@@ -1,7 +1,8 @@
 //! A backend that runs a long-lived subprocess speaking JSON lines on stdin and stdout.
 //!
 //! Request line: `{"id": 7, "task": "sort", "input": "b a", "caller": {"hotkey": "<hex>", "stake": 0,
-//! "permit": false}}` (`caller` is who sent the query, when known). Reply line: `{"id": 7, "output": "a b"}` or
+//! "permit": false}, "content_type": "text/plain"}` (`caller`: who sent the query, when known;
+//! `content_type`: the input's media type, when the query says). Reply line: `{"id": 7, "output": "a b"}` or
 //! `{"id": 7, "error": "why"}`. Replies may come in any order. A streamed query's request line also has
 //! `"stream": true`; the process may then write any number of `{"id": 7, "chunk": "..."}` lines before
 //! the final reply, whose `output` (possibly empty) is the last piece. A process that exits fails the
@@ -18,7 +19,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use super::backend::{
-    AnswerFuture, BackendError, Caller, ChunkSink, Forwarding, StreamFuture, reader_gone,
+    AnswerFuture, Asked, BackendError, Caller, ChunkSink, Forwarding, StreamFuture, reader_gone,
 };
 
 /// Longest reply line read from the process.
@@ -46,6 +47,8 @@ struct Request<'a> {
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     caller: Option<&'a Caller>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    content_type: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -199,7 +202,7 @@ impl Exec {
     /// Sends one query to the process and returns where its reply pieces arrive.
     async fn start(
         &self,
-        caller: Option<&Caller>,
+        asked: Asked<'_>,
         task: &str,
         input: &[u8],
         stream: bool,
@@ -212,7 +215,8 @@ impl Exec {
             task,
             input,
             stream,
-            caller,
+            caller: asked.caller,
+            content_type: asked.content_type,
         };
         let mut line =
             serde_json::to_vec(&request).map_err(|e| BackendError::Failed(e.to_string()))?;
@@ -235,14 +239,9 @@ fn exited() -> BackendError {
 impl Forwarding for Exec {
     const NAME: &'static str = "exec";
 
-    fn whole<'a>(
-        &'a self,
-        caller: Option<&'a Caller>,
-        task: &'a str,
-        input: &'a [u8],
-    ) -> AnswerFuture<'a> {
+    fn whole<'a>(&'a self, asked: Asked<'a>, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
         Box::pin(async move {
-            let (mut pieces, _guard) = self.start(caller, task, input, false).await?;
+            let (mut pieces, _guard) = self.start(asked, task, input, false).await?;
             let mut answer = Vec::new();
             loop {
                 match pieces.recv().await.ok_or_else(exited)? {
@@ -258,13 +257,13 @@ impl Forwarding for Exec {
 
     fn pieces<'a>(
         &'a self,
-        caller: Option<&'a Caller>,
+        asked: Asked<'a>,
         task: &'a str,
         input: &'a [u8],
         sink: ChunkSink,
     ) -> StreamFuture<'a> {
         Box::pin(async move {
-            let (mut pieces, _guard) = self.start(caller, task, input, true).await?;
+            let (mut pieces, _guard) = self.start(asked, task, input, true).await?;
             loop {
                 match pieces.recv().await.ok_or_else(exited)? {
                     Piece::Chunk(chunk) => sink.send(chunk).await.map_err(|_| reader_gone())?,

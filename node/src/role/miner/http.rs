@@ -1,4 +1,4 @@
-//! A backend that POSTs `{"task": ..., "input": ..., "caller": {"hotkey", "stake", "permit"}}` to a
+//! A backend that POSTs `{"task", "input", "caller": {"hotkey", "stake", "permit"}, "content_type"}` to a
 //! local model server and answers with the
 //! `output` field of its JSON reply (for example, a Python server). Streamed queries add
 //! `"stream": true`; a server that answers `application/x-ndjson` streams `{"chunk": "..."}` lines
@@ -6,7 +6,7 @@
 //! answer is relayed whole.
 
 use super::backend::{
-    AnswerFuture, BackendError, Caller, ChunkSink, Forwarding, StreamFuture, reader_gone,
+    AnswerFuture, Asked, BackendError, ChunkSink, Forwarding, StreamFuture, reader_gone,
 };
 use crate::http::{ClientError, HttpClient, Response};
 
@@ -35,7 +35,7 @@ fn failed(error: ClientError) -> BackendError {
 
 /// The JSON body posted to the model server.
 fn body(
-    caller: Option<&Caller>,
+    asked: Asked<'_>,
     task: &str,
     input: &[u8],
     stream: bool,
@@ -46,7 +46,10 @@ fn body(
     if stream {
         body["stream"] = true.into();
     }
-    if let Some(caller) = caller {
+    if !asked.content_type.is_empty() {
+        body["content_type"] = asked.content_type.into();
+    }
+    if let Some(caller) = asked.caller {
         body["caller"] =
             serde_json::to_value(caller).map_err(|e| BackendError::Failed(e.to_string()))?;
     }
@@ -56,14 +59,9 @@ fn body(
 impl Forwarding for Http {
     const NAME: &'static str = "http";
 
-    fn whole<'a>(
-        &'a self,
-        caller: Option<&'a Caller>,
-        task: &'a str,
-        input: &'a [u8],
-    ) -> AnswerFuture<'a> {
+    fn whole<'a>(&'a self, asked: Asked<'a>, task: &'a str, input: &'a [u8]) -> AnswerFuture<'a> {
         Box::pin(async move {
-            let body = body(caller, task, input, false)?;
+            let body = body(asked, task, input, false)?;
             let response = self
                 .client
                 .post_raw(&self.path, &body, Some(ANSWER_TIMEOUT))
@@ -75,13 +73,13 @@ impl Forwarding for Http {
 
     fn pieces<'a>(
         &'a self,
-        caller: Option<&'a Caller>,
+        asked: Asked<'a>,
         task: &'a str,
         input: &'a [u8],
         sink: ChunkSink,
     ) -> StreamFuture<'a> {
         Box::pin(async move {
-            let body = body(caller, task, input, true)?;
+            let body = body(asked, task, input, true)?;
             let response = self
                 .client
                 .post_raw(&self.path, &body, None)

@@ -13,7 +13,7 @@ mod service;
 
 pub use ads::{AdSchedule, advertise};
 pub use backend::{
-    AnswerFuture, BackendError, Caller, ChunkSink, Delayed, Echo, MinerBackend, StreamFuture,
+    AnswerFuture, Asked, BackendError, Caller, ChunkSink, Delayed, Echo, MinerBackend, StreamFuture,
 };
 pub use embed::{Embed, TASK as EMBED_TASK};
 pub use exec::Exec;

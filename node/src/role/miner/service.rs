@@ -9,7 +9,7 @@ use meshmind_protocols::{Keypair, NetworkId, Signed, hash, v1};
 use prost::Message;
 use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
 
-use super::backend::{BackendError, Caller, MinerBackend};
+use super::backend::{Asked, BackendError, Caller, MinerBackend};
 use crate::role::admission::{AdmissionError, check_target, read_query};
 use crate::role::quota::{QuotaPolicy, Quotas, QuotasView, Refusal};
 use crate::role::stream::{MAX_CHUNK, MAX_STREAM_BYTES, data_chunk, last_chunk};
@@ -201,7 +201,11 @@ impl Miner {
         let Some((_slot, waited)) = self.slot(caller, deadline).await else {
             return Err(AdmissionError::Busy);
         };
-        let answer = self.backend.answer_for(caller, &query.task, &query.payload);
+        let asked = Asked {
+            caller: Some(caller),
+            content_type: &query.content_type,
+        };
+        let answer = self.backend.answer_for(asked, &query.task, &query.payload);
         match tokio::time::timeout(deadline.saturating_sub(waited), answer).await {
             Err(_) => Err(AdmissionError::TooSlow),
             Ok(result) => result.map_err(|e| self.backend_error(e)),
@@ -240,10 +244,14 @@ impl Miner {
         }
         let started = Instant::now();
         let (sink, pieces) = mpsc::channel::<Vec<u8>>(PIECES_BUFFERED);
+        let asked = Asked {
+            caller: Some(caller),
+            content_type: &query.content_type,
+        };
         let produce = tokio::time::timeout(
             deadline,
             self.backend
-                .answer_stream_for(caller, &query.task, &query.payload, sink),
+                .answer_stream_for(asked, &query.task, &query.payload, sink),
         );
         let forward = async {
             // Owned here, so that stopping early drops it and stops the backend.
