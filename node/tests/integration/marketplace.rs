@@ -48,14 +48,22 @@ struct RunningMiner {
     key: Keypair,
 }
 
+/// A miner serving queries as a node does (streamed ones piece by piece).
 fn start_miner(backend: Arc<dyn MinerBackend>) -> RunningMiner {
-    start_miner_that(backend, |frame| frame)
+    start_miner_with(backend, None)
 }
 
-/// A miner whose answer frames pass through `tamper` on their way out.
+/// A miner whose one-frame answers pass through `tamper` on their way out.
 fn start_miner_that(
     backend: Arc<dyn MinerBackend>,
     tamper: fn(v1::QueryFrame) -> v1::QueryFrame,
+) -> RunningMiner {
+    start_miner_with(backend, Some(tamper))
+}
+
+fn start_miner_with(
+    backend: Arc<dyn MinerBackend>,
+    tamper: Option<fn(v1::QueryFrame) -> v1::QueryFrame>,
 ) -> RunningMiner {
     let key = Keypair::generate().expect("os random");
     let config = MinerConfig::new(
@@ -73,6 +81,9 @@ fn start_miner_that(
             if let NetworkEvent::InboundQuery(query) = event {
                 let miner = miner.clone();
                 tokio::spawn(async move {
+                    let Some(tamper) = tamper else {
+                        return miner.serve(query).await;
+                    };
                     let frame = tamper(miner.answer(query.peer, &query.payload).await);
                     let _ = query.responder.respond(frame.encode_to_vec()).await;
                 });
@@ -471,16 +482,41 @@ impl MinerBackend for ChallengeSpotter {
 /// is judged by the task's scorer, as challenges are, and its score falls below an honest miner's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_miner_that_cheats_clients_but_not_challenges_loses_its_score() {
+    cheat_is_caught(false).await;
+}
+
+/// The same with streamed answers, which the validator relays piece by piece.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miner_that_cheats_streamed_clients_loses_its_score() {
+    cheat_is_caught(true).await;
+}
+
+async fn cheat_is_caught(streamed: bool) {
     let honest = start_miner(Arc::new(Reference));
     let spotter = start_miner(Arc::new(ChallengeSpotter));
     let (v, _) = start_validator(&[&honest, &spotter]);
     let started = std::time::Instant::now();
     loop {
-        // Clients sort their own words; challenges keep coming in between.
-        for i in 0..256 {
+        // Clients sort their own words; challenges keep coming in between. A stream over the
+        // validator's routed share fails at once (it does not wait for room), so streamed rounds
+        // keep under the share and are paced as the validator's own rounds would be.
+        let queries = if streamed { 48 } else { 256 };
+        for i in 0..queries {
             let input = format!("zebra{i} yak{i} walrus{i}");
-            let query = v1::Query::new(NET, 1, "sort", input.into_bytes(), 2_000);
-            let _ = v.validator.route(&query, now_ms()).await;
+            let query = v1::Query {
+                stream: streamed,
+                ..v1::Query::new(NET, 1, "sort", input.into_bytes(), 2_000)
+            };
+            if streamed {
+                let (out, mut frames) = tokio::sync::mpsc::channel(16);
+                let relay = async { while frames.recv().await.is_some() {} };
+                tokio::join!(v.validator.route_stream(&query, now_ms(), out), relay);
+            } else {
+                let _ = v.validator.route(&query, now_ms()).await;
+            }
+        }
+        if streamed {
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
         v.validator.challenge_all(now_ms()).await;
         let (h, s) = (
@@ -495,7 +531,7 @@ async fn a_miner_that_cheats_clients_but_not_challenges_loses_its_score() {
         }
         assert!(
             started.elapsed() < Duration::from_secs(40),
-            "the cheat was not caught: honest {h:.3}, spotter {s:.3}"
+            "the cheat was not caught (streamed: {streamed}): honest {h:.3}, spotter {s:.3}"
         );
     }
     v.net.shutdown().await;

@@ -11,13 +11,16 @@ use tokio::sync::mpsc;
 
 use super::hedge::{Want, hedge};
 use super::metagraph::Target;
-use super::service::{AskError, Check, Client, Validator, lock};
+use super::service::{AskError, Check, Client, Organic, Validator, lock};
 use crate::role::admission::{check_target, read_query};
 use crate::role::error_frame;
 use crate::role::stream::{StreamCheck, StreamError};
 
 /// Frames of a streamed answer buffered between the miner and the client.
 const RELAY_BUFFERED: usize = 16;
+
+/// Most bytes of a streamed answer kept to be judged; longer answers go unjudged.
+const MAX_JUDGED_STREAM: usize = 1 << 20;
 
 /// The error when no live miner serves a task.
 const NO_MINER: &str = "no live miner serves this task";
@@ -161,12 +164,34 @@ impl Validator {
             return;
         };
         let mut chunk = first;
+        // A sampled stream's data is kept (up to a bound) to be judged once it ends well.
+        let mut judged = self
+            .draw_organic(&query.task)
+            .then(|| (Vec::new(), std::time::Instant::now()));
         loop {
             let last = chunk.last;
+            if let Some((data, _)) = &mut judged {
+                if data.len() + chunk.data.len() <= MAX_JUDGED_STREAM {
+                    data.extend_from_slice(&chunk.data);
+                } else {
+                    judged = None;
+                }
+            }
             let frame = v1::QueryFrame {
                 body: Some(v1::query_frame::Body::Chunk(chunk)),
             };
-            if out.send(frame).await.is_err() || last {
+            if out.send(frame).await.is_err() {
+                return;
+            }
+            if last {
+                if let Some((output, started)) = judged {
+                    self.keep_organic(Organic {
+                        query: query.clone(),
+                        miner: miner.key,
+                        output,
+                        elapsed: started.elapsed(),
+                    });
+                }
                 return;
             }
             let next = tokio::time::timeout_at(until, read_chunk(&mut stream)).await;

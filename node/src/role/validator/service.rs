@@ -445,6 +445,17 @@ impl Validator {
         mix64(self.seed ^ n)
     }
 
+    /// Whether this routed answer to a query of `task` is to be judged: one in [`ORGANIC_SAMPLE`],
+    /// of tasks whose scorer judges clients' queries.
+    pub(super) fn draw_organic(&self, task: &str) -> bool {
+        let judged = self
+            .config
+            .scorers
+            .get(task)
+            .is_some_and(|s| s.judges_organic());
+        judged && self.draw().is_multiple_of(ORGANIC_SAMPLE)
+    }
+
     /// Keeps one in [`ORGANIC_SAMPLE`] routed answers, of tasks with a scorer, to be judged.
     pub(super) fn sample_organic(
         &self,
@@ -452,25 +463,25 @@ impl Validator {
         response: &v1::QueryResponse,
         elapsed: Duration,
     ) {
-        let judged = self
-            .config
-            .scorers
-            .get(&query.task)
-            .is_some_and(|s| s.judges_organic());
-        if !judged || !self.draw().is_multiple_of(ORGANIC_SAMPLE) {
+        if !self.draw_organic(&query.task) {
             return;
         }
         let Ok(miner) = PublicKey::from_bytes(&response.miner) else {
             return;
         };
+        self.keep_organic(Organic {
+            query: query.clone(),
+            miner,
+            output: response.output.clone(),
+            elapsed,
+        });
+    }
+
+    /// Keeps `sample` for the next round, unless [`MAX_ORGANIC`] already wait.
+    pub(super) fn keep_organic(&self, sample: Organic) {
         let mut organic = lock(&self.organic);
         if organic.len() < MAX_ORGANIC {
-            organic.push(Organic {
-                query: query.clone(),
-                miner,
-                output: response.output.clone(),
-                elapsed,
-            });
+            organic.push(sample);
         }
     }
 
