@@ -123,8 +123,10 @@ pub struct ScorerSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ValidatorSection {
-    /// Subnet validated. Default 1.
-    pub subnet: u32,
+    /// The subnets validated (`subnets = [1, 2]`; `subnet = 1` is read as one). Empty, the
+    /// default: every subnet the genesis names.
+    #[serde(alias = "subnet", deserialize_with = "one_or_many")]
+    pub subnets: Vec<u32>,
     /// Time between challenge rounds. Default 2000 ms.
     pub challenge_interval_ms: u64,
     /// Deadline of a challenge. Default 2000 ms.
@@ -154,7 +156,7 @@ pub struct ValidatorSection {
 impl Default for ValidatorSection {
     fn default() -> Self {
         Self {
-            subnet: 1,
+            subnets: Vec::new(),
             challenge_interval_ms: 2_000,
             challenge_deadline_ms: 2_000,
             top_k: 3,
@@ -165,6 +167,20 @@ impl Default for ValidatorSection {
             scorers: std::collections::BTreeMap::new(),
         }
     }
+}
+
+/// A list of subnets, or one subnet alone.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(u32),
+        Many(Vec<u32>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(subnet) => vec![subnet],
+        OneOrMany::Many(subnets) => subnets,
+    })
 }
 
 /// Consensus and ledger settings (validators and observers).
@@ -434,5 +450,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("rol") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn validated_subnets_are_a_list_or_one() {
+        let read = |text: &str, pairs: &[(&str, &str)]| {
+            NodeConfig::from_toml_with_env("c.toml", text, env(pairs))
+                .map(|c| c.validator.subnets)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(read("", &[]), Ok(vec![]));
+        assert_eq!(read("[validator]\nsubnet = 2\n", &[]), Ok(vec![2]));
+        assert_eq!(read("[validator]\nsubnets = [1, 3]\n", &[]), Ok(vec![1, 3]));
+        assert_eq!(
+            read("", &[("MESHMIND_VALIDATOR__SUBNETS", "[2, 4]")]),
+            Ok(vec![2, 4])
+        );
+        let err = read("[validator]\nsubnets = \"all\"\n", &[]).expect_err("refused");
+        assert!(err.contains("subnets"), "{err}");
     }
 }

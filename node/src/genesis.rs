@@ -60,7 +60,7 @@ pub struct ValidatorFile {
     pub hotkey: String,
     /// Coldkey (hex).
     pub coldkey: String,
-    /// Stake.
+    /// Stake, split evenly over the genesis subnets (the remainder on the first).
     pub stake: u64,
 }
 

@@ -1,6 +1,7 @@
 //! A running node: reads its keys, genesis and config, assembles the services of its role behind
 //! the router, serves the HTTP API, and shuts everything down in order.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,7 @@ use crate::role::validator::gossip::{EvidenceSink, WeightBoard, WeightsService};
 use crate::role::validator::scorer::{
     Embedding, Program, Reference as ScoreReference, Scorer, Scorers,
 };
-use crate::role::validator::{Validator, ValidatorConfig, ValidatorService};
+use crate::role::validator::{Validator, ValidatorConfig, ValidatorService, Validators};
 use crate::topics::Topic;
 use meshmind_models::Embedder;
 
@@ -145,13 +146,9 @@ pub async fn run(
     let (network, events) = Network::builder(network_config, &hotkey)
         .registry(&mut registry)
         .spawn()?;
-    let subnet = match config.role {
-        Role::Miner => config.miner.subnet,
-        _ => config.validator.subnet,
-    };
     tracing::info!(peer = %network.local_peer_id(), role = %config.role, network = %genesis.network_tag(), "node started");
 
-    // Weights are taken from the genesis validators until the ledger names the set.
+    // Weights are taken from the genesis validators until the ledger names the permit holders.
     let board = Arc::new(Mutex::new(WeightBoard::new(
         Members::from_genesis(&genesis)?.keys().iter().copied(),
     )));
@@ -179,9 +176,30 @@ pub async fn run(
     let evidence = consensus
         .clone()
         .map(|c| Box::new(move |evidence| c.submit_evidence(evidence)) as EvidenceSink);
+    // Each subnet's tasks, as the finalized economy (else the genesis) names them.
+    let mut tasks: BTreeMap<u32, Vec<String>> = genesis
+        .message
+        .subnets
+        .iter()
+        .map(|s| (s.id, s.tasks.clone()))
+        .collect();
+    if let Some(consensus) = &consensus {
+        let economy = consensus.economy.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.extend(economy.subnets.iter().map(|(&id, s)| (id, s.tasks.clone())));
+    }
+    let validated = match config.validator.subnets.as_slice() {
+        [] => tasks.keys().copied().collect(),
+        listed => listed.to_vec(),
+    };
+    // Miners follow their subnet's weights; nodes that keep the ledger follow every subnet's,
+    // so that a proposer's snapshot carries every subnet's reveals.
+    let followed: Vec<u32> = match config.role {
+        Role::Miner => vec![config.miner.subnet],
+        _ => tasks.keys().chain(&validated).copied().collect(),
+    };
     node.add(Arc::new(WeightsService::new(
         board.clone(),
-        subnet,
+        followed.iter().copied(),
         genesis.clone(),
         evidence,
     )))?;
@@ -189,7 +207,8 @@ pub async fn run(
     let (mut validator, mut miner) = (None, None);
     match config.role {
         Role::Miner => {
-            let mut miner_config = MinerConfig::new(network_id, subnet, config.miner.tasks.clone());
+            let mut miner_config =
+                MinerConfig::new(network_id, config.miner.subnet, config.miner.tasks.clone());
             miner_config.max_concurrency = config.miner.max_concurrency;
             miner_config.quotas = quota_policy(&config.miner)?;
             let serving = Arc::new(Miner::new(miner_config, hotkey.clone(), backend(&config)?));
@@ -204,47 +223,50 @@ pub async fn run(
             miner = Some(serving);
         }
         Role::Validator => {
-            let mut validator_config = ValidatorConfig::new(network_id, subnet);
-            validator_config.top_k = config.validator.top_k;
+            let scorers = scorers(&config)?;
             let section = &config.validator;
-            validator_config.per_client = (
-                section.client_rate.max(1),
-                section.client_rate.max(1).saturating_mul(2),
-            );
-            validator_config.routed_per_miner = (
-                section.routed_rate_per_miner.max(1),
-                section.routed_rate_per_miner.max(1).saturating_mul(2),
-            );
-            validator_config.hedge_after = Duration::from_millis(config.validator.hedge_after_ms);
-            validator_config.challenge_deadline =
-                Duration::from_millis(config.validator.challenge_deadline_ms);
-            validator_config.scorers = scorers(&config)?;
-            let v = Arc::new(Validator::new(validator_config, &hotkey, network.clone()));
-            let discovery = (config.validator.discovery_interval_ms > 0).then(|| {
-                let tasks = genesis
-                    .message
-                    .subnets
-                    .iter()
-                    .find(|s| s.id == subnet)
-                    .map(|s| s.tasks.clone())
-                    .unwrap_or_default();
-                (
-                    tasks,
-                    Duration::from_millis(config.validator.discovery_interval_ms),
-                )
-            });
-            let epochs = EpochLoop {
-                validator: v.clone(),
-                network: network.clone(),
-                hotkey: hotkey.clone(),
-                genesis: genesis.clone(),
-                subnet,
-                interval: Duration::from_millis(config.validator.challenge_interval_ms),
-                economy: consensus.as_ref().map(|c| c.economy.clone()),
-                board: board.clone(),
-            };
-            node.add(Arc::new(ValidatorService::new(epochs, discovery)))?;
-            validator = Some(v);
+            let mut built = Vec::new();
+            for &subnet in &validated {
+                let mut validator_config = ValidatorConfig::new(network_id, subnet);
+                validator_config.tasks = tasks.get(&subnet).cloned().unwrap_or_default();
+                validator_config.top_k = section.top_k;
+                validator_config.per_client = (
+                    section.client_rate.max(1),
+                    section.client_rate.max(1).saturating_mul(2),
+                );
+                validator_config.routed_per_miner = (
+                    section.routed_rate_per_miner.max(1),
+                    section.routed_rate_per_miner.max(1).saturating_mul(2),
+                );
+                validator_config.hedge_after = Duration::from_millis(section.hedge_after_ms);
+                validator_config.challenge_deadline =
+                    Duration::from_millis(section.challenge_deadline_ms);
+                validator_config.scorers = scorers.clone();
+                built.push(Validator::new(validator_config, &hotkey, network.clone()));
+            }
+            let validators = Arc::new(Validators::new(built));
+            let epochs = validators
+                .iter()
+                .map(|(subnet, v)| EpochLoop {
+                    validator: v.clone(),
+                    network: network.clone(),
+                    hotkey: hotkey.clone(),
+                    genesis: genesis.clone(),
+                    subnet,
+                    interval: Duration::from_millis(section.challenge_interval_ms),
+                    economy: consensus.as_ref().map(|c| c.economy.clone()),
+                    board: board.clone(),
+                })
+                .collect();
+            let discovery = (section.discovery_interval_ms > 0)
+                .then(|| Duration::from_millis(section.discovery_interval_ms));
+            tracing::info!(subnets = ?validators.subnets(), "validating");
+            node.add(Arc::new(ValidatorService::new(
+                validators.clone(),
+                epochs,
+                discovery,
+            )))?;
+            validator = Some(validators);
         }
         Role::Observer => {}
     }
@@ -254,11 +276,14 @@ pub async fn run(
         role: config.role,
         genesis,
         network,
-        validator,
+        validators: validator,
         miner,
         board,
         registry,
-        subnet,
+        subnets: match config.role {
+            Role::Miner => vec![config.miner.subnet],
+            _ => validated,
+        },
         ledger: consensus.as_ref().map(|c| c.ledger.clone()),
         chain: consensus
             .as_ref()

@@ -134,6 +134,28 @@ const DEGRADED_NOISE: f32 = 0.03;
 /// Noise of an `embed-random` miner: its vectors point anywhere.
 const RANDOM_NOISE: f32 = 10.0;
 
+/// The subnet of each miner, given its behaviour: with two or more subnets, miners with an
+/// `embed` behaviour serve subnet 2 (the embeddings subnet) and the others take the other subnets
+/// in turn; otherwise every miner takes the subnets in turn.
+pub fn miner_subnets(behaviours: &[Option<&str>], subnets: u32) -> Vec<u32> {
+    let subnets = subnets.max(1);
+    let embeds = |b: &Option<&str>| b.is_some_and(|b| b.starts_with("embed"));
+    let apart = subnets >= 2 && behaviours.iter().any(embeds);
+    let others: Vec<u32> = (1..=subnets).filter(|&s| !apart || s != 2).collect();
+    let mut next = 0;
+    behaviours
+        .iter()
+        .map(|b| {
+            if apart && embeds(b) {
+                return 2;
+            }
+            let subnet = others[next % others.len()];
+            next += 1;
+            subnet
+        })
+        .collect()
+}
+
 /// The genesis for these validators (hotkey, coldkey): equal stake and a funded coldkey each,
 /// `subnets` subnets with the reference tasks and `embed`, the miners (hotkey, coldkey, subnet) registered,
 /// starting `lead_ms` from now.
@@ -288,22 +310,22 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
         .filter(|n| n.role == NodeRole::Validator)
         .map(node_keys)
         .collect::<Result<_, _>>()?;
-    // Miners are registered from genesis on the subnet each serves (assigned in turn below).
-    let miners: Vec<(String, String, u32)> = nodes
+    // Miners are registered from genesis on the subnet each serves.
+    let miner_nodes: Vec<&NodeEntry> = nodes.iter().filter(|n| n.role == NodeRole::Miner).collect();
+    let behaviours: Vec<Option<&str>> =
+        miner_nodes.iter().map(|n| n.behaviour.as_deref()).collect();
+    let miner_subnets = miner_subnets(&behaviours, layout.subnets);
+    let miners: Vec<(String, String, u32)> = miner_nodes
         .iter()
-        .filter(|n| n.role == NodeRole::Miner)
-        .enumerate()
-        .map(|(i, n)| {
-            let subnet = 1 + i as u32 % layout.subnets.max(1);
-            node_keys(n).map(|(hot, cold)| (hot, cold, subnet))
-        })
+        .zip(&miner_subnets)
+        .map(|(n, &subnet)| node_keys(n).map(|(hot, cold)| (hot, cold, subnet)))
         .collect::<Result<_, _>>()?;
     // Epoch 0 starts once every node has had time to come up.
     let lead_ms = 2_000 + 150 * nodes.len() as u64;
     let genesis = genesis_file(&keys, &miners, layout.subnets, layout.epoch_ms, lead_ms);
     let genesis_text = toml::to_string_pretty(&genesis)
         .map_err(|e| LaunchError::Other(format!("genesis: {e}")))?;
-    let mut miner_index = 0u32;
+    let mut miner_index = 0usize;
     let mut bootnode = None;
     for (index, (node, (p2p, query))) in nodes.iter().zip(&ports).enumerate() {
         let host = match &netns {
@@ -340,7 +362,7 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
         // namespaces links are cut instead, and the API is not on loopback).
         config.api_admin = netns.is_none();
         if node.role == NodeRole::Miner {
-            config.miner.subnet = 1 + miner_index % layout.subnets.max(1);
+            config.miner.subnet = miner_subnets[miner_index];
             miner_index += 1;
             match node.behaviour.as_deref() {
                 None | Some("reference") => {}
@@ -522,6 +544,23 @@ pub fn reap() {
 mod tests {
     use super::*;
     use meshmind_protocols::Keypair;
+
+    #[test]
+    fn embed_miners_get_subnet_two_and_the_others_the_rest() {
+        let spread = [None, None, None, None];
+        assert_eq!(miner_subnets(&spread, 1), vec![1, 1, 1, 1]);
+        assert_eq!(miner_subnets(&spread, 2), vec![1, 2, 1, 2]);
+        let mixed = [
+            None,
+            Some("slow"),
+            None,
+            Some("embed"),
+            Some("embed-degraded"),
+        ];
+        assert_eq!(miner_subnets(&mixed, 1), vec![1, 1, 1, 1, 1]);
+        assert_eq!(miner_subnets(&mixed, 2), vec![1, 1, 1, 2, 2]);
+        assert_eq!(miner_subnets(&mixed, 3), vec![1, 3, 1, 2, 2]);
+    }
 
     #[test]
     fn the_genesis_lists_every_validator_and_subnet_and_checks() {

@@ -20,6 +20,8 @@ pub struct NodeStatus {
     pub healthy: bool,
     /// Peer id.
     pub peer_id: Option<String>,
+    /// The subnets it serves (a miner) or validates.
+    pub subnets: Vec<u32>,
     /// API address.
     pub api: String,
     /// Current epoch by the clock.
@@ -53,6 +55,7 @@ pub async fn node_status(node: &NodeEntry) -> NodeStatus {
         process: state.to_string(),
         healthy: status.is_some(),
         peer_id: s.map(|s| s.peer_id.clone()),
+        subnets: s.map(|s| s.subnets.clone()).unwrap_or_default(),
         api: node.api.clone(),
         epoch: s.map(|s| s.epoch),
         finalized_epoch: s.and_then(|s| s.consensus.finalized_epoch),
@@ -64,14 +67,15 @@ pub async fn node_status(node: &NodeEntry) -> NodeStatus {
     }
 }
 
-/// Miner peer id -> the weight v0 gives it, from v0's metagraph and latest weight vector.
-async fn weights_by_peer(manifest: &Manifest) -> Vec<(String, u64)> {
+/// Miner peer id -> the weight v0 gives it on `subnet`, from v0's metagraph and latest weight
+/// vector there.
+async fn weights_by_peer(manifest: &Manifest, subnet: u32) -> Vec<(String, u64)> {
     let Some(v0) = manifest.nodes.iter().find(|n| n.name == "v0") else {
         return Vec::new();
     };
     let (Some(metagraph), Some(weights)) = (
-        read(&v0.api, |c| async move { c.metagraph(1).await }).await,
-        read(&v0.api, |c| async move { c.weights(1).await }).await,
+        read(&v0.api, |c| async move { c.metagraph(subnet).await }).await,
+        read(&v0.api, |c| async move { c.weights(subnet).await }).await,
     ) else {
         return Vec::new();
     };
@@ -91,10 +95,20 @@ async fn weights_by_peer(manifest: &Manifest) -> Vec<(String, u64)> {
 
 /// Asks every node, at once.
 pub async fn all(manifest: &Manifest) -> Vec<NodeStatus> {
-    let (mut rows, weights) = futures::join!(
-        futures::future::join_all(manifest.nodes.iter().map(node_status)),
-        weights_by_peer(manifest)
-    );
+    let mut rows = futures::future::join_all(manifest.nodes.iter().map(node_status)).await;
+    let mut subnets: Vec<u32> = rows
+        .iter()
+        .filter(|r| r.role == "miner")
+        .flat_map(|r| r.subnets.iter().copied())
+        .collect();
+    subnets.sort_unstable();
+    subnets.dedup();
+    let weights: Vec<(String, u64)> =
+        futures::future::join_all(subnets.iter().map(|&s| weights_by_peer(manifest, s)))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
     for row in rows.iter_mut().filter(|r| r.role == "miner") {
         row.weight = row
             .peer_id
@@ -112,12 +126,13 @@ fn cell(value: Option<u64>) -> String {
 /// The status table as text.
 pub fn table(rows: &[NodeStatus]) -> String {
     let mut out = format!(
-        "{:<5} {:<10} {:<8} {:<53} {:<16} {:>6} {:>9} {:>5} {:>6} {:>7} {:>7}\n",
+        "{:<5} {:<10} {:<8} {:<53} {:<16} {:<7} {:>6} {:>9} {:>5} {:>6} {:>7} {:>7}\n",
         "node",
         "role",
         "process",
         "peer id",
         "api",
+        "subnets",
         "epoch",
         "finalized",
         "round",
@@ -127,12 +142,20 @@ pub fn table(rows: &[NodeStatus]) -> String {
     );
     for r in rows {
         out.push_str(&format!(
-            "{:<5} {:<10} {:<8} {:<53} {:<16} {:>6} {:>9} {:>5} {:>6} {:>7} {:>7}\n",
+            "{:<5} {:<10} {:<8} {:<53} {:<16} {:<7} {:>6} {:>9} {:>5} {:>6} {:>7} {:>7}\n",
             r.name,
             r.role,
             r.process,
             r.peer_id.as_deref().unwrap_or("-"),
             r.api,
+            match r.subnets.as_slice() {
+                [] => "-".to_string(),
+                subnets => subnets
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            },
             cell(r.epoch),
             cell(r.finalized_epoch),
             cell(r.round),

@@ -226,3 +226,116 @@ fn a_miners_quotas_follow_the_validators_stake() {
 
     ok(&dir, &["down", "--purge"]);
 }
+
+/// Two validators validate two subnets at once: each finalized snapshot carries both validators'
+/// vectors for both subnets, the miners of both earn, and a query is routed by its subnet (one
+/// not validated here is refused with its reason).
+#[test]
+fn validators_validate_every_subnet() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("net");
+    let _down = common::DownOnDrop(dir.clone());
+    let out = ok(
+        &dir,
+        &[
+            "up",
+            "--validators",
+            "2",
+            "--miners",
+            "2",
+            "--subnets",
+            "2",
+            "--epoch-ms",
+            "500",
+            "--base-port",
+            "0",
+        ],
+    );
+    assert!(out.contains("4/4 healthy"), "{out}");
+    let v0 = node(&dir, "v0");
+    assert_eq!(v0["subnets"], serde_json::json!([1, 2]), "{v0}");
+    assert_eq!(node(&dir, "m2")["subnets"], serde_json::json!([2]));
+    let api = v0["api"].as_str().expect("api").to_string();
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let client = meshmind_node::api::client::ApiClient::new(&api).expect("a client");
+
+    // Both miners earn on their own subnet, from both validators' revealed vectors.
+    let earned = |subnet: u32| {
+        let metagraph = runtime
+            .block_on(client.metagraph(subnet))
+            .expect("a metagraph");
+        let chain = metagraph.chain.expect("the finalized metagraph");
+        chain
+            .neurons
+            .iter()
+            .map(|n| (n.stake, n.incentive))
+            .collect::<Vec<_>>()
+    };
+    for subnet in [1, 2] {
+        poll(
+            Duration::from_secs(60),
+            &format!("the miner of subnet {subnet} earning"),
+            || earned(subnet),
+            |miners| {
+                miners
+                    .iter()
+                    .any(|&(stake, incentive)| stake > 0 && incentive > 0)
+            },
+        );
+    }
+    let finalized = node(&dir, "v0")["finalized_epoch"]
+        .as_u64()
+        .expect("a finalized epoch");
+    let carried = |epoch: u64| {
+        let snapshot = runtime
+            .block_on(client.snapshot(epoch))
+            .expect("a snapshot");
+        let mut pairs: Vec<(u32, String)> = snapshot
+            .weights
+            .iter()
+            .map(|w| (w.subnet, w.validator.clone()))
+            .collect();
+        pairs.sort();
+        pairs
+    };
+    let full = (finalized.saturating_sub(5)..=finalized)
+        .map(carried)
+        .find(|pairs| pairs.len() == 4);
+    let pairs = full.unwrap_or_else(|| panic!("no recent snapshot carries 2 x 2 vectors"));
+    assert_eq!(
+        pairs.iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![1, 1, 2, 2],
+        "{pairs:?}"
+    );
+
+    // Queries go to the validator of their subnet.
+    let query = |subnet: &str| {
+        std::process::Command::new(common::meshmind())
+            .args([
+                "query",
+                "--api",
+                &format!("http://{api}"),
+                "--subnet",
+                subnet,
+            ])
+            .args(["--task", "sort", "--input", "pear apple fig"])
+            .output()
+            .expect("run meshmind")
+    };
+    let answered = query("2");
+    let text = String::from_utf8_lossy(&answered.stdout);
+    assert!(
+        answered.status.success() && text.contains("apple fig pear"),
+        "{answered:?}"
+    );
+    let refused = query("3");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        !refused.status.success() && text.contains("subnet 3 is not validated here"),
+        "{text}"
+    );
+}

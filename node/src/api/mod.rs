@@ -27,7 +27,7 @@ use crate::config::Role;
 use crate::genesis::Genesis;
 use crate::ledger::Ledger;
 use crate::role::validator::gossip::WeightBoard;
-use crate::role::validator::{Client, Validator};
+use crate::role::validator::{Client, Validator, Validators};
 use types::{MinerView, PeerList, QueryRequest, SubmitTx, TxAccepted, Weights};
 use view::api_error;
 
@@ -39,16 +39,16 @@ pub struct NodeState {
     pub genesis: Genesis,
     /// The network.
     pub network: NetworkHandle,
-    /// The validator service, on validators.
-    pub validator: Option<Arc<Validator>>,
+    /// The validators of the subnets validated, on validators.
+    pub validators: Option<Arc<Validators>>,
     /// The miner, on miners.
     pub miner: Option<Arc<crate::role::miner::Miner>>,
     /// Weight vectors seen on gossip.
     pub board: Arc<Mutex<WeightBoard>>,
     /// Metrics.
     pub registry: Registry,
-    /// The subnet this node follows.
-    pub subnet: u32,
+    /// The subnets this node serves (a miner) or validates.
+    pub subnets: Vec<u32>,
     /// The ledger, on validators and observers.
     pub ledger: Option<Arc<Ledger>>,
     /// Consensus progress.
@@ -100,10 +100,11 @@ async fn status(State(state): State<Arc<NodeState>>) -> Json<types::Status> {
         .map(|a| format!("{a}/p2p/{peer_id}"))
         .collect();
     let miners_seen = state
-        .validator
-        .as_ref()
-        .map(|v| v.metagraph().miners().count())
-        .unwrap_or(0);
+        .validators
+        .iter()
+        .flat_map(|set| set.iter())
+        .map(|(_, v)| v.miners_seen())
+        .sum();
     let query_addr = state.network.query_addr();
     Json(types::Status {
         peer_id: peer_id.to_string(),
@@ -111,7 +112,8 @@ async fn status(State(state): State<Arc<NodeState>>) -> Json<types::Status> {
         network: state.genesis.network_tag(),
         network_id: state.genesis.network_id.to_hex(),
         epoch: state.genesis.epoch_at(now_ms()),
-        subnet: state.subnet,
+        subnet: state.subnets.first().copied().unwrap_or_default(),
+        subnets: state.subnets.clone(),
         peers: peers.len(),
         listen,
         query_addr: query_addr.map(|a| a.to_string()),
@@ -274,9 +276,9 @@ async fn metagraph(State(state): State<Arc<NodeState>>, Path(subnet): Path<u32>)
     let now = now_ms();
     // The validator's own view: miners from ads, with its scores.
     let miners: Option<Vec<MinerView>> = state
-        .validator
+        .validators
         .as_ref()
-        .filter(|_| subnet == state.subnet)
+        .and_then(|set| set.get(subnet))
         .map(|validator| {
             validator
                 .metagraph()
@@ -398,15 +400,19 @@ fn refusal(e: &PoolError) -> (StatusCode, v1::ErrorCode) {
 }
 
 async fn weights(State(state): State<Arc<NodeState>>, Path(subnet): Path<u32>) -> Response {
-    if subnet != state.subnet {
+    if !state.subnets.contains(&subnet) {
         return not_found("subnet not followed here");
     }
-    let own = state.validator.as_ref().map(|v| v.weights());
+    let own = state
+        .validators
+        .as_ref()
+        .and_then(|set| set.get(subnet))
+        .map(|v| v.weights());
     let epoch = state.genesis.epoch_at(now_ms());
     let board = state.board.lock().unwrap_or_else(|p| p.into_inner());
     let revealed = (epoch.saturating_sub(3)..=epoch)
         .filter_map(|e| {
-            let vectors = board.revealed(e);
+            let vectors = board.revealed(e, subnet);
             (!vectors.is_empty()).then(|| {
                 let by_validator = vectors
                     .into_iter()
@@ -444,11 +450,7 @@ fn error(status: StatusCode, code: v1::ErrorCode, message: &str) -> Response {
 }
 
 /// A streamed answer as newline-delimited JSON, each line sent as the miner produces it.
-fn stream(
-    validator: Arc<crate::role::validator::Validator>,
-    query: v1::Query,
-    encoding: types::Encoding,
-) -> Response {
+fn stream(validator: Arc<Validator>, query: v1::Query, encoding: types::Encoding) -> Response {
     let (out, frames) = tokio::sync::mpsc::channel::<v1::QueryFrame>(16);
     // A client that hangs up drops the body, which stops the routing.
     tokio::spawn(async move { validator.route_stream(&query, now_ms(), out).await });
@@ -481,14 +483,14 @@ async fn query(
             );
         }
     };
-    let Some(validator) = &state.validator else {
+    let Some(validators) = &state.validators else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             v1::ErrorCode::Unavailable,
             "only validators route queries",
         );
     };
-    if !validator.admit_client(Client::http(from.ip())) {
+    if !validators.admit_client(Client::http(from.ip())) {
         return overloaded("over this address's query rate at this validator");
     }
     let encoding = request.encoding.unwrap_or_default();
@@ -527,13 +529,17 @@ async fn query(
             &e.to_string(),
         );
     }
-    if query.subnet != state.subnet {
+    let Some(validator) = validators.get(query.subnet) else {
         return error(
             StatusCode::NOT_FOUND,
             v1::ErrorCode::UnknownSubnet,
-            "subnet not validated here",
+            &format!(
+                "subnet {} is not validated here (these are: {:?})",
+                query.subnet,
+                validators.subnets()
+            ),
         );
-    }
+    };
     if query.stream {
         return stream(validator.clone(), query, encoding);
     }

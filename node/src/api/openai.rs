@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::NodeState;
 use crate::clock::now_ms;
 use crate::role::miner::EMBED_TASK;
-use crate::role::validator::Client;
+use crate::role::validator::{Client, Validator, Validators};
 
 /// Most texts in one request.
 pub const MAX_INPUTS: usize = 256;
@@ -109,6 +109,16 @@ pub(crate) fn error(status: StatusCode, kind: &str, code: &str, message: &str) -
     response
 }
 
+/// OpenAI's answer to a model it does not have.
+pub(crate) fn model_not_found(message: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "model_not_found",
+        message,
+    )
+}
+
 pub(crate) fn invalid(message: &str) -> Response {
     error(
         StatusCode::BAD_REQUEST,
@@ -118,22 +128,69 @@ pub(crate) fn invalid(message: &str) -> Response {
     )
 }
 
-/// The subnet `model` names on this node: `embed`, `<subnet>/embed` or a model alias.
-fn subnet_of(model: &str, own: u32) -> Option<u32> {
-    if model == EMBED_TASK || MODEL_ALIASES.contains(&model) {
-        return Some(own);
+/// The task `model` names, and its subnet if named: `<task>`, `<subnet>/<task>`, or an alias
+/// of the embedding model (the task `embed`).
+fn parse_model(model: &str) -> Option<(Option<u32>, &str)> {
+    if MODEL_ALIASES.contains(&model) {
+        return Some((None, EMBED_TASK));
     }
-    let (subnet, task) = model.split_once('/')?;
-    (task == EMBED_TASK).then(|| subnet.parse().ok()).flatten()
+    match model.split_once('/') {
+        None if !model.is_empty() => Some((None, model)),
+        None => None,
+        Some((subnet, task)) if !task.is_empty() => Some((Some(subnet.parse().ok()?), task)),
+        Some(_) => None,
+    }
 }
 
-/// `GET /v1/models`: the names of this validator's embed task.
+/// The validator and task `model` names here: `<subnet>/<task>` on a subnet validated here, or
+/// `<task>` on the validated subnet that serves it best ([`Validators::subnet_for`]); else why
+/// not, naming what is served.
+pub(crate) fn resolve<'a>(
+    validators: &'a Validators,
+    model: &str,
+) -> Result<(&'a Arc<Validator>, String), String> {
+    let served = || served_models(validators).join(", ");
+    let Some((subnet, task)) = parse_model(model) else {
+        return Err(format!(
+            "model {model:?}: name a task, as one of {}",
+            served()
+        ));
+    };
+    let subnet = subnet.or_else(|| validators.subnet_for(task, now_ms()));
+    match subnet.and_then(|s| validators.get(s)) {
+        Some(validator) => Ok((validator, task.to_string())),
+        None => Err(format!(
+            "model {model:?}: its subnet is not validated here; served: {}",
+            served()
+        )),
+    }
+}
+
+/// Every `<subnet>/<task>` validated here.
+fn served_models(validators: &Validators) -> Vec<String> {
+    validators
+        .iter()
+        .flat_map(|(subnet, v)| v.tasks().iter().map(move |t| format!("{subnet}/{t}")))
+        .collect()
+}
+
+/// `GET /v1/models`: every task validated here, as `<subnet>/<task>` and as `<task>`, and the
+/// embedding model's names when a subnet here serves it.
 pub async fn models(State(state): State<Arc<NodeState>>) -> Response {
-    let mut ids = vec![
-        format!("{}/{EMBED_TASK}", state.subnet),
-        EMBED_TASK.to_string(),
-    ];
-    ids.extend(MODEL_ALIASES.iter().map(|a| a.to_string()));
+    let mut ids = Vec::new();
+    if let Some(validators) = &state.validators {
+        ids = served_models(validators);
+        let mut tasks: Vec<String> = validators
+            .iter()
+            .flat_map(|(_, v)| v.tasks().to_vec())
+            .collect();
+        tasks.sort();
+        tasks.dedup();
+        if tasks.iter().any(|t| t == EMBED_TASK) {
+            tasks.extend(MODEL_ALIASES.iter().map(|a| a.to_string()));
+        }
+        ids.extend(tasks);
+    }
     let data: Vec<_> = ids
         .iter()
         .map(|id| serde_json::json!({ "id": id, "object": "model", "created": 0, "owned_by": "meshmind" }))
@@ -151,7 +208,7 @@ pub async fn embeddings(
         Ok(r) => r,
         Err(e) => return invalid(&format!("request body: {e}")),
     };
-    let Some(validator) = &state.validator else {
+    let Some(validators) = &state.validators else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
@@ -159,28 +216,17 @@ pub async fn embeddings(
             "only validators route queries",
         );
     };
-    let Some(subnet) = subnet_of(&request.model, state.subnet) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "model_not_found",
-            &format!(
-                "model {:?}: this node serves {EMBED_TASK:?} (or \"{}/{EMBED_TASK}\")",
-                request.model, state.subnet
-            ),
-        );
+    let validator = match resolve(validators, &request.model) {
+        Ok((validator, task)) if task == EMBED_TASK => validator,
+        Ok((_, task)) => {
+            return model_not_found(&format!(
+                "model {:?}: task {task:?} is not {EMBED_TASK:?}; embeddings come from {EMBED_TASK:?} or \"<subnet>/{EMBED_TASK}\"",
+                request.model
+            ));
+        }
+        Err(why) => return model_not_found(&why),
     };
-    if subnet != state.subnet {
-        return error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "model_not_found",
-            &format!(
-                "subnet {subnet} is not validated here (subnet {} is)",
-                state.subnet
-            ),
-        );
-    }
+    let subnet = validator.subnet();
     let base64 = match request.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
@@ -213,7 +259,7 @@ pub async fn embeddings(
     }
     // Every text is a query and is charged to the client as one, all at once or not at all.
     let client = Client::http(from.ip());
-    if !validator.admit_client_n(client, texts.len() as u32) {
+    if !validators.admit_client_n(client, texts.len() as u32) {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",
@@ -333,12 +379,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn model_names_map_to_the_subnet() {
-        assert_eq!(subnet_of("embed", 2), Some(2));
-        assert_eq!(subnet_of("all-MiniLM-L6-v2", 2), Some(2));
-        assert_eq!(subnet_of("3/embed", 2), Some(3));
-        assert_eq!(subnet_of("3/sort", 2), None);
-        assert_eq!(subnet_of("gpt-4", 2), None);
-        assert_eq!(subnet_of("x/embed", 2), None);
+    fn model_names_map_to_a_task_and_maybe_a_subnet() {
+        assert_eq!(parse_model("embed"), Some((None, "embed")));
+        assert_eq!(parse_model("all-MiniLM-L6-v2"), Some((None, "embed")));
+        assert_eq!(
+            parse_model("sentence-transformers/all-MiniLM-L6-v2"),
+            Some((None, "embed"))
+        );
+        assert_eq!(parse_model("3/embed"), Some((Some(3), "embed")));
+        assert_eq!(parse_model("3/sort"), Some((Some(3), "sort")));
+        assert_eq!(parse_model("gpt-4"), Some((None, "gpt-4")));
+        assert_eq!(parse_model("x/embed"), None);
+        assert_eq!(parse_model("3/"), None);
+        assert_eq!(parse_model(""), None);
     }
 }

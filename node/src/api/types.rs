@@ -23,8 +23,11 @@ pub struct Status {
     pub network_id: String,
     /// The current epoch by the clock.
     pub epoch: u64,
-    /// The subnet this node follows.
+    /// The first subnet this node serves or validates.
     pub subnet: u32,
+    /// Every subnet this node serves or validates.
+    #[serde(default)]
+    pub subnets: Vec<u32>,
     /// Connected peers.
     pub peers: usize,
     /// Listen addresses with this node's `/p2p/` suffix.

@@ -609,10 +609,10 @@ impl Driver {
                     }
                     drop(status);
                     // Reveals of commitments before this epoch can no longer enter a snapshot;
-                    // weights are taken from the set that finalizes next.
+                    // weights are taken from the permit holders of the new state.
                     let mut board = self.board.lock().unwrap_or_else(|p| p.into_inner());
                     board.prune_before(epoch);
-                    board.set_setters(self.engine.members().keys().iter().copied());
+                    board.set_permits(&self.engine.app().state().permit_holders());
                     drop(board);
                     let height = self.engine.height();
                     self.timers.retain(|Reverse((_, h, _, _))| *h >= height);

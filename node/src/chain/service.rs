@@ -107,11 +107,11 @@ impl ConsensusService {
             genesis.message.emission_per_epoch,
         )?;
         let (engine, initial) = Engine::open(app, signer, config, restore(ledger.as_ref())?)?;
-        // Weights are taken from the set that finalizes next, as the ledger names it.
+        // Weights are taken from the permit holders of the state at the head.
         board
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .set_setters(engine.members().keys().iter().copied());
+            .set_permits(&engine.app().state().permit_holders());
         tracing::info!(head = ?engine.head().map(|h| h.epoch), voting = engine.is_validator(), "ledger opened");
         let chain = Arc::new(Mutex::new(ChainStatus::default()));
         let mut driver = Driver::new(

@@ -1,14 +1,14 @@
 //! Snapshots: building the value a proposer offers for an epoch, and checking one received
 //! (`valid(v)` of the consensus protocol).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use meshmind_protocols::{BatchVerifier, NetworkId, PublicKey, Validate, hash, v1};
 use prost::Message;
 
 use crate::consensus::evidence::{self, MAX_SNAPSHOT_EVIDENCE, Offence};
 use crate::consensus::members::Members;
-use crate::state::{State, order_transactions};
+use crate::state::{Key, State, order_transactions};
 
 /// Most transactions a proposer puts in one snapshot.
 pub const MAX_SNAPSHOT_TXS: usize = 1024;
@@ -71,6 +71,15 @@ pub fn value_id(snapshot: &v1::Snapshot) -> [u8; 32] {
         .unwrap_or_default()
 }
 
+/// Whether `reveal`'s signer holds a validator permit on its subnet, among `permits`.
+fn permitted(permits: &BTreeMap<u32, BTreeSet<Key>>, reveal: &v1::WeightReveal) -> bool {
+    Key::from_slice(&reveal.validator).is_some_and(|key| {
+        permits
+            .get(&reveal.subnet)
+            .is_some_and(|holders| holders.contains(&key))
+    })
+}
+
 /// The epoch whose commitments a snapshot of `epoch` carries the reveals of.
 fn reveal_epoch(epoch: u64) -> Option<u64> {
     epoch.checked_sub(1)
@@ -113,6 +122,7 @@ fn build_with(
     transactions: Vec<v1::Transaction>,
     max_txs: usize,
 ) -> v1::Snapshot {
+    let permits = expect.state.permit_holders();
     let mut weights: Vec<v1::WeightReveal> = match reveal_epoch(expect.epoch) {
         None => Vec::new(),
         Some(reveal_epoch) => reveals
@@ -120,7 +130,7 @@ fn build_with(
             .filter(|r| {
                 expect.network_id.is(&r.network_id)
                     && r.epoch == reveal_epoch
-                    && expect.members.index_of(&r.validator).is_some()
+                    && permitted(&permits, r)
                     && r.uids.len() <= expect.state.params.max_uids as usize
                     && r.validate().is_ok()
             })
@@ -233,7 +243,9 @@ pub fn check(
     if expect.members.index_of(&header.proposer).is_none() {
         return Err(fail("header.proposer", "not in the validator set"));
     }
-    // Weights: sorted, one per (subnet, validator), of the right epoch, signed by members.
+    // Weights: sorted, one per (subnet, validator), of the right epoch, signed by holders of a
+    // validator permit on the subnet; the finalizing stake behind them counts for the quorum.
+    let permits = expect.state.permit_holders();
     let mut batch = BatchVerifier::with_capacity(snapshot.weights.len());
     let mut signers = BTreeSet::new();
     let mut previous: Option<(u32, &[u8])> = None;
@@ -259,11 +271,18 @@ pub fn check(
             ));
         }
         previous = Some(key);
-        let member = expect
-            .members
-            .index_of(&reveal.validator)
-            .ok_or_else(|| fail(&field, "signer is not in the validator set"))?;
-        signers.insert(member);
+        if !permitted(&permits, reveal) {
+            return Err(fail(
+                &field,
+                format!(
+                    "signer holds no validator permit on subnet {}",
+                    reveal.subnet
+                ),
+            ));
+        }
+        if let Some(member) = expect.members.index_of(&reveal.validator) {
+            signers.insert(member);
+        }
         batch
             .push_signed(reveal)
             .map_err(|e| fail(&field, e.to_string()))?;

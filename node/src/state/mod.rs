@@ -12,7 +12,7 @@ mod transaction;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use meshmind_protocols::{NetworkId, v1};
 use serde::{Deserialize, Serialize};
@@ -307,8 +307,18 @@ impl State {
                     subnet.neurons.push(Neuron::new(hotkey, coldkey, 0));
                 }
             }
+            // Genesis validators validate every subnet: their stake is split evenly over the
+            // subnets (the remainder on the first), so each subnet's Yuma has their rows.
+            let ids: Vec<u32> = state.subnets.keys().copied().collect();
             match first {
-                Some(id) => state.add_stake(id, hotkey, coldkey, validator.stake),
+                Some(id) => {
+                    let share = validator.stake / ids.len() as u64;
+                    let rest = validator.stake - share * ids.len() as u64;
+                    for &subnet in &ids {
+                        let amount = share + if subnet == id { rest } else { 0 };
+                        state.add_stake(subnet, hotkey, coldkey, amount);
+                    }
+                }
                 None => {
                     let account = state.accounts.entry(coldkey).or_default();
                     account.balance = account.balance.saturating_add(validator.stake);
@@ -391,6 +401,17 @@ impl State {
             .zip(stake.iter().zip(permit))
             .filter(|&(_, (&stake, permit))| permit && stake > 0)
             .map(|(n, (&stake, _))| (n.hotkey, stake))
+            .collect()
+    }
+
+    /// The permit holders of every subnet: only their weight vectors enter snapshots.
+    pub fn permit_holders(&self) -> BTreeMap<u32, BTreeSet<Key>> {
+        self.subnets
+            .keys()
+            .map(|&subnet| {
+                let holders = self.permits(subnet).into_iter().map(|(key, _)| key);
+                (subnet, holders.collect())
+            })
             .collect()
     }
 

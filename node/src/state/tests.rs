@@ -901,3 +901,79 @@ fn permits_go_to_the_top_stake_and_validators_are_the_holders_that_set_weights()
     assert!(w.state.validators(1).is_empty());
     assert!(w.state.permits(99).is_empty() && w.state.validators(99).is_empty());
 }
+
+/// Weights count by validator permit, not by membership of the finalizing set: a hotkey that
+/// registers and stakes into the top `max_validators` of a subnet has its vector built into a
+/// snapshot and accepted there; one registered without stake holds no permit, is left out, and a
+/// snapshot carrying its vector is refused with the subnet named.
+#[test]
+fn snapshots_take_weights_from_permit_holders_only() {
+    use crate::chain::snapshot::{Expect, build, check};
+    use crate::consensus::members::Members;
+    use crate::role::validator::weights::commit;
+    let mut w = world();
+    w.state.params.max_validators = 3;
+    let (newcomer, unstaked) = (&w.hot[2], &w.hot[3]);
+    let steps = [
+        register(newcomer, &w.cold[2], 10_000),
+        stake(newcomer, 5_000),
+        register(unstaked, &w.cold[2], 10_000),
+    ];
+    for (nonce, kind) in steps.into_iter().enumerate() {
+        let t = tx(&w.cold[2], nonce as u64, kind);
+        w.state.apply(&t).expect("applies");
+    }
+    w.state.end_epoch(&[], 1_000_000);
+    let holders = &w.state.permit_holders()[&1];
+    assert!(holders.contains(&key(newcomer)) && !holders.contains(&key(unstaked)));
+    // The finalizing set is still the two genesis validators.
+    let mut entries: Vec<v1::ValidatorEntry> = (0..2)
+        .map(|i| v1::ValidatorEntry {
+            hotkey: key(&w.hot[i]).0.to_vec(),
+            coldkey: key(&w.cold[i]).0.to_vec(),
+            stake: 1_000,
+        })
+        .collect();
+    entries.sort_by(|a, b| a.hotkey.cmp(&b.hotkey));
+    let members = Members::new(v1::ValidatorSet {
+        validators: entries,
+    })
+    .expect("a set");
+    assert!(members.index_of(&key(newcomer).0).is_none());
+    let expect = Expect {
+        network_id: NET,
+        epoch: 1,
+        parent_hash: [0; 32],
+        members: &members,
+        state: &w.state,
+        emission: 1_000_000,
+    };
+    let reveal = |k: &Keypair| commit(k, NET, 1, 0, &[(0, 65_535)], [4; 32]).1;
+    let offered = [&w.hot[0], &w.hot[1], newcomer, unstaked].map(reveal);
+    let built = build(&expect, &w.hot[0].public(), offered.clone(), vec![], vec![]);
+    let mut carried: Vec<Vec<u8>> = built.weights.iter().map(|r| r.validator.clone()).collect();
+    carried.sort();
+    let mut expected: Vec<Vec<u8>> = [&w.hot[0], &w.hot[1], newcomer]
+        .iter()
+        .map(|k| key(k).0.to_vec())
+        .collect();
+    expected.sort();
+    assert_eq!(
+        carried, expected,
+        "the permit holders' vectors, the newcomer's too"
+    );
+    check(&built, &expect, 0).expect("a snapshot of permit holders' vectors checks");
+
+    let mut stuffed = built.clone();
+    stuffed.weights = offered.to_vec();
+    stuffed
+        .weights
+        .sort_by(|a, b| (a.subnet, &a.validator).cmp(&(b.subnet, &b.validator)));
+    let refused = check(&stuffed, &expect, 0).expect_err("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("holds no validator permit on subnet 1"),
+        "{refused}"
+    );
+}

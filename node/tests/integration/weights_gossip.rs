@@ -80,11 +80,11 @@ fn start_validator(
         while let Some(event) = events.recv().await {
             if let NetworkEvent::Gossip(message) = event {
                 let topic = message.topic.parse::<Topic>().expect("a known topic");
-                match WeightKind::of(topic, 1) {
-                    Some(kind) => {
+                match WeightKind::of(topic) {
+                    Some((kind, 1)) => {
                         b.lock().expect("board").handle_gossip(kind, message, NOW);
                     }
-                    None => {
+                    _ => {
                         assert_eq!(topic, Topic::Caps(1));
                         v.handle_ad_gossip(message, now_ms());
                     }
@@ -191,13 +191,13 @@ async fn ads_and_weights_travel_by_gossip_and_reveals_open_commitments() {
         .await
         .expect("epoch 2");
     let seen = wait_for("B to see A's revealed weights", || async {
-        let revealed = b.board.lock().expect("board").revealed(1);
+        let revealed = b.board.lock().expect("board").revealed(1, 1);
         revealed.get(&a.key.public()).cloned()
     })
     .await;
     assert_eq!(seen, weights);
     assert!(
-        b.board.lock().expect("board").revealed(2).is_empty(),
+        b.board.lock().expect("board").revealed(2, 1).is_empty(),
         "epoch 2 is committed, not revealed"
     );
 
@@ -237,7 +237,7 @@ fn a_reveal_that_does_not_match_is_refused() {
         .on_message(WeightKind::Reveal, &reveal.encode_to_vec(), at(3))
         .expect("the real reveal");
     assert_eq!(
-        board.revealed(3).get(&key.public()),
+        board.revealed(3, 1).get(&key.public()),
         Some(&vec![(0, 65535)])
     );
 }
@@ -275,6 +275,77 @@ fn a_second_different_commitment_is_evidence_and_the_first_stands() {
 
 fn at(epoch: u64) -> Arrival {
     Arrival { subnet: 1, epoch }
+}
+
+/// Once the finalized economy names each subnet's permit holders, a key takes part in the
+/// weights only of subnets where it holds a permit (and a key it names is let in there).
+#[test]
+fn weights_are_taken_from_each_subnets_permit_holders() {
+    let (genesis_key, newcomer) = (
+        Keypair::from_secret(&[10; 32]),
+        Keypair::from_secret(&[11; 32]),
+    );
+    let mut board = WeightBoard::new([genesis_key.public()]);
+    let on = |subnet| Arrival { subnet, epoch: 4 };
+    let holder = |k: &Keypair| meshmind_node::state::Key(k.public().to_bytes());
+    let permits = std::collections::BTreeMap::from([
+        (1, [holder(&genesis_key), holder(&newcomer)].into()),
+        (2, [holder(&newcomer)].into()),
+    ]);
+    board.set_permits(&permits);
+    for (key, subnet, taken) in [
+        (&genesis_key, 1, true),
+        (&newcomer, 1, true),
+        (&newcomer, 2, true),
+        (&genesis_key, 2, false),
+    ] {
+        let (c, _) = commit(key, NET, subnet, 4, &[(0, 1)], [5; 32]);
+        let result = board.on_message(WeightKind::Commit, &c.encode_to_vec(), on(subnet));
+        match taken {
+            true => assert!(matches!(result, Ok(WeightsEvent::Committed)), "{result:?}"),
+            false => assert!(
+                matches!(result, Err(WeightsError::NotASetter)),
+                "no permit on subnet {subnet}: {result:?}"
+            ),
+        }
+    }
+}
+
+/// One validator commits one vector per subnet each epoch: the vectors of two subnets stand side
+/// by side (neither is a second commitment of the other), each opens on its own subnet, and a
+/// second different vector on one subnet is still evidence.
+#[test]
+fn one_validator_commits_once_per_subnet() {
+    let key = Keypair::from_secret(&[9; 32]);
+    let mut board = WeightBoard::new([key.public()]);
+    let on = |subnet| Arrival { subnet, epoch: 4 };
+    let (c1, r1) = commit(&key, NET, 1, 4, &[(0, 65535)], [1; 32]);
+    let (c2, r2) = commit(&key, NET, 2, 4, &[(3, 65535)], [2; 32]);
+    for (c, subnet) in [(&c1, 1), (&c2, 2)] {
+        assert!(matches!(
+            board.on_message(WeightKind::Commit, &c.encode_to_vec(), on(subnet)),
+            Ok(WeightsEvent::Committed)
+        ));
+    }
+    for (r, subnet) in [(&r1, 1), (&r2, 2)] {
+        board
+            .on_message(WeightKind::Reveal, &r.encode_to_vec(), on(subnet))
+            .expect("each reveal opens its own subnet's commitment");
+    }
+    assert_eq!(
+        board.revealed(4, 1).get(&key.public()),
+        Some(&vec![(0, 65535)])
+    );
+    assert_eq!(
+        board.revealed(4, 2).get(&key.public()),
+        Some(&vec![(3, 65535)])
+    );
+    assert_eq!(board.reveals(4).len(), 2, "a snapshot carries both");
+    let (again, _) = commit(&key, NET, 2, 4, &[(3, 1)], [3; 32]);
+    assert!(matches!(
+        board.on_message(WeightKind::Commit, &again.encode_to_vec(), on(2)),
+        Ok(WeightsEvent::Equivocated(_))
+    ));
 }
 
 /// The weight-board lockout: a burst of commitments for far-future epochs, from a validator and
@@ -317,9 +388,9 @@ fn far_future_and_foreign_commitments_cannot_fill_the_board() {
     board
         .on_message(WeightKind::Reveal, &r.encode_to_vec(), at(11))
         .expect("its reveal");
-    assert_eq!(board.revealed(10).len(), 1);
+    assert_eq!(board.revealed(10, 1).len(), 1);
     for epoch in 100..164 {
-        assert!(board.revealed(epoch).is_empty() && board.reveals(epoch).is_empty());
+        assert!(board.revealed(epoch, 1).is_empty() && board.reveals(epoch).is_empty());
     }
 }
 
@@ -339,8 +410,8 @@ fn the_board_keeps_a_window_of_epochs() {
             .expect("its reveal");
     }
     board.advance_to(9 + KEEP_BEHIND);
-    assert_eq!(board.revealed(9).len(), 1, "still in the window");
+    assert_eq!(board.revealed(9, 1).len(), 1, "still in the window");
     board.advance_to(10 + KEEP_BEHIND);
-    assert!(board.revealed(9).is_empty(), "forgotten");
-    assert_eq!(board.revealed(10).len(), 1);
+    assert!(board.revealed(9, 1).is_empty(), "forgotten");
+    assert_eq!(board.revealed(10, 1).len(), 1);
 }

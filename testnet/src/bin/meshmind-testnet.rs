@@ -29,7 +29,8 @@ enum Command {
         /// Validators (equal stake).
         #[arg(long, default_value_t = 4)]
         validators: usize,
-        /// Miners (reference tasks), spread over the subnets.
+        /// Miners (reference tasks unless `--behaviour` says otherwise), spread over the subnets;
+        /// with two or more, the `embed` ones serve subnet 2.
         #[arg(long, default_value_t = 8)]
         miners: usize,
         /// Subnets.
@@ -290,10 +291,9 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                 "starting {validators} validators and {miners} miners in {}",
                 dir.display()
             );
-            // Validators follow subnet 1; miners are spread over the subnets.
-            let on_first = miners.div_ceil(subnets.max(1) as usize) as u64;
+            // Validators validate every subnet, so each sees every miner.
             let nodes = validators + miners;
-            let ready = move |r: &status::NodeStatus| status::settled(r, nodes, on_first);
+            let ready = move |r: &status::NodeStatus| status::settled(r, nodes, miners as u64);
             let started = start_all(&mut manifest, &dir, Duration::from_secs(90), ready, {
                 let mut last = None;
                 move |done: usize, total: usize| {
@@ -345,8 +345,9 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| "meshmind-testnet".into());
             println!("  {me} status --dir {}", dir.display());
             if embedding {
+                let subnet = if subnets >= 2 { 2 } else { 1 };
                 println!(
-                    "  curl -s http://{v0}/v1/embeddings -d '{{\"model\": \"embed\", \"input\": \"a sentence\"}}'"
+                    "  curl -s http://{v0}/v1/embeddings -d '{{\"model\": \"{subnet}/embed\", \"input\": \"a sentence\"}}'"
                 );
             }
             println!("  curl -s http://{v0}/snapshots/1");

@@ -57,21 +57,13 @@ struct ChatRequest {
     stream: bool,
 }
 
-/// The (subnet, task) `model` names on a validator of `own`.
-fn target(model: &str, own: u32) -> Option<(u32, String)> {
-    match model.split_once('/') {
-        None => Some((own, model.to_string())),
-        Some((subnet, task)) => Some((subnet.parse().ok()?, task.to_string())),
-    }
-}
-
 /// `POST /v1/chat/completions`.
 pub async fn completions(
     State(state): State<Arc<NodeState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(validator) = state.validator.clone() else {
+    let Some(validators) = state.validators.clone() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
@@ -80,7 +72,7 @@ pub async fn completions(
         );
     };
     // Charged before the body is read: a flood costs its sender, not our parser.
-    if !validator.admit_client(Client::http(from.ip())) {
+    if !validators.admit_client(Client::http(from.ip())) {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limit_error",
@@ -92,20 +84,11 @@ pub async fn completions(
         Ok(r) => r,
         Err(e) => return invalid(&format!("request body: {e}")),
     };
-    let (subnet, task) = match target(&request.model, state.subnet) {
-        Some((subnet, task)) if subnet == state.subnet => (subnet, task),
-        _ => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "model_not_found",
-                &format!(
-                    "model {:?}: name a task of subnet {} (\"<task>\" or \"{}/<task>\")",
-                    request.model, state.subnet, state.subnet
-                ),
-            );
-        }
+    let (validator, task) = match super::resolve(&validators, &request.model) {
+        Ok((validator, task)) => (validator.clone(), task),
+        Err(why) => return super::model_not_found(&why),
     };
+    let subnet = validator.subnet();
     if request.messages.is_empty() || request.messages.len() > MAX_MESSAGES {
         return invalid(&format!(
             "messages: 1 to {MAX_MESSAGES}, not {}",
@@ -305,12 +288,5 @@ mod tests {
         assert!(pending.is_empty());
         let mut bad = vec![b'a', 0xff, b'b'];
         assert_eq!(whole_text(&mut bad), "a\u{fffd}b");
-    }
-
-    #[test]
-    fn models_name_tasks() {
-        assert_eq!(target("chat", 3), Some((3, "chat".to_string())));
-        assert_eq!(target("2/chat", 3), Some((2, "chat".to_string())));
-        assert_eq!(target("x/chat", 3), None);
     }
 }

@@ -53,8 +53,22 @@ impl EpochLoop {
         // until its slowest miner answers or its deadline passes, and a miner that never answers
         // (a dead one) must neither delay this validator's commitments nor keep its score.
         let mut rounds = tokio::task::JoinSet::new();
+        let mut was_permitted = None;
         loop {
-            self.follow_registrations();
+            let permitted = self.follow_registrations();
+            if was_permitted != Some(permitted) {
+                match permitted {
+                    true => tracing::info!(
+                        subnet = self.subnet,
+                        "validator permit held: weights are published"
+                    ),
+                    false => tracing::info!(
+                        subnet = self.subnet,
+                        "no validator permit on the subnet (registered with enough stake?): scoring, not publishing weights"
+                    ),
+                }
+                was_permitted = Some(permitted);
+            }
             while let Some(done) = rounds.try_join_next() {
                 if let Err(e) = done
                     && e.is_panic()
@@ -70,9 +84,15 @@ impl EpochLoop {
                 });
             }
             let epoch = self.genesis.epoch_at(now_ms());
-            if last_epoch != Some(epoch) && current.as_ref().map(|c| c.0) != Some(epoch) {
+            // Only permit holders' weights are taken; others keep scoring until they hold one.
+            if !permitted {
+                // A reveal kept from before the permit was lost would open nothing now.
+                current = None;
+                own = WeightBoard::default();
+            } else if last_epoch != Some(epoch) && current.as_ref().map(|c| c.0) != Some(epoch) {
                 let weights = self.weights();
                 let mut salt_input = self.hotkey.secret_bytes().to_vec();
+                salt_input.extend_from_slice(&self.subnet.to_be_bytes());
                 salt_input.extend_from_slice(&epoch.to_be_bytes());
                 let salt = *blake3::hash(&salt_input).as_bytes();
                 let (commitment, reveal) =
@@ -101,12 +121,14 @@ impl EpochLoop {
 
     /// Tells the validator which hotkeys the finalized economy registered on the subnet, so ads
     /// of others count only as a few candidates, and which validate with a permit, so it knows
-    /// its share of each miner's capacity.
-    fn follow_registrations(&self) {
+    /// its share of each miner's capacity; returns whether this validator holds a permit there
+    /// (true when the economy is not known).
+    fn follow_registrations(&self) -> bool {
         let Some(economy) = &self.economy else {
-            return;
+            return true;
         };
-        let (registered, permits): (Vec<meshmind_protocols::PublicKey>, _) = {
+        let own = crate::state::Key(self.hotkey.public().to_bytes());
+        let (registered, permits, permitted): (Vec<meshmind_protocols::PublicKey>, _, _) = {
             let state = economy.lock().unwrap_or_else(|p| p.into_inner());
             let registered = state
                 .subnets
@@ -119,10 +141,12 @@ impl EpochLoop {
                         .collect()
                 })
                 .unwrap_or_default();
-            (registered, state.validators(self.subnet))
+            let permitted = state.permits(self.subnet).iter().any(|(k, _)| *k == own);
+            (registered, state.validators(self.subnet), permitted)
         };
         self.validator.set_registered(registered);
         self.validator.set_permits(&permits);
+        permitted
     }
 
     /// This epoch's weight vector, over chain UIDs when the economy is known.

@@ -34,11 +34,11 @@ impl WeightKind {
         }
     }
 
-    /// The kind carried on `topic`, if it is a weights topic of `subnet`.
-    pub fn of(topic: Topic, subnet: u32) -> Option<Self> {
+    /// The kind carried on `topic` and its subnet, if it is a weights topic.
+    pub fn of(topic: Topic) -> Option<(Self, u32)> {
         match topic {
-            Topic::WeightCommit(s) if s == subnet => Some(WeightKind::Commit),
-            Topic::WeightReveal(s) if s == subnet => Some(WeightKind::Reveal),
+            Topic::WeightCommit(s) => Some((WeightKind::Commit, s)),
+            Topic::WeightReveal(s) => Some((WeightKind::Reveal, s)),
             _ => None,
         }
     }
@@ -75,8 +75,9 @@ pub enum WeightsError {
     /// The signature or the signer is bad.
     #[error(transparent)]
     Signature(#[from] SignatureError),
-    /// The signer may not set weights (not in the validator set).
-    #[error("the signer may not set weights")]
+    /// The signer may not set weights on the subnet (it holds no validator permit there, as far
+    /// as this node knows).
+    #[error("the signer may not set weights on this subnet")]
     NotASetter,
     /// The message names another subnet than the topic it came on.
     #[error("a message for subnet {found} on the topic of subnet {topic}")]
@@ -121,17 +122,18 @@ impl WeightsError {
     }
 }
 
-/// Weight vectors seen on the network, by epoch and validator, opened against their commitments.
+/// Weight vectors seen on the network, by epoch, subnet and validator, opened against their
+/// commitments.
 ///
-/// Only keys allowed to set weights (the validator set) are kept, only for the current epoch and
-/// its neighbours, and only for [`KEEP_BEHIND`] epochs, so the board is bounded by the size of
-/// the set.
+/// Only keys allowed to set weights (the validator permit holders of each subnet) are kept, one
+/// vector per subnet each, only for the current epoch and its neighbours, and only for
+/// [`KEEP_BEHIND`] epochs, so the board is bounded by the permits of the subnets followed.
 #[derive(Debug, Default)]
 pub struct WeightBoard {
     /// The keys allowed to set weights.
-    setters: BTreeSet<PublicKey>,
-    commits: BTreeMap<u64, BTreeMap<PublicKey, v1::WeightCommit>>,
-    revealed: BTreeMap<u64, BTreeMap<PublicKey, v1::WeightReveal>>,
+    setters: Setters,
+    commits: BTreeMap<u64, BTreeMap<(u32, PublicKey), v1::WeightCommit>>,
+    revealed: BTreeMap<u64, BTreeMap<(u32, PublicKey), v1::WeightReveal>>,
     /// This validator's own reveal waiting for the next epoch.
     own_pending: Option<v1::WeightReveal>,
 }
@@ -148,18 +150,54 @@ pub enum WeightsEvent {
     Revealed,
 }
 
+/// Who may set weights.
+#[derive(Debug)]
+enum Setters {
+    /// These keys, on any subnet (before the finalized economy is known).
+    Anywhere(BTreeSet<PublicKey>),
+    /// The validator permit holders of each subnet.
+    Permits(BTreeMap<u32, BTreeSet<PublicKey>>),
+}
+
+impl Default for Setters {
+    fn default() -> Self {
+        Setters::Anywhere(BTreeSet::new())
+    }
+}
+
+impl Setters {
+    fn allows(&self, subnet: u32, key: &PublicKey) -> bool {
+        match self {
+            Setters::Anywhere(keys) => keys.contains(key),
+            Setters::Permits(by_subnet) => by_subnet.get(&subnet).is_some_and(|k| k.contains(key)),
+        }
+    }
+}
+
 impl WeightBoard {
-    /// An empty board that takes weights from `setters`.
+    /// An empty board that takes weights from `setters` on any subnet.
     pub fn new(setters: impl IntoIterator<Item = PublicKey>) -> Self {
         Self {
-            setters: setters.into_iter().collect(),
+            setters: Setters::Anywhere(setters.into_iter().collect()),
             ..Self::default()
         }
     }
 
-    /// Replaces the keys allowed to set weights (when the validator set changes).
-    pub fn set_setters(&mut self, setters: impl IntoIterator<Item = PublicKey>) {
-        self.setters = setters.into_iter().collect();
+    /// Takes weights only from the holders of a validator permit on each subnet, as the
+    /// finalized economy grants them (after each finalized epoch).
+    pub fn set_permits(&mut self, permits: &BTreeMap<u32, BTreeSet<crate::state::Key>>) {
+        let keys = |holders: &BTreeSet<crate::state::Key>| {
+            holders
+                .iter()
+                .filter_map(|k| PublicKey::from_bytes(&k.0).ok())
+                .collect()
+        };
+        self.setters = Setters::Permits(
+            permits
+                .iter()
+                .map(|(&subnet, holders)| (subnet, keys(holders)))
+                .collect(),
+        );
     }
 
     /// Handles a commitment or reveal from gossip; see [`WeightsError::penalise`] for which
@@ -180,7 +218,7 @@ impl WeightBoard {
                 });
             }
             let key = commitment.signer()?;
-            if !self.setters.contains(&key) {
+            if !self.setters.allows(commitment.subnet, &key) {
                 return Err(WeightsError::NotASetter);
             }
             let epoch = commitment.epoch;
@@ -194,16 +232,16 @@ impl WeightBoard {
             if self.commits.len() >= KEEP_EPOCHS as usize && !self.commits.contains_key(&epoch) {
                 return Err(WeightsError::TooManyEpochs);
             }
+            let slot = (commitment.subnet, key);
             let by_key = self.commits.entry(epoch).or_default();
-            if by_key.len() >= MAX_PER_EPOCH && !by_key.contains_key(&key) {
+            if by_key.len() >= MAX_PER_EPOCH && !by_key.contains_key(&slot) {
                 return Err(WeightsError::TooManyInEpoch);
             }
-            if let Some(first) = by_key.get(&key) {
+            if let Some(first) = by_key.get(&slot) {
                 if *first == commitment {
                     return Ok(WeightsEvent::Committed);
                 }
-                if first.subnet == commitment.subnet && first.commit_hash != commitment.commit_hash
-                {
+                if first.commit_hash != commitment.commit_hash {
                     let evidence = v1::Evidence {
                         kind: Some(v1::evidence::Kind::DuplicateWeightCommit(
                             v1::DuplicateWeightCommit {
@@ -215,7 +253,7 @@ impl WeightBoard {
                     return Ok(WeightsEvent::Equivocated(Box::new(evidence)));
                 }
             }
-            by_key.insert(key, commitment);
+            by_key.insert(slot, commitment);
             Ok(WeightsEvent::Committed)
         } else {
             let reveal: v1::WeightReveal = decode(data)?;
@@ -225,28 +263,29 @@ impl WeightBoard {
                     topic: at.subnet,
                 });
             }
-            let key = reveal.signer()?;
+            let slot = (reveal.subnet, reveal.signer()?);
             let commitment = self
                 .commits
                 .get(&reveal.epoch)
-                .and_then(|by_key| by_key.get(&key))
+                .and_then(|by_key| by_key.get(&slot))
                 .ok_or(WeightsError::NoCommitment)?;
             open(commitment, &reveal)?;
             self.revealed
                 .entry(reveal.epoch)
                 .or_default()
-                .insert(key, reveal);
+                .insert(slot, reveal);
             Ok(WeightsEvent::Revealed)
         }
     }
 
-    /// The revealed vectors of `epoch`: validator -> (uid, weight) pairs.
-    pub fn revealed(&self, epoch: u64) -> BTreeMap<PublicKey, Vec<(u32, u16)>> {
+    /// The revealed vectors of `epoch` on `subnet`: validator -> (uid, weight) pairs.
+    pub fn revealed(&self, epoch: u64, subnet: u32) -> BTreeMap<PublicKey, Vec<(u32, u16)>> {
         self.revealed
             .get(&epoch)
             .into_iter()
             .flatten()
-            .map(|(key, reveal)| {
+            .filter(|((s, _), _)| *s == subnet)
+            .map(|((_, key), reveal)| {
                 let pairs = reveal
                     .uids
                     .iter()
@@ -258,7 +297,8 @@ impl WeightBoard {
             .collect()
     }
 
-    /// The signed reveals of commitments made in `epoch`, as a snapshot carries them.
+    /// The signed reveals of commitments made in `epoch`, on every subnet, as a snapshot carries
+    /// them.
     pub fn reveals(&self, epoch: u64) -> Vec<v1::WeightReveal> {
         self.revealed
             .get(&epoch)
@@ -340,27 +380,27 @@ impl WeightBoard {
 /// ledger).
 pub type EvidenceSink = Box<dyn Fn(v1::Evidence) + Send + Sync>;
 
-/// The commit-reveal gossip of one subnet, checked into a shared [`WeightBoard`], as one service of
-/// a node (every role runs it, so every node forwards only valid weight messages).
+/// The commit-reveal gossip of some subnets, checked into a shared [`WeightBoard`], as one service
+/// of a node (every role runs it, so every node forwards only valid weight messages).
 pub struct WeightsService {
     board: Arc<Mutex<WeightBoard>>,
-    subnet: u32,
+    subnets: BTreeSet<u32>,
     genesis: Genesis,
     evidence: Option<EvidenceSink>,
 }
 
 impl WeightsService {
-    /// Weights of `subnet` into `board`, epochs counted from `genesis`; equivocations go to
+    /// Weights of `subnets` into `board`, epochs counted from `genesis`; equivocations go to
     /// `evidence`, if given.
     pub fn new(
         board: Arc<Mutex<WeightBoard>>,
-        subnet: u32,
+        subnets: impl IntoIterator<Item = u32>,
         genesis: Genesis,
         evidence: Option<EvidenceSink>,
     ) -> Self {
         Self {
             board,
-            subnet,
+            subnets: subnets.into_iter().collect(),
             genesis,
             evidence,
         }
@@ -373,14 +413,15 @@ impl Service for WeightsService {
     }
 
     fn topics(&self) -> Vec<Topic> {
-        vec![
-            WeightKind::Commit.topic(self.subnet),
-            WeightKind::Reveal.topic(self.subnet),
-        ]
+        self.subnets
+            .iter()
+            .flat_map(|&s| [WeightKind::Commit.topic(s), WeightKind::Reveal.topic(s)])
+            .collect()
     }
 
     fn on_gossip(&self, topic: Topic, message: GossipMessage) {
-        let Some(kind) = WeightKind::of(topic, self.subnet) else {
+        let Some((kind, subnet)) = WeightKind::of(topic).filter(|(_, s)| self.subnets.contains(s))
+        else {
             message.validation.ignore();
             return;
         };
@@ -392,7 +433,7 @@ impl Service for WeightsService {
                 kind,
                 message,
                 Arrival {
-                    subnet: self.subnet,
+                    subnet,
                     epoch: self.genesis.epoch_at(now_ms()),
                 },
             );

@@ -9,8 +9,10 @@ pub mod node;
 mod router;
 pub mod scorer;
 pub mod service;
+pub mod set;
 pub mod weights;
 
 pub use metagraph::{Metagraph, MinerEntry};
 pub use node::ValidatorService;
 pub use service::{Client, Validator, ValidatorConfig};
+pub use set::Validators;

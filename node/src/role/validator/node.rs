@@ -1,5 +1,6 @@
-//! The validator as a node service: checks the subnet's capability ads, routes clients' queries,
-//! and runs its challenge-and-weights and discovery loops.
+//! The validator as a node service: checks the capability ads of the subnets it validates, routes
+//! clients' queries to the validator of their subnet, and runs each subnet's
+//! challenge-and-weights and discovery loops.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,27 +9,29 @@ use meshmind_p2p::{GossipMessage, InboundQuery};
 use tokio_util::sync::CancellationToken;
 
 use super::epoch::{EpochLoop, discover};
-use super::service::Validator;
+use super::set::Validators;
 use crate::clock::now_ms;
 use crate::service::{Service, ServiceFuture};
 use crate::topics::Topic;
 
-/// A validator, its loops, and the tasks it discovers miners for, as one service of a node.
+/// A node's validators, their loops, and how often they look miners up, as one service.
 pub struct ValidatorService {
-    validator: Arc<Validator>,
-    subnet: u32,
-    epoch: std::sync::Mutex<Option<EpochLoop>>,
-    discovery: Option<(Vec<String>, Duration)>,
+    validators: Arc<Validators>,
+    epochs: std::sync::Mutex<Vec<EpochLoop>>,
+    discovery: Option<Duration>,
 }
 
 impl ValidatorService {
-    /// `epoch.validator` on `epoch.subnet`, looking miners of `discovery.0` up every
-    /// `discovery.1` if given.
-    pub fn new(epoch: EpochLoop, discovery: Option<(Vec<String>, Duration)>) -> Self {
+    /// `validators` with the epoch loop of each (`epochs`), each looking the miners of its
+    /// subnet's tasks up every `discovery` if given.
+    pub fn new(
+        validators: Arc<Validators>,
+        epochs: Vec<EpochLoop>,
+        discovery: Option<Duration>,
+    ) -> Self {
         Self {
-            validator: epoch.validator.clone(),
-            subnet: epoch.subnet,
-            epoch: std::sync::Mutex::new(Some(epoch)),
+            validators,
+            epochs: std::sync::Mutex::new(epochs),
             discovery,
         }
     }
@@ -40,38 +43,53 @@ impl Service for ValidatorService {
     }
 
     fn topics(&self) -> Vec<Topic> {
-        vec![Topic::Caps(self.subnet)]
+        self.validators
+            .subnets()
+            .into_iter()
+            .map(Topic::Caps)
+            .collect()
     }
 
     fn answers_queries(&self) -> bool {
         true
     }
 
-    fn on_gossip(&self, _topic: Topic, message: GossipMessage) {
-        self.validator.handle_ad_gossip(message, now_ms());
+    fn on_gossip(&self, topic: Topic, message: GossipMessage) {
+        match topic.subnet().and_then(|s| self.validators.get(s)) {
+            Some(validator) => {
+                validator.handle_ad_gossip(message, now_ms());
+            }
+            None => message.validation.ignore(),
+        }
     }
 
     fn on_query(&self, query: InboundQuery) {
-        let validator = self.validator.clone();
-        tokio::spawn(async move { validator.serve(query, now_ms()).await });
+        let validators = self.validators.clone();
+        tokio::spawn(async move { validators.serve(query, now_ms()).await });
     }
 
     fn run(self: Arc<Self>, cancel: CancellationToken) -> ServiceFuture {
-        let epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let discovery = self.discovery.clone();
-        let validator = self.validator.clone();
+        let epochs = std::mem::take(&mut *self.epochs.lock().unwrap_or_else(|p| p.into_inner()));
+        let validators = self.validators.clone();
+        let discovery = self.discovery;
         Box::pin(async move {
-            let discovery = async {
-                if let Some((tasks, every)) = discovery {
-                    discover(validator, tasks, every, cancel.clone()).await;
+            let mut loops = tokio::task::JoinSet::new();
+            if let Some(every) = discovery {
+                for (_, validator) in validators.iter() {
+                    let tasks = validator.tasks().to_vec();
+                    loops.spawn(discover(validator.clone(), tasks, every, cancel.clone()));
                 }
-            };
-            let epochs = async {
-                if let Some(epoch) = epoch {
-                    epoch.run(cancel.clone()).await;
+            }
+            for epoch in epochs {
+                loops.spawn(epoch.run(cancel.clone()));
+            }
+            while let Some(done) = loops.join_next().await {
+                if let Err(e) = done
+                    && e.is_panic()
+                {
+                    tracing::error!(error = %e, "a validator loop panicked");
                 }
-            };
-            tokio::join!(discovery, epochs);
+            }
         })
     }
 }

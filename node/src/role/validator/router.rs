@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use meshmind_p2p::{InboundQuery, QueryStream};
+use meshmind_p2p::{InboundQuery, QueryResponder, QueryStream};
 use meshmind_protocols::{decode, v1};
 use prost::Message;
 use tokio::sync::mpsc;
@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::hedge::{Want, hedge};
 use super::metagraph::Target;
 use super::service::{AskError, Check, Client, Organic, Validator, lock};
-use crate::role::admission::{check_target, read_query};
+use crate::role::admission::{AdmissionError, check_target, read_query};
 use crate::role::error_frame;
 use crate::role::stream::{StreamCheck, StreamError};
 
@@ -300,18 +300,30 @@ impl Validator {
 
     /// Answers a client's inbound query by routing it (streamed through, when asked).
     pub async fn serve(&self, inbound: InboundQuery, now_ms: u64) {
-        let mut responder = inbound.responder;
-        if !self.admit_client(Client::Peer(inbound.peer)) {
-            let frame = error_frame(
-                v1::ErrorCode::Overloaded,
-                "over this client's query rate at this validator",
-            );
-            let _ = responder.respond(frame.encode_to_vec()).await;
-            return;
+        let InboundQuery {
+            peer,
+            payload,
+            responder,
+        } = inbound;
+        if !self.admit_client(Client::Peer(peer)) {
+            return refuse_client(responder).await;
         }
-        let admitted = read_query(&inbound.payload).and_then(|query| {
-            check_target(&query, &self.config.network_id, self.config.subnet).map(|()| query)
-        });
+        let admitted = read_query(&payload).and_then(|query| self.check(query));
+        self.respond(admitted, responder, now_ms).await;
+    }
+
+    /// `query`, if it is for this validator's network and subnet.
+    pub(super) fn check(&self, query: v1::Query) -> Result<v1::Query, AdmissionError> {
+        check_target(&query, &self.config.network_id, self.config.subnet).map(|()| query)
+    }
+
+    /// Answers an admitted client query by routing it, or tells it why it was refused.
+    pub(super) async fn respond(
+        &self,
+        admitted: Result<v1::Query, AdmissionError>,
+        mut responder: QueryResponder,
+        now_ms: u64,
+    ) {
         let frame = match admitted {
             Err(refusal) => refusal.frame(),
             Ok(query) if query.stream => {
@@ -332,6 +344,15 @@ impl Validator {
         };
         let _ = responder.respond(frame.encode_to_vec()).await;
     }
+}
+
+/// Tells a client over its query rate so.
+pub(super) async fn refuse_client(responder: QueryResponder) {
+    let frame = error_frame(
+        v1::ErrorCode::Overloaded,
+        "over this client's query rate at this validator",
+    );
+    let _ = responder.respond(frame.encode_to_vec()).await;
 }
 
 /// The index `draw` lands on when `weights` (not all zero) share the range of a u64.

@@ -3,7 +3,7 @@
 //! (`router.rs`) and challenges (`challenger.rs`) share.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meshmind_p2p::{NetworkHandle, RateLimiter};
@@ -30,6 +30,8 @@ pub struct ValidatorConfig {
     pub network_id: NetworkId,
     /// The subnet validated.
     pub subnet: u32,
+    /// The subnet's tasks (from the genesis): its miners are looked up in the DHT by them.
+    pub tasks: Vec<String>,
     /// Deadline of each challenge.
     pub challenge_deadline: Duration,
     /// Miners a routed query may go to.
@@ -80,6 +82,7 @@ impl ValidatorConfig {
         Self {
             network_id,
             subnet,
+            tasks: Vec::new(),
             challenge_deadline: Duration::from_secs(2),
             top_k: 3,
             hedge_after: Duration::from_millis(150),
@@ -110,8 +113,8 @@ pub struct Validator {
     in_flight: Mutex<HashMap<PublicKey, u32>>,
     /// Room for client queries waiting for a miner with room.
     pub(super) waiting: tokio::sync::Semaphore,
-    /// Queries of each client.
-    clients: Mutex<RateLimiter<Client>>,
+    /// Queries of each client (shared by the validators of one node's subnets).
+    pub(super) clients: Arc<Mutex<RateLimiter<Client>>>,
     /// Routed answers drawn to be judged by their task's scorer in the next round.
     pub(super) organic: Mutex<Vec<Organic>>,
 }
@@ -232,7 +235,10 @@ impl Validator {
                 let _ = getrandom::fill(&mut seed);
                 u64::from_le_bytes(seed)
             },
-            clients: Mutex::new(RateLimiter::new(config.per_client.0, config.per_client.1)),
+            clients: Arc::new(Mutex::new(RateLimiter::new(
+                config.per_client.0,
+                config.per_client.1,
+            ))),
             organic: Mutex::default(),
             config,
             network,
@@ -267,6 +273,21 @@ impl Validator {
             .find(|(key, _)| key.0 == *self.key.as_bytes())
             .map(|&(_, stake)| (stake, total));
         lock(&self.routed).share = own;
+    }
+
+    /// Miners in the metagraph.
+    pub fn miners_seen(&self) -> usize {
+        lock(&self.metagraph).miners().count()
+    }
+
+    /// The subnet validated.
+    pub fn subnet(&self) -> u32 {
+        self.config.subnet
+    }
+
+    /// The subnet's tasks.
+    pub fn tasks(&self) -> &[String] {
+        &self.config.tasks
     }
 
     /// Takes one of `client`'s query tokens; false when it is over its rate.
