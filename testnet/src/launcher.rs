@@ -337,17 +337,7 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
         let config_path = node.data_dir.join("config.toml");
         let mut config =
             NodeConfig::load(&config_path).map_err(|e| LaunchError::Other(e.to_string()))?;
-        // A local network: frequent challenges, so every epoch has weights to reveal.
-        config.validator.challenge_interval_ms = (layout.epoch_ms / 4).clamp(100, 2_000);
-        let listen = |text: String| {
-            text.parse()
-                .map_err(|e| LaunchError::Other(format!("address {text}: {e}")))
-        };
-        config.network.listen = vec![
-            listen(format!("/ip4/{host}/udp/{p2p}/quic-v1"))?,
-            listen(format!("/ip4/{host}/tcp/{p2p}"))?,
-        ];
-        config.network.query_listen = Some(std::net::SocketAddr::from((host, *query)));
+        local_config(&mut config, host, (*p2p, *query), layout.epoch_ms)?;
         if bootnode.is_none() {
             let hotkey = KeyFile::read_kind(&node.data_dir.join("hotkey.json"), KeyKind::Hotkey)
                 .map_err(|e| LaunchError::Other(e.to_string()))?;
@@ -356,7 +346,6 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
                 hotkey.public().peer_id()
             ));
         }
-        config.miner.ad_ttl_ms = 30_000;
         config.consensus.test_equivocate = layout.byzantine.contains(&node.name);
         // The test-only admin routes let `partition` cut connections without root (in network
         // namespaces links are cut instead, and the API is not on loopback).
@@ -400,6 +389,95 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
         .save(dir)
         .map_err(|e| LaunchError::Other(e.to_string()))?;
     Ok(manifest)
+}
+
+/// What every node of a local testnet shares: frequent challenges (so every epoch has weights to
+/// reveal), its listen addresses on `host` at `ports` (control plane, query plane), long-lived ads.
+fn local_config(
+    config: &mut NodeConfig,
+    host: std::net::Ipv4Addr,
+    (p2p, query): (u16, u16),
+    epoch_ms: u64,
+) -> Result<(), LaunchError> {
+    config.validator.challenge_interval_ms = (epoch_ms / 4).clamp(100, 2_000);
+    let listen = |text: String| {
+        text.parse()
+            .map_err(|e| LaunchError::Other(format!("address {text}: {e}")))
+    };
+    config.network.listen = vec![
+        listen(format!("/ip4/{host}/udp/{p2p}/quic-v1"))?,
+        listen(format!("/ip4/{host}/tcp/{p2p}"))?,
+    ];
+    config.network.query_listen = Some(std::net::SocketAddr::from((host, query)));
+    config.miner.ad_ttl_ms = 30_000;
+    Ok(())
+}
+
+/// Adds a node of `role` to a running loopback testnet, as an outsider would join it: new keys
+/// (`meshmind init`), the network's genesis, v0 as its bootnode; then starts it. Its name is the
+/// next free one (`v<n>` or `m<n>`). It holds no stake and is registered nowhere: that is up to
+/// its operator (`meshmind tx register`, `tx stake`).
+pub fn join(manifest: &mut Manifest, dir: &Path, role: NodeRole) -> Result<String, LaunchError> {
+    if manifest.netns.is_some() {
+        return Err(LaunchError::Other(
+            "join works on loopback testnets, not in network namespaces".into(),
+        ));
+    }
+    let (prefix, first) = match role {
+        NodeRole::Validator => ("v", 0),
+        NodeRole::Miner => ("m", 1),
+    };
+    let name = (first..)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|n| manifest.node(n).is_err())
+        .ok_or_else(|| LaunchError::Other("no free name".into()))?;
+    let v0 = manifest
+        .node("v0")
+        .map_err(|e| LaunchError::Other(e.to_string()))?
+        .clone();
+    let data_dir = dir.join(&name);
+    let api = format!("127.0.0.1:{}", free_port()?);
+    let data = data_dir.to_string_lossy().into_owned();
+    run_meshmind(
+        &manifest.meshmind,
+        &[
+            "init",
+            "--role",
+            role.as_str(),
+            "--data-dir",
+            &data,
+            "--api-listen",
+            &api,
+        ],
+    )?;
+    let genesis = v0.data_dir.join("genesis.toml");
+    let copy = data_dir.join("genesis.toml");
+    std::fs::copy(&genesis, &copy).map_err(io(&copy))?;
+    let config_path = data_dir.join("config.toml");
+    let mut config =
+        NodeConfig::load(&config_path).map_err(|e| LaunchError::Other(e.to_string()))?;
+    let ports = (free_port()?, free_port()?);
+    local_config(
+        &mut config,
+        std::net::Ipv4Addr::LOCALHOST,
+        ports,
+        manifest.epoch_ms,
+    )?;
+    config.api_admin = true;
+    std::fs::write(&config_path, config.to_toml()).map_err(io(&config_path))?;
+    manifest.nodes.push(NodeEntry {
+        name: name.clone(),
+        role,
+        data_dir: std::fs::canonicalize(&data_dir).map_err(io(&data_dir))?,
+        api,
+        pid: None,
+        behaviour: None,
+    });
+    manifest
+        .save(dir)
+        .map_err(|e| LaunchError::Other(e.to_string()))?;
+    start(manifest, dir, &name)?;
+    Ok(name)
 }
 
 /// The state of a node's process.

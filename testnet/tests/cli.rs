@@ -339,3 +339,101 @@ fn validators_validate_every_subnet() {
         "{text}"
     );
 }
+
+/// Anyone can validate: a node that joins a running network with new keys scores but publishes no
+/// weights until its operator registers and stakes its hotkey; then it holds a validator permit,
+/// its vectors enter finalized snapshots (it is not a finalizer), and it earns dividends.
+#[test]
+fn an_outsider_validator_earns_once_registered_and_staked() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("net");
+    let _down = common::DownOnDrop(dir.clone());
+    ok(&dir, &UP_SMALL);
+    let joined = ok(&dir, &["join"]);
+    let hotkey = joined
+        .split_whitespace()
+        .skip_while(|w| *w != "hotkey")
+        .nth(1)
+        .map(|h| h.trim_end_matches(',').to_string())
+        .unwrap_or_else(|| panic!("no hotkey in {joined}"));
+    let v0 = node(&dir, "v0");
+    let v2 = node(&dir, "v2");
+    assert_eq!(v2["role"], "validator", "{v2}");
+    let api = format!("http://{}", v0["api"].as_str().expect("api"));
+    let data = |name: &str| dir.join(name);
+    let log = || std::fs::read_to_string(data("v2").join("node.log")).unwrap_or_default();
+    poll(
+        Duration::from_secs(30),
+        "v2 saying it has no permit",
+        log,
+        |text| text.contains("no validator permit on the subnet"),
+    );
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(common::meshmind())
+            .args(args)
+            .output()
+            .expect("run meshmind");
+        assert!(output.status.success(), "{args:?}: {output:?}");
+    };
+    let funder = data("v0").join("coldkey.json");
+    let funder = funder.to_str().expect("utf-8");
+    let v2_hotkey = data("v2").join("hotkey.json");
+    run(&[
+        "tx",
+        "register",
+        "--api",
+        &api,
+        "--coldkey",
+        funder,
+        "--hotkey",
+        v2_hotkey.to_str().expect("utf-8"),
+        "--subnet",
+        "1",
+        "--wait",
+    ]);
+    run(&[
+        "tx",
+        "stake",
+        "--api",
+        &api,
+        "--coldkey",
+        funder,
+        "--hotkey",
+        &hotkey,
+        "--subnet",
+        "1",
+        "--amount",
+        "100000000",
+        "--wait",
+    ]);
+
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let client = meshmind_node::api::client::ApiClient::new(v0["api"].as_str().expect("api"))
+        .expect("a client");
+    let standing = || {
+        let metagraph = runtime.block_on(client.metagraph(1)).expect("a metagraph");
+        let chain = metagraph.chain.expect("the finalized metagraph");
+        chain
+            .neurons
+            .into_iter()
+            .find(|n| n.hotkey == hotkey)
+            .map(|n| (n.validator_permit, n.dividends, n.stake))
+    };
+    poll(
+        Duration::from_secs(60),
+        "v2 holding a permit and earning dividends",
+        standing,
+        |s| matches!(s, Some((true, dividends, _)) if *dividends > 0),
+    );
+    let finalized = node(&dir, "v0")["finalized_epoch"]
+        .as_u64()
+        .expect("a finalized epoch");
+    let carries = (finalized.saturating_sub(5)..=finalized).any(|epoch| {
+        let snapshot = runtime
+            .block_on(client.snapshot(epoch))
+            .expect("a snapshot");
+        snapshot.weights.iter().any(|w| w.validator == hotkey)
+    });
+    assert!(carries, "no recent snapshot carries v2's vector");
+    assert!(log().contains("validator permit held"), "{}", log());
+}

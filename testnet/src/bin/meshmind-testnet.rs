@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use meshmind_protocols::{KeyFile, KeyKind};
 use meshmind_testnet::launcher::{self, Layout, default_meshmind};
-use meshmind_testnet::manifest::Manifest;
+use meshmind_testnet::manifest::{Manifest, NodeRole};
 use meshmind_testnet::process::Sig;
 use meshmind_testnet::run::{self, start_all};
 use meshmind_testnet::scenario::{Action, Scenario};
@@ -57,6 +58,16 @@ enum Command {
         /// `embed-degraded`, `embed-random`.
         #[arg(long = "behaviour", value_name = "NAME=BEHAVIOUR", value_parser = parse_behaviour)]
         behaviours: Vec<(String, String)>,
+    },
+    /// Add a node to a running testnet as an outsider joins one: new keys, no stake, not
+    /// registered; prints how its operator registers and stakes it.
+    Join {
+        /// `validator` or `miner`.
+        #[arg(long, default_value = "validator", value_parser = ["validator", "miner"])]
+        role: String,
+        /// Testnet directory.
+        #[arg(long, default_value = "./testnet-data")]
+        dir: PathBuf,
     },
     /// Print every node's status.
     Status {
@@ -352,6 +363,53 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             }
             println!("  curl -s http://{v0}/snapshots/1");
             println!("Stop: {me} down --dir {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Join { role, dir } => {
+            let mut manifest = load(&dir)?;
+            let role = match role.as_str() {
+                "miner" => NodeRole::Miner,
+                _ => NodeRole::Validator,
+            };
+            let name = launcher::join(&mut manifest, &dir, role)?;
+            let node = manifest.node(&name)?.clone();
+            let healthy = async {
+                loop {
+                    if status::node_status(&node).await.healthy {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            };
+            if tokio::time::timeout(Duration::from_secs(30), healthy)
+                .await
+                .is_err()
+            {
+                anyhow::bail!("{name} did not answer in 30 s; see `logs {name}`");
+            }
+            let hotkey = KeyFile::read_kind(&node.data_dir.join("hotkey.json"), KeyKind::Hotkey)?
+                .public()
+                .to_hex();
+            let v0 = manifest.node("v0")?;
+            let (mm, api, funder) = (
+                manifest.meshmind.display(),
+                format!("http://{}", v0.api),
+                v0.data_dir.join("coldkey.json"),
+            );
+            let (funder, keys) = (funder.display(), node.data_dir.display());
+            println!(
+                "{name} joined: hotkey {hotkey}, api {}, data {keys}",
+                node.api
+            );
+            println!(
+                "It holds no stake and is registered nowhere. As its operator (v0's coldkey pays here):"
+            );
+            println!(
+                "  {mm} tx register --api {api} --coldkey {funder} --hotkey {keys}/hotkey.json --subnet 1 --wait"
+            );
+            println!(
+                "  {mm} tx stake --api {api} --coldkey {funder} --hotkey {hotkey} --subnet 1 --amount 100000000 --wait"
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { dir, json } => {
