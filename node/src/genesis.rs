@@ -100,6 +100,14 @@ pub struct EconomyFile {
     pub liquid_alpha: bool,
     /// Burned by every applied transaction (default 100).
     pub tx_fee: u64,
+    /// Most finalizers (default 64).
+    pub max_finalizers: u32,
+    /// Epochs unstaked stake behind a finalizer takes to return (default 64).
+    pub unbonding_epochs: u64,
+    /// Epochs an equivocating finalizer is kept out of the set (default and least 64).
+    pub jail_epochs: u64,
+    /// Per-mille of the stake behind an equivocating finalizer burned (default 100).
+    pub slash_per_mille: u32,
 }
 
 /// A balance in a genesis file.
@@ -249,6 +257,10 @@ impl GenesisFile {
                 liquid_alpha: e.liquid_alpha,
                 activity_cutoff: e.activity_cutoff,
                 tx_fee: e.tx_fee,
+                max_finalizers: e.max_finalizers,
+                unbonding_epochs: e.unbonding_epochs,
+                jail_epochs: e.jail_epochs,
+                slash_per_mille: e.slash_per_mille,
             }),
             network_name: self.network_name,
             genesis_time_ms: self.genesis_time_ms,

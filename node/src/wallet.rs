@@ -94,6 +94,25 @@ pub enum TxCommand {
         #[arg(long)]
         max_burn: Option<u64>,
     },
+    /// Declare a hotkey a candidate finalizer under the coldkey: the declared hotkeys with the
+    /// most stake from their own coldkey finalize epochs (from the epoch after the next).
+    DeclareFinalizer {
+        /// Where and as whom it is sent.
+        #[command(flatten)]
+        common: TxCommon,
+        /// The hotkey's key file (it signs its consent to the declaration).
+        #[arg(long)]
+        hotkey: PathBuf,
+    },
+    /// Withdraw a hotkey's declaration; the stake behind it unbonds over `unbonding_epochs`.
+    UndeclareFinalizer {
+        /// Where and as whom it is sent.
+        #[command(flatten)]
+        common: TxCommon,
+        /// Hotkey (hex).
+        #[arg(long)]
+        hotkey: String,
+    },
     /// Create a subnet owned by the coldkey, locking the current cost.
     CreateSubnet {
         /// Where and as whom it is sent.
@@ -219,6 +238,25 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
                 }),
             )
         }
+        TxCommand::DeclareFinalizer { common, hotkey } => {
+            let signer: Keypair = KeyFile::read_kind(&hotkey, KeyKind::Hotkey)
+                .with_context(|| format!("--hotkey {}: the hotkey's key file", hotkey.display()))?;
+            let public = signer.public().to_bytes().to_vec();
+            consenting = Some(signer);
+            (
+                common,
+                Kind::DeclareFinalizer(v1::DeclareFinalizer {
+                    hotkey: public,
+                    hotkey_signature: Vec::new(),
+                }),
+            )
+        }
+        TxCommand::UndeclareFinalizer { common, hotkey } => (
+            common,
+            Kind::UndeclareFinalizer(v1::UndeclareFinalizer {
+                hotkey: key_bytes("hotkey", &hotkey)?,
+            }),
+        ),
         TxCommand::CreateSubnet {
             common,
             name,
@@ -257,9 +295,16 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
         Some(nonce) => nonce,
         None => next_nonce(&api, &coldkey).await?,
     };
-    if let (Some(hotkey), Kind::Register(register)) = (&consenting, &mut kind) {
-        *register =
-            std::mem::take(register).consented(hotkey, &network_id.to_vec(), &keypair.public());
+    match (&consenting, &mut kind) {
+        (Some(hotkey), Kind::Register(register)) => {
+            *register =
+                std::mem::take(register).consented(hotkey, &network_id.to_vec(), &keypair.public());
+        }
+        (Some(hotkey), Kind::DeclareFinalizer(declare)) => {
+            *declare =
+                std::mem::take(declare).consented(hotkey, &network_id.to_vec(), &keypair.public());
+        }
+        _ => {}
     }
     let tx = v1::Transaction {
         network_id: network_id.to_vec(),

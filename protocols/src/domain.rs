@@ -21,11 +21,13 @@ pub enum Domain {
     Transaction,
     /// [`crate::v1::HotkeyConsent`] (a hotkey's consent inside a registration).
     HotkeyConsent,
+    /// [`crate::v1::FinalizerConsent`] (a hotkey's consent inside a finalizer declaration).
+    FinalizerConsent,
 }
 
 impl Domain {
     /// Every domain, for tests and tooling.
-    pub const ALL: [Domain; 9] = [
+    pub const ALL: [Domain; 10] = [
         Domain::Envelope,
         Domain::CapabilityAd,
         Domain::QueryResponse,
@@ -35,6 +37,7 @@ impl Domain {
         Domain::Vote,
         Domain::Transaction,
         Domain::HotkeyConsent,
+        Domain::FinalizerConsent,
     ];
 
     /// The domain string used as blake3's key-derivation context.
@@ -49,6 +52,7 @@ impl Domain {
             Domain::Vote => "meshmind/v1/vote",
             Domain::Transaction => "meshmind/v1/transaction",
             Domain::HotkeyConsent => "meshmind/v1/hotkey_consent",
+            Domain::FinalizerConsent => "meshmind/v1/finalizer_consent",
         }
     }
 }

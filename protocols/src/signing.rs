@@ -150,6 +150,35 @@ signed_message!(v1::Proposal, Domain::Proposal, proposer);
 signed_message!(v1::Vote, Domain::Vote, validator);
 signed_message!(v1::Transaction, Domain::Transaction, coldkey);
 signed_message!(v1::HotkeyConsent, Domain::HotkeyConsent, hotkey);
+signed_message!(v1::FinalizerConsent, Domain::FinalizerConsent, hotkey);
+
+impl v1::DeclareFinalizer {
+    /// The consent the declaration's hotkey signs, for a transaction of `network_id` signed by
+    /// `coldkey`, carrying the declaration's `hotkey_signature`.
+    pub fn consent(&self, network_id: &[u8], coldkey: &[u8]) -> v1::FinalizerConsent {
+        v1::FinalizerConsent {
+            network_id: network_id.to_vec(),
+            coldkey: coldkey.to_vec(),
+            hotkey: self.hotkey.clone(),
+            signature: self.hotkey_signature.clone(),
+        }
+    }
+
+    /// Fills in `hotkey_signature` with `hotkey`'s consent to being declared a finalizer under
+    /// `coldkey` on the network `network_id` (the `hotkey` field is set to its key too).
+    pub fn consented(mut self, hotkey: &Keypair, network_id: &[u8], coldkey: &PublicKey) -> Self {
+        self.hotkey = hotkey.public().to_bytes().to_vec();
+        let consent = self.consent(network_id, &coldkey.to_bytes()).signed(hotkey);
+        self.hotkey_signature = consent.signature;
+        self
+    }
+
+    /// Checks that the hotkey consented to this declaration by the transaction's `coldkey` on
+    /// `network_id`.
+    pub fn verify_consent(&self, network_id: &[u8], coldkey: &[u8]) -> Result<(), SignatureError> {
+        self.consent(network_id, coldkey).verify_signature()
+    }
+}
 
 impl v1::Register {
     /// The consent the registration's hotkey signs, for a transaction of `network_id` signed by

@@ -689,6 +689,17 @@ impl Validate for v1::Transaction {
                 }
                 unique("create_subnet.tasks", &c.tasks)?;
             }
+            Some(Kind::DeclareFinalizer(d)) => {
+                key("declare_finalizer.hotkey", &d.hotkey)?;
+                fixed_len(
+                    "declare_finalizer.hotkey_signature",
+                    &d.hotkey_signature,
+                    SIGNATURE_LEN,
+                )?;
+            }
+            Some(Kind::UndeclareFinalizer(u)) => {
+                key("undeclare_finalizer.hotkey", &u.hotkey)?;
+            }
         }
         signature(&self.signature)
     }

@@ -8,6 +8,7 @@
 //! - `round0 share >= 0.9` (of the epochs each validator committed, the share decided in round 0)
 //! - `query success_rate >= 0.99` (over every query the timeline sent)
 //! - `no evidence`, `evidence against v3`
+//! - `v3 jailed` (in v0's finalized economy: jailed, so out of the set the head hands over to)
 //! - `miner m3 weight_rank <= 2`, `miner m4 weight == 0` (in v0's latest weight vector; `on v2`
 //!   for another validator's, `on every validator` for each running validator's)
 //! - `miner m1 stake > 0` (behind its hotkey in v0's finalized economy: emission it earned),
@@ -120,6 +121,8 @@ pub enum Assertion {
     NoEvidence,
     /// Some validator holds evidence against this node.
     EvidenceAgainst(String),
+    /// This validator is jailed in v0's finalized economy.
+    Jailed(String),
     /// A miner's rank by weight (1 = highest) in the latest vector of `on`.
     WeightRank {
         /// Miner.
@@ -266,6 +269,7 @@ impl Assertion {
             }
             ["no", "evidence"] => Ok(Self::NoEvidence),
             ["evidence", "against", node] => Ok(Self::EvidenceAgainst((*node).to_string())),
+            [node, "jailed"] => Ok(Self::Jailed((*node).to_string())),
             ["miner", miner, "weight_rank", cmp, rank, on @ ..] => Ok(Self::WeightRank {
                 miner: (*miner).to_string(),
                 cmp: Cmp::parse(cmp)?,
@@ -295,7 +299,8 @@ impl Assertion {
             _ => Err(format!(
                 "{text:?}: unknown assertion (finalized_epoch, finality stalls for, finality gap, \
                  round0 share, peak rss_mb, all ledgers agree, \
-                 query success_rate, no evidence, evidence against, miner NAME weight_rank|weight|stake, \
+                 query success_rate, no evidence, evidence against, NODE jailed, \
+                 miner NAME weight_rank|weight|stake, \
                  embedding cosine)"
             )),
         }
@@ -356,6 +361,10 @@ mod tests {
         assert_eq!(
             Assertion::parse("evidence against v3").unwrap(),
             Assertion::EvidenceAgainst("v3".into())
+        );
+        assert_eq!(
+            Assertion::parse("v3 jailed").unwrap(),
+            Assertion::Jailed("v3".into())
         );
         assert_eq!(
             Assertion::parse("miner m1 stake > 0").unwrap(),

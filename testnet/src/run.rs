@@ -880,6 +880,10 @@ pub async fn check(
             }
             (held, observed.join("; "))
         }
+        Assertion::Jailed(name) => match jailed(manifest, name).await {
+            Ok(observed) => observed,
+            Err(why) => (false, why),
+        },
         Assertion::Stake { miner, cmp, amount } => match stake_of(manifest, miner).await {
             Ok((stake, observed)) => (cmp.holds(stake as f64, *amount as f64), observed),
             Err(why) => (false, why),
@@ -939,6 +943,29 @@ async fn weight_of(
     let rank = 1 + vector.iter().filter(|(_, w)| *w > weight).count() as u64;
     let observed = format!("{miner}: uid {uid}, weight {weight}, rank {rank} in {vector:?}");
     Ok((weight, rank, observed))
+}
+
+/// Whether `name` is jailed and out of the next set in v0's finalized economy, and what was seen.
+async fn jailed(manifest: &Manifest, name: &str) -> Result<(bool, String), String> {
+    let Ok(v0) = manifest.node("v0") else {
+        return Err("no v0".into());
+    };
+    let Some(key) = manifest.node(name).ok().and_then(hotkey_hex) else {
+        return Err(format!("no node {name}"));
+    };
+    let economy = read(&v0.api, |c| async move { c.economy().await })
+        .await
+        .ok_or("v0's economy could not be read")?;
+    let Some(entry) = economy.finalizers.iter().find(|f| f.hotkey == key) else {
+        return Ok((false, format!("{name} is not among v0's finalizers")));
+    };
+    Ok((
+        entry.jailed_until.is_some() && !entry.in_next_set,
+        format!(
+            "{name}: jailed until {:?}, in the next set {}, own stake {}",
+            entry.jailed_until, entry.in_next_set, entry.own_stake
+        ),
+    ))
 }
 
 /// The stake behind `miner`'s hotkey in v0's finalized economy, and what was seen.

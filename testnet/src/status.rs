@@ -30,6 +30,8 @@ pub struct NodeStatus {
     pub finalized_epoch: Option<u64>,
     /// Round of the epoch being decided.
     pub round: Option<u64>,
+    /// Whether it is in the set that finalizes now.
+    pub voting: Option<bool>,
     /// Connected peers.
     pub peers: Option<u64>,
     /// Miners the validator has seen.
@@ -60,6 +62,7 @@ pub async fn node_status(node: &NodeEntry) -> NodeStatus {
         epoch: s.map(|s| s.epoch),
         finalized_epoch: s.and_then(|s| s.consensus.finalized_epoch),
         round: s.map(|s| u64::from(s.consensus.round)),
+        voting: s.map(|s| s.consensus.voting),
         peers: s.map(|s| s.peers as u64),
         miners_seen: s.map(|s| s.miners_seen as u64),
         last_finality_ms: s.and_then(|s| s.consensus.last_finality_ms),

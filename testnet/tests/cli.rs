@@ -340,11 +340,13 @@ fn validators_validate_every_subnet() {
     );
 }
 
-/// Anyone can validate: a node that joins a running network with new keys scores but publishes no
-/// weights until its operator registers and stakes its hotkey; then it holds a validator permit,
-/// its vectors enter finalized snapshots (it is not a finalizer), and it earns dividends.
+/// Anyone can validate and finalize: a node that joins a running network with new keys scores but
+/// publishes no weights until its operator registers and stakes its hotkey; then it holds a
+/// validator permit, its vectors enter finalized snapshots, and it earns dividends. Declared a
+/// finalizer, it enters the set and votes; a genesis validator that undeclares
+/// leaves the set; finality goes on throughout.
 #[test]
-fn an_outsider_validator_earns_once_registered_and_staked() {
+fn an_outsider_validates_then_finalizes() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("net");
     let _down = common::DownOnDrop(dir.clone());
@@ -436,4 +438,74 @@ fn an_outsider_validator_earns_once_registered_and_staked() {
     });
     assert!(carries, "no recent snapshot carries v2's vector");
     assert!(log().contains("validator permit held"), "{}", log());
+
+    // Declared a finalizer, v2 joins the set at the next epoch and signs certificates.
+    run(&[
+        "tx",
+        "declare-finalizer",
+        "--api",
+        &api,
+        "--coldkey",
+        funder,
+        "--hotkey",
+        v2_hotkey.to_str().expect("utf-8"),
+        "--wait",
+    ]);
+    wait(&dir, "v2", "voting", |r| r["voting"] == true);
+    let finalized = || node(&dir, "v0")["finalized_epoch"].as_u64().unwrap_or(0);
+    let from = finalized();
+    poll(
+        Duration::from_secs(30),
+        "finality going on",
+        finalized,
+        |&e| e >= from + 3,
+    );
+    let in_set = |hotkey: &str| {
+        let snapshot = runtime
+            .block_on(client.snapshot(finalized()))
+            .expect("a snapshot");
+        snapshot.next_validators.iter().any(|v| v.hotkey == hotkey)
+    };
+    assert!(in_set(&hotkey), "v2 is in the set the head hands over to");
+
+    // A genesis validator undeclares and leaves the set; the others go on.
+    let v1_keys = data("v1");
+    let shown = std::process::Command::new(common::meshmind())
+        .args([
+            "keys",
+            "show",
+            v1_keys.join("hotkey.json").to_str().expect("utf-8"),
+            "--json",
+        ])
+        .output()
+        .expect("run meshmind");
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    let v1_hotkey = shown["public_key"].as_str().expect("a key").to_string();
+    run(&[
+        "tx",
+        "undeclare-finalizer",
+        "--api",
+        &api,
+        "--coldkey",
+        v1_keys.join("coldkey.json").to_str().expect("utf-8"),
+        "--hotkey",
+        &v1_hotkey,
+        "--wait",
+    ]);
+    let economy = runtime.block_on(client.economy()).expect("the economy");
+    let v1_entry = economy
+        .finalizers
+        .iter()
+        .find(|f| f.hotkey == v1_hotkey)
+        .expect("v1 is still listed while its stake unbonds");
+    assert!(!v1_entry.declared && !v1_entry.in_next_set, "{v1_entry:?}");
+    let from = finalized();
+    poll(
+        Duration::from_secs(30),
+        "finality going on without v1",
+        finalized,
+        |&e| e >= from + 3,
+    );
+    wait(&dir, "v1", "out of the set", |r| r["voting"] == false);
+    assert!(!in_set(&v1_hotkey) && in_set(&hotkey), "v1 out, v2 in");
 }

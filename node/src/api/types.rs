@@ -185,6 +185,44 @@ pub struct Economy {
     pub accounts: usize,
     /// The state root (hex).
     pub root: String,
+    /// Declared finalizers (and lately declared, and jailed ones).
+    #[serde(default)]
+    pub finalizers: Vec<FinalizerView>,
+    /// Stake on its way back to balances.
+    #[serde(default)]
+    pub unbonding: Vec<UnbondingView>,
+}
+
+/// A hotkey declared a finalizer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinalizerView {
+    /// Hotkey (hex).
+    pub hotkey: String,
+    /// The coldkey that declared it (hex).
+    pub coldkey: String,
+    /// Declared now.
+    pub declared: bool,
+    /// The epoch it undeclared, if it did.
+    pub left_at: Option<u64>,
+    /// Out of the set before this epoch, if jailed.
+    pub jailed_until: Option<u64>,
+    /// The declaring coldkey's stake behind it: its voting power.
+    pub own_stake: u64,
+    /// In the set that finalizes the next epoch.
+    pub in_next_set: bool,
+}
+
+/// Stake unbonding.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnbondingView {
+    /// The epoch it returns to the balance.
+    pub release_epoch: u64,
+    /// Coldkey (hex).
+    pub coldkey: String,
+    /// The hotkey it was behind (hex).
+    pub hotkey: String,
+    /// Amount.
+    pub amount: u64,
 }
 
 /// Supply accounting.

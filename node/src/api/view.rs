@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use super::types::{
     Account, Answer, ApiError, CertificateView, ChainMetagraph, Economy, Encoding, ErrorBody,
-    EvidenceView, NeuronView, QueryAnswer, ResultView, SnapshotView, StakeView, StreamLine,
-    SupplyView, TransactionView, ValidatorView, WeightsView,
+    EvidenceView, FinalizerView, NeuronView, QueryAnswer, ResultView, SnapshotView, StakeView,
+    StreamLine, SupplyView, TransactionView, UnbondingView, ValidatorView, WeightsView,
 };
 use crate::chain::snapshot::value_id;
 use crate::state::{Key, State};
@@ -79,6 +79,10 @@ pub fn transaction(tx: &v1::Transaction) -> TransactionView {
             "hotkey": hex::encode(&r.hotkey), "subnet": r.subnet, "max_burn": r.max_burn}}),
         Some(Kind::CreateSubnet(c)) => json!({"create_subnet": {
             "name": c.name, "tasks": c.tasks, "max_lock": c.max_lock}}),
+        Some(Kind::DeclareFinalizer(d)) => json!({"declare_finalizer": {
+            "hotkey": hex::encode(&d.hotkey)}}),
+        Some(Kind::UndeclareFinalizer(u)) => json!({"undeclare_finalizer": {
+            "hotkey": hex::encode(&u.hotkey)}}),
         None => Value::Null,
     };
     TransactionView {
@@ -233,6 +237,34 @@ pub fn economy(state: &State) -> Economy {
         subnets: state.subnets.keys().copied().collect(),
         accounts: state.accounts.len(),
         root: hex::encode(state.root()),
+        finalizers: {
+            let next = state.voting_set(&v1::ValidatorSet::default());
+            state
+                .finalizers
+                .iter()
+                .map(|(hotkey, f)| FinalizerView {
+                    hotkey: hotkey.to_hex(),
+                    coldkey: f.coldkey.to_hex(),
+                    declared: f.declared,
+                    left_at: (!f.declared).then_some(f.left_at),
+                    jailed_until: (f.jailed_until > state.epoch).then_some(f.jailed_until),
+                    own_stake: state.own_stake(hotkey, &f.coldkey),
+                    in_next_set: next.validators.iter().any(|v| v.hotkey == hotkey.0),
+                })
+                .collect()
+        },
+        unbonding: state
+            .unbonding
+            .iter()
+            .map(
+                |(&(release_epoch, coldkey, hotkey), &amount)| UnbondingView {
+                    release_epoch,
+                    coldkey: coldkey.to_hex(),
+                    hotkey: hotkey.to_hex(),
+                    amount,
+                },
+            )
+            .collect(),
     }
 }
 

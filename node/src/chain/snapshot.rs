@@ -71,6 +71,14 @@ pub fn value_id(snapshot: &v1::Snapshot) -> [u8; 32] {
         .unwrap_or_default()
 }
 
+/// Jails and slashes the offender `evidence` names (see [`State::punish`]).
+fn punish(state: &mut State, evidence: &v1::Evidence) {
+    if let Some(offender) = Offence::of(evidence).and_then(|o| Key::from_slice(&o.offender)) {
+        let burned = state.punish(&offender);
+        tracing::info!(offender = %offender.to_hex(), burned, "equivocation punished");
+    }
+}
+
 /// Whether `reveal`'s signer holds a validator permit on its subnet, among `permits`.
 fn permitted(permits: &BTreeMap<u32, BTreeSet<Key>>, reveal: &v1::WeightReveal) -> bool {
     Key::from_slice(&reveal.validator).is_some_and(|key| {
@@ -160,6 +168,9 @@ fn build_with(
         }
     }
     let results = state.end_epoch(&weights, expect.emission);
+    for e in &evidence {
+        punish(&mut state, e);
+    }
     let next = state.voting_set(expect.members.wire());
     let header = v1::SnapshotHeader {
         network_id: expect.network_id.to_vec(),
@@ -352,6 +363,7 @@ pub fn check(
                 "a second piece for one offence",
             ));
         }
+        punish(&mut state, item);
     }
     eq(
         "header.evidence_root",

@@ -804,6 +804,21 @@ mod tests {
         let offences: std::collections::BTreeSet<_> =
             included.iter().filter_map(Offence::of).collect();
         assert_eq!(offences.len(), included.len(), "one piece per offence");
+        // The snapshot that carries it jails node 3 out of the set it hands over and burns a
+        // share of the stake behind it; the others finalize on without it.
+        let state = net.engines[0].as_ref().unwrap().app().state();
+        let own = |i: usize| {
+            let key = crate::state::Key(net.keys[i].public().to_bytes());
+            state.own_stake(&key, &key)
+        };
+        let offender = crate::state::Key(net.keys[3].public().to_bytes());
+        assert!(state.finalizers[&offender].jailed_until > state.epoch);
+        let honest = (0..3).map(own).min().unwrap_or(0);
+        assert!(own(3) < honest, "slashed: {} against {honest}", own(3));
+        let head = ledger.head().unwrap().expect("a head").epoch;
+        let handed = ledger.snapshot(head).unwrap().unwrap().next_validators.unwrap();
+        assert_eq!(handed.validators.len(), 3);
+        assert!(handed.validators.iter().all(|v| v.hotkey != accused));
     }
 
     fn vote_message(

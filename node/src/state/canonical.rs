@@ -5,7 +5,7 @@
 use meshmind_protocols::v1;
 use prost::Message;
 
-use super::{Account, Key, Neuron, Params, State, StateError, Subnet, Supply};
+use super::{Account, Finalizer, Key, Neuron, Params, State, StateError, Subnet, Supply};
 
 /// Domain of the state root's key derivation.
 const ROOT_DOMAIN: &str = "meshmind/v1/state";
@@ -75,6 +75,29 @@ impl State {
                 emitted: self.supply.emitted,
                 burned: self.supply.burned,
             }),
+            finalizers: self
+                .finalizers
+                .iter()
+                .map(|(hotkey, f)| v1::FinalizerState {
+                    hotkey: hotkey.0.to_vec(),
+                    coldkey: f.coldkey.0.to_vec(),
+                    declared: f.declared,
+                    left_at: f.left_at,
+                    jailed_until: f.jailed_until,
+                })
+                .collect(),
+            unbonding: self
+                .unbonding
+                .iter()
+                .map(
+                    |(&(release_epoch, coldkey, hotkey), &amount)| v1::UnbondingState {
+                        release_epoch,
+                        coldkey: coldkey.0.to_vec(),
+                        hotkey: hotkey.0.to_vec(),
+                        amount,
+                    },
+                )
+                .collect(),
         }
     }
 
@@ -95,7 +118,27 @@ impl State {
                     burned: s.burned,
                 })
                 .unwrap_or_default(),
+            finalizers: Default::default(),
+            unbonding: Default::default(),
         };
+        for f in wire.finalizers {
+            let finalizer = Finalizer {
+                coldkey: key(&f.coldkey, "finalizer")?,
+                declared: f.declared,
+                left_at: f.left_at,
+                jailed_until: f.jailed_until,
+            };
+            let hotkey = key(&f.hotkey, "finalizer")?;
+            insert_last(&mut state.finalizers, hotkey, finalizer, "finalizers")?;
+        }
+        for u in wire.unbonding {
+            let entry = (
+                u.release_epoch,
+                key(&u.coldkey, "unbonding")?,
+                key(&u.hotkey, "unbonding")?,
+            );
+            insert_last(&mut state.unbonding, entry, u.amount, "unbonding")?;
+        }
         for a in wire.accounts {
             let coldkey = key(&a.coldkey, "account")?;
             let account = Account {
@@ -168,6 +211,10 @@ fn params_to_wire(p: &Params) -> v1::StateParams {
         yuma3: p.yuma3,
         liquid_alpha: p.liquid_alpha,
         tx_fee: p.tx_fee,
+        max_finalizers: p.max_finalizers,
+        unbonding_epochs: p.unbonding_epochs,
+        jail_epochs: p.jail_epochs,
+        slash_per_mille: u32::try_from(p.slash_per_mille).unwrap_or(u32::MAX),
     }
 }
 
@@ -187,6 +234,10 @@ fn params_from_wire(p: &v1::StateParams) -> Result<Params, StateError> {
         yuma3: p.yuma3,
         liquid_alpha: p.liquid_alpha,
         tx_fee: p.tx_fee,
+        max_finalizers: p.max_finalizers,
+        unbonding_epochs: p.unbonding_epochs,
+        jail_epochs: p.jail_epochs,
+        slash_per_mille: u64::from(p.slash_per_mille),
     })
 }
 
@@ -302,7 +353,19 @@ mod tests {
                 emitted: 5_000,
                 burned: 1_000,
             },
+            finalizers: Default::default(),
+            unbonding: Default::default(),
         };
+        state.finalizers.insert(
+            k(5),
+            Finalizer {
+                coldkey: k(2),
+                declared: true,
+                left_at: 0,
+                jailed_until: 3,
+            },
+        );
+        state.unbonding.insert((9, k(2), k(5)), 25);
         state.accounts.insert(
             k(2),
             Account {
@@ -396,5 +459,5 @@ mod tests {
     /// The state root of [`sample`]: if this changes, every snapshot's state root changes, which
     /// forks every running network. Change the protocol version instead.
     const GOLDEN_STATE_ROOT: &str =
-        "3de1f0f9d29f723b07f70edd056e0dbd510bada39fa1d6bbdd1de9975138df4d";
+        "fa0cad4bf20d6c5714acde061882b49ae2da74cfcb6c8b15c6c49d62b9e319b6";
 }

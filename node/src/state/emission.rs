@@ -69,6 +69,7 @@ impl State {
                 .max(min);
         }
         self.epoch += 1;
+        self.settle_finalizers();
         results
     }
 

@@ -6,6 +6,7 @@
 
 mod canonical;
 mod emission;
+mod finalizers;
 mod mempool;
 mod transaction;
 
@@ -18,6 +19,7 @@ use meshmind_protocols::{NetworkId, v1};
 use serde::{Deserialize, Serialize};
 
 pub use emission::MIN_SUBNET_STAKE_PER_MILLE;
+pub use finalizers::Finalizer;
 pub use mempool::{MAX_NONCE_AHEAD, Mempool, PoolError};
 pub use transaction::{TxError, order_transactions};
 
@@ -53,6 +55,9 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
+/// The shortest jail: as long as evidence of an offence is taken, so it is punished once.
+pub const MIN_JAIL_EPOCHS: u64 = crate::consensus::evidence::MAX_EVIDENCE_AGE;
+
 /// The rules of the economy, the same on every node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Params {
@@ -84,6 +89,15 @@ pub struct Params {
     pub liquid_alpha: bool,
     /// Burned from the signer's balance by every applied transaction, so none is free.
     pub tx_fee: u64,
+    /// Most finalizers.
+    pub max_finalizers: u32,
+    /// Epochs unstaked stake behind a finalizer takes to return.
+    pub unbonding_epochs: u64,
+    /// Epochs an equivocating finalizer is kept out of the set (at least the age evidence is
+    /// taken at, so one offence is punished once).
+    pub jail_epochs: u64,
+    /// Per-mille of the stake behind an equivocating finalizer burned.
+    pub slash_per_mille: u64,
 }
 
 impl Params {
@@ -107,6 +121,16 @@ impl Params {
         params.tx_fee = set(e.tx_fee, params.tx_fee);
         params.yuma3 = e.yuma3;
         params.liquid_alpha = e.yuma3 && e.liquid_alpha;
+        params.max_finalizers = set(
+            u64::from(e.max_finalizers),
+            u64::from(params.max_finalizers),
+        )
+        .min(meshmind_protocols::codec::MAX_VALIDATORS as u64)
+            as u32;
+        params.unbonding_epochs = set(e.unbonding_epochs, params.unbonding_epochs);
+        params.jail_epochs = set(e.jail_epochs, params.jail_epochs).max(MIN_JAIL_EPOCHS);
+        params.slash_per_mille =
+            set(u64::from(e.slash_per_mille), params.slash_per_mille).min(1000);
         params
     }
 }
@@ -128,6 +152,10 @@ impl Default for Params {
             yuma3: false,
             liquid_alpha: false,
             tx_fee: 100,
+            max_finalizers: 64,
+            unbonding_epochs: 64,
+            jail_epochs: MIN_JAIL_EPOCHS,
+            slash_per_mille: 100,
         }
     }
 }
@@ -236,6 +264,10 @@ pub struct State {
     pub subnets: BTreeMap<u32, Subnet>,
     /// Supply accounting.
     pub supply: Supply,
+    /// Declared finalizers (and lately declared, and jailed ones) by hotkey.
+    pub finalizers: BTreeMap<Key, Finalizer>,
+    /// Stake on its way back to balances, by (release epoch, coldkey, hotkey).
+    pub unbonding: BTreeMap<(u64, Key, Key), u64>,
 }
 
 fn genesis_error(field: impl Into<String>, reason: impl Into<String>) -> StateError {
@@ -257,6 +289,8 @@ impl State {
             stakes: BTreeMap::new(),
             subnets: BTreeMap::new(),
             supply: Supply::default(),
+            finalizers: BTreeMap::new(),
+            unbonding: BTreeMap::new(),
         };
         let mut total: u64 = 0;
         let mut add = |amount: u64, field: &str| {
@@ -302,6 +336,8 @@ impl State {
                 return Err(genesis_error(field, "keys must be 32 bytes"));
             };
             add(validator.stake, &field)?;
+            // Genesis validators are the first declared finalizers.
+            state.declare(hotkey, coldkey);
             for subnet in state.subnets.values_mut() {
                 if subnet.uid_of(&hotkey).is_none() {
                     subnet.neurons.push(Neuron::new(hotkey, coldkey, 0));
@@ -472,36 +508,7 @@ impl State {
         }
     }
 
-    /// The validator set that finalizes the next epoch: the members of `current` with voting power
-    /// equal to the stake their own coldkey has behind their hotkey over every subnet now (so
-    /// self-staking and emission move it); members left with none drop out, and if none has any
-    /// the set stays as it is.
-    ///
-    /// Stake from other coldkeys earns with the validator but carries no voting power: otherwise
-    /// anyone could stake a validator that is offline past a third of the power and halt finality.
-    pub fn voting_set(&self, current: &v1::ValidatorSet) -> v1::ValidatorSet {
-        let validators: Vec<v1::ValidatorEntry> = current
-            .validators
-            .iter()
-            .filter_map(|entry| {
-                let hotkey = Key::from_slice(&entry.hotkey)?;
-                let coldkey = Key::from_slice(&entry.coldkey)?;
-                let stake = self.subnets.keys().fold(0u64, |sum, &id| {
-                    sum.saturating_add(self.stake(id, &hotkey, &coldkey))
-                });
-                (stake > 0).then(|| v1::ValidatorEntry {
-                    stake,
-                    ..entry.clone()
-                })
-            })
-            .collect();
-        if validators.is_empty() {
-            return current.clone();
-        }
-        v1::ValidatorSet { validators }
-    }
-
-    /// Every unit held: balances, stakes and subnet locks.
+    /// Every unit held: balances, stakes, unbonding stake and subnet locks.
     pub fn held(&self) -> u128 {
         let balances: u128 = self.accounts.values().map(|a| u128::from(a.balance)).sum();
         let stakes: u128 = self
@@ -512,7 +519,8 @@ impl State {
             .map(|&s| u128::from(s))
             .sum();
         let locked: u128 = self.subnets.values().map(|s| u128::from(s.locked)).sum();
-        balances + stakes + locked
+        let unbonding: u128 = self.unbonding.values().map(|&a| u128::from(a)).sum();
+        balances + stakes + locked + unbonding
     }
 
     /// Checks that supply = genesis + emitted - burned equals everything held, that no subnet holds

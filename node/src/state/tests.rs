@@ -364,11 +364,13 @@ enum Step {
         weights: Vec<(usize, u32, u16)>,
         emission: u64,
     },
+    /// Evidence against `hot[offender]` enters a snapshot.
+    Punish { offender: usize },
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        3 => (0usize..4, 0usize..8, 0u8..5, 0u64..20_000, 0u8..8).prop_map(
+        3 => (0usize..4, 0usize..8, 0u8..7, 0u64..20_000, 0u8..8).prop_map(
             |(from, to, kind, amount, nonce_skew)| Step::Tx { from, to, kind, amount, nonce_skew }
         ),
         1 => (
@@ -376,7 +378,39 @@ fn step() -> impl Strategy<Value = Step> {
             0u64..10_000_000,
         )
             .prop_map(|(weights, emission)| Step::Epoch { weights, emission }),
+        1 => (0usize..8).prop_map(|offender| Step::Punish { offender }),
     ]
+}
+
+/// Declaring `hotkey` a finalizer under `coldkey`, with the hotkey's consent.
+fn declare(hotkey: &Keypair, coldkey: &Keypair) -> v1::transaction::Kind {
+    v1::transaction::Kind::DeclareFinalizer(v1::DeclareFinalizer::default().consented(
+        hotkey,
+        &NET.to_vec(),
+        &coldkey.public(),
+    ))
+}
+
+fn undeclare(hotkey: &Keypair) -> v1::transaction::Kind {
+    v1::transaction::Kind::UndeclareFinalizer(v1::UndeclareFinalizer {
+        hotkey: key(hotkey).0.to_vec(),
+    })
+}
+
+/// The set the rules say must finalize next: the declared, unjailed hotkeys with the most stake
+/// from their declaring coldkey (ties to the lower hotkey), at most `max_finalizers`.
+fn expected_set(state: &State) -> Vec<(Key, u64)> {
+    let mut candidates: Vec<(Key, u64)> = state
+        .finalizers
+        .iter()
+        .filter(|(_, f)| f.declared && f.jailed_until <= state.epoch)
+        .map(|(&hotkey, f)| (hotkey, state.own_stake(&hotkey, &f.coldkey)))
+        .filter(|(_, own)| *own > 0)
+        .collect();
+    candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    candidates.truncate(state.params.max_finalizers as usize);
+    candidates.sort();
+    candidates
 }
 
 fn run(w: &mut World, steps: &[Step]) -> Result<(), TestCaseError> {
@@ -403,6 +437,8 @@ fn run(w: &mut World, steps: &[Step]) -> Result<(), TestCaseError> {
                         amount: *amount,
                     }),
                     3 => register(&w.hot[*to], signer, *amount),
+                    4 => declare(&w.hot[*to], signer),
+                    5 => undeclare(&w.hot[*to]),
                     _ => v1::transaction::Kind::CreateSubnet(v1::CreateSubnet {
                         name: format!("s{to}"),
                         tasks: vec!["t".into()],
@@ -432,6 +468,21 @@ fn run(w: &mut World, steps: &[Step]) -> Result<(), TestCaseError> {
                 w.state.end_epoch(&reveals, *emission);
                 prop_assert!(w.state.supply.emitted - emitted <= *emission);
             }
+            Step::Punish { offender } => {
+                let burned = w.state.supply.burned;
+                let slashed = w.state.punish(&key(&w.hot[*offender]));
+                prop_assert_eq!(w.state.supply.burned - burned, slashed);
+            }
+        }
+        let set = w.state.voting_set(&v1::ValidatorSet::default());
+        let chosen: Vec<(Key, u64)> = set
+            .validators
+            .iter()
+            .map(|v| (Key::from_slice(&v.hotkey).expect("a key"), v.stake))
+            .collect();
+        let expected = expected_set(&w.state);
+        if !expected.is_empty() {
+            prop_assert_eq!(chosen, expected, "the set is the top of the declared stake");
         }
         if let Err(e) = w.state.check_invariants() {
             return Err(TestCaseError::fail(e.to_string()));
@@ -452,6 +503,10 @@ proptest! {
         // Either bond rule: classic, or Yuma-3 with liquid alpha.
         w.state.params.yuma3 = yuma3;
         w.state.params.liquid_alpha = yuma3;
+        // A small set and short windows, so the top-k, unbonding and jail all come into play.
+        w.state.params.max_finalizers = 2;
+        w.state.params.unbonding_epochs = 3;
+        w.state.params.jail_epochs = 2;
         let start = w.state.clone();
         run(&mut w, &steps)?;
         // The same steps from the same start give the same state, bit for bit.
@@ -474,7 +529,18 @@ fn genesis_rules_apply_and_unaffordable_transactions_are_refused_before_forwardi
         liquid_alpha: true,
         activity_cutoff: 3,
         tx_fee: 5,
+        max_finalizers: 0,
+        unbonding_epochs: 9,
+        jail_epochs: 1,
+        slash_per_mille: 2_000,
     }));
+    assert_eq!(params.max_finalizers, 64, "zero takes the default");
+    assert_eq!(params.unbonding_epochs, 9);
+    assert_eq!(
+        params.jail_epochs, MIN_JAIL_EPOCHS,
+        "never shorter than evidence lives"
+    );
+    assert_eq!(params.slash_per_mille, 1_000, "at most all of it");
     assert_eq!(params.activity_cutoff, 3);
     assert_eq!(params.tx_fee, 5);
     assert!(params.yuma3 && params.liquid_alpha);
@@ -976,4 +1042,144 @@ fn snapshots_take_weights_from_permit_holders_only() {
             .contains("holds no validator permit on subnet 1"),
         "{refused}"
     );
+}
+
+/// The finalizing set is open: a hotkey its coldkey declares (with the hotkey's consent) and
+/// stakes joins the set by its own stake, the top `max_finalizers` win, and undeclaring leaves;
+/// refused declarations change nothing and say why.
+#[test]
+fn finalizers_join_by_declaring_and_stake_and_leave_by_undeclaring() {
+    let mut w = world();
+    w.state.params.max_finalizers = 2;
+    let set = |w: &World| -> Vec<Key> {
+        w.state
+            .voting_set(&v1::ValidatorSet::default())
+            .validators
+            .iter()
+            .map(|v| Key::from_slice(&v.hotkey).expect("a key"))
+            .collect()
+    };
+    let sorted = |mut keys: Vec<Key>| {
+        keys.sort();
+        keys
+    };
+    let genesis = sorted(vec![key(&w.hot[0]), key(&w.hot[1])]);
+    assert_eq!(
+        set(&w),
+        genesis,
+        "genesis validators are the first finalizers"
+    );
+    let (newcomer, funder) = (w.hot[2].clone(), w.cold[2].clone());
+    let mut nonce = 0;
+    let mut send = |w: &mut World, kind: v1::transaction::Kind| {
+        let before = w.state.clone();
+        let result = w.state.apply(&tx(&funder, nonce, kind));
+        match &result {
+            Ok(()) => nonce += 1,
+            Err(_) => assert_eq!(w.state, before, "a refused transaction changes nothing"),
+        }
+        w.state.check_invariants().expect("invariants");
+        result
+    };
+    send(&mut w, register(&newcomer, &funder, 10_000)).expect("registered");
+    send(&mut w, stake(&newcomer, 5_000)).expect("staked");
+    assert_eq!(set(&w), genesis, "stake alone does not make a finalizer");
+    // The hotkey's consent is to one coldkey: a declaration under another is refused.
+    let forged = v1::transaction::Kind::DeclareFinalizer(
+        v1::DeclareFinalizer::default().consented(&newcomer, &NET.to_vec(), &w.cold[3].public()),
+    );
+    assert_eq!(send(&mut w, forged), Err(TxError::NoHotkeyConsent));
+    send(&mut w, declare(&newcomer, &funder)).expect("declared");
+    assert_eq!(
+        send(&mut w, declare(&newcomer, &funder)),
+        Err(TxError::AlreadyDeclared)
+    );
+    let chosen = set(&w);
+    assert_eq!(chosen.len(), 2, "at most max_finalizers");
+    assert!(
+        chosen.contains(&key(&newcomer)),
+        "the most staked declared hotkey is in"
+    );
+    let power = w.state.voting_set(&v1::ValidatorSet::default());
+    let entry = power
+        .validators
+        .iter()
+        .find(|v| v.hotkey == key(&newcomer).0)
+        .expect("its entry");
+    assert_eq!(
+        (entry.stake, entry.coldkey.as_slice()),
+        (5_000, &key(&funder).0[..])
+    );
+    // Only the declaring coldkey undeclares.
+    let other = tx(&w.cold[3], 0, undeclare(&newcomer));
+    assert_eq!(w.state.apply(&other), Err(TxError::NotDeclared));
+    send(&mut w, undeclare(&newcomer)).expect("undeclared");
+    assert_eq!(set(&w), genesis);
+    assert_eq!(
+        send(&mut w, undeclare(&newcomer)),
+        Err(TxError::NotDeclared)
+    );
+}
+
+/// Stake behind a finalizer returns only after `unbonding_epochs`, so evidence found meanwhile
+/// still reaches it: an equivocator is jailed (out of the set, unable to declare again) and loses
+/// `slash_per_mille` of its stake and of what is unbonding, once per jail; supply stays whole.
+#[test]
+fn unbonding_keeps_stake_slashable_and_an_equivocator_is_jailed_once() {
+    let mut w = world();
+    let (hot, cold) = (w.hot[0].clone(), w.cold[0].clone());
+    w.state.params.unbonding_epochs = 3;
+    let balance = |w: &World| w.state.account(&key(&cold)).balance;
+    let before = balance(&w);
+    let unstake = v1::transaction::Kind::RemoveStake(v1::RemoveStake {
+        hotkey: key(&hot).0.to_vec(),
+        subnet: 1,
+        amount: 400,
+    });
+    w.state.apply(&tx(&cold, 0, unstake)).expect("unstaked");
+    w.state.check_invariants().expect("invariants");
+    assert_eq!(balance(&w), before, "nothing back at once");
+    assert_eq!(w.state.unbonding.values().sum::<u64>(), 400);
+    assert_eq!(w.state.hotkey_stake(1, &key(&hot)), 600);
+
+    let burned = w.state.supply.burned;
+    let slashed = w.state.punish(&key(&hot));
+    assert_eq!(slashed, 60 + 40, "a tenth of the stake and of what unbonds");
+    assert_eq!(w.state.supply.burned - burned, slashed);
+    assert_eq!(w.state.hotkey_stake(1, &key(&hot)), 540);
+    assert_eq!(w.state.punish(&key(&hot)), 0, "punished once while jailed");
+    w.state.check_invariants().expect("invariants");
+    let members: Vec<Vec<u8>> = w
+        .state
+        .voting_set(&v1::ValidatorSet::default())
+        .validators
+        .into_iter()
+        .map(|v| v.hotkey)
+        .collect();
+    assert_eq!(
+        members,
+        vec![key(&w.hot[1]).0.to_vec()],
+        "jailed out of the set"
+    );
+    let jailed_until = w.state.finalizers[&key(&hot)].jailed_until;
+    assert_eq!(jailed_until, w.state.params.jail_epochs);
+    let again = v1::transaction::Kind::DeclareFinalizer(v1::DeclareFinalizer::default().consented(
+        &hot,
+        &NET.to_vec(),
+        &cold.public(),
+    ));
+    assert_eq!(
+        w.state.apply(&tx(&cold, 1, again)),
+        Err(TxError::Jailed(jailed_until))
+    );
+    for _ in 0..3 {
+        w.state.end_epoch(&[], 0);
+        w.state.check_invariants().expect("invariants");
+    }
+    assert_eq!(
+        balance(&w),
+        before + 360,
+        "the unbonded rest, after unbonding_epochs"
+    );
+    assert!(w.state.unbonding.is_empty());
 }

@@ -16,8 +16,8 @@ pub enum TxError {
     /// Its signature does not verify under its coldkey.
     #[error("bad signature")]
     BadSignature,
-    /// A registration without the hotkey's signed consent to this coldkey.
-    #[error("the hotkey did not consent to this registration (hotkey_signature)")]
+    /// A registration or finalizer declaration without the hotkey's signed consent to this coldkey.
+    #[error("the hotkey did not consent to this transaction (hotkey_signature)")]
     NoHotkeyConsent,
     /// Its nonce is not the account's next one (a replay, or one sent too early).
     #[error("nonce {got}, the account's next nonce is {expected}")]
@@ -38,6 +38,18 @@ pub enum TxError {
     /// The subnet does not exist.
     #[error("no subnet {0}")]
     UnknownSubnet(u32),
+    /// The hotkey is jailed for equivocating, until the epoch given.
+    #[error("the hotkey is jailed until epoch {0}")]
+    Jailed(u64),
+    /// Another coldkey declared the hotkey (or did lately).
+    #[error("the hotkey is declared a finalizer by another coldkey")]
+    DeclaredByAnother,
+    /// The hotkey is declared a finalizer already.
+    #[error("the hotkey is declared a finalizer already")]
+    AlreadyDeclared,
+    /// The hotkey is not declared a finalizer by this coldkey.
+    #[error("the hotkey is not declared a finalizer by this coldkey")]
+    NotDeclared,
     /// The hotkey is not registered on the subnet.
     #[error("hotkey is not registered on subnet {0}")]
     NotRegistered(u32),
@@ -108,9 +120,14 @@ impl State {
             });
         }
         tx.verify_signature().map_err(|_| TxError::BadSignature)?;
-        if let Some(v1::transaction::Kind::Register(r)) = &tx.kind {
-            r.verify_consent(&tx.network_id, &tx.coldkey)
-                .map_err(|_| TxError::NoHotkeyConsent)?;
+        match &tx.kind {
+            Some(v1::transaction::Kind::Register(r)) => r
+                .verify_consent(&tx.network_id, &tx.coldkey)
+                .map_err(|_| TxError::NoHotkeyConsent)?,
+            Some(v1::transaction::Kind::DeclareFinalizer(d)) => d
+                .verify_consent(&tx.network_id, &tx.coldkey)
+                .map_err(|_| TxError::NoHotkeyConsent)?,
+            _ => {}
         }
         Ok(())
     }
@@ -171,6 +188,28 @@ impl State {
                 }
                 lock
             }
+            Some(Kind::DeclareFinalizer(d)) => {
+                let hotkey = hotkey(&d.hotkey)?;
+                if let Some(f) = self.finalizers.get(&hotkey) {
+                    if f.jailed_until > self.epoch {
+                        return Err(TxError::Jailed(f.jailed_until));
+                    }
+                    if f.coldkey != *coldkey && self.bonded(&hotkey) {
+                        return Err(TxError::DeclaredByAnother);
+                    }
+                    if f.declared {
+                        return Err(TxError::AlreadyDeclared);
+                    }
+                }
+                0
+            }
+            Some(Kind::UndeclareFinalizer(u)) => {
+                let hotkey = hotkey(&u.hotkey)?;
+                match self.finalizers.get(&hotkey) {
+                    Some(f) if f.declared && f.coldkey == *coldkey => 0,
+                    _ => return Err(TxError::NotDeclared),
+                }
+            }
         };
         Ok(spent.saturating_add(self.params.tx_fee))
     }
@@ -205,7 +244,12 @@ impl State {
             Some(Kind::RemoveStake(s)) => {
                 let hotkey = hotkey(&s.hotkey)?;
                 self.take_stake(s.subnet, &hotkey, &coldkey, s.amount);
-                self.credit(coldkey, s.amount);
+                // Stake behind a finalizer stays slashable while evidence against it may come.
+                if self.bonded(&hotkey) {
+                    self.unbond(coldkey, hotkey, s.amount);
+                } else {
+                    self.credit(coldkey, s.amount);
+                }
             }
             Some(Kind::Register(r)) => {
                 let hotkey = hotkey(&r.hotkey)?;
@@ -219,6 +263,8 @@ impl State {
                     subnet.burn = subnet.burn.saturating_mul(2).min(max_burn);
                 }
             }
+            Some(Kind::DeclareFinalizer(d)) => self.declare(hotkey(&d.hotkey)?, coldkey),
+            Some(Kind::UndeclareFinalizer(u)) => self.undeclare(&hotkey(&u.hotkey)?),
             Some(Kind::CreateSubnet(c)) => {
                 let lock = self.params.subnet_lock;
                 let id = self.subnets.keys().next_back().map_or(1, |&id| id + 1);

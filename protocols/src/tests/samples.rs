@@ -145,6 +145,10 @@ pub(super) fn economy_state() -> v1::EconomyState {
             yuma3: false,
             liquid_alpha: false,
             tx_fee: 100,
+            max_finalizers: 64,
+            unbonding_epochs: 64,
+            jail_epochs: 64,
+            slash_per_mille: 100,
         }),
         epoch: 7,
         accounts: vec![
@@ -203,5 +207,18 @@ pub(super) fn economy_state() -> v1::EconomyState {
             emitted: 5_000,
             burned: 1_000,
         }),
+        finalizers: vec![v1::FinalizerState {
+            hotkey: k(5),
+            coldkey: k(2),
+            declared: true,
+            left_at: 0,
+            jailed_until: 3,
+        }],
+        unbonding: vec![v1::UnbondingState {
+            release_epoch: 9,
+            coldkey: k(2),
+            hotkey: k(5),
+            amount: 25,
+        }],
     }
 }
