@@ -213,6 +213,10 @@ pub(super) struct Net {
     pub lost_writes: usize,
     /// Validators that equivocate on purpose (test mode); their double signs are not checked.
     pub equivocators: Vec<bool>,
+    /// The funder's transaction at a nonce, instead of its transfer.
+    pub plan: BTreeMap<u64, v1::Transaction>,
+    /// Other transactions, offered to proposers from an epoch on.
+    pub extra: Vec<(u64, v1::Transaction)>,
     /// Seeded faults: each message is delayed 1..=`max_delay` ms, dropped or duplicated at these
     /// percentages. Zero seed state means a perfect network with 1 ms delivery.
     pub faults: Faults,
@@ -225,28 +229,43 @@ pub(super) struct Net {
 impl Net {
     /// A network of validators with `stakes`, keeping their data in memory.
     pub(super) fn new(stakes: &[u64]) -> Self {
-        Self::build(stakes, true)
+        Self::build(stakes, 0, true)
     }
 
     /// The same with RocksDB ledgers on disk.
     pub(super) fn on_disk(stakes: &[u64]) -> Self {
-        Self::build(stakes, false)
+        Self::build(stakes, 0, false)
     }
 
-    fn build(stakes: &[u64], in_memory: bool) -> Self {
-        let mut keys: Vec<Keypair> = (0..stakes.len())
+    /// Validators with `stakes` and `candidates` more nodes with keys of their own, outside the
+    /// genesis set (they follow the chain and may join it).
+    pub(super) fn with_candidates(stakes: &[u64], candidates: usize) -> Self {
+        Self::build(stakes, candidates, true)
+    }
+
+    fn build(stakes: &[u64], candidates: usize, in_memory: bool) -> Self {
+        let mut nodes: Vec<(Keypair, Option<u64>)> = (0..stakes.len() + candidates)
             .map(|i| Keypair::from_secret(&[i as u8 + 1; 32]))
+            .zip(
+                stakes
+                    .iter()
+                    .copied()
+                    .map(Some)
+                    .chain(std::iter::repeat(None)),
+            )
             .collect();
-        keys.sort_by_key(|k| k.public());
-        let validators = keys
+        nodes.sort_by_key(|(k, _)| k.public());
+        let validators = nodes
             .iter()
-            .zip(stakes)
-            .map(|(k, &stake)| v1::ValidatorEntry {
-                hotkey: k.public().to_bytes().to_vec(),
-                coldkey: k.public().to_bytes().to_vec(),
-                stake,
+            .filter_map(|(k, stake)| {
+                stake.map(|stake| v1::ValidatorEntry {
+                    hotkey: k.public().to_bytes().to_vec(),
+                    coldkey: k.public().to_bytes().to_vec(),
+                    stake,
+                })
             })
             .collect();
+        let keys: Vec<Keypair> = nodes.into_iter().map(|(k, _)| k).collect();
         let members = Members::new(v1::ValidatorSet { validators }).unwrap();
         let n = keys.len();
         let mut net = Self {
@@ -265,6 +284,8 @@ impl Net {
             deaths: 0,
             lost_writes: 0,
             equivocators: vec![false; n],
+            plan: BTreeMap::new(),
+            extra: Vec::new(),
             faults: Faults::default(),
             queue: BinaryHeap::new(),
             events: HashMap::new(),
@@ -473,9 +494,22 @@ impl Net {
                     } else {
                         reveals(&self.keys, epoch - 1)
                     };
-                    // Every transfer up to this epoch's nonce; those already applied are skipped.
-                    let transactions: Vec<v1::Transaction> =
-                        (0..=epoch).map(|n| transfer(&self.keys, n)).collect();
+                    // Every funder transaction up to this epoch's nonce (a transfer unless planned
+                    // otherwise) and the other transactions due; those already applied are skipped.
+                    let mut transactions: Vec<v1::Transaction> = (0..=epoch)
+                        .map(|n| {
+                            self.plan
+                                .get(&n)
+                                .cloned()
+                                .unwrap_or_else(|| transfer(&self.keys, n))
+                        })
+                        .collect();
+                    transactions.extend(
+                        self.extra
+                            .iter()
+                            .filter(|(from, _)| *from <= epoch)
+                            .map(|(_, tx)| tx.clone()),
+                    );
                     let Some(engine) = self.engines[i].as_mut() else {
                         return;
                     };
@@ -816,7 +850,12 @@ mod tests {
         let honest = (0..3).map(own).min().unwrap_or(0);
         assert!(own(3) < honest, "slashed: {} against {honest}", own(3));
         let head = ledger.head().unwrap().expect("a head").epoch;
-        let handed = ledger.snapshot(head).unwrap().unwrap().next_validators.unwrap();
+        let handed = ledger
+            .snapshot(head)
+            .unwrap()
+            .unwrap()
+            .next_validators
+            .unwrap();
         assert_eq!(handed.validators.len(), 3);
         assert!(handed.validators.iter().all(|v| v.hotkey != accused));
     }
@@ -1135,6 +1174,197 @@ mod tests {
         );
         assert!(sent >= 3, "a proposal, a prevote and a precommit were sent");
         assert_eq!(engine.height(), 1);
+    }
+
+    /// `kind` signed by `signer` with `nonce`.
+    fn signed_tx(signer: &Keypair, nonce: u64, kind: v1::transaction::Kind) -> v1::Transaction {
+        v1::Transaction {
+            network_id: NET.to_vec(),
+            coldkey: Vec::new(),
+            nonce,
+            kind: Some(kind),
+            signature: Vec::new(),
+        }
+        .signed(signer)
+    }
+
+    /// Whether the set `snapshot` hands over holds `key`.
+    fn hands_over_to(snapshot: &v1::Snapshot, key: &Keypair) -> bool {
+        let key = key.public().to_bytes();
+        snapshot
+            .next_validators
+            .as_ref()
+            .is_some_and(|set| set.validators.iter().any(|v| v.hotkey == key))
+    }
+
+    /// Sets that change under faults: an outsider registers, stakes and declares itself a
+    /// finalizer and joins, a genesis validator undeclares and leaves, an equivocator is jailed
+    /// out and slashed; with seeded delays, drops, duplicates and a crash, every node agrees,
+    /// none double signs, all go on finalizing, and every ledger verifies across the
+    /// hand-overs; a node wiped at the end catches up across them. `MESHMIND_ENGINE_SEEDS` runs
+    /// more seeds.
+    #[test]
+    fn sets_that_change_by_joins_leaves_and_jail_keep_agreement_and_liveness() {
+        let seeds = std::env::var("MESHMIND_ENGINE_SEEDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20u64);
+        for seed in 0..seeds {
+            let mut net = Net::with_candidates(&[10, 20, 15, 30], 1);
+            let member =
+                |net: &Net, i: usize| net.members.index_of(net.keys[i].public().as_bytes());
+            let candidate = (0..5)
+                .find(|&i| member(&net, i).is_none())
+                .expect("one outsider");
+            let others: Vec<usize> = (0..5).filter(|&i| i != candidate).collect();
+            let (leaver, cheat) = (others[0], others[1]);
+            let outsider = net.keys[candidate].clone();
+            net.plan.insert(
+                1,
+                signed_tx(
+                    &funder(),
+                    1,
+                    v1::transaction::Kind::Register(
+                        v1::Register {
+                            subnet: 1,
+                            max_burn: 1_000_000,
+                            ..Default::default()
+                        }
+                        .consented(
+                            &outsider,
+                            &NET.to_vec(),
+                            &funder().public(),
+                        ),
+                    ),
+                ),
+            );
+            net.plan.insert(
+                2,
+                signed_tx(
+                    &funder(),
+                    2,
+                    v1::transaction::Kind::AddStake(v1::AddStake {
+                        hotkey: outsider.public().to_bytes().to_vec(),
+                        subnet: 1,
+                        amount: 600_000,
+                    }),
+                ),
+            );
+            net.plan.insert(
+                3,
+                signed_tx(
+                    &funder(),
+                    3,
+                    v1::transaction::Kind::DeclareFinalizer(
+                        v1::DeclareFinalizer::default().consented(
+                            &outsider,
+                            &NET.to_vec(),
+                            &funder().public(),
+                        ),
+                    ),
+                ),
+            );
+            let leaving = net.keys[leaver].clone();
+            net.plan.insert(
+                4,
+                signed_tx(
+                    &funder(),
+                    4,
+                    v1::transaction::Kind::Transfer(v1::Transfer {
+                        to: leaving.public().to_bytes().to_vec(),
+                        amount: 1_000,
+                    }),
+                ),
+            );
+            net.extra.push((
+                6,
+                signed_tx(
+                    &leaving,
+                    0,
+                    v1::transaction::Kind::UndeclareFinalizer(v1::UndeclareFinalizer {
+                        hotkey: leaving.public().to_bytes().to_vec(),
+                    }),
+                ),
+            ));
+            net.equivocators[cheat] = true;
+            net.engines[cheat] = None;
+            net.stores[cheat] = None;
+            net.boot(cheat);
+            net.faults = Faults::seeded(seed);
+            let victim = (net.faults.next() % 5) as usize;
+            let at = (net.faults.next() % 40) as usize;
+            net.budgets[victim].store(at, Ordering::SeqCst);
+            net.faults.power_loss = seed % 2 == 0;
+            net.run(14, 900_000);
+            net.assert_agreement();
+            for (i, engine) in net.engines.iter().enumerate() {
+                let height = engine.as_ref().map_or(0, Engine::height);
+                assert!(
+                    height >= 14,
+                    "seed {seed}: node {i} stuck at epoch {height}"
+                );
+            }
+            let head = |net: &Net| net.engines[candidate].as_ref().expect("up").height();
+            let ledger = net.ledger(candidate);
+            let handed: Vec<v1::Snapshot> = (0..head(&net))
+                .map(|e| ledger.snapshot(e).unwrap().expect("finalized"))
+                .collect();
+            let joined = handed
+                .iter()
+                .position(|s| hands_over_to(s, &outsider))
+                .unwrap_or_else(|| panic!("seed {seed}: the outsider never joined"));
+            let left = handed
+                .iter()
+                .position(|s| !hands_over_to(s, &leaving))
+                .unwrap_or_else(|| panic!("seed {seed}: the leaver never left"));
+            let last = handed.last().expect("a head");
+            assert!(
+                hands_over_to(last, &outsider) && !hands_over_to(last, &leaving),
+                "seed {seed}: joined at {joined}, left at {left}"
+            );
+            assert!(
+                !hands_over_to(last, &net.keys[cheat]),
+                "seed {seed}: the equivocator is jailed out"
+            );
+            assert!(
+                net.engines[candidate].as_ref().expect("up").is_validator(),
+                "seed {seed}: the outsider votes"
+            );
+            for i in 0..5 {
+                let verified = verify_ledger(
+                    net.ledger(i),
+                    NET,
+                    &net.members,
+                    economy(&net.members),
+                    EMISSION,
+                )
+                .unwrap_or_else(|e| panic!("seed {seed}: node {i}'s ledger: {e}"));
+                assert!(verified >= 14, "seed {seed}: node {i} verified {verified}");
+            }
+            // A node wiped now catches up across every hand-over since genesis.
+            if seed < 3 {
+                let wiped = others[2];
+                net.engines[wiped] = None;
+                net.stores[wiped] = None;
+                net.sent.retain(|&(node, ..), _| node != wiped);
+                net.wipe(wiped);
+                net.boot(wiped);
+                net.run(18, 1_500_000);
+                net.assert_agreement();
+                let verified = verify_ledger(
+                    net.ledger(wiped),
+                    NET,
+                    &net.members,
+                    economy(&net.members),
+                    EMISSION,
+                )
+                .unwrap_or_else(|e| panic!("seed {seed}: the wiped node's ledger: {e}"));
+                assert!(
+                    verified >= 18,
+                    "seed {seed}: the wiped node verified {verified}"
+                );
+            }
+        }
     }
 
     #[test]
