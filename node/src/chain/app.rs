@@ -153,4 +153,8 @@ impl App for Chain {
     fn next_validators(&self, value: &v1::Snapshot) -> Option<v1::ValidatorSet> {
         value.next_validators.clone()
     }
+
+    fn accountable(&self, hotkey: &[u8]) -> bool {
+        crate::state::Key::from_slice(hotkey).is_some_and(|key| self.state().bonded(&key))
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use meshmind_protocols::{BatchVerifier, NetworkId, PublicKey, Validate, hash, v1};
 use prost::Message;
 
-use crate::consensus::evidence::{self, MAX_SNAPSHOT_EVIDENCE, Offence};
+use crate::consensus::evidence::{self, FaultKind, MAX_SNAPSHOT_EVIDENCE, Offence};
 use crate::consensus::members::Members;
 use crate::state::{Key, State, order_transactions};
 
@@ -71,9 +71,27 @@ pub fn value_id(snapshot: &v1::Snapshot) -> [u8; 32] {
         .unwrap_or_default()
 }
 
-/// Jails and slashes the offender `evidence` names (see [`State::punish`]).
+/// Who evidence in a snapshot at `expect` may accuse: the members of the set, and finalizers
+/// whose stake is still bonded (so one that left answers for what it did while in the set).
+fn accountable<'a>(expect: &'a Expect<'_>) -> impl Fn(&[u8]) -> bool + 'a {
+    |key: &[u8]| {
+        expect.members.index_of(key).is_some()
+            || Key::from_slice(key).is_some_and(|k| expect.state.bonded(&k))
+    }
+}
+
+/// Jails and slashes the offender of a consensus equivocation (two votes or two proposals for
+/// one slot; see [`State::punish`]). Two weight commitments for one epoch are kept as evidence
+/// but not punished: a validator restarted within an epoch may commit again, which threatens
+/// no one's safety.
 fn punish(state: &mut State, evidence: &v1::Evidence) {
-    if let Some(offender) = Offence::of(evidence).and_then(|o| Key::from_slice(&o.offender)) {
+    let Some(offence) = Offence::of(evidence) else {
+        return;
+    };
+    if offence.kind == FaultKind::DuplicateWeightCommit {
+        return;
+    }
+    if let Some(offender) = Key::from_slice(&offence.offender) {
         let burned = state.punish(&offender);
         tracing::info!(offender = %offender.to_hex(), burned, "equivocation punished");
     }
@@ -88,14 +106,65 @@ fn permitted(permits: &BTreeMap<u32, BTreeSet<Key>>, reveal: &v1::WeightReveal) 
     })
 }
 
+/// The reveals a snapshot at `expect` may carry: of the right network and epoch, signed by a
+/// permit holder of their subnet, well formed; finalizers' first (their vectors make the quorum),
+/// then by the stake behind the signer on the subnet, as many as fit in
+/// [`MAX_SNAPSHOT_WEIGHT_BYTES`].
+fn usable_reveals(
+    expect: &Expect<'_>,
+    reveals: impl IntoIterator<Item = v1::WeightReveal>,
+) -> Vec<v1::WeightReveal> {
+    let Some(reveal_epoch) = reveal_epoch(expect.epoch) else {
+        return Vec::new();
+    };
+    let permits = expect.state.permit_holders();
+    let mut usable: Vec<v1::WeightReveal> = reveals
+        .into_iter()
+        .filter(|r| {
+            expect.network_id.is(&r.network_id)
+                && r.epoch == reveal_epoch
+                && permitted(&permits, r)
+                && r.uids.len() <= expect.state.params.max_uids as usize
+                && r.validate().is_ok()
+        })
+        .collect();
+    usable.sort_by(|a, b| (a.subnet, &a.validator).cmp(&(b.subnet, &b.validator)));
+    usable.dedup_by(|a, b| (a.subnet, &a.validator) == (b.subnet, &b.validator));
+    usable.sort_by_cached_key(|r| {
+        let stake = Key::from_slice(&r.validator)
+            .map_or(0, |key| expect.state.hotkey_stake(r.subnet, &key));
+        (
+            expect.members.index_of(&r.validator).is_none(),
+            std::cmp::Reverse(stake),
+            r.subnet,
+            r.validator.clone(),
+        )
+    });
+    let mut room = MAX_SNAPSHOT_WEIGHT_BYTES;
+    usable.retain(|r| {
+        let size = r.encoded_len();
+        let fits = size <= room;
+        if fits {
+            room -= size;
+        }
+        fits
+    });
+    usable
+}
+
 /// The epoch whose commitments a snapshot of `epoch` carries the reveals of.
 fn reveal_epoch(epoch: u64) -> Option<u64> {
     epoch.checked_sub(1)
 }
 
-/// Builds the snapshot `proposer` offers for `expect.epoch`: every usable reveal (one per subnet
-/// and validator, sorted), the evidence given, the transactions that apply (in order, at most
-/// [`MAX_SNAPSHOT_TXS`]), the epoch's results and the state root after all of it.
+/// Most bytes of weight vectors one snapshot carries, so that it stays deliverable however many
+/// subnets and permit holders there are.
+pub const MAX_SNAPSHOT_WEIGHT_BYTES: usize = MAX_SNAPSHOT_BYTES / 2;
+
+/// Builds the snapshot `proposer` offers for `expect.epoch`: the usable reveals (one per subnet
+/// and validator, sorted; finalizers' first, then by the stake behind the signer, up to
+/// [`MAX_SNAPSHOT_WEIGHT_BYTES`]), the evidence given, the transactions that apply (in order, at
+/// most [`MAX_SNAPSHOT_TXS`]), the epoch's results and the state root after all of it.
 pub fn build(
     expect: &Expect<'_>,
     proposer: &PublicKey,
@@ -103,7 +172,7 @@ pub fn build(
     evidence: Vec<v1::Evidence>,
     transactions: Vec<v1::Transaction>,
 ) -> v1::Snapshot {
-    let reveals: Vec<v1::WeightReveal> = reveals.into_iter().collect();
+    let reveals = usable_reveals(expect, reveals);
     // Deliverable in one gossip message: with too many transactions, fewer are taken.
     let mut limit = MAX_SNAPSHOT_TXS;
     loop {
@@ -130,20 +199,7 @@ fn build_with(
     transactions: Vec<v1::Transaction>,
     max_txs: usize,
 ) -> v1::Snapshot {
-    let permits = expect.state.permit_holders();
-    let mut weights: Vec<v1::WeightReveal> = match reveal_epoch(expect.epoch) {
-        None => Vec::new(),
-        Some(reveal_epoch) => reveals
-            .into_iter()
-            .filter(|r| {
-                expect.network_id.is(&r.network_id)
-                    && r.epoch == reveal_epoch
-                    && permitted(&permits, r)
-                    && r.uids.len() <= expect.state.params.max_uids as usize
-                    && r.validate().is_ok()
-            })
-            .collect(),
-    };
+    let mut weights = reveals;
     weights.sort_by(|a, b| (a.subnet, &a.validator).cmp(&(b.subnet, &b.validator)));
     weights.dedup_by(|a, b| (a.subnet, &a.validator) == (b.subnet, &b.validator));
     // One piece per offence, recent, at most a snapshot's share; the rest waits for the next.
@@ -152,7 +208,7 @@ fn build_with(
         .into_iter()
         .filter(|e| {
             Offence::of(e).is_some_and(|o| o.is_fresh_at(expect.epoch) && offences.insert(o))
-                && evidence::check(e, expect.network_id, expect.members).is_ok()
+                && evidence::check_accountable(e, expect.network_id, &accountable(expect)).is_ok()
         })
         .take(MAX_SNAPSHOT_EVIDENCE)
         .collect();
@@ -351,7 +407,7 @@ pub fn check(
     }
     let mut seen = BTreeSet::new();
     for (i, item) in snapshot.evidence.iter().enumerate() {
-        evidence::check(item, expect.network_id, expect.members)
+        evidence::check_accountable(item, expect.network_id, &accountable(expect))
             .map_err(|e| fail(&format!("evidence[{i}]"), e.0))?;
         let offence = Offence::of(item).ok_or_else(|| fail(&format!("evidence[{i}]"), "empty"))?;
         if !offence.is_fresh_at(expect.epoch) {

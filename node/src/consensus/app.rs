@@ -65,4 +65,11 @@ pub trait App {
     /// The validator set that decides the height after `value`, if it names one (else the set
     /// stays).
     fn next_validators(&self, value: &v1::Snapshot) -> Option<v1::ValidatorSet>;
+
+    /// Whether `hotkey` answers for faults beyond the current set (a finalizer whose stake is
+    /// still bonded after it left). None by default.
+    fn accountable(&self, hotkey: &[u8]) -> bool {
+        let _ = hotkey;
+        false
+    }
 }

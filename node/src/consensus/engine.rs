@@ -764,7 +764,11 @@ impl<A: App> Engine<A> {
                 }
             }
             Some(Body::Evidence(item)) => {
-                evidence::check(&item, network, &self.members).map_err(Rejected::from)?;
+                let (members, app) = (&self.members, &self.app);
+                let accountable =
+                    |key: &[u8]| members.index_of(key).is_some() || app.accountable(key);
+                evidence::check_accountable(&item, network, &accountable)
+                    .map_err(Rejected::from)?;
                 Ok(Ok(match self.add_evidence(item) {
                     true => Verdict::Accept,
                     false => Verdict::Ignore,

@@ -108,15 +108,17 @@ fn pair<'a, M>(
 
 fn signed_by_member<M: Signed>(
     message: &M,
-    members: &Members,
+    accountable: &dyn Fn(&[u8]) -> bool,
     network_id: &NetworkId,
     message_network: &[u8],
 ) -> Result<(), EvidenceError> {
     if !network_id.is(message_network) {
         return Err(bad("message of another network"));
     }
-    if members.index_of(message.signer_bytes()).is_none() {
-        return Err(bad("signer is not in the validator set"));
+    if !accountable(message.signer_bytes()) {
+        return Err(bad(
+            "signer is neither in the validator set nor a bonded finalizer",
+        ));
     }
     message
         .verify_signature()
@@ -129,6 +131,16 @@ pub fn check(
     network_id: NetworkId,
     members: &Members,
 ) -> Result<Vec<u8>, EvidenceError> {
+    check_accountable(evidence, network_id, &|key| members.index_of(key).is_some())
+}
+
+/// The hotkey the evidence accuses, after checking that it proves a fault by a hotkey
+/// `accountable` names (the set's members, and finalizers whose stake is still bonded).
+pub fn check_accountable(
+    evidence: &v1::Evidence,
+    network_id: NetworkId,
+    accountable: &dyn Fn(&[u8]) -> bool,
+) -> Result<Vec<u8>, EvidenceError> {
     use v1::evidence::Kind;
     match &evidence.kind {
         None => Err(bad("empty")),
@@ -140,8 +152,8 @@ pub fn check(
             {
                 return Err(bad("the votes are not two values for one slot"));
             }
-            signed_by_member(a, members, &network_id, &a.network_id)?;
-            signed_by_member(b, members, &network_id, &b.network_id)?;
+            signed_by_member(a, accountable, &network_id, &a.network_id)?;
+            signed_by_member(b, accountable, &network_id, &b.network_id)?;
             Ok(a.validator.clone())
         }
         Some(Kind::DuplicateProposal(d)) => {
@@ -149,8 +161,8 @@ pub fn check(
             if (a.epoch, a.round, &a.proposer) != (b.epoch, b.round, &b.proposer) || a == b {
                 return Err(bad("the proposals are not two for one round"));
             }
-            signed_by_member(a, members, &network_id, &a.network_id)?;
-            signed_by_member(b, members, &network_id, &b.network_id)?;
+            signed_by_member(a, accountable, &network_id, &a.network_id)?;
+            signed_by_member(b, accountable, &network_id, &b.network_id)?;
             Ok(a.proposer.clone())
         }
         Some(Kind::DuplicateWeightCommit(d)) => {
@@ -160,8 +172,8 @@ pub fn check(
             {
                 return Err(bad("the commitments are not two for one epoch"));
             }
-            signed_by_member(a, members, &network_id, &a.network_id)?;
-            signed_by_member(b, members, &network_id, &b.network_id)?;
+            signed_by_member(a, accountable, &network_id, &a.network_id)?;
+            signed_by_member(b, accountable, &network_id, &b.network_id)?;
             Ok(a.validator.clone())
         }
     }

@@ -1341,6 +1341,44 @@ mod tests {
                 .unwrap_or_else(|e| panic!("seed {seed}: node {i}'s ledger: {e}"));
                 assert!(verified >= 14, "seed {seed}: node {i} verified {verified}");
             }
+            // A certificate by a set the chain did not name at its epoch is refused, and the
+            // refusal names the epoch: here the genesis set signs an epoch the outsider's set
+            // decided.
+            if seed == 0 {
+                let at = joined as u64 + 1;
+                let forged = MemStore::new();
+                for epoch in 0..=at {
+                    let mut finalized = ledger.finalized(epoch).unwrap().expect("finalized");
+                    if epoch == at {
+                        let snapshot = finalized.snapshot.as_ref().expect("a snapshot");
+                        let value = crate::chain::snapshot::value_id(snapshot);
+                        let votes: Vec<v1::Vote> = (0..5)
+                            .filter_map(|i| member(&net, i).map(|voter| (i, voter)))
+                            .map(|(i, voter)| {
+                                let vote = Vote {
+                                    height: at,
+                                    round: 0,
+                                    vote_type: VoteType::Precommit,
+                                    value: Some(value),
+                                    voter,
+                                };
+                                wire_vote(NET, &net.members, &vote)
+                                    .expect("a vote")
+                                    .signed(&net.keys[i])
+                            })
+                            .collect();
+                        finalized.certificate = super::super::certificate::build(&votes);
+                    }
+                    forged.commit(&finalized, &[]).unwrap();
+                }
+                let refused =
+                    verify_ledger(&forged, NET, &net.members, economy(&net.members), EMISSION)
+                        .expect_err("a certificate of a set never named there");
+                assert!(
+                    matches!(refused, crate::chain::verify::VerifyError::Epoch { epoch, .. } if epoch == at),
+                    "{refused}"
+                );
+            }
             // A node wiped now catches up across every hand-over since genesis.
             if seed < 3 {
                 let wiped = others[2];

@@ -65,9 +65,19 @@ impl State {
         *entry = entry.saturating_add(amount);
     }
 
-    /// At the end of an epoch: credits unbonded stake that is due and forgets finalizers that
-    /// are neither declared, nor bonded, nor jailed.
+    /// At the end of an epoch: lapses declarations left without stake, credits unbonded stake
+    /// that is due, and forgets finalizers that are neither declared, nor bonded, nor jailed.
     pub(super) fn settle_finalizers(&mut self) {
+        // A declaration with no stake behind it lapses (it could never finalize).
+        let lapsed: Vec<Key> = self
+            .finalizers
+            .iter()
+            .filter(|(hotkey, f)| f.declared && self.own_stake(hotkey, &f.coldkey) == 0)
+            .map(|(hotkey, _)| *hotkey)
+            .collect();
+        for hotkey in lapsed {
+            self.undeclare(&hotkey);
+        }
         let epoch = self.epoch;
         let due: Vec<((u64, Key, Key), u64)> = self
             .unbonding
@@ -137,7 +147,8 @@ impl State {
 
     /// The validator set that finalizes the next epoch: of the declared, unjailed finalizers, the
     /// `max_finalizers` with the most stake from their own coldkey (ties to the lower hotkey), each
-    /// with that stake as its voting power, sorted by hotkey. If none has any, `current` stays.
+    /// with that stake as its voting power, sorted by hotkey. If none has any, `current` stays as
+    /// it is (jailed or not: a chain that cannot finalize helps no one), until someone declares.
     ///
     /// Stake from other coldkeys earns with the validator but carries no voting power: otherwise
     /// anyone could stake a validator that is offline past a third of the power and halt finality.

@@ -223,6 +223,13 @@ fn a_full_subnet_prunes_the_lowest_earning_non_immune_neuron() {
     let subnet = &w.state.subnets[&1];
     assert_eq!(subnet.uid_of(&key(&w.hot[3])), Some(0));
     assert_eq!(subnet.uid_of(&key(&w.hot[0])), None);
+    // It is a finalizer, so its stake goes back to its staker only after unbonding (evidence
+    // against it must still find it).
+    assert_eq!(w.state.account(&staker).balance, before);
+    w.state.check_invariants().expect("invariants");
+    for _ in 0..w.state.params.unbonding_epochs {
+        w.state.end_epoch(&[], 0);
+    }
     assert_eq!(
         w.state.account(&staker).balance,
         before + 1_000,
@@ -1082,6 +1089,11 @@ fn finalizers_join_by_declaring_and_stake_and_leave_by_undeclaring() {
         result
     };
     send(&mut w, register(&newcomer, &funder, 10_000)).expect("registered");
+    assert_eq!(
+        send(&mut w, declare(&newcomer, &funder)),
+        Err(TxError::NoOwnStake),
+        "stake first"
+    );
     send(&mut w, stake(&newcomer, 5_000)).expect("staked");
     assert_eq!(set(&w), genesis, "stake alone does not make a finalizer");
     // The hotkey's consent is to one coldkey: a declaration under another is refused.
@@ -1182,4 +1194,169 @@ fn unbonding_keeps_stake_slashable_and_an_equivocator_is_jailed_once() {
         "the unbonded rest, after unbonding_epochs"
     );
     assert!(w.state.unbonding.is_empty());
+}
+
+/// However many subnets and permit holders there are, a snapshot stays deliverable: with twelve
+/// subnets of 64 permit holders each revealing a full vector (far over the limit together), the
+/// snapshot built fits, carries the finalizers' vectors, and checks.
+#[test]
+fn weight_vectors_of_many_subnets_never_make_a_snapshot_undeliverable() {
+    use crate::chain::snapshot::{Expect, MAX_SNAPSHOT_BYTES, build, check};
+    use crate::consensus::members::Members;
+    use crate::role::validator::weights::commit;
+    let mut w = world();
+    let full: Vec<(u32, u16)> = (0..256u32).map(|uid| (uid, u16::MAX)).collect();
+    let mut reveals = Vec::new();
+    for subnet in 1..=12u32 {
+        let holders: Vec<Keypair> = (0..64)
+            .map(|_| Keypair::generate().expect("random"))
+            .collect();
+        let chain = w.state.subnets.entry(subnet).or_insert_with(|| Subnet {
+            name: format!("s{subnet}"),
+            tasks: vec!["sort".into()],
+            owner: None,
+            locked: 0,
+            burn: 1_000,
+            neurons: Vec::new(),
+        });
+        for holder in &holders {
+            chain
+                .neurons
+                .push(Neuron::new(key(holder), key(&w.cold[3]), 0));
+        }
+        for holder in &holders {
+            w.state.add_stake(subnet, key(holder), key(&w.cold[3]), 1);
+            reveals.push(commit(holder, NET, subnet, 0, &full, [6; 32]).1);
+        }
+    }
+    reveals.extend((0..2).map(|i| commit(&w.hot[i], NET, 1, 0, &full, [6; 32]).1));
+    let offered: usize = reveals.iter().map(prost::Message::encoded_len).sum();
+    assert!(
+        offered > MAX_SNAPSHOT_BYTES,
+        "the test offers too little: {offered}"
+    );
+    w.state.end_epoch(&[], 1_000_000);
+    let mut entries: Vec<v1::ValidatorEntry> = (0..2)
+        .map(|i| v1::ValidatorEntry {
+            hotkey: key(&w.hot[i]).0.to_vec(),
+            coldkey: key(&w.cold[i]).0.to_vec(),
+            stake: 1_000,
+        })
+        .collect();
+    entries.sort_by(|a, b| a.hotkey.cmp(&b.hotkey));
+    let members = Members::new(v1::ValidatorSet {
+        validators: entries,
+    })
+    .expect("a set");
+    let expect = Expect {
+        network_id: NET,
+        epoch: 1,
+        parent_hash: [0; 32],
+        members: &members,
+        state: &w.state,
+        emission: 1_000_000,
+    };
+    let built = build(&expect, &w.hot[0].public(), reveals, vec![], vec![]);
+    assert!(prost::Message::encoded_len(&built) <= MAX_SNAPSHOT_BYTES);
+    assert!(built.weights.len() > 100, "{} vectors", built.weights.len());
+    for i in 0..2 {
+        assert!(
+            built
+                .weights
+                .iter()
+                .any(|r| r.validator == key(&w.hot[i]).0),
+            "finalizer {i}'s vector is carried"
+        );
+    }
+    check(&built, &expect, 0).expect("it checks");
+}
+
+/// The set's members from the genesis validators `which` of `w`, as the engine names them.
+fn members_of(w: &World, which: &[usize]) -> crate::consensus::members::Members {
+    let mut entries: Vec<v1::ValidatorEntry> = which
+        .iter()
+        .map(|&i| v1::ValidatorEntry {
+            hotkey: key(&w.hot[i]).0.to_vec(),
+            coldkey: key(&w.cold[i]).0.to_vec(),
+            stake: 1_000,
+        })
+        .collect();
+    entries.sort_by(|a, b| a.hotkey.cmp(&b.hotkey));
+    crate::consensus::members::Members::new(v1::ValidatorSet {
+        validators: entries,
+    })
+    .expect("a set")
+}
+
+/// A finalizer that left the set still answers for what it did in it while its stake is bonded:
+/// evidence of its double vote enters a snapshot of the new set and jails and slashes it. Two
+/// weight commitments of a member for one epoch enter as evidence but punish no one.
+#[test]
+fn a_finalizer_that_left_is_punished_and_double_commits_are_only_recorded() {
+    use crate::chain::snapshot::{Expect, build, check};
+    use crate::consensus::evidence::duplicate_vote;
+    use crate::consensus::votes::{Vote, VoteType};
+    use crate::consensus::wire::wire_vote;
+    use crate::role::validator::weights::commit;
+    let mut w = world();
+    let old_set = members_of(&w, &[0, 1]);
+    let voter = old_set.index_of(&key(&w.hot[0]).0).expect("a member");
+    let vote = |value: u8| {
+        let vote = Vote {
+            height: 0,
+            round: 0,
+            vote_type: VoteType::Prevote,
+            value: Some([value; 32]),
+            voter,
+        };
+        wire_vote(NET, &old_set, &vote)
+            .expect("a vote")
+            .signed(&w.hot[0])
+    };
+    let double_vote = duplicate_vote(vote(1), vote(2));
+    let (first, _) = commit(&w.hot[1], NET, 1, 0, &[(0, 1)], [1; 32]);
+    let (second, _) = commit(&w.hot[1], NET, 1, 0, &[(0, 2)], [1; 32]);
+    let double_commit = v1::Evidence {
+        kind: Some(v1::evidence::Kind::DuplicateWeightCommit(
+            v1::DuplicateWeightCommit {
+                first: Some(first),
+                second: Some(second),
+            },
+        )),
+    };
+    // hot[0] undeclares and leaves: the set is hot[1] alone, but hot[0]'s stake is bonded.
+    w.state
+        .apply(&tx(&w.cold[0], 0, undeclare(&w.hot[0])))
+        .expect("undeclared");
+    w.state.end_epoch(&[], 0);
+    assert!(w.state.bonded(&key(&w.hot[0])));
+    let new_set = members_of(&w, &[1]);
+    let expect = Expect {
+        network_id: NET,
+        epoch: 1,
+        parent_hash: [0; 32],
+        members: &new_set,
+        state: &w.state,
+        emission: 0,
+    };
+    let evidence = vec![double_vote, double_commit];
+    let built = build(&expect, &w.hot[1].public(), vec![], evidence, vec![]);
+    assert_eq!(built.evidence.len(), 2, "both pieces are carried");
+    // (Without vectors this epoch, as from round 2 on.)
+    let round = crate::chain::snapshot::OPEN_WEIGHTS_ROUND;
+    let (_, after) = check(&built, &expect, round).expect("it checks");
+    let jailed = |k: &Keypair| {
+        after
+            .finalizers
+            .get(&key(k))
+            .is_some_and(|f| f.jailed_until > after.epoch)
+    };
+    assert!(jailed(&w.hot[0]), "the double vote is punished");
+    assert!(
+        after.hotkey_stake(1, &key(&w.hot[0])) < 1_000,
+        "and slashed"
+    );
+    assert!(!jailed(&w.hot[1]), "a double commitment is not");
+    assert_eq!(after.hotkey_stake(1, &key(&w.hot[1])), 1_000);
+    after.check_invariants().expect("invariants");
 }

@@ -44,6 +44,9 @@ pub enum TxError {
     /// Another coldkey declared the hotkey (or did lately).
     #[error("the hotkey is declared a finalizer by another coldkey")]
     DeclaredByAnother,
+    /// The coldkey has no stake behind the hotkey to finalize with.
+    #[error("the coldkey has no stake behind the hotkey (stake first, then declare)")]
+    NoOwnStake,
     /// The hotkey is declared a finalizer already.
     #[error("the hotkey is declared a finalizer already")]
     AlreadyDeclared,
@@ -190,6 +193,9 @@ impl State {
             }
             Some(Kind::DeclareFinalizer(d)) => {
                 let hotkey = hotkey(&d.hotkey)?;
+                if self.own_stake(&hotkey, coldkey) == 0 {
+                    return Err(TxError::NoOwnStake);
+                }
                 if let Some(f) = self.finalizers.get(&hotkey) {
                     if f.jailed_until > self.epoch {
                         return Err(TxError::Jailed(f.jailed_until));
@@ -342,9 +348,14 @@ impl State {
                 .and_then(|h| h.get(&old))
                 .map(|c| c.iter().map(|(k, v)| (*k, *v)).collect())
                 .unwrap_or_default();
+            let bonded = self.bonded(&old);
             for (coldkey, amount) in stakers {
                 self.take_stake(id, &old, &coldkey, amount);
-                self.credit(coldkey, amount);
+                if bonded {
+                    self.unbond(coldkey, old, amount);
+                } else {
+                    self.credit(coldkey, amount);
+                }
             }
         }
         let Some(subnet) = self.subnets.get_mut(&id) else {

@@ -410,6 +410,10 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
             println!(
                 "  {mm} tx stake --api {api} --coldkey {funder} --hotkey {hotkey} --subnet 1 --amount 100000000 --wait"
             );
+            println!("Then, to finalize too (from the next epoch, by its own stake):");
+            println!(
+                "  {mm} tx declare-finalizer --api {api} --coldkey {funder} --hotkey {keys}/hotkey.json --wait"
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { dir, json } => {

@@ -46,7 +46,7 @@ impl WeightKind {
 
 /// Most distinct epochs of commitments held at once.
 const KEEP_EPOCHS: u64 = 64;
-/// Most commitments kept per epoch (one per validator of a large set).
+/// Most commitments kept per epoch and subnet (one per permit holder, with room to spare).
 const MAX_PER_EPOCH: usize = 4096;
 /// Epochs before the current one whose commitments and reveals are kept, so a chain that lags
 /// behind the clock still finds them for its snapshots.
@@ -234,7 +234,13 @@ impl WeightBoard {
             }
             let slot = (commitment.subnet, key);
             let by_key = self.commits.entry(epoch).or_default();
-            if by_key.len() >= MAX_PER_EPOCH && !by_key.contains_key(&slot) {
+            if !by_key.contains_key(&slot)
+                && by_key
+                    .keys()
+                    .filter(|(s, _)| *s == commitment.subnet)
+                    .count()
+                    >= MAX_PER_EPOCH
+            {
                 return Err(WeightsError::TooManyInEpoch);
             }
             if let Some(first) = by_key.get(&slot) {
