@@ -224,6 +224,12 @@ for line in sys.stdin:
         who = {"caller": req.get("caller"), "content_type": req.get("content_type")}
         print(json.dumps({"id": req["id"], "output": json.dumps(who)}), flush=True)
         continue
+    if req["task"] == "reverse":
+        import base64
+        data = base64.b64decode(req["input_base64"]) if "input_base64" in req else req["input"].encode()
+        out = base64.b64encode(data[::-1]).decode()
+        print(json.dumps({"id": req["id"], "output_base64": out}), flush=True)
+        continue
     words = sorted(req["input"].split())
     if req.get("stream"):
         for w in words[:-1]:
@@ -290,13 +296,15 @@ async fn the_exec_backend_serves_through_a_subprocess_and_survives_its_crash() {
         anonymous["caller"].is_null() && anonymous["content_type"].is_null(),
         "nothing said when nothing is known: {anonymous}"
     );
-    // The client's fault, not the miner's.
-    assert!(
-        matches!(
-            backend.answer("sort", &[0xff]).await,
-            Err(meshmind_node::role::miner::BackendError::InvalidInput(_))
-        ),
-        "non-UTF-8 input refused"
+    // Bytes that are not text travel as base64 both ways.
+    assert_eq!(
+        backend.answer("reverse", &[0xff, 0x00, 0x7f]).await.ok(),
+        Some(vec![0x7f, 0x00, 0xff])
+    );
+    assert_eq!(
+        backend.answer("reverse", b"abc").await.ok(),
+        Some(b"cba".to_vec()),
+        "text comes as input"
     );
     // Streamed: the process's chunk lines arrive as separate pieces, the final output last.
     let (sink, mut pieces) = tokio::sync::mpsc::channel(8);

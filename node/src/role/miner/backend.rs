@@ -20,6 +20,52 @@ pub enum BackendError {
     Busy(String),
 }
 
+/// A query's input as a program reads it in JSON: `input` when it is UTF-8 text, else
+/// `input_base64` (the bytes, base64 with padding).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(super) struct JsonInput<'a> {
+    /// The text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) input: Option<&'a str>,
+    /// The bytes, when they are not text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) input_base64: Option<String>,
+}
+
+impl<'a> JsonInput<'a> {
+    /// `bytes` as text if they are UTF-8, else as base64.
+    pub(super) fn of(bytes: &'a [u8]) -> Self {
+        use base64::Engine as _;
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self {
+                input: Some(text),
+                input_base64: None,
+            },
+            Err(_) => Self {
+                input: None,
+                input_base64: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            },
+        }
+    }
+}
+
+/// A program's output in JSON: the bytes of `output_base64` when it is given, else those of the
+/// `output` text; `None` when it gives neither.
+pub(super) fn json_output(
+    output: Option<&str>,
+    output_base64: Option<&str>,
+) -> Result<Option<Vec<u8>>, BackendError> {
+    use base64::Engine as _;
+    match (output_base64, output) {
+        (Some(encoded), _) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map(Some)
+            .map_err(|e| BackendError::Failed(format!("output_base64 is not base64: {e}"))),
+        (None, Some(text)) => Ok(Some(text.as_bytes().to_vec())),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Who sent a query, as the miner knows them from the finalized state; backends that forward
 /// queries (`http`, `exec`) pass it on, so a model server can judge its callers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

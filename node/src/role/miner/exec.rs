@@ -2,8 +2,9 @@
 //!
 //! Request line: `{"id": 7, "task": "sort", "input": "b a", "caller": {"hotkey": "<hex>", "stake": 0,
 //! "permit": false}, "content_type": "text/plain"}` (`caller`: who sent the query, when known;
-//! `content_type`: the input's media type, when the query says). Reply line: `{"id": 7, "output": "a b"}` or
-//! `{"id": 7, "error": "why"}`. Replies may come in any order. A streamed query's request line also has
+//! `content_type`: the input's media type, when the query says; an input that is not UTF-8 comes as
+//! `input_base64` instead of `input`). Reply line: `{"id": 7, "output": "a b"}` (or
+//! `"output_base64"` for bytes) or `{"id": 7, "error": "why"}`. Replies may come in any order. A streamed query's request line also has
 //! `"stream": true`; the process may then write any number of `{"id": 7, "chunk": "..."}` lines before
 //! the final reply, whose `output` (possibly empty) is the last piece. A process that exits fails the
 //! queries in flight and is started again on the next query.
@@ -19,7 +20,8 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use super::backend::{
-    AnswerFuture, Asked, BackendError, Caller, ChunkSink, Forwarding, StreamFuture, reader_gone,
+    AnswerFuture, Asked, BackendError, Caller, ChunkSink, Forwarding, JsonInput, StreamFuture,
+    json_output, reader_gone,
 };
 
 /// Longest reply line read from the process.
@@ -42,7 +44,8 @@ type Pending = Arc<Mutex<HashMap<u64, Waiter>>>;
 struct Request<'a> {
     id: u64,
     task: &'a str,
-    input: &'a str,
+    #[serde(flatten)]
+    input: JsonInput<'a>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,6 +61,8 @@ struct Reply {
     chunk: Option<String>,
     #[serde(default)]
     output: Option<String>,
+    #[serde(default)]
+    output_base64: Option<String>,
     #[serde(default)]
     error: Option<String>,
 }
@@ -141,7 +146,8 @@ impl Exec {
                     tracing::warn!("exec backend wrote a line that is not a reply; ignored");
                     continue;
                 };
-                if let (Some(chunk), None, None) = (&reply.chunk, &reply.output, &reply.error) {
+                let finished = reply.output.is_some() || reply.output_base64.is_some();
+                if let (Some(chunk), false, None) = (&reply.chunk, finished, &reply.error) {
                     let waiter = lock(&pending).get(&reply.id).cloned();
                     if let Some(waiter) = waiter {
                         // Backpressure: a slow reader slows the process, bounded by its deadline.
@@ -149,10 +155,12 @@ impl Exec {
                     }
                     continue;
                 }
-                let result = match (reply.output, reply.error) {
-                    (Some(output), None) => Ok(output.into_bytes()),
-                    (_, Some(error)) => Err(BackendError::Failed(error)),
-                    (None, None) => Err(BackendError::Failed("reply without output".into())),
+                let result = match reply.error {
+                    Some(error) => Err(BackendError::Failed(error)),
+                    None => json_output(reply.output.as_deref(), reply.output_base64.as_deref())
+                        .and_then(|o| {
+                            o.ok_or_else(|| BackendError::Failed("reply without output".into()))
+                        }),
                 };
                 let waiter = lock(&pending).remove(&reply.id);
                 if let Some(waiter) = waiter {
@@ -207,13 +215,11 @@ impl Exec {
         input: &[u8],
         stream: bool,
     ) -> Result<(mpsc::Receiver<Piece>, PendingGuard), BackendError> {
-        let input = std::str::from_utf8(input)
-            .map_err(|_| BackendError::InvalidInput("input is not UTF-8".into()))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let request = Request {
             id,
             task,
-            input,
+            input: JsonInput::of(input),
             stream,
             caller: asked.caller,
             content_type: asked.content_type,

@@ -1,12 +1,14 @@
 //! A backend that POSTs `{"task", "input", "caller": {"hotkey", "stake", "permit"}, "content_type"}` to a
-//! local model server and answers with the
-//! `output` field of its JSON reply (for example, a Python server). Streamed queries add
+//! local model server (`input_base64` instead of `input` when the input is not UTF-8) and answers
+//! with the `output` field of its JSON reply (or the bytes of `output_base64`), for example a
+//! Python server. Streamed queries add
 //! `"stream": true`; a server that answers `application/x-ndjson` streams `{"chunk": "..."}` lines
 //! (and may end with `{"output": "..."}` or `{"error": "..."}`), each relayed as it arrives; a plain JSON
 //! answer is relayed whole.
 
 use super::backend::{
-    AnswerFuture, Asked, BackendError, ChunkSink, Forwarding, StreamFuture, reader_gone,
+    AnswerFuture, Asked, BackendError, ChunkSink, Forwarding, JsonInput, StreamFuture, json_output,
+    reader_gone,
 };
 use crate::http::{ClientError, HttpClient, Response};
 
@@ -40,9 +42,9 @@ fn body(
     input: &[u8],
     stream: bool,
 ) -> Result<serde_json::Value, BackendError> {
-    let input = std::str::from_utf8(input)
-        .map_err(|_| BackendError::InvalidInput("input is not UTF-8".into()))?;
-    let mut body = serde_json::json!({ "task": task, "input": input });
+    let mut body = serde_json::to_value(JsonInput::of(input))
+        .map_err(|e| BackendError::Failed(e.to_string()))?;
+    body["task"] = task.into();
     if stream {
         body["stream"] = true.into();
     }
@@ -131,12 +133,10 @@ async fn whole_output(response: Response) -> Result<Vec<u8>, BackendError> {
     let text = response.bytes().await.map_err(failed)?;
     let reply: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|e| BackendError::Failed(format!("model server reply: {e}")))?;
-    match reply.get("output").and_then(serde_json::Value::as_str) {
-        Some(output) => Ok(output.as_bytes().to_vec()),
-        None => Err(BackendError::Failed(
-            "model server reply has no output string".into(),
-        )),
-    }
+    let field = |name: &str| reply.get(name).and_then(serde_json::Value::as_str);
+    json_output(field("output"), field("output_base64"))?.ok_or_else(|| {
+        BackendError::Failed("model server reply has no output (or output_base64) string".into())
+    })
 }
 
 #[cfg(test)]
@@ -172,6 +172,27 @@ mod tests {
             }
         });
         format!("http://{addr}/model")
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_are_posted_and_read_as_base64() {
+        let asked = Asked::default();
+        let text = body(asked, "t", b"a b", false).expect("a body");
+        assert_eq!(
+            (text["input"].as_str(), text.get("input_base64")),
+            (Some("a b"), None)
+        );
+        let binary = body(asked, "t", &[0xff, 0x00], false).expect("a body");
+        assert_eq!(
+            (binary.get("input"), binary["input_base64"].as_str()),
+            (None, Some("/wA="))
+        );
+        assert_eq!(
+            json_output(Some("ignored"), Some("/wA=")).ok(),
+            Some(Some(vec![0xff, 0x00]))
+        );
+        assert_eq!(json_output(Some("x"), None).ok(), Some(Some(b"x".to_vec())));
+        assert!(json_output(None, Some("not base64!")).is_err());
     }
 
     #[tokio::test]

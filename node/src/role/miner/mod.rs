@@ -10,6 +10,7 @@ mod node;
 mod openai;
 mod reference;
 mod service;
+mod slots;
 
 pub use ads::{AdSchedule, advertise};
 pub use backend::{

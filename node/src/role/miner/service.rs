@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use meshmind_p2p::{InboundQuery, PeerId, QueryError, QueryResponder};
 use meshmind_protocols::{Keypair, NetworkId, Signed, hash, v1};
 use prost::Message;
-use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 
 use super::backend::{Asked, BackendError, Caller, MinerBackend};
+use super::slots::{Slot, Slots};
 use crate::role::admission::{AdmissionError, check_target, read_query};
 use crate::role::quota::{QuotaPolicy, Quotas, QuotasView, Refusal};
 use crate::role::stream::{MAX_CHUNK, MAX_STREAM_BYTES, data_chunk, last_chunk};
@@ -57,7 +58,7 @@ pub struct Miner {
     config: MinerConfig,
     keypair: Keypair,
     backend: Arc<dyn MinerBackend>,
-    permits: Semaphore,
+    slots: Slots,
     quotas: Mutex<Quotas>,
     ads: Mutex<Vec<v1::CapabilityAd>>,
 }
@@ -66,7 +67,7 @@ impl Miner {
     /// A miner answering with `backend`, signing with `keypair` (its hotkey).
     pub fn new(config: MinerConfig, keypair: Keypair, backend: Arc<dyn MinerBackend>) -> Self {
         Self {
-            permits: Semaphore::new(config.max_concurrency.max(1)),
+            slots: Slots::new(config.max_concurrency.max(1)),
             quotas: Mutex::new(Quotas::new(config.quotas.clone())),
             ads: Mutex::default(),
             config,
@@ -123,22 +124,15 @@ impl Miner {
     /// stakes are known, a caller without stake or permit takes a slot only while a quarter of
     /// them (at least one, with two or more) stay free, and one with stake takes any free slot or
     /// waits for one up to a tenth of its deadline: when the miner is saturated, staked callers
-    /// come first.
-    async fn slot(
-        &self,
-        caller: &Caller,
-        deadline: Duration,
-    ) -> Option<(SemaphorePermit<'_>, Duration)> {
+    /// come first, the most staked (a permit counts as the most) first among them.
+    async fn slot(&self, caller: &Caller, deadline: Duration) -> Option<(Slot<'_>, Duration)> {
         let started = Instant::now();
         let staked = caller.stake > 0 || caller.permit;
-        if let Ok(slot) = self.permits.try_acquire() {
+        if let Some(slot) = self.slots.try_take() {
             let slots = self.config.max_concurrency;
             let reserved = if slots >= 2 { (slots / 4).max(1) } else { 0 };
             // Taken first and checked after, so callers arriving together cannot all pass.
-            if !staked
-                && self.permits.available_permits() < reserved
-                && self.lock_quotas().knows_stakes()
-            {
+            if !staked && self.slots.available() < reserved && self.lock_quotas().knows_stakes() {
                 return None;
             }
             return Some((slot, started.elapsed()));
@@ -146,10 +140,12 @@ impl Miner {
         if !staked {
             return None;
         }
-        let slot = tokio::time::timeout(deadline / 10, self.permits.acquire())
-            .await
-            .ok()?
-            .ok()?;
+        let priority = if caller.permit {
+            u64::MAX
+        } else {
+            caller.stake
+        };
+        let slot = self.slots.take(priority, deadline / 10).await?;
         Some((slot, started.elapsed()))
     }
 
