@@ -270,19 +270,7 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
             None => std::net::Ipv4Addr::LOCALHOST,
         };
         let api = format!("{host}:{port}");
-        let data = data_dir.to_string_lossy().into_owned();
-        run_meshmind(
-            meshmind,
-            &[
-                "init",
-                "--role",
-                role.as_str(),
-                "--data-dir",
-                &data,
-                "--api-listen",
-                &api,
-            ],
-        )?;
+        init_node(meshmind, role, &data_dir, &api)?;
         let behaviour = layout
             .behaviours
             .iter()
@@ -391,6 +379,26 @@ pub fn create(dir: &Path, layout: &Layout, meshmind: &Path) -> Result<Manifest, 
     Ok(manifest)
 }
 
+/// `meshmind init` of a `role` node in `data_dir` with its API on `api`.
+fn init_node(
+    meshmind: &Path,
+    role: NodeRole,
+    data_dir: &Path,
+    api: &str,
+) -> Result<(), LaunchError> {
+    let data = data_dir.to_string_lossy().into_owned();
+    let args = [
+        "init",
+        "--role",
+        role.as_str(),
+        "--data-dir",
+        &data,
+        "--api-listen",
+        api,
+    ];
+    run_meshmind(meshmind, &args).map(|_| ())
+}
+
 /// What every node of a local testnet shares: frequent challenges (so every epoch has weights to
 /// reveal), its listen addresses on `host` at `ports` (control plane, query plane), long-lived ads.
 fn local_config(
@@ -437,19 +445,7 @@ pub fn join(manifest: &mut Manifest, dir: &Path, role: NodeRole) -> Result<Strin
         .clone();
     let data_dir = dir.join(&name);
     let api = format!("127.0.0.1:{}", free_port()?);
-    let data = data_dir.to_string_lossy().into_owned();
-    run_meshmind(
-        &manifest.meshmind,
-        &[
-            "init",
-            "--role",
-            role.as_str(),
-            "--data-dir",
-            &data,
-            "--api-listen",
-            &api,
-        ],
-    )?;
+    init_node(&manifest.meshmind, role, &data_dir, &api)?;
     let genesis = v0.data_dir.join("genesis.toml");
     let copy = data_dir.join("genesis.toml");
     std::fs::copy(&genesis, &copy).map_err(io(&copy))?;

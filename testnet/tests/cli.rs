@@ -21,6 +21,23 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Runs `meshmind` with `args`, which must succeed; returns what it printed.
+fn meshmind(args: &[&str]) -> String {
+    let output = std::process::Command::new(common::meshmind())
+        .args(args)
+        .output()
+        .expect("run meshmind");
+    assert!(output.status.success(), "{args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The public key (hex) in the key file at `path`.
+fn public_key(path: &Path) -> String {
+    let shown = meshmind(&["keys", "show", path.to_str().expect("utf-8"), "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
+    shown["public_key"].as_str().expect("a key").to_string()
+}
+
 fn node(dir: &Path, name: &str) -> serde_json::Value {
     let rows: Vec<serde_json::Value> =
         serde_json::from_str(&ok(dir, &["status", "--json"])).expect("status JSON");
@@ -103,12 +120,8 @@ fn up_break_and_down() {
 /// The quotas a miner gives its callers, from `meshmind status`: (caller, stake, rate), and the
 /// capacity they share.
 fn quotas(api: &str) -> (Vec<(String, u64, u32)>, u32) {
-    let output = std::process::Command::new(common::meshmind())
-        .args(["status", "--api", &format!("http://{api}")])
-        .output()
-        .expect("run meshmind");
-    assert!(output.status.success(), "{output:?}");
-    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a status");
+    let output = meshmind(&["status", "--api", &format!("http://{api}")]);
+    let status: serde_json::Value = serde_json::from_str(&output).expect("a status");
     let quotas = &status["quotas"];
     let callers = quotas["callers"]
         .as_array()
@@ -160,21 +173,11 @@ fn a_miners_quotas_follow_the_validators_stake() {
     let m1_api = m1["api"].as_str().expect("api").to_string();
     let v1_api = format!("http://{}", v1["api"].as_str().expect("api"));
     let v1_dir = Path::new(v1["data_dir"].as_str().expect("data dir")).to_path_buf();
-    let run = |args: &[&str]| {
-        let output = std::process::Command::new(common::meshmind())
-            .args(args)
-            .output()
-            .expect("run meshmind");
-        assert!(output.status.success(), "{args:?}: {output:?}");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
-    let public = |file: &str| {
-        let path = v1_dir.join(file);
-        let shown = run(&["keys", "show", path.to_str().expect("utf-8"), "--json"]);
-        let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
-        shown["public_key"].as_str().expect("a key").to_string()
-    };
-    let (v1_hotkey, v1_coldkey) = (public("hotkey.json"), public("coldkey.json"));
+    let run = meshmind;
+    let (v1_hotkey, v1_coldkey) = (
+        public_key(&v1_dir.join("hotkey.json")),
+        public_key(&v1_dir.join("coldkey.json")),
+    );
 
     // Both validators set weights and share the capacity by stake.
     let (_, capacity) = quotas(&m1_api);
@@ -371,11 +374,7 @@ fn an_outsider_validates_then_finalizes() {
         |text| text.contains("no validator permit on the subnet"),
     );
     let run = |args: &[&str]| {
-        let output = std::process::Command::new(common::meshmind())
-            .args(args)
-            .output()
-            .expect("run meshmind");
-        assert!(output.status.success(), "{args:?}: {output:?}");
+        meshmind(args);
     };
     let funder = data("v0").join("coldkey.json");
     let funder = funder.to_str().expect("utf-8");
@@ -470,17 +469,7 @@ fn an_outsider_validates_then_finalizes() {
 
     // A genesis validator undeclares and leaves the set; the others go on.
     let v1_keys = data("v1");
-    let shown = std::process::Command::new(common::meshmind())
-        .args([
-            "keys",
-            "show",
-            v1_keys.join("hotkey.json").to_str().expect("utf-8"),
-            "--json",
-        ])
-        .output()
-        .expect("run meshmind");
-    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("JSON");
-    let v1_hotkey = shown["public_key"].as_str().expect("a key").to_string();
+    let v1_hotkey = public_key(&v1_keys.join("hotkey.json"));
     run(&[
         "tx",
         "undeclare-finalizer",

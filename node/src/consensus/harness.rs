@@ -1178,14 +1178,7 @@ mod tests {
 
     /// `kind` signed by `signer` with `nonce`.
     fn signed_tx(signer: &Keypair, nonce: u64, kind: v1::transaction::Kind) -> v1::Transaction {
-        v1::Transaction {
-            network_id: NET.to_vec(),
-            coldkey: Vec::new(),
-            nonce,
-            kind: Some(kind),
-            signature: Vec::new(),
-        }
-        .signed(signer)
+        crate::state::signed_tx(NET, signer, nonce, kind)
     }
 
     /// Whether the set `snapshot` hands over holds `key`.

@@ -55,6 +55,25 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
+/// `kind` on `network_id`, signed by `signer` with `nonce` (for tests).
+#[cfg(test)]
+pub(crate) fn signed_tx(
+    network_id: NetworkId,
+    signer: &meshmind_protocols::Keypair,
+    nonce: u64,
+    kind: v1::transaction::Kind,
+) -> v1::Transaction {
+    use meshmind_protocols::Signed as _;
+    v1::Transaction {
+        network_id: network_id.to_vec(),
+        coldkey: Vec::new(),
+        nonce,
+        kind: Some(kind),
+        signature: Vec::new(),
+    }
+    .signed(signer)
+}
+
 /// The shortest jail: as long as evidence of an offence is taken, so it is punished once.
 pub const MIN_JAIL_EPOCHS: u64 = crate::consensus::evidence::MAX_EVIDENCE_AGE;
 

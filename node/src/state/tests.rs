@@ -58,14 +58,7 @@ fn world() -> World {
 }
 
 fn tx(signer: &Keypair, nonce: u64, kind: v1::transaction::Kind) -> v1::Transaction {
-    v1::Transaction {
-        network_id: NET.to_vec(),
-        coldkey: Vec::new(),
-        nonce,
-        kind: Some(kind),
-        signature: Vec::new(),
-    }
-    .signed(signer)
+    signed_tx(NET, signer, nonce, kind)
 }
 
 fn transfer(to: &Keypair, amount: u64) -> v1::transaction::Kind {
@@ -982,7 +975,6 @@ fn permits_go_to_the_top_stake_and_validators_are_the_holders_that_set_weights()
 #[test]
 fn snapshots_take_weights_from_permit_holders_only() {
     use crate::chain::snapshot::{Expect, build, check};
-    use crate::consensus::members::Members;
     use crate::role::validator::weights::commit;
     let mut w = world();
     w.state.params.max_validators = 3;
@@ -1000,18 +992,7 @@ fn snapshots_take_weights_from_permit_holders_only() {
     let holders = &w.state.permit_holders()[&1];
     assert!(holders.contains(&key(newcomer)) && !holders.contains(&key(unstaked)));
     // The finalizing set is still the two genesis validators.
-    let mut entries: Vec<v1::ValidatorEntry> = (0..2)
-        .map(|i| v1::ValidatorEntry {
-            hotkey: key(&w.hot[i]).0.to_vec(),
-            coldkey: key(&w.cold[i]).0.to_vec(),
-            stake: 1_000,
-        })
-        .collect();
-    entries.sort_by(|a, b| a.hotkey.cmp(&b.hotkey));
-    let members = Members::new(v1::ValidatorSet {
-        validators: entries,
-    })
-    .expect("a set");
+    let members = members_of(&w, &[0, 1]);
     assert!(members.index_of(&key(newcomer).0).is_none());
     let expect = Expect {
         network_id: NET,
@@ -1202,7 +1183,6 @@ fn unbonding_keeps_stake_slashable_and_an_equivocator_is_jailed_once() {
 #[test]
 fn weight_vectors_of_many_subnets_never_make_a_snapshot_undeliverable() {
     use crate::chain::snapshot::{Expect, MAX_SNAPSHOT_BYTES, build, check};
-    use crate::consensus::members::Members;
     use crate::role::validator::weights::commit;
     let mut w = world();
     let full: Vec<(u32, u16)> = (0..256u32).map(|uid| (uid, u16::MAX)).collect();
@@ -1236,18 +1216,7 @@ fn weight_vectors_of_many_subnets_never_make_a_snapshot_undeliverable() {
         "the test offers too little: {offered}"
     );
     w.state.end_epoch(&[], 1_000_000);
-    let mut entries: Vec<v1::ValidatorEntry> = (0..2)
-        .map(|i| v1::ValidatorEntry {
-            hotkey: key(&w.hot[i]).0.to_vec(),
-            coldkey: key(&w.cold[i]).0.to_vec(),
-            stake: 1_000,
-        })
-        .collect();
-    entries.sort_by(|a, b| a.hotkey.cmp(&b.hotkey));
-    let members = Members::new(v1::ValidatorSet {
-        validators: entries,
-    })
-    .expect("a set");
+    let members = members_of(&w, &[0, 1]);
     let expect = Expect {
         network_id: NET,
         epoch: 1,

@@ -300,14 +300,10 @@ impl Validator {
 
     /// Answers a client's inbound query by routing it (streamed through, when asked).
     pub async fn serve(&self, inbound: InboundQuery, now_ms: u64) {
-        let InboundQuery {
-            peer,
-            payload,
-            responder,
-        } = inbound;
-        if !self.admit_client(Client::Peer(peer)) {
-            return refuse_client(responder).await;
-        }
+        let Some((payload, responder)) = admit_inbound(inbound, |c| self.admit_client(c)).await
+        else {
+            return;
+        };
         let admitted = read_query(&payload).and_then(|query| self.check(query));
         self.respond(admitted, responder, now_ms).await;
     }
@@ -346,13 +342,21 @@ impl Validator {
     }
 }
 
-/// Tells a client over its query rate so.
-pub(super) async fn refuse_client(responder: QueryResponder) {
+/// The payload of `inbound` and where to answer it, if `admit` takes one of its client's query
+/// tokens; a client over its rate is told so, and `None` comes back.
+pub(super) async fn admit_inbound(
+    inbound: InboundQuery,
+    admit: impl FnOnce(Client) -> bool,
+) -> Option<(Vec<u8>, QueryResponder)> {
+    if admit(Client::Peer(inbound.peer)) {
+        return Some((inbound.payload, inbound.responder));
+    }
     let frame = error_frame(
         v1::ErrorCode::Overloaded,
         "over this client's query rate at this validator",
     );
-    let _ = responder.respond(frame.encode_to_vec()).await;
+    let _ = inbound.responder.respond(frame.encode_to_vec()).await;
+    None
 }
 
 /// The index `draw` lands on when `weights` (not all zero) share the range of a u64.

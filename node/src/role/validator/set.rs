@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use meshmind_p2p::InboundQuery;
 
-use super::router::refuse_client;
+use super::router::admit_inbound;
 use super::service::{Client, Validator, lock};
 use crate::role::admission::{AdmissionError, read_query};
 
@@ -86,14 +86,10 @@ impl Validators {
         let Some(first) = self.by_subnet.values().next() else {
             return;
         };
-        let InboundQuery {
-            peer,
-            payload,
-            responder,
-        } = inbound;
-        if !self.admit_client(Client::Peer(peer)) {
-            return refuse_client(responder).await;
-        }
+        let Some((payload, responder)) = admit_inbound(inbound, |c| self.admit_client(c)).await
+        else {
+            return;
+        };
         let query = match read_query(&payload) {
             Ok(query) => query,
             Err(refusal) => return first.respond(Err(refusal), responder, now_ms).await,
