@@ -310,6 +310,10 @@ pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Re
         Command::Status { api } => {
             let status = crate::api::client::ApiClient::new(&api)?.status().await?;
             writeln!(out, "{}", serde_json::to_string(&status)?)?;
+            // The operator's answer to "where do I stand?", beside the JSON.
+            if let Some(standing) = &status.standing {
+                eprintln!("{}", standing.summary);
+            }
         }
         Command::Keys(KeysCommand::Generate { kind, out: path }) => {
             let key = KeyFile::generate(kind.into()).context("generating a key")?;

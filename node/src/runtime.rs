@@ -274,6 +274,7 @@ pub async fn run(
 
     let state = Arc::new(NodeState {
         role: config.role,
+        hotkey: hotkey.public(),
         genesis,
         network,
         validators: validator,

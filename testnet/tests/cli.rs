@@ -376,6 +376,21 @@ fn an_outsider_validates_then_finalizes() {
     let run = |args: &[&str]| {
         meshmind(args);
     };
+    // `meshmind status` tells the operator where the node's hotkey stands.
+    let v2_api = format!("http://{}", v2["api"].as_str().expect("api"));
+    let where_it_stands = || {
+        let status = meshmind(&["status", "--api", &v2_api]);
+        let status: serde_json::Value = serde_json::from_str(&status).expect("a status");
+        status["standing"]["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let now = where_it_stands();
+    assert!(
+        now.contains("registered on no subnet") && now.contains("not a declared finalizer"),
+        "{now}"
+    );
     let funder = data("v0").join("coldkey.json");
     let funder = funder.to_str().expect("utf-8");
     let v2_hotkey = data("v2").join("hotkey.json");
@@ -466,6 +481,13 @@ fn an_outsider_validates_then_finalizes() {
         snapshot.next_validators.iter().any(|v| v.hotkey == hotkey)
     };
     assert!(in_set(&hotkey), "v2 is in the set the head hands over to");
+    let now = where_it_stands();
+    assert!(
+        now.contains("registered on subnet 1 (uid")
+            && now.contains(", validator permit)")
+            && now.contains("finalizer in the next set"),
+        "{now}"
+    );
 
     // A genesis validator undeclares and leaves the set; the others go on.
     let v1_keys = data("v1");

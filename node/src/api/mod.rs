@@ -35,6 +35,8 @@ use view::api_error;
 pub struct NodeState {
     /// The role.
     pub role: Role,
+    /// This node's hotkey.
+    pub hotkey: meshmind_protocols::PublicKey,
     /// The genesis.
     pub genesis: Genesis,
     /// The network.
@@ -127,6 +129,8 @@ async fn status(State(state): State<Arc<NodeState>>) -> Json<types::Status> {
         miners_seen,
         consensus: state.chain.lock().map(|c| c.clone()).unwrap_or_default(),
         quotas: state.miner.as_ref().map(|m| m.quotas()),
+        standing: economy_state(&state)
+            .map(|economy| view::standing(&economy, &crate::state::Key(state.hotkey.to_bytes()))),
     })
 }
 

@@ -43,6 +43,39 @@ pub struct Status {
     /// On a miner: each caller's quota and its use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quotas: Option<crate::role::quota::QuotasView>,
+    /// Where this node's hotkey stands in the finalized economy (on nodes that keep a ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standing: Option<Standing>,
+}
+
+/// Where a hotkey stands in the finalized economy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Standing {
+    /// The hotkey (hex).
+    pub hotkey: String,
+    /// The finalized epoch it is read at (the next to apply).
+    pub epoch: u64,
+    /// The subnets it is registered on.
+    pub subnets: Vec<SubnetStanding>,
+    /// Its finalizer record, if it declared (or lately did, or is jailed).
+    pub finalizer: Option<FinalizerView>,
+    /// Stake unbonding from it.
+    pub unbonding: u64,
+    /// All of it in a sentence.
+    pub summary: String,
+}
+
+/// A hotkey's registration on one subnet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubnetStanding {
+    /// Subnet.
+    pub subnet: u32,
+    /// Its UID there.
+    pub uid: u32,
+    /// Stake behind it there.
+    pub stake: u64,
+    /// Whether it holds a validator permit there.
+    pub validator_permit: bool,
 }
 
 /// Peers named in an admin request (`POST /admin/block`, `/admin/unblock`).

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use super::types::{
     Account, Answer, ApiError, CertificateView, ChainMetagraph, Economy, Encoding, ErrorBody,
     EvidenceView, FinalizerView, NeuronView, QueryAnswer, ResultView, SnapshotView, StakeView,
-    StreamLine, SupplyView, TransactionView, UnbondingView, ValidatorView, WeightsView,
+    Standing, StreamLine, SubnetStanding, SupplyView, TransactionView, UnbondingView,
+    ValidatorView, WeightsView,
 };
 use crate::chain::snapshot::value_id;
 use crate::state::{Key, State};
@@ -242,15 +243,7 @@ pub fn economy(state: &State) -> Economy {
             state
                 .finalizers
                 .iter()
-                .map(|(hotkey, f)| FinalizerView {
-                    hotkey: hotkey.to_hex(),
-                    coldkey: f.coldkey.to_hex(),
-                    declared: f.declared,
-                    left_at: (!f.declared).then_some(f.left_at),
-                    jailed_until: (f.jailed_until > state.epoch).then_some(f.jailed_until),
-                    own_stake: state.own_stake(hotkey, &f.coldkey),
-                    in_next_set: next.validators.iter().any(|v| v.hotkey == hotkey.0),
-                })
+                .map(|(hotkey, f)| finalizer_view(state, hotkey, f, &next))
                 .collect()
         },
         unbonding: state
@@ -265,6 +258,94 @@ pub fn economy(state: &State) -> Economy {
                 },
             )
             .collect(),
+    }
+}
+
+/// `hotkey`'s finalizer record `f` in `state`, with whether `next` holds it.
+fn finalizer_view(
+    state: &State,
+    hotkey: &Key,
+    f: &crate::state::Finalizer,
+    next: &v1::ValidatorSet,
+) -> FinalizerView {
+    FinalizerView {
+        hotkey: hotkey.to_hex(),
+        coldkey: f.coldkey.to_hex(),
+        declared: f.declared,
+        left_at: (!f.declared).then_some(f.left_at),
+        jailed_until: (f.jailed_until > state.epoch).then_some(f.jailed_until),
+        own_stake: state.own_stake(hotkey, &f.coldkey),
+        in_next_set: next.validators.iter().any(|v| v.hotkey == hotkey.0),
+    }
+}
+
+/// Where `hotkey` stands in `state`: its registrations, permits, finalizer record and unbonding
+/// stake, and a sentence that says it all.
+pub fn standing(state: &State, hotkey: &Key) -> Standing {
+    let subnets: Vec<SubnetStanding> = state
+        .subnets
+        .iter()
+        .filter_map(|(&subnet, chain)| {
+            let uid = chain.uid_of(hotkey)?;
+            Some(SubnetStanding {
+                subnet,
+                uid,
+                stake: state.hotkey_stake(subnet, hotkey),
+                validator_permit: state.permits(subnet).iter().any(|(k, _)| k == hotkey),
+            })
+        })
+        .collect();
+    let next = state.voting_set(&v1::ValidatorSet::default());
+    let finalizer = state
+        .finalizers
+        .get(hotkey)
+        .map(|f| finalizer_view(state, hotkey, f, &next));
+    let unbonding = state
+        .unbonding
+        .iter()
+        .filter(|((_, _, h), _)| h == hotkey)
+        .fold(0u64, |sum, (_, &amount)| sum.saturating_add(amount));
+    let mut parts: Vec<String> = subnets
+        .iter()
+        .map(|s| {
+            let permit = if s.validator_permit {
+                ", validator permit"
+            } else {
+                ", no validator permit"
+            };
+            format!(
+                "registered on subnet {} (uid {}, stake {}{permit})",
+                s.subnet, s.uid, s.stake
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        parts.push("registered on no subnet".into());
+    }
+    parts.push(match &finalizer {
+        Some(f) if f.jailed_until.is_some() => format!(
+            "finalizer jailed until epoch {}",
+            f.jailed_until.unwrap_or_default()
+        ),
+        Some(f) if f.declared && f.in_next_set => {
+            format!("finalizer in the next set (own stake {})", f.own_stake)
+        }
+        Some(f) if f.declared => format!(
+            "declared finalizer, not in the next set (own stake {})",
+            f.own_stake
+        ),
+        _ => "not a declared finalizer".into(),
+    });
+    if unbonding > 0 {
+        parts.push(format!("{unbonding} unbonding"));
+    }
+    Standing {
+        hotkey: hotkey.to_hex(),
+        epoch: state.epoch,
+        subnets,
+        finalizer,
+        unbonding,
+        summary: format!("at epoch {}: {}", state.epoch, parts.join("; ")),
     }
 }
 
