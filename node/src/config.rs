@@ -124,7 +124,7 @@ pub struct ScorerSection {
 #[serde(default, deny_unknown_fields)]
 pub struct ValidatorSection {
     /// The subnets validated (`subnets = [1, 2]`; `subnet = 1` is read as one). Empty, the
-    /// default: every subnet the genesis names.
+    /// default: every subnet the genesis or the finalized ledger knows at start.
     #[serde(alias = "subnet", deserialize_with = "one_or_many")]
     pub subnets: Vec<u32>,
     /// Time between challenge rounds. Default 2000 ms.

@@ -95,7 +95,8 @@ pub enum TxCommand {
         max_burn: Option<u64>,
     },
     /// Declare a hotkey a candidate finalizer under the coldkey: the declared hotkeys with the
-    /// most stake from their own coldkey finalize epochs (from the epoch after the next).
+    /// most stake from their own coldkey finalize epochs (from the epoch after the one that
+    /// applies it).
     DeclareFinalizer {
         /// Where and as whom it is sent.
         #[command(flatten)]

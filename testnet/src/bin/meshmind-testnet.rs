@@ -402,6 +402,10 @@ async fn command(command: Command) -> anyhow::Result<ExitCode> {
                 node.api
             );
             println!(
+                "Where it stands: {mm} status --api http://{} (its \"standing\")",
+                node.api
+            );
+            println!(
                 "It holds no stake and is registered nowhere. As its operator (v0's coldkey pays here):"
             );
             println!(
