@@ -343,18 +343,40 @@ fn validators_validate_every_subnet() {
     );
 }
 
-/// Anyone can validate and finalize: a node that joins a running network with new keys scores but
+/// Anyone can validate and finalize (four genesis validators and an outsider): a node that joins a
+/// running network with new keys scores but
 /// publishes no weights until its operator registers and stakes its hotkey; then it holds a
 /// validator permit, its vectors enter finalized snapshots, and it earns dividends. Declared a
 /// finalizer, it enters the set and votes; a genesis validator that undeclares
-/// leaves the set; finality goes on throughout.
+/// leaves the set; finality goes on throughout; a late node syncs from genesis across both changes
+/// and every ledger agrees.
 #[test]
 fn an_outsider_validates_then_finalizes() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("net");
     let _down = common::DownOnDrop(dir.clone());
-    ok(&dir, &UP_SMALL);
+    // Four genesis validators and a miner, half-second epochs.
+    ok(
+        &dir,
+        &[
+            "up",
+            "--validators",
+            "4",
+            "--miners",
+            "1",
+            "--epoch-ms",
+            "500",
+            "--base-port",
+            "0",
+        ],
+    );
     let joined = ok(&dir, &["join"]);
+    let name = joined
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(name, "v4", "{joined}");
     let hotkey = joined
         .split_whitespace()
         .skip_while(|w| *w != "hotkey")
@@ -362,14 +384,14 @@ fn an_outsider_validates_then_finalizes() {
         .map(|h| h.trim_end_matches(',').to_string())
         .unwrap_or_else(|| panic!("no hotkey in {joined}"));
     let v0 = node(&dir, "v0");
-    let v2 = node(&dir, "v2");
+    let v2 = node(&dir, &name);
     assert_eq!(v2["role"], "validator", "{v2}");
     let api = format!("http://{}", v0["api"].as_str().expect("api"));
     let data = |name: &str| dir.join(name);
-    let log = || std::fs::read_to_string(data("v2").join("node.log")).unwrap_or_default();
+    let log = || std::fs::read_to_string(data(&name).join("node.log")).unwrap_or_default();
     poll(
         Duration::from_secs(30),
-        "v2 saying it has no permit",
+        "the outsider saying it has no permit",
         log,
         |text| text.contains("no validator permit on the subnet"),
     );
@@ -393,7 +415,7 @@ fn an_outsider_validates_then_finalizes() {
     );
     let funder = data("v0").join("coldkey.json");
     let funder = funder.to_str().expect("utf-8");
-    let v2_hotkey = data("v2").join("hotkey.json");
+    let v2_hotkey = data(&name).join("hotkey.json");
     run(&[
         "tx",
         "register",
@@ -437,7 +459,7 @@ fn an_outsider_validates_then_finalizes() {
     };
     poll(
         Duration::from_secs(60),
-        "v2 holding a permit and earning dividends",
+        "the outsider holding a permit and earning dividends",
         standing,
         |s| matches!(s, Some((true, dividends, _)) if *dividends > 0),
     );
@@ -450,10 +472,10 @@ fn an_outsider_validates_then_finalizes() {
             .expect("a snapshot");
         snapshot.weights.iter().any(|w| w.validator == hotkey)
     });
-    assert!(carries, "no recent snapshot carries v2's vector");
+    assert!(carries, "no recent snapshot carries the outsider's vector");
     assert!(log().contains("validator permit held"), "{}", log());
 
-    // Declared a finalizer, v2 joins the set at the next epoch and signs certificates.
+    // Declared a finalizer, the outsider joins the set at the next epoch and signs certificates.
     run(&[
         "tx",
         "declare-finalizer",
@@ -465,7 +487,7 @@ fn an_outsider_validates_then_finalizes() {
         v2_hotkey.to_str().expect("utf-8"),
         "--wait",
     ]);
-    wait(&dir, "v2", "voting", |r| r["voting"] == true);
+    wait(&dir, &name, "voting", |r| r["voting"] == true);
     let finalized = || node(&dir, "v0")["finalized_epoch"].as_u64().unwrap_or(0);
     let from = finalized();
     poll(
@@ -480,7 +502,10 @@ fn an_outsider_validates_then_finalizes() {
             .expect("a snapshot");
         snapshot.next_validators.iter().any(|v| v.hotkey == hotkey)
     };
-    assert!(in_set(&hotkey), "v2 is in the set the head hands over to");
+    assert!(
+        in_set(&hotkey),
+        "the outsider is in the set the head hands over to"
+    );
     let now = where_it_stands();
     assert!(
         now.contains("registered on subnet 1 (uid")
@@ -518,5 +543,49 @@ fn an_outsider_validates_then_finalizes() {
         |&e| e >= from + 3,
     );
     wait(&dir, "v1", "out of the set", |r| r["voting"] == false);
-    assert!(!in_set(&v1_hotkey) && in_set(&hotkey), "v1 out, v2 in");
+    assert!(
+        !in_set(&v1_hotkey) && in_set(&hotkey),
+        "v1 out, the outsider in"
+    );
+
+    // A late node syncs from genesis across both changes, and every ledger agrees.
+    let late = ok(&dir, &["join"]);
+    let late = late
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let target = finalized();
+    let late_api = node(&dir, &late)["api"].as_str().expect("api").to_string();
+    let late_client = meshmind_node::api::client::ApiClient::new(&late_api).expect("a client");
+    poll(
+        Duration::from_secs(60),
+        "the late node catching up",
+        || node(&dir, &late)["finalized_epoch"].as_u64().unwrap_or(0),
+        |&e| e >= target,
+    );
+    let validators: Vec<String> = ["v0", "v1", "v2", "v3", name.as_str(), late.as_str()]
+        .iter()
+        .map(|n| node(&dir, n)["api"].as_str().expect("api").to_string())
+        .collect();
+    for epoch in [1, target / 2, target] {
+        let hashes: Vec<String> = validators
+            .iter()
+            .map(|api| {
+                let client = meshmind_node::api::client::ApiClient::new(api).expect("a client");
+                runtime
+                    .block_on(client.snapshot(epoch))
+                    .map(|s| s.hash)
+                    .unwrap_or_else(|e| panic!("{api} epoch {epoch}: {e}"))
+            })
+            .collect();
+        assert!(
+            hashes.iter().all(|h| *h == hashes[0]),
+            "epoch {epoch}: {hashes:?}"
+        );
+    }
+    let synced = runtime
+        .block_on(late_client.snapshot(target))
+        .expect("the late node's snapshot");
+    assert!(synced.next_validators.iter().any(|v| v.hotkey == hotkey));
 }
