@@ -152,6 +152,38 @@ signed_message!(v1::Transaction, Domain::Transaction, coldkey);
 signed_message!(v1::HotkeyConsent, Domain::HotkeyConsent, hotkey);
 signed_message!(v1::FinalizerConsent, Domain::FinalizerConsent, hotkey);
 
+/// `consented` and `verify_consent` for a transaction kind whose hotkey co-signs it: `$what`
+/// names what the hotkey consents to, in the docs.
+macro_rules! hotkey_consent {
+    ($ty:ty, $what:literal) => {
+        impl $ty {
+            #[doc = concat!("Fills in `hotkey_signature` with `hotkey`'s consent to ", $what, " under")]
+            /// `coldkey` on the network `network_id` (the `hotkey` field is set to its key too).
+            pub fn consented(
+                mut self,
+                hotkey: &Keypair,
+                network_id: &[u8],
+                coldkey: &PublicKey,
+            ) -> Self {
+                self.hotkey = hotkey.public().to_bytes().to_vec();
+                let consent = self.consent(network_id, &coldkey.to_bytes()).signed(hotkey);
+                self.hotkey_signature = consent.signature;
+                self
+            }
+
+            #[doc = concat!("Checks that the hotkey consented to ", $what, " by the transaction's")]
+            /// `coldkey` on `network_id`.
+            pub fn verify_consent(
+                &self,
+                network_id: &[u8],
+                coldkey: &[u8],
+            ) -> Result<(), SignatureError> {
+                self.consent(network_id, coldkey).verify_signature()
+            }
+        }
+    };
+}
+
 impl v1::DeclareFinalizer {
     /// The consent the declaration's hotkey signs, for a transaction of `network_id` signed by
     /// `coldkey`, carrying the declaration's `hotkey_signature`.
@@ -163,22 +195,9 @@ impl v1::DeclareFinalizer {
             signature: self.hotkey_signature.clone(),
         }
     }
-
-    /// Fills in `hotkey_signature` with `hotkey`'s consent to being declared a finalizer under
-    /// `coldkey` on the network `network_id` (the `hotkey` field is set to its key too).
-    pub fn consented(mut self, hotkey: &Keypair, network_id: &[u8], coldkey: &PublicKey) -> Self {
-        self.hotkey = hotkey.public().to_bytes().to_vec();
-        let consent = self.consent(network_id, &coldkey.to_bytes()).signed(hotkey);
-        self.hotkey_signature = consent.signature;
-        self
-    }
-
-    /// Checks that the hotkey consented to this declaration by the transaction's `coldkey` on
-    /// `network_id`.
-    pub fn verify_consent(&self, network_id: &[u8], coldkey: &[u8]) -> Result<(), SignatureError> {
-        self.consent(network_id, coldkey).verify_signature()
-    }
 }
+
+hotkey_consent!(v1::DeclareFinalizer, "being declared a finalizer");
 
 impl v1::Register {
     /// The consent the registration's hotkey signs, for a transaction of `network_id` signed by
@@ -192,22 +211,9 @@ impl v1::Register {
             signature: self.hotkey_signature.clone(),
         }
     }
-
-    /// Fills in `hotkey_signature` with `hotkey`'s consent to registering under `coldkey` on
-    /// the network `network_id` (the `hotkey` field is set to its key too).
-    pub fn consented(mut self, hotkey: &Keypair, network_id: &[u8], coldkey: &PublicKey) -> Self {
-        self.hotkey = hotkey.public().to_bytes().to_vec();
-        let consent = self.consent(network_id, &coldkey.to_bytes()).signed(hotkey);
-        self.hotkey_signature = consent.signature;
-        self
-    }
-
-    /// Checks that the hotkey consented to this registration by the transaction's `coldkey` on
-    /// `network_id`.
-    pub fn verify_consent(&self, network_id: &[u8], coldkey: &[u8]) -> Result<(), SignatureError> {
-        self.consent(network_id, coldkey).verify_signature()
-    }
 }
+
+hotkey_consent!(v1::Register, "registering");
 
 /// Collects signatures and verifies them together, which is much faster than one by one.
 ///
