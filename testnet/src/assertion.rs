@@ -3,12 +3,15 @@
 //! - `finalized_epoch >= 5 within 60s` (every validator; `on v2` for one node)
 //! - `all ledgers agree` (every validator's snapshots are identical up to the lowest head)
 //! - `finality stalls for 4s` (no running validator finalizes anything meanwhile)
-//! - `finality gap <= 3s` (the longest a validator went without finalizing, in the status samples)
+//! - `finality gap <= 3s` (the longest a validator went without finalizing, in the status samples;
+//!   `on v0` for one node)
 //! - `peak rss_mb <= 400` (every running node's peak resident memory, from `/proc`)
 //! - `round0 share >= 0.9` (of the epochs each validator committed, the share decided in round 0)
 //! - `query success_rate >= 0.99` (over every query the timeline sent)
 //! - `no evidence`, `evidence against v3`
 //! - `v3 jailed` (in v0's finalized economy: jailed, so out of the set the head hands over to)
+//! - `validator v4 in set within 30s`, `validator v1 out of set within 30s` (in the set v0's
+//!   finalized head hands over to, and the node's own consensus votes, or neither)
 //! - `miner m3 weight_rank <= 2`, `miner m4 weight == 0` (in v0's latest weight vector; `on v2`
 //!   for another validator's, `on every validator` for each running validator's)
 //! - `miner m1 stake > 0` (behind its hotkey in v0's finalized economy: emission it earned),
@@ -93,6 +96,8 @@ pub enum Assertion {
         cmp: Cmp,
         /// The bound.
         gap: Duration,
+        /// One node, or every validator.
+        node: Option<String>,
     },
     /// Of the epochs each running validator committed, the share decided in round 0, compared.
     RoundZero {
@@ -123,6 +128,16 @@ pub enum Assertion {
     EvidenceAgainst(String),
     /// This validator is jailed in v0's finalized economy.
     Jailed(String),
+    /// A node is (or is not) in the finalizing set: in the set v0's head hands over to, and
+    /// voting by its own status; waiting up to `within`.
+    InSet {
+        /// The node.
+        node: String,
+        /// In (`true`) or out.
+        member: bool,
+        /// How long to wait for it to hold.
+        within: Duration,
+    },
     /// A miner's rank by weight (1 = highest) in the latest vector of `on`.
     WeightRank {
         /// Miner.
@@ -239,9 +254,14 @@ impl Assertion {
             }
             ["all", "ledgers", "agree"] => Ok(Self::LedgersAgree),
             ["finality", "stalls", "for", d] => Ok(Self::Stalls(parse_duration(d)?)),
-            ["finality", "gap", cmp, d] => Ok(Self::FinalityGap {
+            ["finality", "gap", cmp, d, rest @ ..] => Ok(Self::FinalityGap {
                 cmp: Cmp::parse(cmp)?,
                 gap: parse_duration(d)?,
+                node: match rest {
+                    [] => None,
+                    ["on", node] => Some((*node).to_string()),
+                    other => return Err(format!("unexpected {:?} (on NODE)", other.join(" "))),
+                },
             }),
             ["round0", "share", cmp, share] => {
                 let share: f64 = number(share)?;
@@ -270,6 +290,19 @@ impl Assertion {
             ["no", "evidence"] => Ok(Self::NoEvidence),
             ["evidence", "against", node] => Ok(Self::EvidenceAgainst((*node).to_string())),
             [node, "jailed"] => Ok(Self::Jailed((*node).to_string())),
+            ["validator", node, "in", "set", rest @ ..]
+            | ["validator", node, "out", "of", "set", rest @ ..] => {
+                let within = match rest {
+                    [] => Duration::ZERO,
+                    ["within", d] => parse_duration(d)?,
+                    other => return Err(format!("unexpected {:?} (within D)", other.join(" "))),
+                };
+                Ok(Self::InSet {
+                    node: (*node).to_string(),
+                    member: words[2] == "in",
+                    within,
+                })
+            }
             ["miner", miner, "weight_rank", cmp, rank, on @ ..] => Ok(Self::WeightRank {
                 miner: (*miner).to_string(),
                 cmp: Cmp::parse(cmp)?,
@@ -300,6 +333,7 @@ impl Assertion {
                 "{text:?}: unknown assertion (finalized_epoch, finality stalls for, finality gap, \
                  round0 share, peak rss_mb, all ledgers agree, \
                  query success_rate, no evidence, evidence against, NODE jailed, \
+                 validator NODE in set, validator NODE out of set, \
                  miner NAME weight_rank|weight|stake, \
                  embedding cosine)"
             )),
@@ -330,7 +364,16 @@ mod tests {
             Assertion::parse("finality gap <= 3s").unwrap(),
             Assertion::FinalityGap {
                 cmp: Cmp::Le,
-                gap: Duration::from_secs(3)
+                gap: Duration::from_secs(3),
+                node: None
+            }
+        );
+        assert_eq!(
+            Assertion::parse("finality gap <= 2s on v0").unwrap(),
+            Assertion::FinalityGap {
+                cmp: Cmp::Le,
+                gap: Duration::from_secs(2),
+                node: Some("v0".into())
             }
         );
         assert_eq!(
@@ -366,6 +409,23 @@ mod tests {
             Assertion::parse("v3 jailed").unwrap(),
             Assertion::Jailed("v3".into())
         );
+        assert_eq!(
+            Assertion::parse("validator v4 in set within 30s").unwrap(),
+            Assertion::InSet {
+                node: "v4".into(),
+                member: true,
+                within: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(
+            Assertion::parse("validator v1 out of set").unwrap(),
+            Assertion::InSet {
+                node: "v1".into(),
+                member: false,
+                within: Duration::ZERO
+            }
+        );
+        assert!(Assertion::parse("validator v1 in set for 3s").is_err());
         assert_eq!(
             Assertion::parse("miner m1 stake > 0").unwrap(),
             Assertion::Stake {

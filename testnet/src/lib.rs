@@ -10,6 +10,7 @@ pub mod launcher;
 pub mod load;
 pub mod manifest;
 pub mod netns;
+pub mod operator;
 pub mod partition;
 pub mod peer;
 pub mod process;

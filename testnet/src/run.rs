@@ -208,12 +208,30 @@ pub fn act(
                 source,
             })
         }
+        Action::Join => {
+            let role = if node.starts_with('m') {
+                NodeRole::Miner
+            } else {
+                NodeRole::Validator
+            };
+            let joined = launcher::join(manifest, dir, role)?;
+            if joined != node {
+                return Err(LaunchError::Other(format!(
+                    "the node joined as {joined}, not {node}"
+                )));
+            }
+            Ok(())
+        }
         Action::QueryLoad
         | Action::Load
         | Action::Partition
         | Action::Heal
         | Action::Assert
-        | Action::Attack => Ok(()),
+        | Action::Attack
+        | Action::Register
+        | Action::Stake
+        | Action::Declare
+        | Action::Undeclare => Ok(()),
     }
 }
 
@@ -361,6 +379,19 @@ async fn play(
                 }
             }));
             None
+        } else if let Some(tx) = event.node_tx() {
+            let signer = event.coldkey.as_deref().unwrap_or(&event.node);
+            // An operator's transaction that does not land fails the run where it happened.
+            let result = crate::operator::send(manifest, &event.node, signer, tx).await;
+            timed.push(Outcome {
+                assertion: format!("at {:?}: {what} applied", event.at),
+                passed: result.is_ok(),
+                observed: match &result {
+                    Ok(printed) => printed.replace('\n', "; "),
+                    Err(e) => e.to_string(),
+                },
+            });
+            result.err().map(|e| e.to_string())
         } else if event.action == Action::QueryLoad {
             let api = manifest
                 .node(&event.node)
@@ -535,7 +566,7 @@ fn hostile(
 /// The longest time a validator went without its finalized epoch moving: from the first sample
 /// showing an epoch to the first showing a later one (or the last sample), so samples in which it
 /// did not answer count as part of the gap. Returns (node, gap in ms, when the gap ended).
-fn longest_finality_gap(samples: &[Sample]) -> Option<(String, i64, i64)> {
+fn longest_finality_gap(samples: &[Sample], node: Option<&str>) -> Option<(String, i64, i64)> {
     let mut first_seen: std::collections::BTreeMap<&str, (u64, i64)> = Default::default();
     let mut longest: Option<(String, i64, i64)> = None;
     let mut last_t = i64::MIN;
@@ -545,6 +576,9 @@ fn longest_finality_gap(samples: &[Sample]) -> Option<(String, i64, i64)> {
         let (true, Some(epoch)) = (status.role == "validator", status.finalized_epoch) else {
             continue;
         };
+        if node.is_some_and(|n| n != status.name) {
+            continue;
+        }
         let entry = first_seen
             .entry(status.name.as_str())
             .or_insert((epoch, sample.t_ms));
@@ -641,13 +675,15 @@ pub async fn check(
     samples: &[Sample],
 ) -> (bool, String) {
     match assertion {
-        Assertion::FinalityGap { cmp, gap } => match longest_finality_gap(samples) {
-            Some((node, longest_ms, at_ms)) => (
-                cmp.holds(longest_ms as f64, gap.as_millis() as f64),
-                format!("longest gap {longest_ms} ms, on {node}, ending at t={at_ms} ms"),
-            ),
-            None => (false, "no validator status was sampled".into()),
-        },
+        Assertion::FinalityGap { cmp, gap, node } => {
+            match longest_finality_gap(samples, node.as_deref()) {
+                Some((node, longest_ms, at_ms)) => (
+                    cmp.holds(longest_ms as f64, gap.as_millis() as f64),
+                    format!("longest gap {longest_ms} ms, on {node}, ending at t={at_ms} ms"),
+                ),
+                None => (false, "no validator status was sampled".into()),
+            }
+        }
         Assertion::RoundZero { cmp, share } => {
             let mut seen = Vec::new();
             for node in running_validators(manifest) {
@@ -884,6 +920,23 @@ pub async fn check(
             Ok(observed) => observed,
             Err(why) => (false, why),
         },
+        Assertion::InSet {
+            node,
+            member,
+            within,
+        } => {
+            let deadline = Instant::now() + *within;
+            loop {
+                let (held, observed) = match in_set(manifest, node).await {
+                    Ok((is, observed)) => (is == *member, observed),
+                    Err(why) => (false, why),
+                };
+                if held || Instant::now() >= deadline {
+                    return (held, observed);
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
         Assertion::Stake { miner, cmp, amount } => match stake_of(manifest, miner).await {
             Ok((stake, observed)) => (cmp.holds(stake as f64, *amount as f64), observed),
             Err(why) => (false, why),
@@ -966,6 +1019,42 @@ async fn jailed(manifest: &Manifest, name: &str) -> Result<(bool, String), Strin
             entry.jailed_until, entry.in_next_set, entry.own_stake
         ),
     ))
+}
+
+/// Whether `name` is in the finalizing set: in the set v0's finalized head hands over to, and
+/// voting by its own status (a node that is not running does not vote); and what was seen.
+async fn in_set(manifest: &Manifest, name: &str) -> Result<(bool, String), String> {
+    let Ok(v0) = manifest.node("v0") else {
+        return Err("no v0".into());
+    };
+    let node = manifest.node(name).map_err(|_| format!("no node {name}"))?;
+    let key = hotkey_hex(node).ok_or_else(|| format!("{name}'s hotkey is unreadable"))?;
+    let economy = read(&v0.api, |c| async move { c.economy().await })
+        .await
+        .ok_or("v0's economy could not be read")?;
+    let listed = economy
+        .finalizers
+        .iter()
+        .find(|f| f.hotkey == key)
+        .is_some_and(|f| f.in_next_set);
+    let voting = if launcher::node_state(node) == crate::process::ProcState::Running {
+        read(&node.api, |c| async move { c.status().await })
+            .await
+            .map(|s| s.consensus.voting)
+    } else {
+        Some(false)
+    };
+    let observed = format!(
+        "{name}: in the set v0's head (epoch {}) hands over to: {listed}; voting by its status: {}",
+        economy.epoch,
+        voting.map_or("unreadable".into(), |v| v.to_string())
+    );
+    match (listed, voting) {
+        (true, Some(true)) => Ok((true, observed)),
+        (false, Some(false)) => Ok((false, observed)),
+        // Between the two (the hand-over is under way) or unreadable: neither in nor out yet.
+        _ => Err(observed),
+    }
 }
 
 /// The stake behind `miner`'s hotkey in v0's finalized economy, and what was seen.

@@ -11,8 +11,20 @@
 //!
 //! [[events]]
 //! at = "6s"
-//! action = "kill"          # kill, restart, pause, resume, stop, wipe, query_load
+//! action = "kill"          # kill, restart, pause, resume, stop, wipe, query_load, ...
 //! node = "v3"
+//!
+//! [[events]]
+//! at = "3s"
+//! action = "join"          # a new node with new keys: `v<n>` a validator, `m<n>` a miner
+//! node = "v4"
+//!
+//! [[events]]
+//! at = "4s"
+//! action = "stake"         # register, stake, declare, undeclare: the node's transactions
+//! node = "v4"
+//! coldkey = "v0"           # whose coldkey signs (and pays); by default the node's own
+//! amount = 1000
 //!
 //! [[events]]
 //! at = "8s"
@@ -103,6 +115,17 @@ pub enum Action {
     /// Start a hostile peer that mounts `attack = "..."` on the node for `duration` (see
     /// [`crate::hostile::Attack`]); `rate` and `count` override the attack's own.
     Attack,
+    /// Add a node with new keys, no stake and no registration, named `node` (`v<n>` a validator,
+    /// `m<n>` a miner: the next free name of its kind).
+    Join,
+    /// Register the node's hotkey on `subnet` (default 1), signed by `coldkey`.
+    Register,
+    /// Stake `amount` on the node's hotkey on `subnet` (default 1), signed by `coldkey`.
+    Stake,
+    /// Declare the node's hotkey a finalizer, signed by `coldkey` (whose stake behind it counts).
+    Declare,
+    /// Withdraw the node's declaration, signed by `coldkey`.
+    Undeclare,
 }
 
 impl std::fmt::Display for Action {
@@ -120,6 +143,11 @@ impl std::fmt::Display for Action {
             Self::Heal => "heal",
             Self::Assert => "assert",
             Self::Attack => "attack",
+            Self::Join => "join",
+            Self::Register => "register",
+            Self::Stake => "stake",
+            Self::Declare => "declare",
+            Self::Undeclare => "undeclare",
         })
     }
 }
@@ -163,6 +191,34 @@ pub struct Event {
     /// The task of a `load`: a reference task (default `sort`) or `embed`.
     #[serde(default)]
     pub task: Option<String>,
+    /// Whose coldkey signs a transaction (`register`, `stake`, `declare`, `undeclare`): a node's
+    /// name; by default the node's own.
+    #[serde(default)]
+    pub coldkey: Option<String>,
+    /// The amount of a `stake`.
+    #[serde(default)]
+    pub amount: Option<u64>,
+    /// The subnet of a `register` or `stake` (default 1).
+    #[serde(default)]
+    pub subnet: Option<u32>,
+}
+
+impl Event {
+    /// The transaction a `register`, `stake`, `declare` or `undeclare` event sends.
+    pub fn node_tx(&self) -> Option<crate::operator::NodeTx> {
+        use crate::operator::NodeTx;
+        let subnet = self.subnet.unwrap_or(1);
+        Some(match self.action {
+            Action::Register => NodeTx::Register { subnet },
+            Action::Stake => NodeTx::Stake {
+                subnet,
+                amount: self.amount.unwrap_or(0),
+            },
+            Action::Declare => NodeTx::Declare,
+            Action::Undeclare => NodeTx::Undeclare,
+            _ => return None,
+        })
+    }
 }
 
 /// Parses `"250ms"`, `"6s"`, `"1.5s"`, `"2m"`.
@@ -283,8 +339,11 @@ impl Scenario {
         if self.epoch_ms < 100 {
             return Err("epoch_ms: at least 100".into());
         }
-        let names = self.names();
-        for (i, event) in self.events.iter().enumerate() {
+        let mut names = self.names();
+        // In the order they are played: a node exists from its `join` on.
+        let mut order: Vec<(usize, &Event)> = self.events.iter().enumerate().collect();
+        order.sort_by_key(|(_, e)| e.at);
+        for (i, event) in order {
             match event.action {
                 Action::Partition => {
                     let groups = parse_groups(event.groups.as_deref().unwrap_or(""))
@@ -297,6 +356,30 @@ impl Scenario {
                     continue;
                 }
                 Action::Heal => continue,
+                Action::Join => {
+                    let (kind, first) = if event.node.starts_with('m') {
+                        ('m', 1)
+                    } else {
+                        ('v', 0)
+                    };
+                    let next = (first..)
+                        .map(|n| format!("{kind}{n}"))
+                        .find(|n| !names.contains(n))
+                        .unwrap_or_default();
+                    if event.node != next {
+                        return Err(format!(
+                            "events[{i}].node: a join names the next free node, {next:?} here \
+                             (`v<n>` a validator, `m<n>` a miner)"
+                        ));
+                    }
+                    if self.netns {
+                        return Err(format!(
+                            "events[{i}]: joins run on loopback, not in network namespaces"
+                        ));
+                    }
+                    names.push(next);
+                    continue;
+                }
                 Action::Assert => {
                     let text = event
                         .check
@@ -351,6 +434,22 @@ impl Scenario {
                     "events[{i}]: attack and count belong to attack and load events"
                 ));
             }
+            if event.node_tx().is_some() {
+                if let Some(signer) = &event.coldkey
+                    && !names.contains(signer)
+                {
+                    return Err(format!(
+                        "events[{i}].coldkey: no node {signer:?} in this scenario"
+                    ));
+                }
+                if event.action == Action::Stake && event.amount.is_none_or(|a| a == 0) {
+                    return Err(format!("events[{i}]: stake needs an amount above 0"));
+                }
+            } else if event.coldkey.is_some() || event.amount.is_some() || event.subnet.is_some() {
+                return Err(format!(
+                    "events[{i}]: coldkey, amount and subnet belong to transaction events"
+                ));
+            }
             if event.action != Action::Load
                 && (event.clients.is_some() || event.plane.is_some() || event.task.is_some())
             {
@@ -359,6 +458,8 @@ impl Scenario {
                 ));
             }
         }
+        // Byzantine modes and behaviours are set at launch, on the nodes it starts.
+        let names = self.names();
         for name in &self.byzantine {
             if !name.starts_with('v') || !names.contains(name) {
                 return Err(format!(
@@ -466,6 +567,68 @@ duration = "3s"
         )
         .unwrap_err();
         assert!(err.message.starts_with("asserts[0]"), "{err}");
+    }
+
+    #[test]
+    fn joins_name_the_next_node_and_transactions_need_their_fields() {
+        let event = |at: &str, body: &str| format!("[[events]]\nat = \"{at}\"\n{body}\n");
+        let head = "name = \"t\"\nvalidators = 2\nminers = 1\n";
+        let ok = format!(
+            "{head}{}{}{}{}",
+            event("1s", "action = \"join\"\nnode = \"v2\""),
+            event(
+                "2s",
+                "action = \"stake\"\nnode = \"v2\"\ncoldkey = \"v0\"\namount = 5"
+            ),
+            event("3s", "action = \"join\"\nnode = \"m2\""),
+            event("4s", "action = \"undeclare\"\nnode = \"v1\""),
+        );
+        let s = Scenario::parse("t.toml", &ok).expect("joins and transactions");
+        assert_eq!(
+            s.events[1].node_tx(),
+            Some(crate::operator::NodeTx::Stake {
+                subnet: 1,
+                amount: 5
+            })
+        );
+        assert_eq!(s.events[0].node_tx(), None);
+        for (body, says) in [
+            (
+                event("1s", "action = \"join\"\nnode = \"v3\""),
+                "\"v2\" here",
+            ),
+            (
+                event("1s", "action = \"join\"\nnode = \"m1\""),
+                "\"m2\" here",
+            ),
+            // The node exists only from its join on.
+            (
+                format!(
+                    "{}{}",
+                    event("2s", "action = \"join\"\nnode = \"v2\""),
+                    event("1s", "action = \"declare\"\nnode = \"v2\"")
+                ),
+                "no node \"v2\"",
+            ),
+            (
+                event("1s", "action = \"stake\"\nnode = \"v1\""),
+                "stake needs an amount",
+            ),
+            (
+                event(
+                    "1s",
+                    "action = \"declare\"\nnode = \"v1\"\ncoldkey = \"v9\"",
+                ),
+                "no node \"v9\"",
+            ),
+            (
+                event("1s", "action = \"kill\"\nnode = \"v1\"\namount = 3"),
+                "belong to transaction events",
+            ),
+        ] {
+            let err = Scenario::parse("t.toml", &format!("{head}{body}")).unwrap_err();
+            assert!(err.message.contains(says), "{body}: {err}");
+        }
     }
 
     #[test]

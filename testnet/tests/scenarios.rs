@@ -97,6 +97,11 @@ fn byzantine() {
 }
 
 #[test]
+fn validator_churn() {
+    play("validator-churn");
+}
+
+#[test]
 fn hostile() {
     play("hostile");
 }
