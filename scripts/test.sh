@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test: the Rust workspace (unit, integration, simulations, real-process scenarios), then
-# the Python tests (OpenAI's client and a Python scorer against real nodes). Fetches the
+# the Python tests (the Python SDK, OpenAI's client and a Python scorer against real nodes). Fetches the
 # embedding model first (scripts/fetch-model.sh) and installs the Python tests' packages into a
 # virtualenv under the cache.
 set -euo pipefail
@@ -25,6 +25,9 @@ if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+# The Python SDK, built from this checkout (its messages generated from protocols/proto).
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check ./sdk/python
 # The nodes the tests start are the ones cargo just built.
 export MESHMIND_BIN_DIR="$CARGO_TARGET_DIR/release"
 cargo build --release --locked --quiet -p meshmind-node --bin meshmind -p meshmind-testnet --bin meshmind-testnet

@@ -7,6 +7,7 @@ the embed miners need the model that scripts/fetch-model.sh unpacks.
 import json
 import os
 import pathlib
+import re
 import subprocess
 import time
 import urllib.request
@@ -41,6 +42,21 @@ class Testnet:
             if entry["name"] == node:
                 return pathlib.Path(entry["data_dir"])
         raise KeyError(node)
+
+    def configure(self, node: str, section: str, values: dict[str, str]) -> None:
+        """Sets keys of one `[section]` of a node's config.toml (values as TOML text); each key
+        must already be there. Restart the node for it to take effect."""
+        config = self.data_dir(node) / "config.toml"
+        text = config.read_text()
+        start = text.index(f"\n[{section}]\n")
+        end = text.find("\n[", start + 1)
+        end = len(text) if end < 0 else end
+        body = text[start:end]
+        for key, value in values.items():
+            # A value is one line, or an array over several.
+            body, count = re.subn(rf"^{key} = (\[[^\]]*\]|.*)$", f"{key} = {value}", body, count=1, flags=re.M)
+            assert count == 1, f"{node}: no {key} in [{section}]"
+        config.write_text(text[:start] + body + text[end:])
 
     def get(self, node: str, path: str):
         with urllib.request.urlopen(self.api(node) + path, timeout=5) as answer:

@@ -3,7 +3,6 @@ another network's validator, whose /v1/embeddings routes to a real model miner."
 
 import json
 import math
-import re
 import urllib.request
 
 from conftest import wait_for
@@ -37,21 +36,12 @@ def test_a_miner_fronting_an_openai_server_is_scored_and_routed_to(network):
 
     # The market: its miner m1 forwards every embed query to the engine.
     market = network("--validators", "1", "--miners", "1", "--epoch-ms", "1000")
-    config = market.data_dir("m1") / "config.toml"
-    text = config.read_text()
-    miner = text.index("\n[miner]\n")
-    head, section = text[:miner], text[miner:]
-    for key, value in [
-        ("backend", '"openai"'),
-        ("url", json.dumps(engine.api("v0") + "/v1")),
-        ("model", '"embed"'),
-        ("tasks", '["embed"]'),
-    ]:
-        # A value is one line, or an array over several.
-        pattern = rf"^{key} = (\[[^\]]*\]|.*)$"
-        section, count = re.subn(pattern, f"{key} = {value}", section, count=1, flags=re.M)
-        assert count == 1, key
-    config.write_text(head + section)
+    market.configure("m1", "miner", {
+        "backend": '"openai"',
+        "url": json.dumps(engine.api("v0") + "/v1"),
+        "model": '"embed"',
+        "tasks": '["embed"]',
+    })
     market.run("restart", "m1")
 
     hotkey = json.loads((market.data_dir("m1") / "hotkey.json").read_text())["public_key"]

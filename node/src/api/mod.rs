@@ -80,6 +80,8 @@ pub fn router(state: Arc<NodeState>) -> axum::Router {
         .route("/query", post(query))
         .route("/snapshots/{epoch}", get(snapshot))
         .route("/certificates/{epoch}", get(certificate))
+        .route("/finalized/{epoch}", get(finalized))
+        .route("/genesis", get(genesis))
         .route("/evidence", get(evidence))
         .route("/accounts/{coldkey}", get(account))
         .route("/economy", get(economy))
@@ -238,6 +240,34 @@ async fn certificate(State(state): State<Arc<NodeState>>, Path(epoch): Path<u64>
         Ok(None) => not_found("epoch not finalized here"),
         Err(e) => ledger_error(e),
     }
+}
+
+/// A protobuf message as the body, for clients that check signatures themselves.
+fn protobuf(encoded: Vec<u8>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/x-protobuf")],
+        encoded,
+    )
+        .into_response()
+}
+
+/// `GET /finalized/{epoch}`: the snapshot with its certificate, protobuf-encoded
+/// (`meshmind.v1.FinalizedSnapshot`), for light clients.
+async fn finalized(State(state): State<Arc<NodeState>>, Path(epoch): Path<u64>) -> Response {
+    let Some(ledger) = &state.ledger else {
+        return not_found("this node keeps no ledger");
+    };
+    match ledger.finalized(epoch) {
+        Ok(Some(f)) => protobuf(prost::Message::encode_to_vec(&f)),
+        Ok(None) => not_found("epoch not finalized here"),
+        Err(e) => ledger_error(e),
+    }
+}
+
+/// `GET /genesis`: the genesis, protobuf-encoded (`meshmind.v1.Genesis`); its blake3 hash is the
+/// network id.
+async fn genesis(State(state): State<Arc<NodeState>>) -> Response {
+    protobuf(prost::Message::encode_to_vec(&state.genesis.message))
 }
 
 async fn evidence(State(state): State<Arc<NodeState>>) -> Response {

@@ -247,9 +247,29 @@ fn act(args: NodeArg, action: Action) -> anyhow::Result<()> {
             meshmind_testnet::process::state(p) != meshmind_testnet::process::ProcState::Exited
         });
         if running {
+            // Stopped gracefully if it can be within 10 s (it may be finishing queries or a
+            // write), else killed.
             launcher::signal(&manifest, &args.node, Sig::Term)?;
-            std::thread::sleep(Duration::from_secs(1));
-            launcher::reap();
+            let exited = || {
+                launcher::reap();
+                manifest
+                    .node(&args.node)
+                    .ok()
+                    .and_then(|n| n.pid)
+                    .is_none_or(|p| {
+                        meshmind_testnet::process::state(p)
+                            == meshmind_testnet::process::ProcState::Exited
+                    })
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !exited() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if !exited() {
+                launcher::signal(&manifest, &args.node, Sig::Kill)?;
+                std::thread::sleep(Duration::from_millis(200));
+                launcher::reap();
+            }
         }
     }
     run::act(&mut manifest, &args.dir, action, &args.node)?;
