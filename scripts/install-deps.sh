@@ -18,6 +18,11 @@ command -v make >/dev/null 2>&1 || packages+=(make)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 # Tests and the testnet read process tables and memory (`ps`).
 command -v ps >/dev/null 2>&1 || packages+=(procps)
+# The foreign-stack interop test runs a js-libp2p peer on Node.js.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+# The explorer page's test drives a headless Chromium over WebDriver.
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
 
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""

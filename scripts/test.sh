@@ -28,6 +28,8 @@ fi
 # The Python SDK, built from this checkout (its messages generated from protocols/proto).
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./sdk/python
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check ./sdk/python
+# The foreign-stack interop test's js-libp2p peer: its npm packages, as the lock file pins them.
+npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error >/dev/null
 # The nodes the tests start are the ones cargo just built.
 export MESHMIND_BIN_DIR="$CARGO_TARGET_DIR/release"
 cargo build --release --locked --quiet -p meshmind-node --bin meshmind -p meshmind-testnet --bin meshmind-testnet

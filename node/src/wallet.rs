@@ -326,6 +326,7 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
     }
     if common.wait {
         let start = Instant::now();
+        let mut told = Instant::now();
         loop {
             if next_nonce(&api, &coldkey).await? > nonce {
                 writeln!(out, "{{\"finalized\":true,\"nonce\":{nonce}}}")?;
@@ -335,6 +336,20 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
                 start.elapsed() < Duration::from_secs(60),
                 "not finalized within 60 s (nonce {nonce})"
             );
+            // Progress on stderr (stdout stays the JSON answers), every two seconds.
+            if told.elapsed() >= Duration::from_secs(2) {
+                told = Instant::now();
+                let head = api
+                    .status()
+                    .await
+                    .ok()
+                    .and_then(|s| s.consensus.finalized_epoch)
+                    .map_or("none".into(), |e| e.to_string());
+                eprintln!(
+                    "waiting for a finalized snapshot to apply nonce {nonce}: {:.0} s, finalized epoch {head}",
+                    start.elapsed().as_secs_f64()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }

@@ -229,12 +229,80 @@ pub fn markdown(record: &RunRecord) -> String {
     }
     md.push_str("\n## Final status\n\n```\n");
     md.push_str(&table(&record.final_status));
-    md.push_str("```\n\nPlots: [finality.svg](finality.svg), [queries.svg](queries.svg).\n");
+    md.push_str(
+        "```\n\nPlots: [finality.svg](finality.svg), [queries.svg](queries.svg); all of it in one page: \
+         [report.html](report.html).\n",
+    );
     md
 }
 
-/// Writes `report.json`, `report.md`, `finality.svg` and `queries.svg` into `dir`; returns the
-/// Markdown file's path.
+/// Text made safe to place in HTML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The report as one self-contained HTML page: the Markdown report's sections, with the plots
+/// (`finality_svg`, `queries_svg`) inline.
+pub fn html(record: &RunRecord, finality_svg: &str, queries_svg: &str) -> String {
+    let verdict = if record.passed() { "PASSED" } else { "FAILED" };
+    let mut page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>scenario {name}: {verdict}</title>\n\
+         <style>body{{font:14px/1.4 system-ui,sans-serif;margin:24px;max-width:1100px}}\
+         table{{border-collapse:collapse;margin:8px 0 16px}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}}\
+         .ok{{color:#17803d}}.failed{{color:#b42318;font-weight:600}}pre{{background:#f5f5f5;padding:8px;overflow:auto}}\
+         svg{{max-width:100%;height:auto}}</style></head><body>\n\
+         <h1>scenario <code>{name}</code>: <span class=\"{class}\">{verdict}</span></h1>\n\
+         <p>All nodes healthy {up:.1} s after start; epoch length {epoch} ms.</p>\n",
+        name = escape(&record.scenario),
+        class = verdict.to_lowercase(),
+        up = record.up_ms as f64 / 1000.0,
+        epoch = record.epoch_ms,
+    );
+    page.push_str("<h2>Assertions</h2>\n<table><tr><th>assertion</th><th>verdict</th><th>observed</th></tr>\n");
+    for o in &record.outcomes {
+        let (class, verdict) = if o.passed {
+            ("ok", "ok")
+        } else {
+            ("failed", "FAILED")
+        };
+        page.push_str(&format!(
+            "<tr><td><code>{}</code></td><td class=\"{class}\">{verdict}</td><td>{}</td></tr>\n",
+            escape(&o.assertion),
+            escape(&o.observed)
+        ));
+    }
+    page.push_str("</table>\n<h2>Finality</h2>\n");
+    page.push_str(finality_svg);
+    page.push_str("\n<h2>Queries</h2>\n");
+    page.push_str(queries_svg);
+    page.push_str("\n<h2>Timeline</h2>\n<table><tr><th>t (ms from epoch 0)</th><th>action</th><th>error</th></tr>\n");
+    for p in &record.played {
+        page.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            p.t_ms,
+            escape(&p.what),
+            escape(p.error.as_deref().unwrap_or(""))
+        ));
+    }
+    page.push_str("</table>\n<h2>Final status</h2>\n<pre>");
+    page.push_str(&escape(&table(&record.final_status)));
+    page.push_str("</pre>\n</body></html>\n");
+    page
+}
+
+/// Writes `report.json`, `report.md`, `report.html` (the plots inline), `finality.svg` and
+/// `queries.svg` into `dir`; returns the Markdown file's path.
 pub fn write(record: &RunRecord, dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let json = serde_json::json!({ "passed": record.passed(), "run": record });
@@ -246,5 +314,10 @@ pub fn write(record: &RunRecord, dir: &Path) -> std::io::Result<PathBuf> {
     query_plot(record, &dir.join("queries.svg"))?;
     let md = dir.join("report.md");
     std::fs::write(&md, markdown(record))?;
+    let plot = |name: &str| std::fs::read_to_string(dir.join(name));
+    std::fs::write(
+        dir.join("report.html"),
+        html(record, &plot("finality.svg")?, &plot("queries.svg")?),
+    )?;
     Ok(md)
 }

@@ -35,6 +35,13 @@ fn play(name: &str) {
     let report = net.join("report");
     let md = std::fs::read_to_string(report.join("report.md")).expect("report.md");
     assert!(md.contains(": PASSED"), "{md}");
+    let html = std::fs::read_to_string(report.join("report.html")).expect("report.html");
+    assert!(
+        html.contains("PASSED</span>")
+            && html.contains("<svg")
+            && html.contains("<h2>Assertions</h2>"),
+        "{html}"
+    );
     for plot in ["finality.svg", "queries.svg"] {
         let svg = std::fs::read_to_string(report.join(plot)).expect("plot");
         assert!(svg.starts_with("<svg"), "{plot}");

@@ -1,6 +1,7 @@
 //! The HTTP API: status, peers, metagraph, weights, metrics and query routing.
 
 pub mod client;
+mod explorer;
 pub mod openai;
 pub mod types;
 pub mod view;
@@ -72,6 +73,9 @@ pub fn router(state: Arc<NodeState>) -> axum::Router {
         router
     };
     router
+        .route("/", get(explorer::index))
+        .route("/explorer.js", get(explorer::script))
+        .route("/explorer.css", get(explorer::style))
         .route("/status", get(status))
         .route("/peers", get(peers))
         .route("/metagraph/{subnet}", get(metagraph))

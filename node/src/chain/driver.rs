@@ -60,6 +60,14 @@ fn topic_of(msg: &v1::ConsensusMessage) -> Topic {
 /// Longest single wait for an epoch to end before the driver looks at the clock again.
 const MAX_WAIT_MS: u64 = 60 * 60 * 1000;
 
+/// A catch-up under way: the head to reach, and where and when it began.
+#[derive(Debug, Clone, Copy)]
+struct CatchUp {
+    target: u64,
+    from: u64,
+    started: Instant,
+}
+
 /// What the API shows of consensus.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ChainStatus {
@@ -79,6 +87,9 @@ pub struct ChainStatus {
     pub committed: u64,
     /// From the end of the last committed epoch to its certificate persisted, in ms.
     pub last_finality_ms: Option<u64>,
+    /// The latest [`RECENT_FINALITY`] epochs committed here: (epoch, round, finality in ms).
+    #[serde(default)]
+    pub recent_finality: std::collections::VecDeque<(u64, u32, u64)>,
     /// Evidence the latest finalized snapshots carried (the newest [`RECENT_EVIDENCE`] pieces):
     /// once included it leaves the store, and the API still shows it.
     #[serde(skip)]
@@ -87,6 +98,9 @@ pub struct ChainStatus {
 
 /// Pieces of included evidence [`ChainStatus`] remembers.
 pub const RECENT_EVIDENCE: usize = 256;
+
+/// Committed epochs whose finality [`ChainStatus`] shows.
+pub const RECENT_FINALITY: usize = 120;
 
 /// An epoch committed by this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +141,9 @@ pub struct Driver {
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
     syncing: bool,
+    /// The highest head a peer has reported while this node was behind, and when catching up
+    /// to it began (at which height), for progress reports.
+    catch_up: Option<CatchUp>,
     sources: SyncSources,
     last_sweep: Option<Instant>,
     commits: Option<mpsc::UnboundedSender<Commit>>,
@@ -163,6 +180,7 @@ impl Driver {
             internal_tx,
             internal_rx,
             syncing: false,
+            catch_up: None,
             sources: SyncSources::default(),
             last_sweep: None,
             commits: None,
@@ -353,6 +371,13 @@ impl Driver {
                     && !self.syncing
                     && self.sources.usable(&peer, std::time::Instant::now())
                 {
+                    let height = self.engine.height();
+                    let catch_up = self.catch_up.get_or_insert(CatchUp {
+                        target: status.head_epoch,
+                        from: height,
+                        started: Instant::now(),
+                    });
+                    catch_up.target = catch_up.target.max(status.head_epoch);
                     self.fetch(peer);
                 }
             }
@@ -403,6 +428,7 @@ impl Driver {
                     tracing::debug!(%peer, ?backoff, "sync answer brought nothing usable; avoiding the peer");
                 }
                 if progressed {
+                    self.report_catch_up();
                     // More may be waiting.
                     self.last_sweep = None;
                     self.sweep();
@@ -487,6 +513,36 @@ impl Driver {
                 });
             }
         });
+    }
+
+    /// Logs how far catching up has come (and forgets it once caught up).
+    fn report_catch_up(&mut self) {
+        let height = self.engine.height();
+        let Some(catch_up) = &self.catch_up else {
+            return;
+        };
+        if height > catch_up.target {
+            tracing::info!(epoch = height - 1, "caught up");
+            self.catch_up = None;
+            return;
+        }
+        let done = height - catch_up.from;
+        let all = (catch_up.target + 1 - catch_up.from).max(1);
+        let elapsed = catch_up.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = done as f64 / elapsed;
+        let left = if rate > 0.0 {
+            (catch_up.target + 1 - height) as f64 / rate
+        } else {
+            f64::INFINITY
+        };
+        tracing::info!(
+            epoch = height - 1,
+            target = catch_up.target,
+            percent = format_args!("{:.0}", 100.0 * done as f64 / all as f64),
+            epochs_per_s = format_args!("{rate:.0}"),
+            left_s = format_args!("{left:.0}"),
+            "catching up"
+        );
     }
 
     fn fetch(&mut self, peer: PeerId) {
@@ -604,6 +660,10 @@ impl Driver {
                     let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
                     status.committed += 1;
                     status.last_finality_ms = Some(latency_ms);
+                    status.recent_finality.push_back((epoch, round, latency_ms));
+                    if status.recent_finality.len() > RECENT_FINALITY {
+                        status.recent_finality.pop_front();
+                    }
                     if round == 0 {
                         status.decided_round0 += 1;
                     }

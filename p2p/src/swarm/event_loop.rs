@@ -548,13 +548,17 @@ impl EventLoop {
         else {
             return;
         };
-        if info.protocol_version != self.config.identify_protocol() {
+        // A peer of this network says so by the protocol version meshmind nodes send, or, on any
+        // other libp2p stack (whose identify cannot send ours), by serving this network's
+        // Kademlia protocol. Anyone else is of another network.
+        let kad_protocol = self.config.kad_protocol();
+        let speaks_kad = info.protocols.iter().any(|p| p.as_ref() == kad_protocol);
+        if info.protocol_version != self.config.identify_protocol() && !speaks_kad {
             tracing::debug!(%peer_id, version = %info.protocol_version, "peer of another network; disconnecting");
             let _ = self.swarm.disconnect_peer_id(peer_id);
             return;
         }
-        let kad_protocol = self.config.kad_protocol();
-        if info.protocols.iter().any(|p| p.as_ref() == kad_protocol) {
+        if speaks_kad {
             for addr in info.listen_addrs {
                 if routable(&addr, self.config.local) {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
