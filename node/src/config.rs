@@ -124,7 +124,8 @@ pub struct ScorerSection {
 #[serde(default, deny_unknown_fields)]
 pub struct ValidatorSection {
     /// The subnets validated (`subnets = [1, 2]`; `subnet = 1` is read as one). Empty, the
-    /// default: every subnet the genesis or the finalized ledger knows at start.
+    /// default: every subnet the genesis or the finalized ledger knows, including subnets created
+    /// while the node runs.
     #[serde(alias = "subnet", deserialize_with = "one_or_many")]
     pub subnets: Vec<u32>,
     /// Time between challenge rounds. Default 2000 ms.

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::role::error_frame;
 use crate::service::{RequestKind, Service, sync_error};
-use crate::topics::Topic;
+use crate::topics::{Topic, TopicKind};
 
 /// How long shutdown waits for one service's loop to return.
 const STOP_WAIT: Duration = Duration::from_secs(5);
@@ -26,6 +26,16 @@ pub enum RouterError {
     Topic {
         /// The topic.
         topic: Topic,
+        /// The service registered first.
+        first: &'static str,
+        /// The service registered second.
+        second: &'static str,
+    },
+    /// A kind of topic is taken by two services.
+    #[error("{kind:?} topics are taken by both {first} and {second}")]
+    TopicKind {
+        /// The kind.
+        kind: TopicKind,
         /// The service registered first.
         first: &'static str,
         /// The service registered second.
@@ -64,6 +74,7 @@ pub enum RouterError {
 struct Routes {
     services: Vec<Arc<dyn Service>>,
     topics: HashMap<Topic, usize>,
+    kinds: HashMap<TopicKind, usize>,
     requests: HashMap<RequestKind, usize>,
     queries: Option<usize>,
     /// Requests each peer may make of each kind.
@@ -78,6 +89,7 @@ impl Default for Routes {
         Self {
             services: Vec::new(),
             topics: HashMap::new(),
+            kinds: HashMap::new(),
             requests: HashMap::new(),
             queries: None,
             request_limits: Mutex::new(RateLimiter::new(
@@ -102,6 +114,15 @@ impl Routes {
                 });
             }
         }
+        for kind in service.topic_kinds() {
+            if let Some(&i) = self.kinds.get(&kind) {
+                return Err(RouterError::TopicKind {
+                    kind,
+                    first: first(i),
+                    second: name,
+                });
+            }
+        }
         for kind in service.requests() {
             if let Some(&i) = self.requests.get(&kind) {
                 return Err(RouterError::Request {
@@ -121,6 +142,8 @@ impl Routes {
         }
         self.topics
             .extend(service.topics().into_iter().map(|t| (t, index)));
+        self.kinds
+            .extend(service.topic_kinds().into_iter().map(|k| (k, index)));
         self.requests
             .extend(service.requests().into_iter().map(|k| (k, index)));
         if service.answers_queries() {
@@ -137,7 +160,11 @@ impl Routes {
                     message.validation.ignore();
                     return;
                 };
-                match self.topics.get(&topic) {
+                match self
+                    .topics
+                    .get(&topic)
+                    .or_else(|| self.kinds.get(&topic.kind()))
+                {
                     Some(&i) => self.services[i].on_gossip(topic, message),
                     None => message.validation.ignore(),
                 }

@@ -25,6 +25,7 @@ use crate::role::miner::{
 use crate::role::quota::{Admit, QuotaPolicy};
 use crate::role::validator::epoch::EpochLoop;
 use crate::role::validator::gossip::{EvidenceSink, WeightBoard, WeightsService};
+use crate::role::validator::node::{Follow, SubnetValidator};
 use crate::role::validator::scorer::{
     Embedding, Program, Reference as ScoreReference, Scorer, Scorers,
 };
@@ -82,6 +83,52 @@ fn model_dir(config: &NodeConfig) -> std::path::PathBuf {
 }
 
 /// The validator's scorer of each task: the defaults, then `[validator.scorers]`.
+/// What a validator runs for each subnet it validates, from its config.
+struct SubnetBuilder {
+    network_id: meshmind_protocols::NetworkId,
+    section: crate::config::ValidatorSection,
+    scorers: Scorers,
+    hotkey: meshmind_protocols::Keypair,
+    network: meshmind_p2p::NetworkHandle,
+    genesis: Genesis,
+    economy: Option<Arc<Mutex<crate::state::State>>>,
+    board: Arc<Mutex<WeightBoard>>,
+}
+
+impl SubnetValidator for SubnetBuilder {
+    fn validator(&self, subnet: u32, tasks: Vec<String>) -> Validator {
+        let section = &self.section;
+        let mut config = ValidatorConfig::new(self.network_id, subnet);
+        config.tasks = tasks;
+        config.top_k = section.top_k;
+        config.per_client = (
+            section.client_rate.max(1),
+            section.client_rate.max(1).saturating_mul(2),
+        );
+        config.routed_per_miner = (
+            section.routed_rate_per_miner.max(1),
+            section.routed_rate_per_miner.max(1).saturating_mul(2),
+        );
+        config.hedge_after = Duration::from_millis(section.hedge_after_ms);
+        config.challenge_deadline = Duration::from_millis(section.challenge_deadline_ms);
+        config.scorers = self.scorers.clone();
+        Validator::new(config, &self.hotkey, self.network.clone())
+    }
+
+    fn epoch_loop(&self, validator: Arc<Validator>) -> EpochLoop {
+        EpochLoop {
+            subnet: validator.subnet(),
+            validator,
+            network: self.network.clone(),
+            hotkey: self.hotkey.clone(),
+            genesis: self.genesis.clone(),
+            interval: Duration::from_millis(self.section.challenge_interval_ms),
+            economy: self.economy.clone(),
+            board: self.board.clone(),
+        }
+    }
+}
+
 fn scorers(config: &NodeConfig) -> anyhow::Result<Scorers> {
     let mut scorers = Scorers::reference();
     // Loaded at the first challenge, so validators of other subnets never read the model.
@@ -197,12 +244,17 @@ pub async fn run(
         Role::Miner => vec![config.miner.subnet],
         _ => tasks.keys().chain(&validated).copied().collect(),
     };
-    node.add(Arc::new(WeightsService::new(
+    let mut weights = WeightsService::new(
         board.clone(),
         followed.iter().copied(),
         genesis.clone(),
         evidence,
-    )))?;
+    );
+    if let (Some(consensus), false) = (&consensus, config.role == Role::Miner) {
+        // Subnets created later are followed too.
+        weights = weights.following(consensus.economy.clone(), network.clone());
+    }
+    node.add(Arc::new(weights))?;
 
     let (mut validator, mut miner) = (None, None);
     match config.role {
@@ -223,48 +275,42 @@ pub async fn run(
             miner = Some(serving);
         }
         Role::Validator => {
-            let scorers = scorers(&config)?;
-            let section = &config.validator;
-            let mut built = Vec::new();
-            for &subnet in &validated {
-                let mut validator_config = ValidatorConfig::new(network_id, subnet);
-                validator_config.tasks = tasks.get(&subnet).cloned().unwrap_or_default();
-                validator_config.top_k = section.top_k;
-                validator_config.per_client = (
-                    section.client_rate.max(1),
-                    section.client_rate.max(1).saturating_mul(2),
-                );
-                validator_config.routed_per_miner = (
-                    section.routed_rate_per_miner.max(1),
-                    section.routed_rate_per_miner.max(1).saturating_mul(2),
-                );
-                validator_config.hedge_after = Duration::from_millis(section.hedge_after_ms);
-                validator_config.challenge_deadline =
-                    Duration::from_millis(section.challenge_deadline_ms);
-                validator_config.scorers = scorers.clone();
-                built.push(Validator::new(validator_config, &hotkey, network.clone()));
-            }
-            let validators = Arc::new(Validators::new(built));
+            let builder = SubnetBuilder {
+                network_id,
+                section: config.validator.clone(),
+                scorers: scorers(&config)?,
+                hotkey: hotkey.clone(),
+                network: network.clone(),
+                genesis: genesis.clone(),
+                economy: consensus.as_ref().map(|c| c.economy.clone()),
+                board: board.clone(),
+            };
+            let validators = Arc::new(Validators::new(validated.iter().map(|&subnet| {
+                builder.validator(subnet, tasks.get(&subnet).cloned().unwrap_or_default())
+            })));
             let epochs = validators
-                .iter()
-                .map(|(subnet, v)| EpochLoop {
-                    validator: v.clone(),
-                    network: network.clone(),
-                    hotkey: hotkey.clone(),
-                    genesis: genesis.clone(),
-                    subnet,
-                    interval: Duration::from_millis(section.challenge_interval_ms),
-                    economy: consensus.as_ref().map(|c| c.economy.clone()),
-                    board: board.clone(),
-                })
+                .all()
+                .into_iter()
+                .map(|(_, v)| builder.epoch_loop(v))
                 .collect();
+            let section = &config.validator;
             let discovery = (section.discovery_interval_ms > 0)
                 .then(|| Duration::from_millis(section.discovery_interval_ms));
-            tracing::info!(subnets = ?validators.subnets(), "validating");
+            // With no subnets listed, a subnet created later is validated too.
+            let follow = match (&consensus, section.subnets.is_empty()) {
+                (Some(consensus), true) => Some(Follow {
+                    economy: consensus.economy.clone(),
+                    network: network.clone(),
+                    build: Box::new(builder),
+                }),
+                _ => None,
+            };
+            tracing::info!(subnets = ?validators.subnets(), following = follow.is_some(), "validating");
             node.add(Arc::new(ValidatorService::new(
                 validators.clone(),
                 epochs,
                 discovery,
+                follow,
             )))?;
             validator = Some(validators);
         }

@@ -10,7 +10,7 @@ use meshmind_protocols::v1;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::topics::Topic;
+use crate::topics::{Topic, TopicKind};
 
 /// A boxed future a service's loop runs as.
 pub type ServiceFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -62,6 +62,13 @@ pub trait Service: Send + Sync + 'static {
 
     /// The gossip topics this service handles (the node subscribes to them).
     fn topics(&self) -> Vec<Topic> {
+        Vec::new()
+    }
+
+    /// Kinds of subnet topics this service takes for every subnet, including subnets it subscribes
+    /// to later itself (a subnet created after the node started); exact [`Self::topics`] of
+    /// another service come first.
+    fn topic_kinds(&self) -> Vec<TopicKind> {
         Vec::new()
     }
 

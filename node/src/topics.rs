@@ -25,7 +25,36 @@ pub enum Topic {
     Tx,
 }
 
+/// What a topic carries, whatever its subnet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TopicKind {
+    /// Capability ads (`caps/<subnet>`).
+    Caps,
+    /// Weight commitments (`weights/<subnet>/commit`).
+    WeightCommit,
+    /// Weight reveals (`weights/<subnet>/reveal`).
+    WeightReveal,
+    /// Proposals and votes.
+    Consensus,
+    /// Evidence.
+    Evidence,
+    /// Transactions.
+    Tx,
+}
+
 impl Topic {
+    /// What it carries.
+    pub fn kind(&self) -> TopicKind {
+        match self {
+            Topic::Caps(_) => TopicKind::Caps,
+            Topic::WeightCommit(_) => TopicKind::WeightCommit,
+            Topic::WeightReveal(_) => TopicKind::WeightReveal,
+            Topic::Consensus => TopicKind::Consensus,
+            Topic::Evidence => TopicKind::Evidence,
+            Topic::Tx => TopicKind::Tx,
+        }
+    }
+
     /// The topics of `subnet`: its capability ads and its weights.
     pub fn subnet_topics(subnet: u32) -> [Topic; 3] {
         [

@@ -506,13 +506,19 @@ fn an_outsider_validates_then_finalizes() {
         in_set(&hotkey),
         "the outsider is in the set the head hands over to"
     );
+    // It says since when: the permit from an epoch after it staked, the seat from one after it
+    // declared, and never before it joined.
     let now = where_it_stands();
-    assert!(
-        now.contains("registered on subnet 1 (uid")
-            && now.contains(", validator permit)")
-            && now.contains("finalizer in the next set"),
-        "{now}"
-    );
+    let since = |what: &str| {
+        now.split(what)
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {what:?} in {now:?}"))
+    };
+    assert!(now.contains("registered on subnet 1 (uid"), "{now}");
+    let (permit, seat) = (since("validator permit from epoch "), since("finalizer from epoch "));
+    assert!(permit > 0 && seat > permit && now.contains(", in the next set"), "{now}");
 
     // A genesis validator undeclares and leaves the set; the others go on.
     let v1_keys = data("v1");
@@ -588,4 +594,113 @@ fn an_outsider_validates_then_finalizes() {
         .block_on(late_client.snapshot(target))
         .expect("the late node's snapshot");
     assert!(synced.next_validators.iter().any(|v| v.hotkey == hotkey));
+}
+
+/// A subnet created while the network runs is taken up without a restart: every validator
+/// follows its topics and validates it once it holds a permit there, its miner is scored (its
+/// incentive from Yuma over both vectors), and the snapshots carry both validators' vectors for
+/// it. (Its emission share follows the stake on it, which this test keeps small.)
+#[test]
+fn a_subnet_created_later_is_validated_without_a_restart() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("net");
+    let _down = common::DownOnDrop(dir.clone());
+    let out = ok(&dir, &UP_SMALL);
+    assert!(out.contains("3/3 healthy"), "{out}");
+    let v0 = node(&dir, "v0");
+    assert_eq!(v0["subnets"], serde_json::json!([1]), "{v0}");
+    let api = format!("http://{}", v0["api"].as_str().expect("api"));
+    let data = |name: &str| dir.join(name);
+    let key = |name: &str, file: &str| data(name).join(file).to_str().expect("utf-8").to_string();
+    let tx = |args: &[&str], coldkey: &str| {
+        let mut all = vec!["tx"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--api", &api, "--coldkey", coldkey, "--wait"]);
+        meshmind(&all)
+    };
+
+    // An owner creates subnet 2; a new miner serves it.
+    tx(
+        &["create-subnet", "--name", "late", "--tasks", "sort"],
+        &key("v0", "coldkey.json"),
+    );
+    let joined = ok(&dir, &["join", "--role", "miner"]);
+    let miner = joined
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let config_path = data(&miner).join("config.toml");
+    let mut config = meshmind_node::config::NodeConfig::load(&config_path).expect("config");
+    config.miner.subnet = 2;
+    config.miner.tasks = vec!["sort".into()];
+    std::fs::write(&config_path, config.to_toml()).expect("write config");
+    ok(&dir, &["restart", &miner]);
+    // The miner and both validators register there; the validators stake for a permit.
+    tx(
+        &[
+            "register",
+            "--hotkey",
+            &key(&miner, "hotkey.json"),
+            "--subnet",
+            "2",
+        ],
+        &key("v0", "coldkey.json"),
+    );
+    for v in ["v0", "v1"] {
+        tx(
+            &[
+                "register",
+                "--hotkey",
+                &key(v, "hotkey.json"),
+                "--subnet",
+                "2",
+            ],
+            &key(v, "coldkey.json"),
+        );
+        let hotkey = public_key(&data(v).join("hotkey.json"));
+        tx(
+            &[
+                "stake", "--hotkey", &hotkey, "--subnet", "2", "--amount", "1000000",
+            ],
+            &key(v, "coldkey.json"),
+        );
+    }
+
+    // Both validators took the subnet up (no restart), and their vectors for it are finalized.
+    for v in ["v0", "v1"] {
+        wait(&dir, v, "validating subnet 2", |n| {
+            n["subnets"] == serde_json::json!([1, 2])
+        });
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let client = meshmind_node::api::client::ApiClient::new(&api).expect("a client");
+    let vectors_on_2 = || {
+        let head = node(&dir, "v0")["finalized_epoch"].as_u64().unwrap_or(0);
+        (head.saturating_sub(3)..=head)
+            .filter_map(|e| runtime.block_on(client.snapshot(e)).ok())
+            .map(|s| s.weights.iter().filter(|w| w.subnet == 2).count())
+            .max()
+            .unwrap_or(0)
+    };
+    poll(
+        Duration::from_secs(60),
+        "a snapshot carrying both validators' vectors for subnet 2",
+        vectors_on_2,
+        |n| *n == 2,
+    );
+    let miner_hotkey = public_key(&data(&miner).join("hotkey.json"));
+    poll(
+        Duration::from_secs(60),
+        "the new subnet's miner ranked by both validators' weights",
+        || {
+            runtime
+                .block_on(client.metagraph(2))
+                .ok()
+                .and_then(|m| m.chain)
+                .and_then(|c| c.neurons.into_iter().find(|n| n.hotkey == miner_hotkey))
+                .map(|n| n.incentive)
+        },
+        |seen| seen.is_some_and(|incentive| incentive > 0),
+    );
 }

@@ -50,7 +50,8 @@ pub struct NodeState {
     pub board: Arc<Mutex<WeightBoard>>,
     /// Metrics.
     pub registry: Registry,
-    /// The subnets this node serves (a miner) or validates.
+    /// The subnets this node serves (a miner) or follows (an observer); a validator's are those
+    /// of `validators`, which grow as subnets are created.
     pub subnets: Vec<u32>,
     /// The ledger, on validators and observers.
     pub ledger: Option<Arc<Ledger>>,
@@ -60,6 +61,16 @@ pub struct NodeState {
     pub admin_token: Option<String>,
     /// Consensus (and the economy), on validators and observers.
     pub consensus: Option<Arc<ConsensusService>>,
+}
+
+impl NodeState {
+    /// The subnets this node serves, validates or follows now.
+    pub fn subnets(&self) -> Vec<u32> {
+        match &self.validators {
+            Some(validators) => validators.subnets(),
+            None => self.subnets.clone(),
+        }
+    }
 }
 
 /// The API's routes.
@@ -110,7 +121,7 @@ async fn status(State(state): State<Arc<NodeState>>) -> Json<types::Status> {
     let miners_seen = state
         .validators
         .iter()
-        .flat_map(|set| set.iter())
+        .flat_map(|set| set.all())
         .map(|(_, v)| v.miners_seen())
         .sum();
     let query_addr = state.network.query_addr();
@@ -120,8 +131,8 @@ async fn status(State(state): State<Arc<NodeState>>) -> Json<types::Status> {
         network: state.genesis.network_tag(),
         network_id: state.genesis.network_id.to_hex(),
         epoch: state.genesis.epoch_at(now_ms()),
-        subnet: state.subnets.first().copied().unwrap_or_default(),
-        subnets: state.subnets.clone(),
+        subnet: state.subnets().first().copied().unwrap_or_default(),
+        subnets: state.subnets(),
         peers: peers.len(),
         listen,
         query_addr: query_addr.map(|a| a.to_string()),
@@ -438,7 +449,7 @@ fn refusal(e: &PoolError) -> (StatusCode, v1::ErrorCode) {
 }
 
 async fn weights(State(state): State<Arc<NodeState>>, Path(subnet): Path<u32>) -> Response {
-    if !state.subnets.contains(&subnet) {
+    if !state.subnets().contains(&subnet) {
         return not_found("subnet not followed here");
     }
     let own = state

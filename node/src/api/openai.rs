@@ -145,10 +145,10 @@ fn parse_model(model: &str) -> Option<(Option<u32>, &str)> {
 /// The validator and task `model` names here: `<subnet>/<task>` on a subnet validated here, or
 /// `<task>` on the validated subnet that serves it best ([`Validators::subnet_for`]); else why
 /// not, naming what is served.
-pub(crate) fn resolve<'a>(
-    validators: &'a Validators,
+pub(crate) fn resolve(
+    validators: &Validators,
     model: &str,
-) -> Result<(&'a Arc<Validator>, String), String> {
+) -> Result<(Arc<Validator>, String), String> {
     let served = || served_models(validators).join(", ");
     let Some((subnet, task)) = parse_model(model) else {
         return Err(format!(
@@ -169,8 +169,14 @@ pub(crate) fn resolve<'a>(
 /// Every `<subnet>/<task>` validated here.
 fn served_models(validators: &Validators) -> Vec<String> {
     validators
-        .iter()
-        .flat_map(|(subnet, v)| v.tasks().iter().map(move |t| format!("{subnet}/{t}")))
+        .all()
+        .into_iter()
+        .flat_map(|(subnet, v)| {
+            v.tasks()
+                .iter()
+                .map(|t| format!("{subnet}/{t}"))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -181,7 +187,8 @@ pub async fn models(State(state): State<Arc<NodeState>>) -> Response {
     if let Some(validators) = &state.validators {
         ids = served_models(validators);
         let mut tasks: Vec<String> = validators
-            .iter()
+            .all()
+            .into_iter()
             .flat_map(|(_, v)| v.tasks().to_vec())
             .collect();
         tasks.sort();
@@ -268,6 +275,7 @@ pub async fn embeddings(
         );
     }
     let network_id = state.genesis.network_id;
+    let validator = &validator;
     let routed = futures::future::join_all(texts.iter().map(|text| {
         let query = v1::Query {
             content_type: media::TEXT.to_string(),

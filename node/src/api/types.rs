@@ -76,6 +76,9 @@ pub struct SubnetStanding {
     pub stake: u64,
     /// Whether it holds a validator permit there.
     pub validator_permit: bool,
+    /// The first epoch of its current run holding the permit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permit_since: Option<u64>,
 }
 
 /// Peers named in an admin request (`POST /admin/block`, `/admin/unblock`).
@@ -149,6 +152,9 @@ pub struct NeuronView {
     /// Whether it holds a validator permit (the top `max_validators` by stake, with stake).
     #[serde(default)]
     pub validator_permit: bool,
+    /// The first epoch of its current run holding the permit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permit_since: Option<u64>,
     /// Whether it set weights, or registered, within the activity cutoff.
     #[serde(default)]
     pub active: bool,
@@ -243,6 +249,9 @@ pub struct FinalizerView {
     pub own_stake: u64,
     /// In the set that finalizes the next epoch.
     pub in_next_set: bool,
+    /// The first epoch of its current run in the finalizing set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_set_since: Option<u64>,
 }
 
 /// Stake unbonding.

@@ -204,6 +204,7 @@ pub fn chain_metagraph(state: &State, id: u32) -> Option<ChainMetagraph> {
             registered_at: n.registered_at,
             last_update: n.last_update,
             validator_permit: permits.contains(&n.hotkey),
+            permit_since: n.permit_since,
             active: state.active(n),
             consensus: n.results[0],
             incentive: n.results[1],
@@ -276,6 +277,7 @@ fn finalizer_view(
         jailed_until: (f.jailed_until > state.epoch).then_some(f.jailed_until),
         own_stake: state.own_stake(hotkey, &f.coldkey),
         in_next_set: next.validators.iter().any(|v| v.hotkey == hotkey.0),
+        in_set_since: f.in_set_since,
     }
 }
 
@@ -292,6 +294,7 @@ pub fn standing(state: &State, hotkey: &Key) -> Standing {
                 uid,
                 stake: state.hotkey_stake(subnet, hotkey),
                 validator_permit: state.permits(subnet).iter().any(|(k, _)| k == hotkey),
+                permit_since: chain.neurons.get(uid as usize).and_then(|n| n.permit_since),
             })
         })
         .collect();
@@ -308,10 +311,10 @@ pub fn standing(state: &State, hotkey: &Key) -> Standing {
     let mut parts: Vec<String> = subnets
         .iter()
         .map(|s| {
-            let permit = if s.validator_permit {
-                ", validator permit"
-            } else {
-                ", no validator permit"
+            let permit = match (s.validator_permit, s.permit_since) {
+                (true, Some(since)) => format!(", validator permit from epoch {since}"),
+                (true, None) => ", validator permit".to_string(),
+                (false, _) => ", no validator permit".to_string(),
             };
             format!(
                 "registered on subnet {} (uid {}, stake {}{permit})",
@@ -327,9 +330,13 @@ pub fn standing(state: &State, hotkey: &Key) -> Standing {
             "finalizer jailed until epoch {}",
             f.jailed_until.unwrap_or_default()
         ),
-        Some(f) if f.declared && f.in_next_set => {
-            format!("finalizer in the next set (own stake {})", f.own_stake)
-        }
+        Some(f) if f.declared && f.in_next_set => match f.in_set_since {
+            Some(since) => format!(
+                "finalizer from epoch {since}, in the next set (own stake {})",
+                f.own_stake
+            ),
+            None => format!("finalizer in the next set (own stake {})", f.own_stake),
+        },
         Some(f) if f.declared => format!(
             "declared finalizer, not in the next set (own stake {})",
             f.own_stake

@@ -227,7 +227,7 @@ fn build_with(
     for e in &evidence {
         punish(&mut state, e);
     }
-    let next = state.voting_set(expect.members.wire());
+    let next = state.hand_over(expect.members.wire());
     let header = v1::SnapshotHeader {
         network_id: expect.network_id.to_vec(),
         epoch: expect.epoch,
@@ -426,8 +426,9 @@ pub fn check(
         &header.evidence_root,
         &root("evidence", &snapshot.evidence),
     )?;
+    // The hand-over records tenure in the state, so the root is taken after it, as `build` does.
+    let next = state.hand_over(expect.members.wire());
     eq("header.state_root", &header.state_root, &state.root())?;
-    let next = state.voting_set(expect.members.wire());
     if snapshot.next_validators.as_ref() != Some(&next) {
         return Err(fail(
             "next_validators",

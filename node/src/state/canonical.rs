@@ -84,6 +84,7 @@ impl State {
                     declared: f.declared,
                     left_at: f.left_at,
                     jailed_until: f.jailed_until,
+                    in_set_since: f.in_set_since,
                 })
                 .collect(),
             unbonding: self
@@ -127,6 +128,7 @@ impl State {
                 declared: f.declared,
                 left_at: f.left_at,
                 jailed_until: f.jailed_until,
+                in_set_since: f.in_set_since,
             };
             let hotkey = key(&f.hotkey, "finalizer")?;
             insert_last(&mut state.finalizers, hotkey, finalizer, "finalizers")?;
@@ -292,6 +294,7 @@ fn subnet_to_wire(id: u32, s: &Subnet) -> v1::SubnetState {
                     incentive,
                     dividends,
                     trust,
+                    permit_since: n.permit_since,
                 }
             })
             .collect(),
@@ -321,6 +324,7 @@ fn subnet_from_wire(s: v1::SubnetState) -> Result<Subnet, StateError> {
                     u16_of(n.dividends, "dividends")?,
                     u16_of(n.trust, "trust")?,
                 ],
+                permit_since: n.permit_since,
             })
         })
         .collect::<Result<Vec<_>, StateError>>()?;
@@ -363,6 +367,7 @@ mod tests {
                 declared: true,
                 left_at: 0,
                 jailed_until: 3,
+                in_set_since: Some(2),
             },
         );
         state.unbonding.insert((9, k(2), k(5)), 25);
@@ -401,6 +406,7 @@ mod tests {
                     bonds: vec![(0, 12)],
                     last_emission: 44,
                     results: [1, 2, 3, 4],
+                    permit_since: Some(5),
                 }],
             },
         );
@@ -459,5 +465,5 @@ mod tests {
     /// The state root of [`sample`]: if this changes, every snapshot's state root changes, which
     /// forks every running network. Change the protocol version instead.
     const GOLDEN_STATE_ROOT: &str =
-        "fa0cad4bf20d6c5714acde061882b49ae2da74cfcb6c8b15c6c49d62b9e319b6";
+        "41ad75106dc26e38f9deaafc7e11efb42467427b59e05156f66902190da9972f";
 }

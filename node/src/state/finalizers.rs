@@ -18,12 +18,17 @@ pub struct Finalizer {
     pub left_at: u64,
     /// Out of the set before this epoch.
     pub jailed_until: u64,
+    /// The first epoch of its current run in the finalizing set; `None` when out of it.
+    pub in_set_since: Option<u64>,
 }
 
 impl State {
     /// Declares `hotkey` a finalizer under `coldkey` (checked by the transaction rules).
     pub(super) fn declare(&mut self, hotkey: Key, coldkey: Key) {
-        let jailed_until = self.finalizers.get(&hotkey).map_or(0, |f| f.jailed_until);
+        let (jailed_until, in_set_since) = self
+            .finalizers
+            .get(&hotkey)
+            .map_or((0, None), |f| (f.jailed_until, f.in_set_since));
         self.finalizers.insert(
             hotkey,
             Finalizer {
@@ -31,6 +36,7 @@ impl State {
                 declared: true,
                 left_at: 0,
                 jailed_until,
+                in_set_since,
             },
         );
     }
@@ -106,6 +112,7 @@ impl State {
             declared: false,
             left_at: epoch,
             jailed_until: 0,
+            in_set_since: None,
         });
         if finalizer.jailed_until > epoch {
             return 0;
@@ -143,6 +150,40 @@ impl State {
         self.subnets.keys().fold(0u64, |sum, &id| {
             sum.saturating_add(self.stake(id, hotkey, coldkey))
         })
+    }
+
+    /// Ends the epoch's changes to who finalizes and validates: the set that finalizes the next
+    /// epoch ([`Self::voting_set`]), with the tenure of each hotkey recorded (since when it is
+    /// in that set, and since when it holds each validator permit). Called once per snapshot,
+    /// after its transactions, Yuma and punishments.
+    pub fn hand_over(&mut self, current: &v1::ValidatorSet) -> v1::ValidatorSet {
+        let next = self.voting_set(current);
+        self.record_tenure(&next);
+        next
+    }
+
+    /// Records, for the epoch the state is at, who is in `set` and who holds permits: a run
+    /// that goes on keeps its start, one that begins starts now, one that ended is forgotten.
+    pub(super) fn record_tenure(&mut self, set: &v1::ValidatorSet) {
+        let now = self.epoch;
+        let in_set: std::collections::BTreeSet<&[u8]> =
+            set.validators.iter().map(|v| v.hotkey.as_slice()).collect();
+        for (hotkey, f) in self.finalizers.iter_mut() {
+            f.in_set_since = match in_set.contains(&hotkey.0[..]) {
+                true => f.in_set_since.or(Some(now)),
+                false => None,
+            };
+        }
+        let holders = self.permit_holders();
+        for (id, subnet) in self.subnets.iter_mut() {
+            for neuron in &mut subnet.neurons {
+                let holds = holders.get(id).is_some_and(|h| h.contains(&neuron.hotkey));
+                neuron.permit_since = match holds {
+                    true => neuron.permit_since.or(Some(now)),
+                    false => None,
+                };
+            }
+        }
     }
 
     /// The validator set that finalizes the next epoch: of the declared, unjailed finalizers, the

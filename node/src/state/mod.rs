@@ -207,6 +207,8 @@ pub struct Neuron {
     pub last_emission: u64,
     /// Last epoch's consensus, incentive, dividends and validator trust (u16 fractions).
     pub results: [u16; 4],
+    /// The first epoch of its current run holding a validator permit; `None` without one.
+    pub permit_since: Option<u64>,
 }
 
 /// A subnet and its neurons.
@@ -404,6 +406,9 @@ impl State {
             }
         }
         state.supply.genesis = total;
+        // The genesis validators finalize epoch 0; permits are held from it.
+        let genesis_set = state.voting_set(&v1::ValidatorSet::default());
+        state.record_tenure(&genesis_set);
         state.check_invariants()?;
         Ok(state)
     }
@@ -585,6 +590,7 @@ impl Neuron {
             bonds: Vec::new(),
             last_emission: 0,
             results: [0; 4],
+            permit_since: None,
         }
     }
 }

@@ -1329,3 +1329,125 @@ fn a_finalizer_that_left_is_punished_and_double_commits_are_only_recorded() {
     assert_eq!(after.hotkey_stake(1, &key(&w.hot[1])), 1_000);
     after.check_invariants().expect("invariants");
 }
+
+/// Tenure: since when a hotkey holds a validator permit and sits in the finalizing set, kept while
+/// the run goes on, begun at the hand-over that starts it and cleared when it ends.
+#[test]
+fn tenure_records_when_a_permit_and_a_seat_began() {
+    let mut w = world();
+    let permit_since = |w: &World, i: usize| {
+        w.state.subnets[&1]
+            .neurons
+            .iter()
+            .find(|n| n.hotkey == key(&w.hot[i]))
+            .map(|n| n.permit_since)
+    };
+    let seat_since = |w: &World, i: usize| {
+        w.state
+            .finalizers
+            .get(&key(&w.hot[i]))
+            .and_then(|f| f.in_set_since)
+    };
+    // The genesis validators hold both from epoch 0, and keep them while nothing changes.
+    assert_eq!(
+        (permit_since(&w, 0), seat_since(&w, 0)),
+        (Some(Some(0)), Some(0))
+    );
+    let current = w.state.voting_set(&v1::ValidatorSet::default());
+    for _ in 0..2 {
+        w.state.end_epoch(&[], 0);
+        w.state.hand_over(&current);
+    }
+    assert_eq!(
+        (permit_since(&w, 1), seat_since(&w, 1)),
+        (Some(Some(0)), Some(0))
+    );
+    // A newcomer registers, stakes and declares: both begin at the next hand-over.
+    let (hot, cold) = (&w.hot[2], &w.cold[2]);
+    for (nonce, kind) in [
+        register(hot, cold, 100_000),
+        stake(hot, 500),
+        declare(hot, cold),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        w.state
+            .apply(&tx(cold, nonce as u64, kind))
+            .expect("applies");
+    }
+    assert_eq!(permit_since(&w, 2), Some(None), "registered, no permit yet");
+    w.state.end_epoch(&[], 0);
+    let from = w.state.epoch;
+    let next = w.state.hand_over(&current);
+    assert!(
+        next.validators
+            .iter()
+            .any(|v| v.hotkey == key(&w.hot[2]).0.to_vec())
+    );
+    assert_eq!(
+        (permit_since(&w, 2), seat_since(&w, 2)),
+        (Some(Some(from)), Some(from))
+    );
+    // Validator 1 leaves the set: its seat's record ends, its permit (stake still there) goes on.
+    w.state
+        .apply(&tx(&w.cold[1], 0, undeclare(&w.hot[1])))
+        .expect("undeclares");
+    w.state.end_epoch(&[], 0);
+    w.state.hand_over(&next);
+    assert_eq!(seat_since(&w, 1), None);
+    assert_eq!(permit_since(&w, 1), Some(Some(0)));
+    // The records are part of the state root: they survive the canonical encoding.
+    let decoded = State::from_wire(w.state.to_wire()).expect("canonical");
+    assert_eq!(decoded.to_wire(), w.state.to_wire());
+    assert_eq!(decoded.finalizers[&key(&w.hot[2])].in_set_since, Some(from));
+}
+
+/// A chain of snapshots, each built by a proposer and checked as every node checks it, from the
+/// state the previous check left: builder and checker agree epoch after epoch (weights, Yuma,
+/// emission, tenure and hand-over included).
+#[test]
+fn snapshots_built_and_checked_agree_over_epochs() {
+    use crate::chain::snapshot::{Expect, build, check};
+    let mut w = world();
+    w.state
+        .apply(&tx(&w.cold[2], 0, register(&w.hot[2], &w.cold[2], 100_000)))
+        .expect("registers");
+    let mut state = w.state.clone();
+    let mut members = members_of(&w, &[0, 1]);
+    let mut parent = [0u8; 32];
+    for epoch in 0..6u64 {
+        let expect = Expect {
+            network_id: NET,
+            epoch,
+            parent_hash: parent,
+            members: &members,
+            state: &state,
+            emission: 1_000_000,
+        };
+        let reveal = |k: &Keypair| {
+            crate::role::validator::weights::commit(
+                k,
+                NET,
+                1,
+                epoch.saturating_sub(1),
+                &[(2, 65_535)],
+                [4; 32],
+            )
+            .1
+        };
+        let built = build(
+            &expect,
+            &w.hot[0].public(),
+            [&w.hot[0], &w.hot[1]].map(reveal),
+            vec![],
+            vec![],
+        );
+        let (hash, next_state) =
+            check(&built, &expect, 3).unwrap_or_else(|e| panic!("epoch {epoch}: {e:?}"));
+        parent = hash;
+        members = crate::consensus::members::Members::new(built.next_validators.clone().unwrap())
+            .unwrap();
+        state = next_state;
+    }
+}

@@ -200,6 +200,7 @@ pub(super) fn economy_state() -> v1::EconomyState {
                 incentive: 2,
                 dividends: 3,
                 trust: 4,
+                permit_since: Some(5),
             }],
         }],
         supply: Some(v1::SupplyState {
@@ -213,6 +214,7 @@ pub(super) fn economy_state() -> v1::EconomyState {
             declared: true,
             left_at: 0,
             jailed_until: 3,
+            in_set_since: Some(2),
         }],
         unbonding: vec![v1::UnbondingState {
             release_epoch: 9,

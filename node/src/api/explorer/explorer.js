@@ -115,7 +115,8 @@ function renderValidators(economy, metagraphs, latest) {
   for (const meta of metagraphs) {
     for (const neuron of meta?.chain?.neurons || []) {
       if (!neuron.validator_permit) continue;
-      permits.set(neuron.hotkey, [...(permits.get(neuron.hotkey) || []), meta.subnet]);
+      const since = neuron.permit_since != null ? ` (from ${neuron.permit_since})` : "";
+      permits.set(neuron.hotkey, [...(permits.get(neuron.hotkey) || []), `${meta.subnet}${since}`]);
     }
   }
   const finalizers = new Map((economy.finalizers || []).map((f) => [f.hotkey, f]));
@@ -129,7 +130,10 @@ function renderValidators(economy, metagraphs, latest) {
       [
         { text: short(hotkey), title: hotkey, cls: "mono" },
         { text: f ? f.own_stake : "–", num: true },
-        { text: f && f.in_next_set ? "yes" : "no", cls: f && f.in_next_set ? "yes" : "no" },
+        {
+          text: f && f.in_next_set ? (f.in_set_since != null ? `yes, since epoch ${f.in_set_since}` : "yes") : "no",
+          cls: f && f.in_next_set ? "yes" : "no",
+        },
         (permits.get(hotkey) || []).join(", ") || "–",
         vote != null ? `epoch ${vote}` : "–",
         { text: state, cls: f && f.jailed_until != null ? "jailed" : "" },

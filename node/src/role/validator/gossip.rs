@@ -13,7 +13,7 @@ use prost::Message;
 use super::weights::{RevealError, open};
 use crate::clock::now_ms;
 use crate::genesis::Genesis;
-use crate::service::Service;
+use crate::service::{Service, ServiceFuture};
 use crate::topics::Topic;
 
 /// Which half of commit-reveal a weights message is.
@@ -390,9 +390,12 @@ pub type EvidenceSink = Box<dyn Fn(v1::Evidence) + Send + Sync>;
 /// of a node (every role runs it, so every node forwards only valid weight messages).
 pub struct WeightsService {
     board: Arc<Mutex<WeightBoard>>,
-    subnets: BTreeSet<u32>,
+    subnets: Mutex<BTreeSet<u32>>,
     genesis: Genesis,
     evidence: Option<EvidenceSink>,
+    /// On nodes that keep the ledger: the finalized economy, whose subnets created later are
+    /// followed too, and where their topics are subscribed.
+    follow: Option<(Arc<Mutex<crate::state::State>>, NetworkHandle)>,
 }
 
 impl WeightsService {
@@ -406,9 +409,55 @@ impl WeightsService {
     ) -> Self {
         Self {
             board,
-            subnets: subnets.into_iter().collect(),
+            subnets: Mutex::new(subnets.into_iter().collect()),
             genesis,
             evidence,
+            follow: None,
+        }
+    }
+
+    /// Also follows every subnet the finalized `economy` gains later, subscribing its weight
+    /// topics on `network`.
+    pub fn following(
+        mut self,
+        economy: Arc<Mutex<crate::state::State>>,
+        network: meshmind_p2p::NetworkHandle,
+    ) -> Self {
+        self.follow = Some((economy, network));
+        self
+    }
+
+    fn followed(&self) -> std::sync::MutexGuard<'_, BTreeSet<u32>> {
+        self.subnets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Subscribes the weight topics of the economy's subnets not followed yet.
+    async fn take_up(&self) {
+        let Some((economy, network)) = &self.follow else {
+            return;
+        };
+        let subnets: Vec<u32> = economy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .subnets
+            .keys()
+            .copied()
+            .collect();
+        for subnet in subnets {
+            if self.followed().contains(&subnet) {
+                continue;
+            }
+            let mut joined = true;
+            for kind in [WeightKind::Commit, WeightKind::Reveal] {
+                if let Err(e) = network.subscribe(&kind.topic(subnet).to_string()).await {
+                    tracing::warn!(subnet, error = %e, "cannot follow a new subnet's weights");
+                    joined = false;
+                }
+            }
+            if joined {
+                tracing::info!(subnet, "following a subnet created since start");
+                self.followed().insert(subnet);
+            }
         }
     }
 }
@@ -419,14 +468,40 @@ impl Service for WeightsService {
     }
 
     fn topics(&self) -> Vec<Topic> {
-        self.subnets
+        self.followed()
             .iter()
             .flat_map(|&s| [WeightKind::Commit.topic(s), WeightKind::Reveal.topic(s)])
             .collect()
     }
 
+    fn topic_kinds(&self) -> Vec<crate::topics::TopicKind> {
+        match self.follow {
+            Some(_) => vec![
+                crate::topics::TopicKind::WeightCommit,
+                crate::topics::TopicKind::WeightReveal,
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    fn run(self: Arc<Self>, cancel: tokio_util::sync::CancellationToken) -> ServiceFuture {
+        Box::pin(async move {
+            if self.follow.is_none() {
+                return cancel.cancelled().await;
+            }
+            let mut every = tokio::time::interval(super::node::FOLLOW_EVERY);
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    _ = every.tick() => self.take_up().await,
+                }
+            }
+        })
+    }
+
     fn on_gossip(&self, topic: Topic, message: GossipMessage) {
-        let Some((kind, subnet)) = WeightKind::of(topic).filter(|(_, s)| self.subnets.contains(s))
+        let Some((kind, subnet)) =
+            WeightKind::of(topic).filter(|(_, s)| self.followed().contains(s))
         else {
             message.validation.ignore();
             return;
