@@ -211,14 +211,7 @@ fn spare_tx(spare: &Keypair, network_id: NetworkId, nonce: u64, declare: bool) -
             hotkey: spare.public().to_bytes().to_vec(),
         })
     };
-    v1::Transaction {
-        network_id: network_id.to_vec(),
-        coldkey: Vec::new(),
-        nonce,
-        kind: Some(kind),
-        signature: Vec::new(),
-    }
-    .signed(spare)
+    v1::Transaction::new_signed(&network_id.to_vec(), nonce, kind, spare)
 }
 
 /// Runs n validators and a spare one; with `churn` the spare leaves the set and comes back

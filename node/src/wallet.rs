@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use meshmind_protocols::{KeyFile, KeyKind, Keypair, NetworkId, Signed, v1};
+use meshmind_protocols::{KeyFile, KeyKind, Keypair, NetworkId, v1};
 
 use crate::api::client::{ApiClient, ClientError};
 use crate::api::types::ApiError;
@@ -307,14 +307,7 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
         }
         _ => {}
     }
-    let tx = v1::Transaction {
-        network_id: network_id.to_vec(),
-        coldkey: Vec::new(),
-        nonce,
-        kind: Some(kind),
-        signature: Vec::new(),
-    }
-    .signed(&keypair);
+    let tx = v1::Transaction::new_signed(&network_id.to_vec(), nonce, kind, &keypair);
     match api.submit_tx(&tx).await {
         Ok(accepted) => writeln!(out, "{}", serde_json::to_string(&accepted)?)?,
         Err(ClientError::Api { status, error }) => {

@@ -184,6 +184,26 @@ macro_rules! hotkey_consent {
     };
 }
 
+impl v1::Transaction {
+    /// `kind` as a transaction of the network `network_id` carrying the account's `nonce`,
+    /// signed by `coldkey` (the account that sends it).
+    pub fn new_signed(
+        network_id: &[u8],
+        nonce: u64,
+        kind: v1::transaction::Kind,
+        coldkey: &Keypair,
+    ) -> Self {
+        v1::Transaction {
+            network_id: network_id.to_vec(),
+            coldkey: Vec::new(),
+            nonce,
+            kind: Some(kind),
+            signature: Vec::new(),
+        }
+        .signed(coldkey)
+    }
+}
+
 impl v1::DeclareFinalizer {
     /// The consent the declaration's hotkey signs, for a transaction of `network_id` signed by
     /// `coldkey`, carrying the declaration's `hotkey_signature`.

@@ -517,8 +517,14 @@ fn an_outsider_validates_then_finalizes() {
             .unwrap_or_else(|| panic!("no {what:?} in {now:?}"))
     };
     assert!(now.contains("registered on subnet 1 (uid"), "{now}");
-    let (permit, seat) = (since("validator permit from epoch "), since("finalizer from epoch "));
-    assert!(permit > 0 && seat > permit && now.contains(", in the next set"), "{now}");
+    let (permit, seat) = (
+        since("validator permit from epoch "),
+        since("finalizer from epoch "),
+    );
+    assert!(
+        permit > 0 && seat > permit && now.contains(", in the next set"),
+        "{now}"
+    );
 
     // A genesis validator undeclares and leaves the set; the others go on.
     let v1_keys = data("v1");

@@ -77,17 +77,11 @@ pub(super) fn funder() -> Keypair {
 
 /// The funder's transfer of 1 to the first validator's coldkey with `nonce`.
 pub(super) fn transfer(keys: &[Keypair], nonce: u64) -> v1::Transaction {
-    v1::Transaction {
-        network_id: NET.to_vec(),
-        coldkey: Vec::new(),
-        nonce,
-        kind: Some(v1::transaction::Kind::Transfer(v1::Transfer {
-            to: keys[0].public().to_bytes().to_vec(),
-            amount: 1,
-        })),
-        signature: Vec::new(),
-    }
-    .signed(&funder())
+    let kind = v1::transaction::Kind::Transfer(v1::Transfer {
+        to: keys[0].public().to_bytes().to_vec(),
+        amount: 1,
+    });
+    v1::Transaction::new_signed(&NET.to_vec(), nonce, kind, &funder())
 }
 
 /// The economy at genesis: subnet 1 with every validator registered, and a funded account.

@@ -63,15 +63,7 @@ pub(crate) fn signed_tx(
     nonce: u64,
     kind: v1::transaction::Kind,
 ) -> v1::Transaction {
-    use meshmind_protocols::Signed as _;
-    v1::Transaction {
-        network_id: network_id.to_vec(),
-        coldkey: Vec::new(),
-        nonce,
-        kind: Some(kind),
-        signature: Vec::new(),
-    }
-    .signed(signer)
+    v1::Transaction::new_signed(&network_id.to_vec(), nonce, kind, signer)
 }
 
 /// The shortest jail: as long as evidence of an offence is taken, so it is punished once.

@@ -188,7 +188,7 @@ class Client:
         return self.get(f"/accounts/{key_bytes(coldkey).hex()}")
 
     def snapshot(self, epoch: int) -> dict:
-        """``/snapshots/<epoch>``, as JSON (unverified: see :meth:`verified`)."""
+        """``/snapshots/<epoch>``, as JSON (unverified: :meth:`finalized` and :meth:`verify_chain` check)."""
         return self.get(f"/snapshots/{epoch}")
 
     def evidence(self) -> list:

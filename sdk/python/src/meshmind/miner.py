@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from meshmind.serve import JsonServer, Reply
+from meshmind.serve import Reply, Served
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,12 @@ class Request:
 Forward = Callable[[Request], "str | bytes | Iterable[str]"]
 
 
-class Miner:
+class Miner(Served):
     """A model server for a miner node's ``http`` backend: per-task ``forward`` handlers, an
     optional ``blacklist`` of callers, and a ``priority`` that orders callers waiting when more
     than ``max_concurrency`` queries run at once."""
+
+    default_port = 8091
 
     def __init__(self, max_concurrency: int = 8):
         if max_concurrency < 1:
@@ -73,7 +75,6 @@ class Miner:
         self._waiting: list[tuple[float, int, threading.Event]] = []
         self._order = itertools.count()
         self._lock = threading.Lock()
-        self._server: JsonServer | None = None
 
     def forward(self, task: str) -> Callable[[Forward], Forward]:
         """Decorates the handler of ``task``."""
@@ -145,18 +146,3 @@ class Miner:
         if isinstance(answer, bytes):
             return 200, {"output_base64": base64.b64encode(answer).decode()}
         return 200, {"output": str(answer)}
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serves in a background thread; returns the URL to put in the miner's config."""
-        self._server = JsonServer(self.handle, host, port)
-        return self._server.start()
-
-    def serve(self, host: str = "127.0.0.1", port: int = 8091) -> None:
-        """Serves in this thread until interrupted."""
-        self._server = JsonServer(self.handle, host, port)
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        """Stops a server started with :meth:`start`."""
-        if self._server is not None:
-            self._server.stop()

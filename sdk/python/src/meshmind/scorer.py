@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from meshmind.serve import JsonServer, Reply
+from meshmind.serve import Reply, Served
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,14 @@ class Round:
     answers: list[MinerAnswer]
 
 
-class Scorer:
+class Scorer(Served):
     """A subnet owner's incentive mechanism: per-task ``challenge`` and ``score`` handlers."""
+
+    default_port = 8092
 
     def __init__(self) -> None:
         self._challenge: dict[str, Callable[[str], Challenge]] = {}
         self._score: dict[str, Callable[[Round], list[float]]] = {}
-        self._server: JsonServer | None = None
 
     def challenge(self, task: str) -> Callable:
         """Decorates the maker of ``task``'s challenges."""
@@ -122,18 +123,3 @@ class Scorer:
         else:
             return 400, {"error": f"unknown call {call!r} (challenge, score)"}
         return 200, {"output": json.dumps(output)}
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serves in a background thread; returns the URL to put in the validator's config."""
-        self._server = JsonServer(self.handle, host, port)
-        return self._server.start()
-
-    def serve(self, host: str = "127.0.0.1", port: int = 8092) -> None:
-        """Serves in this thread until interrupted."""
-        self._server = JsonServer(self.handle, host, port)
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        """Stops a server started with :meth:`start`."""
-        if self._server is not None:
-            self._server.stop()

@@ -92,3 +92,32 @@ class JsonServer:
         """Stops serving."""
         self._server.shutdown()
         self._server.server_close()
+
+
+class Served:
+    """A helper the node posts JSON to: ``handle(body)`` answers one call; :meth:`start` serves it
+    in a background thread, :meth:`serve` in this one."""
+
+    #: The port :meth:`serve` listens on by default.
+    default_port = 8090
+
+    _server: JsonServer | None = None
+
+    def handle(self, body: dict) -> Reply:
+        """Answers one posted call."""
+        raise NotImplementedError
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serves in a background thread; returns the URL to put in the node's config."""
+        self._server = JsonServer(self.handle, host, port)
+        return self._server.start()
+
+    def serve(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        """Serves in this thread until interrupted."""
+        self._server = JsonServer(self.handle, host, self.default_port if port is None else port)
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        """Stops a server started with :meth:`start`."""
+        if self._server is not None:
+            self._server.stop()
