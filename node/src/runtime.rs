@@ -82,7 +82,6 @@ fn model_dir(config: &NodeConfig) -> std::path::PathBuf {
     }
 }
 
-/// The validator's scorer of each task: the defaults, then `[validator.scorers]`.
 /// What a validator runs for each subnet it validates, from its config.
 struct SubnetBuilder {
     network_id: meshmind_protocols::NetworkId,
@@ -129,6 +128,7 @@ impl SubnetValidator for SubnetBuilder {
     }
 }
 
+/// The validator's scorer of each task: the defaults, then `[validator.scorers]`.
 fn scorers(config: &NodeConfig) -> anyhow::Result<Scorers> {
     let mut scorers = Scorers::reference();
     // Loaded at the first challenge, so validators of other subnets never read the model.

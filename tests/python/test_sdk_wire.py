@@ -139,7 +139,7 @@ def test_the_example_miner_and_scorer_speak_the_nodes_protocols():
     miner = load_example("miner").miner
     validator = {"hotkey": "ab" * 32, "stake": 10, "permit": True}
     assert miner.handle({"task": "sort", "input": "pear fig", "caller": validator}) == (200, {"output": "fig pear"})
-    assert miner.handle({"task": "sort", "input": "pear fig", "caller": validator, "stream": True}) == [
+    assert list(miner.handle({"task": "sort", "input": "pear fig", "caller": validator, "stream": True})) == [
         {"chunk": "fig "},
         {"chunk": "pear "},
     ]
@@ -164,3 +164,49 @@ def test_the_example_miner_and_scorer_speak_the_nodes_protocols():
     scores = json.loads(reply["output"])["scores"]
     assert status == 200 and scores[0] == 1.0 and 0.0 <= scores[1] < 1.0 and scores[2] == 0.0
     assert scorer.handle({"task": "score", "input": "not json"})[0] == 400
+
+
+def test_the_helpers_server_refuses_bad_bodies_and_streams_as_it_goes():
+    import socket
+    import time
+
+    miner = meshmind.Miner()
+    produced = []
+
+    @miner.forward("count")
+    def count(request):
+        for i in range(3):
+            produced.append(time.monotonic())
+            time.sleep(0.2)
+            yield f"{i} "
+
+    url = miner.start()
+    host, port = url.split("//")[1].rstrip("/").split(":")
+    try:
+        def raw(request: bytes) -> bytes:
+            with socket.create_connection((host, int(port)), timeout=5) as s:
+                s.sendall(request)
+                return s.recv(4096)
+
+        # A negative or missing length, nesting deeper than the parser goes, and too big a body.
+        assert b" 400 " in raw(b"POST / HTTP/1.1\r\ncontent-length: -1\r\n\r\n")
+        assert b" 400 " in raw(b"POST / HTTP/1.1\r\ncontent-length: x\r\n\r\n")
+        deep = b"[" * 100_000
+        assert b" 400 " in raw(b"POST / HTTP/1.1\r\ncontent-length: %d\r\n\r\n" % len(deep) + deep)
+        assert b" 413 " in raw(b"POST / HTTP/1.1\r\ncontent-length: 999999999\r\n\r\n")
+        # A stream's first piece arrives before the last is produced.
+        body = json.dumps({"task": "count", "input": "", "stream": True}).encode()
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(b"POST / HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+            first = s.recv(4096)
+            arrived = time.monotonic()
+            assert b"application/x-ndjson" in first
+            rest = b""
+            while b"0\r\n\r\n" not in rest:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                rest += chunk
+        assert arrived < produced[-1] + 0.1 and b'"chunk": "2 "' in first + rest
+    finally:
+        miner.stop()

@@ -90,6 +90,8 @@ fn replay(
     head: Head,
 ) -> Result<State, LedgerError> {
     let mut state = genesis;
+    // The set finalizing each epoch: the genesis's, then what each snapshot handed over to.
+    let mut current = state.voting_set(&v1::ValidatorSet::default());
     for epoch in 0..=head.epoch {
         let Some(snapshot) = ledger.snapshot(epoch)? else {
             break;
@@ -99,7 +101,21 @@ fn replay(
                 tracing::warn!(epoch, transaction = i, error = %e, "replaying the economy: transaction refused");
             }
         }
+        // The same steps, in the same order, as building and checking a snapshot.
         state.end_epoch(&snapshot.weights, emission);
+        for evidence in &snapshot.evidence {
+            snapshot::punish(&mut state, evidence);
+        }
+        let next = state.hand_over(&current);
+        if let Some(header) = &snapshot.header
+            && header.state_root != state.root()
+        {
+            tracing::warn!(
+                epoch,
+                "replaying the economy: state root differs from the snapshot's"
+            );
+        }
+        current = snapshot.next_validators.clone().unwrap_or(next);
     }
     Ok(state)
 }

@@ -371,13 +371,18 @@ impl Driver {
                     && !self.syncing
                     && self.sources.usable(&peer, std::time::Instant::now())
                 {
+                    // A head past the clock's epoch is a lie: the target the progress report
+                    // aims at is capped by the clock.
+                    let head = status
+                        .head_epoch
+                        .min(self.genesis.epoch_at(crate::clock::now_ms()));
                     let height = self.engine.height();
                     let catch_up = self.catch_up.get_or_insert(CatchUp {
-                        target: status.head_epoch,
+                        target: head,
                         from: height,
                         started: Instant::now(),
                     });
-                    catch_up.target = catch_up.target.max(status.head_epoch);
+                    catch_up.target = catch_up.target.max(head);
                     self.fetch(peer);
                 }
             }
@@ -522,21 +527,26 @@ impl Driver {
             return;
         };
         if height > catch_up.target {
-            tracing::info!(epoch = height - 1, "caught up");
+            tracing::info!(epoch = height.saturating_sub(1), "caught up");
             self.catch_up = None;
             return;
         }
-        let done = height - catch_up.from;
-        let all = (catch_up.target + 1 - catch_up.from).max(1);
+        let done = height.saturating_sub(catch_up.from);
+        let all = catch_up
+            .target
+            .saturating_add(1)
+            .saturating_sub(catch_up.from)
+            .max(1);
         let elapsed = catch_up.started.elapsed().as_secs_f64().max(1e-3);
         let rate = done as f64 / elapsed;
+        let remaining = catch_up.target.saturating_add(1).saturating_sub(height);
         let left = if rate > 0.0 {
-            (catch_up.target + 1 - height) as f64 / rate
+            remaining as f64 / rate
         } else {
             f64::INFINITY
         };
         tracing::info!(
-            epoch = height - 1,
+            epoch = height.saturating_sub(1),
             target = catch_up.target,
             percent = format_args!("{:.0}", 100.0 * done as f64 / all as f64),
             epochs_per_s = format_args!("{rate:.0}"),

@@ -84,7 +84,7 @@ fn accountable<'a>(expect: &'a Expect<'_>) -> impl Fn(&[u8]) -> bool + 'a {
 /// one slot; see [`State::punish`]). Two weight commitments for one epoch are kept as evidence
 /// but not punished: a validator restarted within an epoch may commit again, which threatens
 /// no one's safety.
-fn punish(state: &mut State, evidence: &v1::Evidence) {
+pub(crate) fn punish(state: &mut State, evidence: &v1::Evidence) {
     let Some(offence) = Offence::of(evidence) else {
         return;
     };

@@ -104,6 +104,8 @@ async function learnVotes(head) {
     const cert = await get(`/certificates/${epoch}`).catch(() => null);
     if (!cert) continue;
     seen.certificates.add(epoch);
+    // Only the latest epochs' certificates are looked at again.
+    for (const old of seen.certificates) if (old + RECENT < epoch) seen.certificates.delete(old);
     for (const signer of cert.signers) {
       seen.lastVote.set(signer, Math.max(seen.lastVote.get(signer) ?? -1, epoch));
     }
@@ -256,6 +258,8 @@ async function tick() {
       await refresh(head);
       seen.head = head;
       seen.heads.push(head);
+      // The latest heads this page saw, for whoever watches it (tests, people).
+      if (seen.heads.length > 32) seen.heads.shift();
       document.body.dataset.heads = seen.heads.join(",");
     }
     live.textContent = "live";

@@ -13,8 +13,8 @@ use crate::role::admission::{AdmissionError, read_query};
 /// One validator per subnet validated, as one node runs them; subnets may be added while it runs.
 pub struct Validators {
     by_subnet: RwLock<BTreeMap<u32, Arc<Validator>>>,
-    /// Every client's queries, whichever subnet they are for.
-    clients: Option<Arc<Mutex<RateLimiter<Client>>>>,
+    /// Every client's queries, whichever subnet they are for (the first validator's limiter).
+    clients: Mutex<Option<Arc<Mutex<RateLimiter<Client>>>>>,
 }
 
 impl Validators {
@@ -33,7 +33,7 @@ impl Validators {
             .collect();
         Self {
             by_subnet: RwLock::new(by_subnet),
-            clients: shared,
+            clients: Mutex::new(shared),
         }
     }
 
@@ -48,9 +48,11 @@ impl Validators {
         if by_subnet.contains_key(&validator.config.subnet) {
             return None;
         }
-        if let Some(clients) = &self.clients {
-            validator.clients = clients.clone();
-        }
+        // The first validator's limiter is everyone's, also when a node started with none.
+        let mut shared = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        validator.clients = shared
+            .get_or_insert_with(|| validator.clients.clone())
+            .clone();
         let validator = Arc::new(validator);
         by_subnet.insert(validator.config.subnet, validator.clone());
         Some(validator)

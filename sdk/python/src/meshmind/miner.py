@@ -16,6 +16,7 @@ import base64
 import heapq
 import inspect
 import itertools
+import math
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -116,6 +117,13 @@ class Miner(Served):
             else:
                 self._free += 1
 
+    def _pieces(self, answer: Iterable) -> Iterable[dict]:
+        try:
+            for piece in answer:
+                yield {"chunk": str(piece)}
+        finally:
+            self._release()
+
     def handle(self, body: dict) -> Reply:
         """Answers one posted query (the node's ``http`` backend protocol)."""
         task = body.get("task", "")
@@ -133,16 +141,20 @@ class Miner(Served):
             reason = refused if isinstance(refused, str) else "caller refused"
             return 403, {"error": reason}
         request = Request(task, data, body.get("content_type", ""), caller, bool(body.get("stream")))
-        self._acquire(float(self._priority(caller)))
+        rank = float(self._priority(caller))
+        self._acquire(rank if math.isfinite(rank) else 0.0)
+        streaming = False
         try:
             answer = handler(request)
             if inspect.isgenerator(answer) or (not isinstance(answer, (str, bytes)) and isinstance(answer, Iterable)):
-                pieces = [str(piece) for piece in answer]
                 if request.stream:
-                    return [{"chunk": piece} for piece in pieces]
-                answer = "".join(pieces)
+                    # Each piece goes out as it is produced; the slot is held until the last.
+                    streaming = True
+                    return self._pieces(answer)
+                answer = "".join(str(piece) for piece in answer)
         finally:
-            self._release()
+            if not streaming:
+                self._release()
         if isinstance(answer, bytes):
             return 200, {"output_base64": base64.b64encode(answer).decode()}
         return 200, {"output": str(answer)}

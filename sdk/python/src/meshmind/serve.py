@@ -23,6 +23,8 @@ class JsonServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # A client that stops sending mid-request is dropped, not waited for.
+            timeout = 30
 
             def log_message(self, *_: object) -> None:  # quiet: the node logs queries
                 pass
@@ -36,7 +38,13 @@ class JsonServer:
                 self.wfile.write(data)
 
             def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                length = int(self.headers.get("content-length") or 0)
+                try:
+                    length = int(self.headers.get("content-length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    self.close_connection = True
+                    return self._send(400, {"error": "a body needs a valid content-length"})
                 if length > MAX_BODY:
                     self.close_connection = True
                     return self._send(413, {"error": f"body over {MAX_BODY} bytes"})
@@ -44,7 +52,7 @@ class JsonServer:
                     body = json.loads(self.rfile.read(length))
                     if not isinstance(body, dict):
                         raise ValueError("not a JSON object")
-                except ValueError as error:
+                except (ValueError, RecursionError) as error:
                     return self._send(400, {"error": f"not JSON: {error}"})
                 try:
                     reply = outer._handle(body)
