@@ -112,9 +112,31 @@ pub enum Command {
     /// Read accounts through a node's API.
     #[command(subcommand)]
     Account(crate::wallet::AccountCommand),
+    /// Read subnets through a node's API.
+    #[command(subcommand)]
+    Subnet(SubnetCommand),
     /// Print a running node's status from its HTTP API.
     Status {
         /// The node's API, e.g. http://127.0.0.1:7410.
+        #[arg(long, default_value = "http://127.0.0.1:7410")]
+        api: String,
+    },
+}
+
+/// `meshmind subnet ...`.
+#[derive(Debug, Subcommand)]
+pub enum SubnetCommand {
+    /// Print every subnet (name, tasks, owner, burn, neurons, permits, stake, rules) as JSON.
+    List {
+        /// A validator's or observer's API.
+        #[arg(long, default_value = "http://127.0.0.1:7410")]
+        api: String,
+    },
+    /// Print one subnet as JSON.
+    Show {
+        /// The subnet's id.
+        id: u32,
+        /// A validator's or observer's API.
         #[arg(long, default_value = "http://127.0.0.1:7410")]
         api: String,
     },
@@ -329,6 +351,14 @@ pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Re
         Command::Yuma { input } => yuma(&input, out)?,
         Command::Tx(command) => crate::wallet::tx(command, out).await?,
         Command::Account(command) => crate::wallet::account(command, out).await?,
+        Command::Subnet(SubnetCommand::List { api }) => {
+            let subnets = crate::api::client::ApiClient::new(&api)?.subnets().await?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&subnets)?)?;
+        }
+        Command::Subnet(SubnetCommand::Show { id, api }) => {
+            let subnet = crate::api::client::ApiClient::new(&api)?.subnet(id).await?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&subnet)?)?;
+        }
         Command::Ledger(command) => ledger(command, out)?,
         Command::Keys(KeysCommand::Show { path, json }) => {
             let key = KeyFile::read(&path)?;

@@ -673,6 +673,24 @@ fn a_subnet_created_later_is_validated_without_a_restart() {
         );
     }
 
+    // `meshmind subnet` shows it with its neurons, permits and stake.
+    let listed: serde_json::Value =
+        serde_json::from_str(&meshmind(&["subnet", "list", "--api", &api])).expect("JSON");
+    let late = listed
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["id"] == 2))
+        .unwrap_or_else(|| panic!("no subnet 2 in {listed}"));
+    assert_eq!(late["name"], "late", "{late}");
+    assert_eq!(late["tasks"], serde_json::json!(["sort"]), "{late}");
+    let shown: serde_json::Value =
+        serde_json::from_str(&meshmind(&["subnet", "show", "2", "--api", &api])).expect("JSON");
+    assert!(
+        shown["neurons"] == 3
+            && shown["permits"].as_u64() >= Some(2)
+            && shown["stake"].as_u64() >= Some(2_000_000),
+        "{shown}"
+    );
+
     // Both validators took the subnet up (no restart), and their vectors for it are finalized.
     for v in ["v0", "v1"] {
         wait(&dir, v, "validating subnet 2", |n| {

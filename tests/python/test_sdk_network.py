@@ -25,6 +25,10 @@ def test_a_client_funds_registers_stakes_queries_and_verifies(network, tmp_path)
     operator = Wallet.load(net.data_dir("v0") / "coldkey.json")
     status = client.status()
     assert status["role"] == "validator" and status["network_id"] == client.network_id().hex()
+    assert [s["id"] for s in client.subnets()] == [1] and client.subnet(1)["neurons"] == 3
+    with pytest.raises(meshmind.ApiError) as missing:
+        client.subnet(7)
+    assert missing.value.status == 404
     wait_for("a finalized epoch", lambda: (client.head() or 0) >= 1)
 
     # A new operator: keys written as the CLI writes them, funded by v0's coldkey.

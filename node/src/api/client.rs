@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::types::{
     Account, CertificateView, Economy, EvidenceView, Metagraph, PeerList, QueryAnswer,
-    QueryRequest, SnapshotView, Status, StreamLine, SubmitTx, TxAccepted, Weights,
+    QueryRequest, SnapshotView, Status, StreamLine, SubmitTx, SubnetView, TxAccepted, Weights,
 };
 pub use crate::http::ClientError;
 use crate::http::{HttpClient, Lines};
@@ -95,6 +95,16 @@ impl ApiClient {
     /// `GET /economy`.
     pub async fn economy(&self) -> Result<Economy, ClientError> {
         self.get("/economy").await
+    }
+
+    /// `GET /subnets`.
+    pub async fn subnets(&self) -> Result<Vec<SubnetView>, ClientError> {
+        self.get("/subnets").await
+    }
+
+    /// `GET /subnets/<id>`.
+    pub async fn subnet(&self, id: u32) -> Result<SubnetView, ClientError> {
+        self.get(&format!("/subnets/{id}")).await
     }
 
     /// `POST /v1/embeddings` for `texts` with `model` (`embed`, `<subnet>/embed`): one vector per

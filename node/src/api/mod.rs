@@ -100,6 +100,8 @@ pub fn router(state: Arc<NodeState>) -> axum::Router {
         .route("/evidence", get(evidence))
         .route("/accounts/{coldkey}", get(account))
         .route("/economy", get(economy))
+        .route("/subnets", get(subnets))
+        .route("/subnets/{id}", get(subnet))
         .route("/tx", post(submit_tx))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/chat/completions", post(openai::chat::completions))
@@ -254,6 +256,23 @@ async fn certificate(State(state): State<Arc<NodeState>>, Path(epoch): Path<u64>
         Ok(Some(c)) => Json(view::certificate(&c)).into_response(),
         Ok(None) => not_found("epoch not finalized here"),
         Err(e) => ledger_error(e),
+    }
+}
+
+/// `GET /subnets`: every subnet of the finalized economy.
+async fn subnets(State(state): State<Arc<NodeState>>) -> Response {
+    match economy_state(&state) {
+        Some(economy) => Json(view::subnets(&economy)).into_response(),
+        None => not_found("this node keeps no ledger"),
+    }
+}
+
+/// `GET /subnets/<id>`: one subnet of the finalized economy.
+async fn subnet(State(state): State<Arc<NodeState>>, Path(id): Path<u32>) -> Response {
+    match economy_state(&state).map(|economy| view::subnet(&economy, id)) {
+        Some(Some(subnet)) => Json(subnet).into_response(),
+        Some(None) => not_found("no such subnet"),
+        None => not_found("this node keeps no ledger"),
     }
 }
 

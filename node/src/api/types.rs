@@ -89,6 +89,54 @@ pub struct PeerList {
     pub peers: Vec<String>,
 }
 
+/// `GET /subnets/<id>` (and each entry of `GET /subnets`): a subnet in the finalized economy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubnetView {
+    /// Its id.
+    pub id: u32,
+    /// Its name.
+    pub name: String,
+    /// The tasks served on it.
+    pub tasks: Vec<String>,
+    /// The owner coldkey (hex), if it has one.
+    pub owner: Option<String>,
+    /// What its creation locked.
+    pub locked: u64,
+    /// The registration burn now.
+    pub burn: u64,
+    /// Registered neurons (UIDs in use).
+    pub neurons: usize,
+    /// Neurons holding a validator permit.
+    pub permits: usize,
+    /// Stake on it, in all.
+    pub stake: u64,
+    /// What its neurons received in the last epoch, in all.
+    pub last_emission: u64,
+    /// The rules it runs under (the network's, the same for every subnet).
+    pub rules: SubnetRules,
+}
+
+/// The rules a subnet runs under.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SubnetRules {
+    /// Most UIDs.
+    pub max_uids: u32,
+    /// Validator permits (top by stake).
+    pub max_validators: u32,
+    /// Epochs a new registration cannot be pruned.
+    pub immunity_epochs: u64,
+    /// Lowest registration burn.
+    pub min_burn: u64,
+    /// Highest registration burn.
+    pub max_burn: u64,
+    /// Epochs after its last weights during which a neuron counts as active.
+    pub activity_cutoff: u64,
+    /// Yuma-3 bonds.
+    pub yuma3: bool,
+    /// Liquid alpha (with Yuma-3).
+    pub liquid_alpha: bool,
+}
+
 /// `GET /metagraph/<subnet>`: this validator's view and the finalized one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metagraph {

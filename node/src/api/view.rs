@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use super::types::{
     Account, Answer, ApiError, CertificateView, ChainMetagraph, Economy, Encoding, ErrorBody,
     EvidenceView, FinalizerView, NeuronView, QueryAnswer, ResultView, SnapshotView, StakeView,
-    Standing, StreamLine, SubnetStanding, SupplyView, TransactionView, UnbondingView,
-    ValidatorView, WeightsView,
+    Standing, StreamLine, SubnetRules, SubnetStanding, SubnetView, SupplyView, TransactionView,
+    UnbondingView, ValidatorView, WeightsView,
 };
 use crate::chain::snapshot::value_id;
 use crate::state::{Key, State};
@@ -434,4 +434,49 @@ pub fn stream_line_as(frame: &v1::QueryFrame, encoding: Encoding) -> StreamLine 
             Ok(answer) => StreamLine::Answer(answer),
         },
     }
+}
+
+/// Subnet `id` of `state`, at a glance.
+pub fn subnet(state: &State, id: u32) -> Option<SubnetView> {
+    let chain = state.subnets.get(&id)?;
+    let p = &state.params;
+    Some(SubnetView {
+        id,
+        name: chain.name.clone(),
+        tasks: chain.tasks.clone(),
+        owner: chain.owner.map(|k| k.to_hex()),
+        locked: chain.locked,
+        burn: chain.burn,
+        neurons: chain.neurons.len(),
+        permits: state.permits(id).len(),
+        stake: state.stakes.get(&id).map_or(0, |hotkeys| {
+            hotkeys
+                .values()
+                .flat_map(|behind| behind.values())
+                .fold(0u64, |sum, &amount| sum.saturating_add(amount))
+        }),
+        last_emission: chain
+            .neurons
+            .iter()
+            .fold(0u64, |sum, n| sum.saturating_add(n.last_emission)),
+        rules: SubnetRules {
+            max_uids: p.max_uids,
+            max_validators: p.max_validators,
+            immunity_epochs: p.immunity_epochs,
+            min_burn: p.min_burn,
+            max_burn: p.max_burn,
+            activity_cutoff: p.activity_cutoff,
+            yuma3: p.yuma3,
+            liquid_alpha: p.liquid_alpha,
+        },
+    })
+}
+
+/// Every subnet of `state`, by id.
+pub fn subnets(state: &State) -> Vec<SubnetView> {
+    state
+        .subnets
+        .keys()
+        .filter_map(|&id| subnet(state, id))
+        .collect()
 }

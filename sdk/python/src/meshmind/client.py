@@ -179,9 +179,13 @@ class Client:
         """``/economy``: supply, rules, subnets, finalizers, unbonding stake."""
         return self.get("/economy")
 
-    def subnets(self) -> list[int]:
-        """The subnets the finalized economy knows."""
-        return list(self.economy()["subnets"])
+    def subnets(self) -> list[dict]:
+        """``/subnets``: every subnet (name, tasks, owner, burn, neurons, permits, stake, rules)."""
+        return self.get("/subnets")
+
+    def subnet(self, subnet: int) -> dict:
+        """``/subnets/<id>``: one subnet."""
+        return self.get(f"/subnets/{subnet}")
 
     def account(self, coldkey: bytes | str | Keypair) -> dict:
         """``/accounts/<coldkey>``: balance, nonce and stakes."""
