@@ -22,6 +22,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ".",
         "#[cfg_attr(test, derive(::proptest_derive::Arbitrary))]",
     );
+    // A parameter change holds at most a few dozen small values; keep arbitrary ones under the
+    // transaction's size cap.
+    config.field_attribute(
+        ".meshmind.v1.SetSubnetParams.values",
+        "#[cfg_attr(test, proptest(strategy = \"::proptest::collection::vec(::proptest::arbitrary::any::<ParamValue>(), 0..8)\"))]",
+    );
     config.compile_fds(descriptors)?;
     Ok(())
 }

@@ -112,9 +112,12 @@ pub enum Command {
     /// Read accounts through a node's API.
     #[command(subcommand)]
     Account(crate::wallet::AccountCommand),
-    /// Read subnets through a node's API.
+    /// Read subnets through a node's API, and change one's parameters as its owner.
     #[command(subcommand)]
     Subnet(SubnetCommand),
+    /// Read delegates (validator hotkeys and their takes) through a node's API, and set a take.
+    #[command(subcommand)]
+    Delegate(DelegateCommand),
     /// Print a running node's status from its HTTP API.
     Status {
         /// The node's API, e.g. http://127.0.0.1:7410.
@@ -132,13 +135,55 @@ pub enum SubnetCommand {
         #[arg(long, default_value = "http://127.0.0.1:7410")]
         api: String,
     },
-    /// Print one subnet as JSON.
+    /// Print one subnet as JSON: every parameter with its value, bounds and last change.
     Show {
         /// The subnet's id.
         id: u32,
         /// A validator's or observer's API.
         #[arg(long, default_value = "http://127.0.0.1:7410")]
         api: String,
+    },
+    /// Change parameters of a subnet the coldkey owns, from the next epoch, e.g. `meshmind
+    /// subnet set 1 kappa=40000 tempo=3 --coldkey owner.key`.
+    Set {
+        /// The subnet's id.
+        id: u32,
+        /// `name=value` pairs (`true`/`false` for switches).
+        #[arg(required = true, value_parser = crate::wallet::parse_param)]
+        values: Vec<(String, u64)>,
+        /// Where and as whom it is sent.
+        #[command(flatten)]
+        common: crate::wallet::TxCommon,
+    },
+}
+
+/// `meshmind delegate ...`.
+#[derive(Debug, Subcommand)]
+pub enum DelegateCommand {
+    /// Print the validator hotkeys nominators may stake behind (take, stake, nominators, recent
+    /// return per 1,000 staked) as JSON.
+    List {
+        /// A validator's or observer's API.
+        #[arg(long, default_value = "http://127.0.0.1:7410")]
+        api: String,
+    },
+    /// Print one delegate with every stake behind it as JSON.
+    Show {
+        /// The hotkey (hex).
+        hotkey: String,
+        /// A validator's or observer's API.
+        #[arg(long, default_value = "http://127.0.0.1:7410")]
+        api: String,
+    },
+    /// Set the take of a hotkey the coldkey owns (per mille, 0-180).
+    SetTake {
+        /// The hotkey (hex).
+        hotkey: String,
+        /// Take, per mille.
+        take_per_mille: u32,
+        /// Where and as whom it is sent.
+        #[command(flatten)]
+        common: crate::wallet::TxCommon,
     },
 }
 
@@ -358,6 +403,38 @@ pub async fn run(cli: Cli, out: &mut (impl std::io::Write + Send)) -> anyhow::Re
         Command::Subnet(SubnetCommand::Show { id, api }) => {
             let subnet = crate::api::client::ApiClient::new(&api)?.subnet(id).await?;
             writeln!(out, "{}", serde_json::to_string_pretty(&subnet)?)?;
+        }
+        Command::Subnet(SubnetCommand::Set { id, values, common }) => {
+            let command = crate::wallet::TxCommand::SetSubnetParams {
+                common,
+                subnet: id,
+                values,
+            };
+            crate::wallet::tx(command, out).await?;
+        }
+        Command::Delegate(DelegateCommand::List { api }) => {
+            let delegates = crate::api::client::ApiClient::new(&api)?
+                .delegates()
+                .await?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&delegates)?)?;
+        }
+        Command::Delegate(DelegateCommand::Show { hotkey, api }) => {
+            let delegate = crate::api::client::ApiClient::new(&api)?
+                .delegate(hotkey.trim())
+                .await?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&delegate)?)?;
+        }
+        Command::Delegate(DelegateCommand::SetTake {
+            hotkey,
+            take_per_mille,
+            common,
+        }) => {
+            let command = crate::wallet::TxCommand::SetTake {
+                common,
+                hotkey,
+                take_per_mille,
+            };
+            crate::wallet::tx(command, out).await?;
         }
         Command::Ledger(command) => ledger(command, out)?,
         Command::Keys(KeysCommand::Show { path, json }) => {

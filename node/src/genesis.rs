@@ -1,6 +1,7 @@
 //! Genesis files (TOML or JSON): everything every node must agree on before epoch 0. The network id is
 //! the blake3 hash of the genesis's protobuf encoding.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use meshmind_protocols::{NetworkId, PublicKey, Validate, hash, v1};
@@ -77,7 +78,7 @@ pub struct NeuronFile {
 }
 
 /// The economy's rules in a genesis file; a missing or zero field takes its default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EconomyFile {
     /// Most UIDs per subnet (default 256, at most 65536).
@@ -108,6 +109,25 @@ pub struct EconomyFile {
     pub jail_epochs: u64,
     /// Per-mille of the stake behind an equivocating finalizer burned (default 100).
     pub slash_per_mille: u32,
+    /// Defaults of subnet parameters by name, e.g. `{ tempo = 2 }` (see `meshmind subnet show`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub subnet_defaults: BTreeMap<String, u64>,
+    /// Narrower bounds of subnet parameters by name, e.g. `{ tempo = [1, 10] }`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub bounds: BTreeMap<String, [u64; 2]>,
+    /// Epochs between two parameter changes by a subnet's owner (default 100).
+    pub owner_rate_limit: u64,
+    /// Epochs between two raises of a hotkey's take (default 100).
+    pub take_rate_limit: u64,
+    /// Most subnets; at the limit creating one deregisters the one with the least stake (default 64).
+    pub max_subnets: u32,
+    /// Epochs after creation a subnet cannot be deregistered (default 64).
+    pub subnet_immunity_epochs: u64,
+    /// How emission is shared among subnets: "stake" (default) or "flows".
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub emission_mode: String,
+    /// Epochs of the moving averages emission follows (default 64).
+    pub emission_smoothing_epochs: u64,
 }
 
 /// A balance in a genesis file.
@@ -261,6 +281,29 @@ impl GenesisFile {
                 unbonding_epochs: e.unbonding_epochs,
                 jail_epochs: e.jail_epochs,
                 slash_per_mille: e.slash_per_mille,
+                subnet_defaults: e
+                    .subnet_defaults
+                    .iter()
+                    .map(|(name, &value)| v1::ParamValue {
+                        name: name.clone(),
+                        value,
+                    })
+                    .collect(),
+                bounds: e
+                    .bounds
+                    .iter()
+                    .map(|(name, &[min, max])| v1::ParamBound {
+                        name: name.clone(),
+                        min,
+                        max,
+                    })
+                    .collect(),
+                owner_rate_limit: e.owner_rate_limit,
+                take_rate_limit: e.take_rate_limit,
+                max_subnets: e.max_subnets,
+                subnet_immunity_epochs: e.subnet_immunity_epochs,
+                emission_mode: e.emission_mode,
+                emission_smoothing_epochs: e.emission_smoothing_epochs,
             }),
             network_name: self.network_name,
             genesis_time_ms: self.genesis_time_ms,

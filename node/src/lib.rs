@@ -16,7 +16,7 @@
 //! | [`chain`] | the application of consensus: snapshots (building, checking, replaying a ledger), the `driver` that performs the engine's actions, the consensus service and `sync` serving |
 //! | [`consensus`] | the pure Tendermint `core`, the `engine` (inputs to ordered actions: persist, sign, broadcast, schedule, commit), the `App` boundary, `wire` conversions, simulations |
 //! | [`ledger`] | storage behind the `Store` trait: RocksDB (`Ledger`) and in memory (`MemStore`) |
-//! | [`state`], [`yuma`] | the economy (accounts, stake, subnets, transactions, emission, mempool; canonical encoding and root) and Yuma consensus |
+//! | [`state`], [`yuma`] | the economy (accounts, stake, subnets with their own rules, transactions, emission and the market among subnets, delegation, hotkey swaps, mempool; canonical encoding and root) and Yuma consensus |
 //! | [`topics`], [`scoring`], [`genesis`], [`config`], [`clock`], [`http`] | gossip topics, miner scores, genesis files, node config, wall-clock time, HTTP calls to local servers |
 
 #![warn(missing_docs, unreachable_pub)]

@@ -129,6 +129,81 @@ pub enum TxCommand {
         #[arg(long)]
         max_lock: Option<u64>,
     },
+    /// Change parameters of a subnet the coldkey owns, from the next epoch (`meshmind subnet show`
+    /// lists them with their bounds).
+    SetSubnetParams {
+        /// Where and as whom it is sent.
+        #[command(flatten)]
+        common: TxCommon,
+        /// Subnet.
+        #[arg(long)]
+        subnet: u32,
+        /// `name=value` pairs, e.g. `kappa=40000 tempo=3` (`true`/`false` for switches).
+        #[arg(required = true, value_parser = parse_param)]
+        values: Vec<(String, u64)>,
+    },
+    /// Set the share of a validator hotkey's dividends its owner keeps (per mille, 0-180): a cut
+    /// applies at once, a raise waits `take_rate_limit` epochs after the last one.
+    SetTake {
+        /// Where and as whom it is sent.
+        #[command(flatten)]
+        common: TxCommon,
+        /// Hotkey (hex).
+        #[arg(long)]
+        hotkey: String,
+        /// Take, per mille.
+        #[arg(long)]
+        take_per_mille: u32,
+    },
+    /// Move stake from one hotkey and subnet to another.
+    MoveStake {
+        /// Where and as whom it is sent.
+        #[command(flatten)]
+        common: TxCommon,
+        /// Hotkey the stake is behind now (hex).
+        #[arg(long)]
+        from_hotkey: String,
+        /// Subnet it is on now.
+        #[arg(long)]
+        from_subnet: u32,
+        /// Hotkey to put it behind (hex; registered on the destination subnet).
+        #[arg(long)]
+        to_hotkey: String,
+        /// Subnet to put it on.
+        #[arg(long)]
+        to_subnet: u32,
+        /// Amount.
+        #[arg(long)]
+        amount: u64,
+    },
+    /// Replace a hotkey the coldkey owns with a fresh one at the next epoch: registrations,
+    /// stake, permits, take and finalizer standing move to it.
+    SwapHotkey {
+        /// Where and as whom it is sent.
+        #[command(flatten)]
+        common: TxCommon,
+        /// The hotkey replaced (hex).
+        #[arg(long)]
+        old_hotkey: String,
+        /// The new hotkey's key file (it signs its consent).
+        #[arg(long)]
+        new_hotkey: PathBuf,
+    },
+}
+
+/// `name=value`, a number or `true`/`false`.
+pub fn parse_param(text: &str) -> Result<(String, u64), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected name=value"))?;
+    let value = match value.trim() {
+        "true" => 1,
+        "false" => 0,
+        number => number
+            .parse()
+            .map_err(|_| format!("{text:?}: the value must be a whole number or true/false"))?,
+    };
+    Ok((name.trim().to_string(), value))
 }
 
 /// `meshmind account ...`.
@@ -283,6 +358,69 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
                 }),
             )
         }
+        TxCommand::SetSubnetParams {
+            common,
+            subnet,
+            values,
+        } => (
+            common,
+            Kind::SetSubnetParams(v1::SetSubnetParams {
+                subnet,
+                values: values
+                    .into_iter()
+                    .map(|(name, value)| v1::ParamValue { name, value })
+                    .collect(),
+            }),
+        ),
+        TxCommand::SetTake {
+            common,
+            hotkey,
+            take_per_mille,
+        } => (
+            common,
+            Kind::SetTake(v1::SetTake {
+                hotkey: key_bytes("hotkey", &hotkey)?,
+                take_per_mille,
+            }),
+        ),
+        TxCommand::MoveStake {
+            common,
+            from_hotkey,
+            from_subnet,
+            to_hotkey,
+            to_subnet,
+            amount,
+        } => (
+            common,
+            Kind::MoveStake(v1::MoveStake {
+                from_hotkey: key_bytes("from-hotkey", &from_hotkey)?,
+                from_subnet,
+                to_hotkey: key_bytes("to-hotkey", &to_hotkey)?,
+                to_subnet,
+                amount,
+            }),
+        ),
+        TxCommand::SwapHotkey {
+            common,
+            old_hotkey,
+            new_hotkey,
+        } => {
+            let signer: Keypair =
+                KeyFile::read_kind(&new_hotkey, KeyKind::Hotkey).with_context(|| {
+                    format!(
+                        "--new-hotkey {}: the new hotkey's key file",
+                        new_hotkey.display()
+                    )
+                })?;
+            consenting = Some(signer);
+            (
+                common,
+                Kind::SwapHotkey(v1::SwapHotkey {
+                    old_hotkey: key_bytes("old-hotkey", &old_hotkey)?,
+                    ..Default::default()
+                }),
+            )
+        }
     };
     let keypair: Keypair = KeyFile::read_kind(&common.coldkey, KeyKind::Coldkey)?;
     let coldkey = keypair.public().to_hex();
@@ -304,6 +442,9 @@ pub async fn tx(command: TxCommand, out: &mut impl Write) -> anyhow::Result<()> 
         (Some(hotkey), Kind::DeclareFinalizer(declare)) => {
             *declare =
                 std::mem::take(declare).consented(hotkey, &network_id.to_vec(), &keypair.public());
+        }
+        (Some(hotkey), Kind::SwapHotkey(swap)) => {
+            *swap = std::mem::take(swap).consented(hotkey, &network_id.to_vec(), &keypair.public());
         }
         _ => {}
     }

@@ -23,11 +23,13 @@ pub enum Domain {
     HotkeyConsent,
     /// [`crate::v1::FinalizerConsent`] (a hotkey's consent inside a finalizer declaration).
     FinalizerConsent,
+    /// [`crate::v1::SwapConsent`] (a new hotkey's consent inside a hotkey swap).
+    SwapConsent,
 }
 
 impl Domain {
     /// Every domain, for tests and tooling.
-    pub const ALL: [Domain; 10] = [
+    pub const ALL: [Domain; 11] = [
         Domain::Envelope,
         Domain::CapabilityAd,
         Domain::QueryResponse,
@@ -38,6 +40,7 @@ impl Domain {
         Domain::Transaction,
         Domain::HotkeyConsent,
         Domain::FinalizerConsent,
+        Domain::SwapConsent,
     ];
 
     /// The domain string used as blake3's key-derivation context.
@@ -53,6 +56,7 @@ impl Domain {
             Domain::Transaction => "meshmind/v1/transaction",
             Domain::HotkeyConsent => "meshmind/v1/hotkey_consent",
             Domain::FinalizerConsent => "meshmind/v1/finalizer_consent",
+            Domain::SwapConsent => "meshmind/v1/swap_consent",
         }
     }
 }

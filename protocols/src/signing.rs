@@ -151,6 +151,7 @@ signed_message!(v1::Vote, Domain::Vote, validator);
 signed_message!(v1::Transaction, Domain::Transaction, coldkey);
 signed_message!(v1::HotkeyConsent, Domain::HotkeyConsent, hotkey);
 signed_message!(v1::FinalizerConsent, Domain::FinalizerConsent, hotkey);
+signed_message!(v1::SwapConsent, Domain::SwapConsent, hotkey);
 
 /// `consented` and `verify_consent` for a transaction kind whose hotkey co-signs it: `$what`
 /// names what the hotkey consents to, in the docs.
@@ -234,6 +235,22 @@ impl v1::Register {
 }
 
 hotkey_consent!(v1::Register, "registering");
+
+impl v1::SwapHotkey {
+    /// The consent the swap's new hotkey signs, for a transaction of `network_id` signed by
+    /// `coldkey`, carrying the swap's `hotkey_signature`.
+    pub fn consent(&self, network_id: &[u8], coldkey: &[u8]) -> v1::SwapConsent {
+        v1::SwapConsent {
+            network_id: network_id.to_vec(),
+            coldkey: coldkey.to_vec(),
+            old_hotkey: self.old_hotkey.clone(),
+            hotkey: self.hotkey.clone(),
+            signature: self.hotkey_signature.clone(),
+        }
+    }
+}
+
+hotkey_consent!(v1::SwapHotkey, "replacing the old hotkey");
 
 /// Collects signatures and verifies them together, which is much faster than one by one.
 ///

@@ -24,6 +24,8 @@ pub const MAX_ADDRS: usize = 16;
 pub const MAX_SUBNETS: usize = 4096;
 /// Most tasks on one subnet.
 pub const MAX_TASKS: usize = 256;
+/// Most parameters one subnet-parameter change sets.
+pub const MAX_PARAM_VALUES: usize = 32;
 /// Most transactions in one snapshot.
 pub const MAX_TXS: usize = 100_000;
 /// Most pieces of evidence in one snapshot.
@@ -700,6 +702,31 @@ impl Validate for v1::Transaction {
             Some(Kind::UndeclareFinalizer(u)) => {
                 key("undeclare_finalizer.hotkey", &u.hotkey)?;
             }
+            Some(Kind::SetSubnetParams(p)) => {
+                non_empty("set_subnet_params.values", p.values.is_empty())?;
+                max_count("set_subnet_params.values", p.values.len(), MAX_PARAM_VALUES)?;
+                for (i, v) in p.values.iter().enumerate() {
+                    name(&format!("set_subnet_params.values[{i}].name"), &v.name)?;
+                }
+                unique("set_subnet_params.values", p.values.iter().map(|v| &v.name))?;
+            }
+            Some(Kind::SetTake(t)) => {
+                key("set_take.hotkey", &t.hotkey)?;
+            }
+            Some(Kind::MoveStake(m)) => {
+                key("move_stake.from_hotkey", &m.from_hotkey)?;
+                key("move_stake.to_hotkey", &m.to_hotkey)?;
+                positive("move_stake.amount", m.amount)?;
+            }
+            Some(Kind::SwapHotkey(s)) => {
+                key("swap_hotkey.old_hotkey", &s.old_hotkey)?;
+                key("swap_hotkey.hotkey", &s.hotkey)?;
+                fixed_len(
+                    "swap_hotkey.hotkey_signature",
+                    &s.hotkey_signature,
+                    SIGNATURE_LEN,
+                )?;
+            }
         }
         signature(&self.signature)
     }
@@ -899,6 +926,17 @@ impl Validate for v1::Genesis {
         }
         unique("validators", self.validators.iter().map(|v| &v.hotkey))?;
         if let Some(economy) = &self.economy {
+            max_count(
+                "economy.subnet_defaults",
+                economy.subnet_defaults.len(),
+                MAX_PARAM_VALUES,
+            )?;
+            unique(
+                "economy.subnet_defaults",
+                economy.subnet_defaults.iter().map(|v| &v.name),
+            )?;
+            max_count("economy.bounds", economy.bounds.len(), MAX_PARAM_VALUES)?;
+            unique("economy.bounds", economy.bounds.iter().map(|b| &b.name))?;
             if economy.max_uids as usize > MAX_UIDS {
                 return Err(ValidationError::new(
                     "economy.max_uids",

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use meshmind_node::clock::now_ms;
 use meshmind_node::config::NodeConfig;
-use meshmind_node::genesis::{BalanceFile, GenesisFile, NeuronFile, SubnetFile, ValidatorFile};
+use meshmind_node::genesis::{
+    BalanceFile, EconomyFile, GenesisFile, NeuronFile, SubnetFile, ValidatorFile,
+};
 use meshmind_protocols::{KeyFile, KeyKind};
 
 use crate::manifest::{Manifest, NodeEntry, NodeRole};
@@ -202,7 +204,12 @@ pub fn genesis_file(
                 coldkey: coldkey.clone(),
             })
             .collect(),
-        economy: None,
+        // Owners and delegates on a local testnet may change things within seconds, not minutes.
+        economy: Some(EconomyFile {
+            owner_rate_limit: 10,
+            take_rate_limit: 10,
+            ..Default::default()
+        }),
     }
 }
 

@@ -59,6 +59,31 @@ const UP_SMALL: [&str; 9] = [
     "0",
 ];
 
+/// A healthy [`UP_SMALL`] testnet in a temporary folder, taken down (then removed) when dropped.
+struct Small {
+    _down: common::DownOnDrop,
+    _tmp: tempfile::TempDir,
+    /// The testnet's folder.
+    dir: std::path::PathBuf,
+    /// v0's API, e.g. `http://127.0.0.1:7410`.
+    api: String,
+}
+
+fn up_small() -> Small {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("net");
+    let down = common::DownOnDrop(dir.clone());
+    let out = ok(&dir, &UP_SMALL);
+    assert!(out.contains("3/3 healthy"), "{out}");
+    let api = format!("http://{}", node(&dir, "v0")["api"].as_str().expect("api"));
+    Small {
+        _down: down,
+        _tmp: tmp,
+        dir,
+        api,
+    }
+}
+
 /// Reads with `read` until `check` holds for what it read, for at most `limit`.
 fn poll<T: std::fmt::Debug>(
     limit: Duration,
@@ -608,14 +633,9 @@ fn an_outsider_validates_then_finalizes() {
 /// it. (Its emission share follows the stake on it, which this test keeps small.)
 #[test]
 fn a_subnet_created_later_is_validated_without_a_restart() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = tmp.path().join("net");
-    let _down = common::DownOnDrop(dir.clone());
-    let out = ok(&dir, &UP_SMALL);
-    assert!(out.contains("3/3 healthy"), "{out}");
-    let v0 = node(&dir, "v0");
-    assert_eq!(v0["subnets"], serde_json::json!([1]), "{v0}");
-    let api = format!("http://{}", v0["api"].as_str().expect("api"));
+    let small = up_small();
+    let (dir, api) = (small.dir.clone(), small.api.clone());
+    assert_eq!(node(&dir, "v0")["subnets"], serde_json::json!([1]));
     let data = |name: &str| dir.join(name);
     let key = |name: &str, file: &str| data(name).join(file).to_str().expect("utf-8").to_string();
     let tx = |args: &[&str], coldkey: &str| {
@@ -727,4 +747,226 @@ fn a_subnet_created_later_is_validated_without_a_restart() {
         },
         |seen| seen.is_some_and(|incentive| incentive > 0),
     );
+}
+
+/// Stake behind `hotkey` on subnet 1 by coldkey, and the epoch, from `/delegates/<hotkey>`.
+fn stakes_behind(
+    runtime: &tokio::runtime::Runtime,
+    client: &meshmind_node::api::client::ApiClient,
+    hotkey: &str,
+) -> Option<(u64, std::collections::BTreeMap<String, u64>)> {
+    let view = runtime.block_on(client.delegate(hotkey)).ok()?;
+    let stakes = view
+        .stakes
+        .iter()
+        .filter(|s| s.subnet == 1)
+        .map(|s| (s.coldkey.clone(), s.amount))
+        .collect();
+    Some((view.epoch, stakes))
+}
+
+/// The nominator's part of one epoch's dividends of `hotkey` (what its stake grew by over what
+/// both stakes grew by), against what a take of `take` per mille leaves it: (seen, expected).
+fn nominator_part(
+    runtime: &tokio::runtime::Runtime,
+    client: &meshmind_node::api::client::ApiClient,
+    hotkey: &str,
+    (owner, nominator): (&str, &str),
+    take: u64,
+) -> (f64, f64) {
+    let start = Instant::now();
+    let mut last: Option<(u64, std::collections::BTreeMap<String, u64>)> = None;
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no epoch with dividends seen: {last:?}"
+        );
+        let now = stakes_behind(runtime, client, hotkey);
+        if let (Some((e0, before)), Some((e1, after))) = (&last, &now)
+            && *e1 == e0 + 1
+        {
+            let at = |m: &std::collections::BTreeMap<String, u64>, k: &str| {
+                m.get(k).copied().unwrap_or(0) as f64
+            };
+            let grown_n = at(after, nominator) - at(before, nominator);
+            let grown_o = at(after, owner) - at(before, owner);
+            if grown_n + grown_o > 0.0 {
+                let (s_n, s_o) = (at(before, nominator), at(before, owner));
+                let seen = grown_n / (grown_n + grown_o);
+                let expected = (1000 - take) as f64 / 1000.0 * s_n / (s_n + s_o);
+                return (seen, expected);
+            }
+        }
+        if now.as_ref().map(|n| n.0) != last.as_ref().map(|l| l.0) {
+            last = now;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A subnet's owner changes its kappa and tempo on a live testnet: the subnet shows them, and
+/// from the next epoch Yuma runs on it every third epoch only; a stranger's change is refused.
+/// A validator cuts its take to 0 and, once the rate limit lets it, raises it to 180 per mille:
+/// its nominator's stake grows by its share of the dividends, then by 82 % of it.
+#[test]
+fn an_owner_tunes_its_subnet_and_a_validators_take_sets_what_its_nominators_earn() {
+    let small = up_small();
+    let (dir, api) = (small.dir.clone(), small.api.clone());
+    let key = |name: &str, file: &str| {
+        dir.join(name)
+            .join(file)
+            .to_str()
+            .expect("utf-8")
+            .to_string()
+    };
+    let with_common = |args: &[&str], coldkey: &str| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--api", &api, "--coldkey", coldkey, "--wait"]);
+        all.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        meshmind(&refs)
+    };
+    let (owner, stranger) = (key("v0", "coldkey.json"), key("v1", "coldkey.json"));
+    let v0_hotkey = public_key(&dir.join("v0").join("hotkey.json"));
+
+    // v0's coldkey creates subnet 2 and registers its hotkey there, so Yuma runs on it.
+    run(with_common(
+        &["tx", "create-subnet", "--name", "tuned", "--tasks", "sort"],
+        &owner,
+    ));
+    run(with_common(
+        &[
+            "tx",
+            "register",
+            "--hotkey",
+            &key("v0", "hotkey.json"),
+            "--subnet",
+            "2",
+        ],
+        &owner,
+    ));
+    // A stranger may not tune it.
+    let refused = std::process::Command::new(common::meshmind())
+        .args(with_common(&["subnet", "set", "2", "tempo=2"], &stranger))
+        .output()
+        .expect("run meshmind");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).contains("does not own"),
+        "{refused:?}"
+    );
+    // The owner sets kappa and tempo.
+    run(with_common(
+        &["subnet", "set", "2", "kappa=40000", "tempo=3"],
+        &owner,
+    ));
+    let shown: serde_json::Value =
+        serde_json::from_str(&meshmind(&["subnet", "show", "2", "--api", &api])).expect("JSON");
+    let param = |name: &str| {
+        shown["params"]
+            .as_array()
+            .and_then(|all| all.iter().find(|p| p["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {shown}"))
+    };
+    let changed_at = shown["params_changed_at"].as_u64().expect("changed");
+    for (name, value, max) in [("kappa", 40_000, 65_535), ("tempo", 3, 1_000)] {
+        let p = param(name);
+        assert_eq!(p["value"], value, "{p}");
+        assert_eq!(p["max"], max, "{p}");
+        assert_eq!(p["changed_at"], changed_at, "{p}");
+    }
+    assert!(
+        shown["params_open_from"].as_u64() > Some(changed_at),
+        "{shown}"
+    );
+    // From the epoch after the change, snapshots carry subnet 2's results every third epoch.
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let client = meshmind_node::api::client::ApiClient::new(&api).expect("a client");
+    let last = changed_at + 9;
+    poll(
+        Duration::from_secs(60),
+        "nine finalized epochs after the change",
+        || node(&dir, "v0")["finalized_epoch"].as_u64().unwrap_or(0),
+        |head| *head >= last,
+    );
+    let ran: Vec<(u64, bool)> = (changed_at + 1..=last)
+        .map(|e| {
+            let snapshot = runtime.block_on(client.snapshot(e)).expect("a snapshot");
+            (e, snapshot.results.iter().any(|r| r.subnet == 2))
+        })
+        .collect();
+    for &(e, on_2) in &ran {
+        assert_eq!(on_2, (e + 1) % 3 == 0, "epoch {e}: {ran:?}");
+    }
+
+    // v1's coldkey nominates v0's hotkey on subnet 1.
+    run(with_common(
+        &[
+            "tx",
+            "stake",
+            "--hotkey",
+            &v0_hotkey,
+            "--subnet",
+            "1",
+            "--amount",
+            "500000000",
+        ],
+        &stranger,
+    ));
+    let owner_hex = public_key(&dir.join("v0").join("coldkey.json"));
+    let nominator_hex = public_key(&dir.join("v1").join("coldkey.json"));
+    let coldkeys = (owner_hex.as_str(), nominator_hex.as_str());
+    for take in [0u64, 180] {
+        // A raise waits take_rate_limit epochs (10 on a testnet) after the last change.
+        poll(
+            Duration::from_secs(30),
+            "the take free to rise",
+            || runtime.block_on(client.delegate(&v0_hotkey)).ok(),
+            |d| {
+                d.as_ref()
+                    .is_some_and(|d| take == 0 || d.epoch >= d.next_raise_from)
+            },
+        );
+        run(with_common(
+            &["delegate", "set-take", &v0_hotkey, &take.to_string()],
+            &owner,
+        ));
+        let shown: serde_json::Value =
+            serde_json::from_str(&meshmind(&["delegate", "show", &v0_hotkey, "--api", &api]))
+                .expect("JSON");
+        assert_eq!(shown["take_per_mille"], take, "{shown}");
+        assert_eq!(shown["nominators"], 1, "{shown}");
+        let (seen, expected) = nominator_part(&runtime, &client, &v0_hotkey, coldkeys, take);
+        assert!(
+            (seen / expected - 1.0).abs() < 0.02,
+            "take {take}: the nominator got {seen:.4} of the dividends, {expected:.4} expected"
+        );
+        eprintln!(
+            "take {take}: the nominator got {seen:.4} of the dividends ({expected:.4} expected)"
+        );
+    }
+    let listed: serde_json::Value =
+        serde_json::from_str(&meshmind(&["delegate", "list", "--api", &api])).expect("JSON");
+    let v0_listed = listed
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["hotkey"] == v0_hotkey.as_str()))
+        .unwrap_or_else(|| panic!("v0 not among {listed}"));
+    assert!(
+        v0_listed["return_per_1000"].as_f64() > Some(0.0),
+        "{v0_listed}"
+    );
+    let account: serde_json::Value = serde_json::from_str(&meshmind(&[
+        "account",
+        "show",
+        &nominator_hex,
+        "--api",
+        &api,
+    ]))
+    .expect("JSON");
+    let delegation = &account["delegations"][0];
+    assert_eq!(delegation["hotkey"], v0_hotkey.as_str(), "{account}");
+    assert_eq!(delegation["take_per_mille"], 180, "{account}");
 }

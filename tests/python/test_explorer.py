@@ -4,6 +4,7 @@ neurons and weights, and its head advances while it is open."""
 
 import json
 import os
+import re
 import pathlib
 
 import pytest
@@ -75,6 +76,12 @@ def test_the_explorer_shows_the_network_live(network, browser):
     # The last-vote column names an epoch for both validators.
     votes = [r.find_elements(By.TAG_NAME, "td")[4].text for r in browser.find_elements(By.CSS_SELECTOR, "#validators tbody tr")]
     assert all(v.startswith("epoch ") for v in votes), votes
+    # The take column shows each validator's take (the network's default, 18 %).
+    takes = [r.find_elements(By.TAG_NAME, "td")[6].text for r in browser.find_elements(By.CSS_SELECTOR, "#validators tbody tr")]
+    assert takes == ["18 %"] * len(validators), takes
+    # Each subnet's heading gives its share of emission and the rules Yuma runs under there.
+    heading = browser.find_element(By.CSS_SELECTOR, '.subnet[data-subnet="1"] h3').text
+    assert re.search(r"emission share \d+\.\d\d %", heading) and "tempo 1 · kappa 32767" in heading, heading
     # The finality chart has a point per epoch finalized on the node.
     points = int(browser.find_element(By.ID, "finality-chart").get_attribute("data-points") or 0)
     assert points >= 2

@@ -1,5 +1,6 @@
 """The Python SDK against real nodes: a wallet funds a new account, registers and stakes a
-hotkey and waits for each transaction to be finalized; queries are answered whole and streamed;
+hotkey, sets its take, moves stake and swaps the hotkey, waiting for each transaction to be
+finalized; queries are answered whole and streamed;
 the chain verifies from genesis; a Python miner and a Python scorer take part in a subnet."""
 
 import json
@@ -45,6 +46,24 @@ def test_a_client_funds_registers_stakes_queries_and_verifies(network, tmp_path)
     assert mine["stake"] >= 1_000_000
     stakes = client.account(newcomer.coldkey)["stakes"]
     assert any(s["hotkey"] == newcomer.hotkey.public_hex and s["amount"] >= 1_000_000 for s in stakes)
+
+    # Its take cut, some stake moved behind v0's validator hotkey, then its hotkey swapped.
+    client.set_take(newcomer.coldkey, newcomer.hotkey, 50)
+    delegate = client.delegate(newcomer.hotkey)
+    assert delegate["take_per_mille"] == 50 and delegate["take_set"], delegate
+    v0_hotkey = json.loads((net.data_dir("v0") / "hotkey.json").read_text())["public_key"]
+    client.move_stake(newcomer.coldkey, newcomer.hotkey, 1, v0_hotkey, 1, 1_000)
+    delegations = client.account(newcomer.coldkey)["delegations"]
+    # (already earning: its part of the validator's dividends is staked behind it too)
+    assert any(d["hotkey"] == v0_hotkey and d["amount"] >= 1_000 for d in delegations), delegations
+    fresh = meshmind.Keypair.generate()
+    client.swap_hotkey(newcomer.coldkey, newcomer.hotkey, fresh)
+    wait_for(
+        "the new hotkey in the old one's place",
+        lambda: any(n["hotkey"] == fresh.public_hex for n in client.metagraph(1)["chain"]["neurons"]),
+    )
+    assert client.delegate(fresh)["take_per_mille"] == 50
+    assert all(n["hotkey"] != newcomer.hotkey.public_hex for n in client.metagraph(1)["chain"]["neurons"])
 
     # A refused transaction names why: a nonce already used.
     with pytest.raises(meshmind.ApiError) as refused:

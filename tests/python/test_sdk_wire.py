@@ -24,6 +24,8 @@ TYPES = {
     "transfer": v1.Transaction,
     "register": v1.Transaction,
     "declare_finalizer": v1.Transaction,
+    "set_subnet_params": v1.Transaction,
+    "swap_hotkey": v1.Transaction,
     "certificate": v1.Certificate,
     "genesis": v1.Genesis,
     "economy_state": v1.EconomyState,
@@ -90,6 +92,8 @@ def test_transactions_built_by_the_sdk_are_the_golden_bytes():
         "transfer": tx.transaction(NET, 42, tx.transfer(eight, 500), seven),
         "register": tx.transaction(NET, 3, tx.register(eight, 1, 5_000, NET, seven), seven),
         "declare_finalizer": tx.transaction(NET, 4, tx.declare_finalizer(eight, NET, seven), seven),
+        "set_subnet_params": tx.transaction(NET, 5, tx.set_subnet_params(1, {"kappa": 40_000, "tempo": 3}), seven),
+        "swap_hotkey": tx.transaction(NET, 6, tx.swap_hotkey(bytes([5]) * 32, eight, NET, seven), seven),
     }
     for name, message in built.items():
         assert meshmind.encode(message).hex() == vector(name)["encoded"], name

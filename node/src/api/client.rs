@@ -7,8 +7,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::types::{
-    Account, CertificateView, Economy, EvidenceView, Metagraph, PeerList, QueryAnswer,
-    QueryRequest, SnapshotView, Status, StreamLine, SubmitTx, SubnetView, TxAccepted, Weights,
+    Account, CertificateView, DelegateView, Economy, EvidenceView, Metagraph, PeerList,
+    QueryAnswer, QueryRequest, SnapshotView, Status, StreamLine, SubmitTx, SubnetView, TxAccepted,
+    Weights,
 };
 pub use crate::http::ClientError;
 use crate::http::{HttpClient, Lines};
@@ -105,6 +106,16 @@ impl ApiClient {
     /// `GET /subnets/<id>`.
     pub async fn subnet(&self, id: u32) -> Result<SubnetView, ClientError> {
         self.get(&format!("/subnets/{id}")).await
+    }
+
+    /// `GET /delegates`.
+    pub async fn delegates(&self) -> Result<Vec<DelegateView>, ClientError> {
+        self.get("/delegates").await
+    }
+
+    /// `GET /delegates/<hotkey>`.
+    pub async fn delegate(&self, hotkey: &str) -> Result<DelegateView, ClientError> {
+        self.get(&format!("/delegates/{hotkey}")).await
     }
 
     /// `POST /v1/embeddings` for `texts` with `model` (`embed`, `<subnet>/embed`): one vector per

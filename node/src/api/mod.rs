@@ -102,6 +102,8 @@ pub fn router(state: Arc<NodeState>) -> axum::Router {
         .route("/economy", get(economy))
         .route("/subnets", get(subnets))
         .route("/subnets/{id}", get(subnet))
+        .route("/delegates", get(delegates))
+        .route("/delegates/{hotkey}", get(delegate))
         .route("/tx", post(submit_tx))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/chat/completions", post(openai::chat::completions))
@@ -276,6 +278,26 @@ async fn subnet(State(state): State<Arc<NodeState>>, Path(id): Path<u32>) -> Res
     }
 }
 
+/// `GET /delegates`: the validator hotkeys nominators may stake behind.
+async fn delegates(State(state): State<Arc<NodeState>>) -> Response {
+    match economy_state(&state) {
+        Some(economy) => Json(view::delegates(&economy)).into_response(),
+        None => not_found("this node keeps no ledger"),
+    }
+}
+
+/// `GET /delegates/<hotkey>`: one delegate with every stake behind it.
+async fn delegate(State(state): State<Arc<NodeState>>, Path(hotkey): Path<String>) -> Response {
+    let Some(key) = key_param(&hotkey) else {
+        return bad_key("hotkey");
+    };
+    match economy_state(&state).map(|economy| view::delegate(&economy, &key)) {
+        Some(Some(delegate)) => Json(delegate).into_response(),
+        Some(None) => not_found("no such delegate"),
+        None => not_found("this node keeps no ledger"),
+    }
+}
+
 /// A protobuf message as the body, for clients that check signatures themselves.
 fn protobuf(encoded: Vec<u8>) -> Response {
     (
@@ -379,16 +401,25 @@ async fn metagraph(State(state): State<Arc<NodeState>>, Path(subnet): Path<u32>)
     .into_response()
 }
 
-async fn account(State(state): State<Arc<NodeState>>, Path(coldkey): Path<String>) -> Response {
-    let Some(key) = hex::decode(&coldkey)
+/// The key a path segment names in hex, if it does.
+fn key_param(text: &str) -> Option<crate::state::Key> {
+    hex::decode(text)
         .ok()
         .and_then(|b| crate::state::Key::from_slice(&b))
-    else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            v1::ErrorCode::Malformed,
-            "coldkey: must be 64 hex digits",
-        );
+}
+
+/// The 400 for a path segment that is not a key.
+fn bad_key(field: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        v1::ErrorCode::Malformed,
+        &format!("{field}: must be 64 hex digits"),
+    )
+}
+
+async fn account(State(state): State<Arc<NodeState>>, Path(coldkey): Path<String>) -> Response {
+    let Some(key) = key_param(&coldkey) else {
+        return bad_key("coldkey");
     };
     match economy_state(&state) {
         Some(economy) => Json(view::account(&economy, &key)).into_response(),

@@ -112,29 +112,43 @@ pub struct SubnetView {
     pub stake: u64,
     /// What its neurons received in the last epoch, in all.
     pub last_emission: u64,
-    /// The rules it runs under (the network's, the same for every subnet).
-    pub rules: SubnetRules,
+    /// Its rules: every parameter with its value, bounds and last change.
+    pub params: Vec<ParamView>,
+    /// The epoch of the owner's last change, if any.
+    pub params_changed_at: Option<u64>,
+    /// The first epoch the owner may change parameters again.
+    pub params_open_from: u64,
+    /// The epoch it was created.
+    pub created_at: u64,
+    /// The first epoch it may be deregistered.
+    pub immune_until: u64,
+    /// Moving average of the stake on it (what emission follows by default).
+    pub stake_ema: u64,
+    /// Moving average of its net stake inflow per epoch.
+    pub flow_ema: i64,
+    /// Emission earned since Yuma last ran on it, paid at the next run.
+    pub pending_emission: u64,
+    /// Its share of each epoch's emission by the market as it stands, in millionths.
+    pub emission_share_ppm: u64,
 }
 
-/// The rules a subnet runs under.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct SubnetRules {
-    /// Most UIDs.
-    pub max_uids: u32,
-    /// Validator permits (top by stake).
-    pub max_validators: u32,
-    /// Epochs a new registration cannot be pruned.
-    pub immunity_epochs: u64,
-    /// Lowest registration burn.
-    pub min_burn: u64,
-    /// Highest registration burn.
-    pub max_burn: u64,
-    /// Epochs after its last weights during which a neuron counts as active.
-    pub activity_cutoff: u64,
-    /// Yuma-3 bonds.
-    pub yuma3: bool,
-    /// Liquid alpha (with Yuma-3).
-    pub liquid_alpha: bool,
+/// One subnet parameter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ParamView {
+    /// Its name (as `meshmind subnet set` takes it).
+    pub name: String,
+    /// What it sets.
+    pub doc: String,
+    /// Its value in force.
+    pub value: u64,
+    /// The value the owner set for the next epoch, if it differs.
+    pub pending: Option<u64>,
+    /// Lowest allowed.
+    pub min: u64,
+    /// Highest allowed.
+    pub max: u64,
+    /// The epoch the owner last set it, if ever.
+    pub changed_at: Option<u64>,
 }
 
 /// `GET /metagraph/<subnet>`: this validator's view and the finalized one.
@@ -244,6 +258,77 @@ pub struct Account {
     pub stakes: Vec<StakeView>,
     /// The epoch the state is at.
     pub epoch: u64,
+    /// Its stakes behind hotkeys another coldkey owns, with their takes.
+    #[serde(default)]
+    pub delegations: Vec<DelegationView>,
+    /// Its stake on the way back to its balance.
+    #[serde(default)]
+    pub unbonding: Vec<UnbondingView>,
+}
+
+/// A coldkey's stake behind a hotkey another coldkey owns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DelegationView {
+    /// Subnet.
+    pub subnet: u32,
+    /// Hotkey (hex).
+    pub hotkey: String,
+    /// The hotkey's owner (hex), if one coldkey owns it.
+    pub owner: Option<String>,
+    /// Amount.
+    pub amount: u64,
+    /// Per mille of the hotkey's dividends its owner keeps.
+    pub take_per_mille: u64,
+}
+
+/// `GET /delegates` (each entry) and `GET /delegates/<hotkey>`: a validator hotkey as nominators
+/// see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DelegateView {
+    /// The epoch the state is at.
+    pub epoch: u64,
+    /// Hotkey (hex).
+    pub hotkey: String,
+    /// Its owner (hex), if one coldkey owns it.
+    pub owner: Option<String>,
+    /// Per mille of its dividends the owner keeps.
+    pub take_per_mille: u64,
+    /// Whether the owner set it (otherwise the network's default).
+    pub take_set: bool,
+    /// The epoch of the last change of the take.
+    pub take_changed_at: Option<u64>,
+    /// The first epoch the take may rise again.
+    pub next_raise_from: u64,
+    /// The subnets it holds a validator permit on.
+    pub permits: Vec<u32>,
+    /// A declared finalizer.
+    pub finalizer: bool,
+    /// All the stake behind it, on every subnet.
+    pub total_stake: u64,
+    /// Its owner's stake behind it.
+    pub owner_stake: u64,
+    /// Other coldkeys with stake behind it.
+    pub nominators: usize,
+    /// Their stake.
+    pub nominator_stake: u64,
+    /// Its dividends at the last Yuma run of each subnet, in all.
+    pub last_dividends: u64,
+    /// What nominators earned per 1,000 staked per epoch lately (after the take).
+    pub return_per_1000: f64,
+    /// Every stake behind it (in `GET /delegates/<hotkey>` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stakes: Vec<NominationView>,
+}
+
+/// One coldkey's stake behind a delegate on a subnet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NominationView {
+    /// Coldkey (hex).
+    pub coldkey: String,
+    /// Subnet.
+    pub subnet: u32,
+    /// Amount.
+    pub amount: u64,
 }
 
 /// A stake of a coldkey behind a hotkey.

@@ -5,10 +5,11 @@ use meshmind_protocols::{Signed, v1};
 use serde_json::{Value, json};
 
 use super::types::{
-    Account, Answer, ApiError, CertificateView, ChainMetagraph, Economy, Encoding, ErrorBody,
-    EvidenceView, FinalizerView, NeuronView, QueryAnswer, ResultView, SnapshotView, StakeView,
-    Standing, StreamLine, SubnetRules, SubnetStanding, SubnetView, SupplyView, TransactionView,
-    UnbondingView, ValidatorView, WeightsView,
+    Account, Answer, ApiError, CertificateView, ChainMetagraph, DelegateView, DelegationView,
+    Economy, Encoding, ErrorBody, EvidenceView, FinalizerView, NeuronView, NominationView,
+    ParamView, QueryAnswer, ResultView, SnapshotView, StakeView, Standing, StreamLine,
+    SubnetStanding, SubnetView, SupplyView, TransactionView, UnbondingView, ValidatorView,
+    WeightsView,
 };
 use crate::chain::snapshot::value_id;
 use crate::state::{Key, State};
@@ -84,6 +85,16 @@ pub fn transaction(tx: &v1::Transaction) -> TransactionView {
             "hotkey": hex::encode(&d.hotkey)}}),
         Some(Kind::UndeclareFinalizer(u)) => json!({"undeclare_finalizer": {
             "hotkey": hex::encode(&u.hotkey)}}),
+        Some(Kind::SetSubnetParams(p)) => json!({"set_subnet_params": {
+            "subnet": p.subnet,
+            "values": p.values.iter().map(|v| json!({"name": v.name, "value": v.value})).collect::<Vec<_>>()}}),
+        Some(Kind::SetTake(t)) => json!({"set_take": {
+            "hotkey": hex::encode(&t.hotkey), "take_per_mille": t.take_per_mille}}),
+        Some(Kind::MoveStake(m)) => json!({"move_stake": {
+            "from_hotkey": hex::encode(&m.from_hotkey), "from_subnet": m.from_subnet,
+            "to_hotkey": hex::encode(&m.to_hotkey), "to_subnet": m.to_subnet, "amount": m.amount}}),
+        Some(Kind::SwapHotkey(s)) => json!({"swap_hotkey": {
+            "old_hotkey": hex::encode(&s.old_hotkey), "hotkey": hex::encode(&s.hotkey)}}),
         None => Value::Null,
     };
     TransactionView {
@@ -177,13 +188,152 @@ pub fn account(state: &State, coldkey: &Key) -> Account {
             })
         })
         .collect();
+    let delegations = state
+        .stakes
+        .iter()
+        .flat_map(|(&subnet, hotkeys)| {
+            hotkeys.iter().filter_map(move |(hotkey, coldkeys)| {
+                let amount = *coldkeys.get(coldkey)?;
+                let owner = state.owner_of(hotkey);
+                (owner != Some(*coldkey)).then(|| DelegationView {
+                    subnet,
+                    hotkey: hotkey.to_hex(),
+                    owner: owner.map(|o| o.to_hex()),
+                    amount,
+                    take_per_mille: state.take_of(hotkey),
+                })
+            })
+        })
+        .collect();
+    let unbonding = state
+        .unbonding
+        .iter()
+        .filter(|((_, c, _), _)| c == coldkey)
+        .map(unbonding_view)
+        .collect();
     Account {
         coldkey: coldkey.to_hex(),
         balance: account.balance,
         nonce: account.nonce,
         stakes,
         epoch: state.epoch,
+        delegations,
+        unbonding,
     }
+}
+
+/// The validator hotkeys nominators may stake behind: every permit holder and every hotkey whose
+/// owner set a take, by total stake (largest first).
+pub fn delegates(state: &State) -> Vec<DelegateView> {
+    let owners = state.hotkey_owners();
+    let mut permits: std::collections::BTreeMap<Key, Vec<u32>> = Default::default();
+    for (subnet, holders) in state.permit_holders() {
+        for hotkey in holders {
+            permits.entry(hotkey).or_default().push(subnet);
+        }
+    }
+    let mut keys: std::collections::BTreeSet<Key> = permits.keys().copied().collect();
+    keys.extend(state.delegates.keys().copied());
+    let mut views: Vec<DelegateView> = keys
+        .into_iter()
+        .map(|hotkey| {
+            let owner = owners.get(&hotkey).copied().flatten();
+            let held = permits.remove(&hotkey).unwrap_or_default();
+            delegate_view(state, hotkey, owner, held, false)
+        })
+        .collect();
+    views.sort_by(|a, b| {
+        b.total_stake
+            .cmp(&a.total_stake)
+            .then(a.hotkey.cmp(&b.hotkey))
+    });
+    views
+}
+
+/// One delegate with every stake behind it, if it holds a permit, has a take set, or has stake.
+pub fn delegate(state: &State, hotkey: &Key) -> Option<DelegateView> {
+    let permits: Vec<u32> = state
+        .permit_holders()
+        .into_iter()
+        .filter(|(_, holders)| holders.contains(hotkey))
+        .map(|(subnet, _)| subnet)
+        .collect();
+    let staked = state.stakes.values().any(|h| h.contains_key(hotkey));
+    if permits.is_empty() && !staked && !state.delegates.contains_key(hotkey) {
+        return None;
+    }
+    Some(delegate_view(
+        state,
+        *hotkey,
+        state.owner_of(hotkey),
+        permits,
+        true,
+    ))
+}
+
+fn delegate_view(
+    state: &State,
+    hotkey: Key,
+    owner: Option<Key>,
+    permits: Vec<u32>,
+    with_stakes: bool,
+) -> DelegateView {
+    let take = state.take_of(&hotkey);
+    let set = state.delegates.get(&hotkey);
+    let mut view = DelegateView {
+        epoch: state.epoch,
+        hotkey: hotkey.to_hex(),
+        owner: owner.map(|o| o.to_hex()),
+        take_per_mille: take,
+        take_set: set.is_some(),
+        take_changed_at: set.map(|d| d.changed_at),
+        next_raise_from: state.next_raise_from(&hotkey),
+        permits,
+        finalizer: state.finalizers.get(&hotkey).is_some_and(|f| f.declared),
+        total_stake: 0,
+        owner_stake: 0,
+        nominators: 0,
+        nominator_stake: 0,
+        last_dividends: 0,
+        return_per_1000: 0.0,
+        stakes: Vec::new(),
+    };
+    let mut nominators = std::collections::BTreeSet::new();
+    let mut per_epoch = 0.0;
+    for (&subnet, hotkeys) in &state.stakes {
+        let Some(behind) = hotkeys.get(&hotkey) else {
+            continue;
+        };
+        for (&coldkey, &amount) in behind {
+            view.total_stake = view.total_stake.saturating_add(amount);
+            if Some(coldkey) == owner {
+                view.owner_stake = view.owner_stake.saturating_add(amount);
+            } else {
+                view.nominator_stake = view.nominator_stake.saturating_add(amount);
+                nominators.insert(coldkey);
+            }
+            if with_stakes {
+                view.stakes.push(NominationView {
+                    coldkey: coldkey.to_hex(),
+                    subnet,
+                    amount,
+                });
+            }
+        }
+        if let Some(chain) = state.subnets.get(&subnet)
+            && let Some(uid) = chain.uid_of(&hotkey)
+        {
+            let dividends = chain.neurons[uid as usize].last_dividends;
+            view.last_dividends = view.last_dividends.saturating_add(dividends);
+            per_epoch += dividends as f64 / chain.params.tempo.max(1) as f64;
+        }
+    }
+    view.nominators = nominators.len();
+    if view.total_stake > 0 {
+        view.return_per_1000 =
+            per_epoch * (1000 - take.min(1000)) as f64 / 1000.0 * 1000.0 / view.total_stake as f64;
+    }
+    view
 }
 
 /// A subnet's finalized metagraph: registration price, owner and every neuron with stake and
@@ -205,7 +355,7 @@ pub fn chain_metagraph(state: &State, id: u32) -> Option<ChainMetagraph> {
             last_update: n.last_update,
             validator_permit: permits.contains(&n.hotkey),
             permit_since: n.permit_since,
-            active: state.active(n),
+            active: state.active(n, subnet.params.activity_cutoff),
             consensus: n.results[0],
             incentive: n.results[1],
             dividends: n.results[2],
@@ -247,18 +397,19 @@ pub fn economy(state: &State) -> Economy {
                 .map(|(hotkey, f)| finalizer_view(state, hotkey, f, &next))
                 .collect()
         },
-        unbonding: state
-            .unbonding
-            .iter()
-            .map(
-                |(&(release_epoch, coldkey, hotkey), &amount)| UnbondingView {
-                    release_epoch,
-                    coldkey: coldkey.to_hex(),
-                    hotkey: hotkey.to_hex(),
-                    amount,
-                },
-            )
-            .collect(),
+        unbonding: state.unbonding.iter().map(unbonding_view).collect(),
+    }
+}
+
+/// One entry of stake on its way back to a balance.
+fn unbonding_view(
+    (&(release_epoch, coldkey, hotkey), &amount): (&(u64, Key, Key), &u64),
+) -> UnbondingView {
+    UnbondingView {
+        release_epoch,
+        coldkey: coldkey.to_hex(),
+        hotkey: hotkey.to_hex(),
+        amount,
     }
 }
 
@@ -438,8 +589,16 @@ pub fn stream_line_as(frame: &v1::QueryFrame, encoding: Encoding) -> StreamLine 
 
 /// Subnet `id` of `state`, at a glance.
 pub fn subnet(state: &State, id: u32) -> Option<SubnetView> {
+    subnet_with(state, id, &state.market_shares(1_000_000))
+}
+
+/// Subnet `id` with the market's `shares` of a million.
+fn subnet_with(
+    state: &State,
+    id: u32,
+    shares: &std::collections::BTreeMap<u32, u64>,
+) -> Option<SubnetView> {
     let chain = state.subnets.get(&id)?;
-    let p = &state.params;
     Some(SubnetView {
         id,
         name: chain.name.clone(),
@@ -449,34 +608,51 @@ pub fn subnet(state: &State, id: u32) -> Option<SubnetView> {
         burn: chain.burn,
         neurons: chain.neurons.len(),
         permits: state.permits(id).len(),
-        stake: state.stakes.get(&id).map_or(0, |hotkeys| {
-            hotkeys
-                .values()
-                .flat_map(|behind| behind.values())
-                .fold(0u64, |sum, &amount| sum.saturating_add(amount))
-        }),
+        stake: state.subnet_stake(id),
         last_emission: chain
             .neurons
             .iter()
             .fold(0u64, |sum, n| sum.saturating_add(n.last_emission)),
-        rules: SubnetRules {
-            max_uids: p.max_uids,
-            max_validators: p.max_validators,
-            immunity_epochs: p.immunity_epochs,
-            min_burn: p.min_burn,
-            max_burn: p.max_burn,
-            activity_cutoff: p.activity_cutoff,
-            yuma3: p.yuma3,
-            liquid_alpha: p.liquid_alpha,
-        },
+        params: crate::state::PARAMS
+            .iter()
+            .zip(state.params.bounds.0)
+            .map(|(spec, (min, max))| {
+                let value = spec.get(&chain.params);
+                ParamView {
+                    name: spec.name.to_string(),
+                    doc: spec.doc.to_string(),
+                    value,
+                    pending: chain
+                        .pending
+                        .map(|p| spec.get(&p))
+                        .filter(|&next| next != value),
+                    min,
+                    max,
+                    changed_at: chain.changes.get(spec.name).copied(),
+                }
+            })
+            .collect(),
+        params_changed_at: chain.params_changed_at,
+        params_open_from: chain.params_changed_at.map_or(0, |at| {
+            at.saturating_add(state.params.owner_rate_limit.max(1))
+        }),
+        created_at: chain.created_at,
+        immune_until: chain
+            .created_at
+            .saturating_add(state.params.subnet_immunity_epochs),
+        stake_ema: chain.stake_ema,
+        flow_ema: chain.flow_ema,
+        pending_emission: chain.pending_emission,
+        emission_share_ppm: shares.get(&id).copied().unwrap_or(0),
     })
 }
 
 /// Every subnet of `state`, by id.
 pub fn subnets(state: &State) -> Vec<SubnetView> {
+    let shares = state.market_shares(1_000_000);
     state
         .subnets
         .keys()
-        .filter_map(|&id| subnet(state, id))
+        .filter_map(|&id| subnet_with(state, id, &shares))
         .collect()
 }

@@ -682,7 +682,7 @@ impl Driver {
                     // weights are taken from the permit holders of the new state.
                     let mut board = self.board.lock().unwrap_or_else(|p| p.into_inner());
                     board.prune_before(epoch);
-                    board.set_permits(&self.engine.app().state().permit_holders());
+                    board.follow(self.engine.app().state());
                     drop(board);
                     let height = self.engine.height();
                     self.timers.retain(|Reverse((_, h, _, _))| *h >= height);

@@ -111,7 +111,7 @@ impl ConsensusService {
         board
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .set_permits(&engine.app().state().permit_holders());
+            .follow(engine.app().state());
         tracing::info!(head = ?engine.head().map(|h| h.epoch), voting = engine.is_validator(), "ledger opened");
         let chain = Arc::new(Mutex::new(ChainStatus::default()));
         let mut driver = Driver::new(

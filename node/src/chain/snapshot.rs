@@ -124,8 +124,10 @@ fn usable_reveals(
             expect.network_id.is(&r.network_id)
                 && r.epoch == reveal_epoch
                 && permitted(&permits, r)
-                && r.uids.len() <= expect.state.params.max_uids as usize
+                && r.uids.len() <= expect.state.subnet_params(r.subnet).max_uids as usize
                 && r.validate().is_ok()
+                // One the subnet's rules refuse would only take room.
+                && expect.state.check_weights(r).is_ok()
         })
         .collect();
     usable.sort_by(|a, b| (a.subnet, &a.validator).cmp(&(b.subnet, &b.validator)));
@@ -327,7 +329,7 @@ pub fn check(
                 format!("must be a reveal of epoch {reveal_epoch} of this network"),
             ));
         }
-        if reveal.uids.len() > expect.state.params.max_uids as usize {
+        if reveal.uids.len() > expect.state.subnet_params(reveal.subnet).max_uids as usize {
             return Err(fail(&field, "more entries than the subnet has UIDs"));
         }
         let key = (reveal.subnet, reveal.validator.as_slice());

@@ -19,7 +19,7 @@ use rocksdb::{
 /// The on-disk layout version this build reads and writes (2: the economy is stored, and its root
 /// hashed, in its canonical protobuf encoding; 3: that economy records finalizers, unbonding and
 /// tenure, so its root differs; a ledger of an earlier version belongs to another chain).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Column family of finalized snapshots, by epoch.
 pub const CF_SNAPSHOTS: &str = "snapshots";

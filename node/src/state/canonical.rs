@@ -5,7 +5,10 @@
 use meshmind_protocols::v1;
 use prost::Message;
 
-use super::{Account, Finalizer, Key, Neuron, Params, State, StateError, Subnet, Supply};
+use super::{
+    Account, Bounds, Delegate, EmissionMode, Finalizer, HotkeySwap, Key, Neuron, PARAMS, Params,
+    State, StateError, Subnet, SubnetParams, Supply,
+};
 
 /// Domain of the state root's key derivation.
 const ROOT_DOMAIN: &str = "meshmind/v1/state";
@@ -99,6 +102,20 @@ impl State {
                     },
                 )
                 .collect(),
+            delegates: self
+                .delegates
+                .iter()
+                .map(|(hotkey, d)| v1::DelegateState {
+                    hotkey: hotkey.0.to_vec(),
+                    owner: d.owner.0.to_vec(),
+                    take_per_mille: u32::try_from(d.take_per_mille).unwrap_or(u32::MAX),
+                    raised_at: d.raised_at,
+                    changed_at: d.changed_at,
+                })
+                .collect(),
+            next_subnet: self.next_subnet,
+            swaps: swaps_to_wire(&self.swaps),
+            swapped: swaps_to_wire(&self.swapped),
         }
     }
 
@@ -121,7 +138,25 @@ impl State {
                 .unwrap_or_default(),
             finalizers: Default::default(),
             unbonding: Default::default(),
+            delegates: Default::default(),
+            next_subnet: wire.next_subnet,
+            swaps: swaps_from_wire(wire.swaps, "swaps")?,
+            swapped: swaps_from_wire(wire.swapped, "swapped")?,
         };
+        for d in wire.delegates {
+            let delegate = Delegate {
+                owner: key(&d.owner, "delegate owner")?,
+                take_per_mille: u64::from(d.take_per_mille),
+                raised_at: d.raised_at,
+                changed_at: d.changed_at,
+            };
+            insert_last(
+                &mut state.delegates,
+                key(&d.hotkey, "delegate")?,
+                delegate,
+                "delegates",
+            )?;
+        }
         for f in wire.finalizers {
             let finalizer = Finalizer {
                 coldkey: key(&f.coldkey, "finalizer")?,
@@ -199,48 +234,152 @@ fn insert_last<K: Ord, V>(
 
 fn params_to_wire(p: &Params) -> v1::StateParams {
     v1::StateParams {
-        max_uids: p.max_uids,
-        immunity_epochs: p.immunity_epochs,
-        min_burn: p.min_burn,
-        max_burn: p.max_burn,
         burn_decay_per_mille: p.burn_decay_per_mille,
         subnet_lock: p.subnet_lock,
         max_subnets: p.max_subnets,
         owner_cut_per_mille: p.owner_cut_per_mille,
         validator_take_per_mille: p.validator_take_per_mille,
-        max_validators: p.max_validators,
-        activity_cutoff: p.activity_cutoff,
-        yuma3: p.yuma3,
-        liquid_alpha: p.liquid_alpha,
         tx_fee: p.tx_fee,
         max_finalizers: p.max_finalizers,
         unbonding_epochs: p.unbonding_epochs,
         jail_epochs: p.jail_epochs,
         slash_per_mille: u32::try_from(p.slash_per_mille).unwrap_or(u32::MAX),
+        subnet_defaults: Some(subnet_params_to_wire(&p.subnet_defaults)),
+        bounds: PARAMS
+            .iter()
+            .zip(p.bounds.0)
+            .map(|(spec, (min, max))| v1::ParamBound {
+                name: spec.name.to_string(),
+                min,
+                max,
+            })
+            .collect(),
+        owner_rate_limit: p.owner_rate_limit,
+        take_rate_limit: p.take_rate_limit,
+        subnet_immunity_epochs: p.subnet_immunity_epochs,
+        emission_mode: p.emission_mode.to_wire(),
+        emission_smoothing_epochs: p.emission_smoothing_epochs,
     }
 }
 
 fn params_from_wire(p: &v1::StateParams) -> Result<Params, StateError> {
+    if p.bounds.len() != PARAMS.len()
+        || p.bounds
+            .iter()
+            .zip(&PARAMS)
+            .any(|(b, spec)| b.name != spec.name)
+    {
+        return Err(corrupt("params.bounds: not every parameter, in order"));
+    }
+    let mut bounds = Bounds::default();
+    for ((slot, b), spec) in bounds.0.iter_mut().zip(&p.bounds).zip(&PARAMS) {
+        if b.min < spec.min || b.max > spec.max || b.min > b.max {
+            return Err(corrupt(format!(
+                "params.bounds: {} outside its built-in bounds",
+                b.name
+            )));
+        }
+        *slot = (b.min, b.max);
+    }
     Ok(Params {
-        max_uids: p.max_uids,
-        immunity_epochs: p.immunity_epochs,
-        min_burn: p.min_burn,
-        max_burn: p.max_burn,
         burn_decay_per_mille: p.burn_decay_per_mille,
         subnet_lock: p.subnet_lock,
         max_subnets: p.max_subnets,
         owner_cut_per_mille: p.owner_cut_per_mille,
         validator_take_per_mille: p.validator_take_per_mille,
-        max_validators: p.max_validators,
-        activity_cutoff: p.activity_cutoff,
-        yuma3: p.yuma3,
-        liquid_alpha: p.liquid_alpha,
         tx_fee: p.tx_fee,
         max_finalizers: p.max_finalizers,
         unbonding_epochs: p.unbonding_epochs,
         jail_epochs: p.jail_epochs,
         slash_per_mille: u64::from(p.slash_per_mille),
+        subnet_defaults: subnet_params_from_wire(
+            &p.subnet_defaults.unwrap_or_default(),
+            "params.subnet_defaults",
+        )?,
+        bounds,
+        owner_rate_limit: p.owner_rate_limit,
+        take_rate_limit: p.take_rate_limit,
+        subnet_immunity_epochs: p.subnet_immunity_epochs,
+        emission_mode: EmissionMode::from_wire(p.emission_mode)
+            .ok_or_else(|| corrupt(format!("params.emission_mode {}", p.emission_mode)))?,
+        emission_smoothing_epochs: p.emission_smoothing_epochs,
     })
+}
+
+fn subnet_params_to_wire(p: &SubnetParams) -> v1::SubnetParams {
+    v1::SubnetParams {
+        max_uids: p.max_uids,
+        max_validators: p.max_validators,
+        immunity_epochs: p.immunity_epochs,
+        min_burn: p.min_burn,
+        max_burn: p.max_burn,
+        kappa: u32::from(p.kappa),
+        bonds_moving_average: p.bonds_moving_average,
+        activity_cutoff: p.activity_cutoff,
+        yuma3: p.yuma3,
+        liquid_alpha: p.liquid_alpha,
+        alpha_low: u32::from(p.alpha_low),
+        alpha_high: u32::from(p.alpha_high),
+        commit_reveal: p.commit_reveal,
+        weights_rate_limit: p.weights_rate_limit,
+        min_allowed_weights: p.min_allowed_weights,
+        max_weight_limit: u32::from(p.max_weight_limit),
+        tempo: p.tempo,
+    }
+}
+
+fn subnet_params_from_wire(p: &v1::SubnetParams, what: &str) -> Result<SubnetParams, StateError> {
+    let params = SubnetParams {
+        max_uids: p.max_uids,
+        max_validators: p.max_validators,
+        immunity_epochs: p.immunity_epochs,
+        min_burn: p.min_burn,
+        max_burn: p.max_burn,
+        kappa: u16_of(p.kappa, what)?,
+        bonds_moving_average: p.bonds_moving_average,
+        activity_cutoff: p.activity_cutoff,
+        yuma3: p.yuma3,
+        liquid_alpha: p.liquid_alpha,
+        alpha_low: u16_of(p.alpha_low, what)?,
+        alpha_high: u16_of(p.alpha_high, what)?,
+        commit_reveal: p.commit_reveal,
+        weights_rate_limit: p.weights_rate_limit,
+        min_allowed_weights: p.min_allowed_weights,
+        max_weight_limit: u16_of(p.max_weight_limit, what)?,
+        tempo: p.tempo,
+    };
+    params
+        .check()
+        .map_err(|e| corrupt(format!("{what}: {e}")))?;
+    Ok(params)
+}
+
+fn swaps_to_wire(swaps: &std::collections::BTreeMap<Key, HotkeySwap>) -> Vec<v1::HotkeySwapState> {
+    swaps
+        .iter()
+        .map(|(old, s)| v1::HotkeySwapState {
+            old_hotkey: old.0.to_vec(),
+            hotkey: s.hotkey.0.to_vec(),
+            coldkey: s.coldkey.0.to_vec(),
+            epoch: s.epoch,
+        })
+        .collect()
+}
+
+fn swaps_from_wire(
+    wire: Vec<v1::HotkeySwapState>,
+    what: &str,
+) -> Result<std::collections::BTreeMap<Key, HotkeySwap>, StateError> {
+    let mut swaps = std::collections::BTreeMap::new();
+    for s in wire {
+        let swap = HotkeySwap {
+            hotkey: key(&s.hotkey, what)?,
+            coldkey: key(&s.coldkey, what)?,
+            epoch: s.epoch,
+        };
+        insert_last(&mut swaps, key(&s.old_hotkey, what)?, swap, what)?;
+    }
+    Ok(swaps)
 }
 
 fn pairs_to_wire(pairs: &[(u32, u16)]) -> (Vec<u32>, Vec<u32>) {
@@ -295,9 +434,28 @@ fn subnet_to_wire(id: u32, s: &Subnet) -> v1::SubnetState {
                     dividends,
                     trust,
                     permit_since: n.permit_since,
+                    last_dividends: n.last_dividends,
                 }
             })
             .collect(),
+        params: Some(subnet_params_to_wire(&s.params)),
+        pending: s.pending.as_ref().map(subnet_params_to_wire),
+        params_changed_at: s.params_changed_at,
+        changes: s
+            .changes
+            .iter()
+            .map(|(name, &epoch)| v1::ParamChange {
+                name: name.clone(),
+                epoch,
+            })
+            .collect(),
+        created_at: s.created_at,
+        stake_ema: s.stake_ema,
+        flow_ema: s.flow_ema,
+        flow: s.flow,
+        pending_emission: s.pending_emission,
+        prior: s.prior.as_ref().map(|(p, _)| subnet_params_to_wire(p)),
+        prior_until: s.prior.map_or(0, |(_, until)| until),
     }
 }
 
@@ -325,9 +483,14 @@ fn subnet_from_wire(s: v1::SubnetState) -> Result<Subnet, StateError> {
                     u16_of(n.trust, "trust")?,
                 ],
                 permit_since: n.permit_since,
+                last_dividends: n.last_dividends,
             })
         })
         .collect::<Result<Vec<_>, StateError>>()?;
+    let mut changes = std::collections::BTreeMap::new();
+    for c in s.changes {
+        insert_last(&mut changes, c.name, c.epoch, "subnet changes")?;
+    }
     Ok(Subnet {
         name: s.name,
         tasks: s.tasks,
@@ -335,6 +498,23 @@ fn subnet_from_wire(s: v1::SubnetState) -> Result<Subnet, StateError> {
         locked: s.locked,
         burn: s.burn,
         neurons,
+        params: subnet_params_from_wire(&s.params.unwrap_or_default(), "subnet params")?,
+        pending: s
+            .pending
+            .map(|p| subnet_params_from_wire(&p, "pending subnet params"))
+            .transpose()?,
+        params_changed_at: s.params_changed_at,
+        changes,
+        created_at: s.created_at,
+        stake_ema: s.stake_ema,
+        flow_ema: s.flow_ema,
+        flow: s.flow,
+        pending_emission: s.pending_emission,
+        prior: s
+            .prior
+            .map(|p| subnet_params_from_wire(&p, "prior subnet params"))
+            .transpose()?
+            .map(|p| (p, s.prior_until)),
     })
 }
 
@@ -359,7 +539,36 @@ mod tests {
             },
             finalizers: Default::default(),
             unbonding: Default::default(),
+            delegates: Default::default(),
+            next_subnet: 2,
+            swaps: Default::default(),
+            swapped: Default::default(),
         };
+        state.delegates.insert(
+            k(5),
+            Delegate {
+                owner: k(2),
+                take_per_mille: 90,
+                raised_at: Some(4),
+                changed_at: 6,
+            },
+        );
+        state.swaps.insert(
+            k(5),
+            HotkeySwap {
+                hotkey: k(6),
+                coldkey: k(2),
+                epoch: 7,
+            },
+        );
+        state.swapped.insert(
+            k(4),
+            HotkeySwap {
+                hotkey: k(5),
+                coldkey: k(2),
+                epoch: 3,
+            },
+        );
         state.finalizers.insert(
             k(5),
             Finalizer {
@@ -389,14 +598,34 @@ mod tests {
         behind.insert(k(1), 40);
         behind.insert(k(2), 60);
         state.stakes.entry(1).or_default().insert(k(5), behind);
+        let mut subnet = Subnet::new(
+            "reference".into(),
+            vec!["sort".into(), "arith".into()],
+            Some(k(1)),
+            10,
+            SubnetParams::default(),
+            0,
+        );
+        subnet.pending = Some(SubnetParams {
+            kappa: 40_000,
+            tempo: 3,
+            ..SubnetParams::default()
+        });
+        subnet.params_changed_at = Some(6);
+        subnet.changes.insert("kappa".into(), 6);
+        subnet.changes.insert("tempo".into(), 6);
+        (subnet.stake_ema, subnet.flow_ema, subnet.flow) = (90, -4, 7);
+        subnet.pending_emission = 12;
+        subnet.prior = Some((
+            SubnetParams {
+                kappa: 30_000,
+                ..SubnetParams::default()
+            },
+            9,
+        ));
         state.subnets.insert(
             1,
             Subnet {
-                name: "reference".into(),
-                tasks: vec!["sort".into(), "arith".into()],
-                owner: Some(k(1)),
-                locked: 10,
-                burn: 1_000,
                 neurons: vec![Neuron {
                     hotkey: k(5),
                     owner: k(2),
@@ -407,7 +636,9 @@ mod tests {
                     last_emission: 44,
                     results: [1, 2, 3, 4],
                     permit_since: Some(5),
+                    last_dividends: 30,
                 }],
+                ..subnet
             },
         );
         state
@@ -465,5 +696,5 @@ mod tests {
     /// The state root of [`sample`]: if this changes, every snapshot's state root changes, which
     /// forks every running network. Change the protocol version instead.
     const GOLDEN_STATE_ROOT: &str =
-        "41ad75106dc26e38f9deaafc7e11efb42467427b59e05156f66902190da9972f";
+        "721a4b94c537cf8b5376aaaceb98706cb20c8a14d49a4e9e703493cdc30f875b";
 }

@@ -2,12 +2,15 @@
 
 use meshmind_protocols::v1;
 
-use super::{Key, State};
-use crate::yuma::{self, BondsMode, LiquidAlpha, SubnetState, YumaParams};
+use super::{Key, State, SubnetParams};
+use crate::yuma::{self, SubnetState};
 
-/// A subnet holding less than this share (per mille) of the stake on all subnets with neurons
-/// earns no emission, so a subnet of one hotkey and a token of stake farms nothing.
-pub const MIN_SUBNET_STAKE_PER_MILLE: u64 = 10;
+#[cfg(doc)]
+use super::MIN_SUBNET_STAKE_PER_MILLE;
+
+/// Epochs after an owner's change during which a weight vector may still keep the rules before
+/// it: validators see the change only once a snapshot with it is finalized.
+const PRIOR_RULES_EPOCHS: u64 = 2;
 
 /// `amount · per_mille / 1000`, rounded down.
 fn per_mille(amount: u64, per_mille: u64) -> u64 {
@@ -15,90 +18,75 @@ fn per_mille(amount: u64, per_mille: u64) -> u64 {
 }
 
 impl State {
-    /// Ends epoch `self.epoch`: records each weight vector on its validator's neuron, shares
-    /// `emission` between the subnets that have neurons in proportion to the stake on each (none
-    /// for a subnet under [`MIN_SUBNET_STAKE_PER_MILLE`] of it; the owner's cut first, the rest
-    /// through Yuma consensus), credits it as stake, lowers registration burns, and moves to the
-    /// next epoch. Returns each live subnet's results.
+    /// Ends epoch `self.epoch`: records each weight vector the subnet's rules take on its
+    /// validator's neuron, moves the market's averages, shares `emission` between the subnets that
+    /// have neurons by them (none for a subnet under [`MIN_SUBNET_STAKE_PER_MILLE`]), runs Yuma
+    /// on each subnet whose tempo comes round (the owner's cut first) and credits what it earned
+    /// since as stake, lowers registration burns, brings in owners' parameter changes and hotkey
+    /// swaps, and moves to the next epoch. Returns the results of the subnets Yuma ran on.
     pub fn end_epoch(
         &mut self,
         weights: &[v1::WeightReveal],
         emission: u64,
     ) -> Vec<v1::SubnetResult> {
         let epoch = self.epoch;
+        let mut rows = Vec::with_capacity(weights.len());
         for reveal in weights {
-            let Some(validator) = Key::from_slice(&reveal.validator) else {
-                continue;
-            };
-            let Some(subnet) = self.subnets.get_mut(&reveal.subnet) else {
-                continue;
-            };
-            let Some(uid) = subnet.uid_of(&validator) else {
-                continue;
-            };
-            let n = u32::try_from(subnet.neurons.len()).unwrap_or(u32::MAX);
-            let row: Vec<(u32, u16)> = reveal
-                .uids
-                .iter()
-                .zip(&reveal.weights)
-                .filter(|(u, _)| **u < n)
-                .map(|(&u, &w)| (u, u16::try_from(w).unwrap_or(u16::MAX)))
-                .collect();
-            if let Some(neuron) = subnet.neurons.get_mut(uid as usize) {
+            match self.check_weights(reveal) {
+                Ok((uid, row)) => rows.push((reveal.subnet, uid, row)),
+                Err(e) => tracing::debug!(
+                    subnet = reveal.subnet,
+                    validator = %hex::encode(&reveal.validator),
+                    error = %e,
+                    "weight vector refused by the subnet's rules"
+                ),
+            }
+        }
+        for (subnet, uid, row) in rows {
+            if let Some(neuron) = self
+                .subnets
+                .get_mut(&subnet)
+                .and_then(|s| s.neurons.get_mut(uid as usize))
+            {
                 neuron.weights = row;
                 neuron.last_update = epoch;
             }
         }
-        let live: Vec<u32> = self
-            .subnets
-            .iter()
-            .filter(|(_, s)| !s.neurons.is_empty())
-            .map(|(&id, _)| id)
-            .collect();
-        let shares = self.emission_shares(&live, emission);
-        let results = live
-            .into_iter()
-            .zip(shares)
-            .map(|(id, share)| self.run_subnet(id, share))
-            .collect();
-        let (min, decay) = (self.params.min_burn, self.params.burn_decay_per_mille);
+        self.update_market();
+        let mut results = Vec::new();
+        for (id, share) in self.market_shares(emission) {
+            let Some(subnet) = self.subnets.get_mut(&id) else {
+                continue;
+            };
+            subnet.pending_emission = subnet.pending_emission.saturating_add(share);
+            if (epoch + 1).is_multiple_of(subnet.params.tempo.max(1)) {
+                let due = std::mem::take(&mut subnet.pending_emission);
+                results.push(self.run_subnet(id, due));
+            }
+        }
+        let decay = self.params.burn_decay_per_mille;
         for subnet in self.subnets.values_mut() {
+            if subnet.prior.is_some_and(|(_, until)| epoch + 1 >= until) {
+                subnet.prior = None;
+            }
+            if let Some(next) = subnet.pending.take() {
+                // Vectors made in this epoch and the next were made under the old rules.
+                subnet.prior = Some((subnet.params, epoch + PRIOR_RULES_EPOCHS + 1));
+                subnet.params = SubnetParams {
+                    // Registrations since the change may have filled past a lowered limit.
+                    max_uids: next.max_uids.max(subnet.neurons.len() as u32),
+                    ..next
+                };
+            }
             subnet.burn = subnet
                 .burn
                 .saturating_sub(per_mille(subnet.burn, decay))
-                .max(min);
+                .clamp(subnet.params.min_burn, subnet.params.max_burn);
         }
+        self.settle_swaps();
         self.epoch += 1;
         self.settle_finalizers();
         results
-    }
-
-    /// Each of `subnets`' part of `emission`: in proportion to the stake on it, among those that
-    /// hold at least [`MIN_SUBNET_STAKE_PER_MILLE`] of the stake on all of them (rounded down).
-    fn emission_shares(&self, subnets: &[u32], emission: u64) -> Vec<u64> {
-        let stakes: Vec<u128> = subnets
-            .iter()
-            .map(|id| {
-                self.stakes.get(id).map_or(0, |hotkeys| {
-                    hotkeys
-                        .values()
-                        .flat_map(|by_coldkey| by_coldkey.values())
-                        .map(|&s| u128::from(s))
-                        .sum()
-                })
-            })
-            .collect();
-        let all: u128 = stakes.iter().sum();
-        let eligible = |s: u128| s > 0 && s * 1000 >= all * u128::from(MIN_SUBNET_STAKE_PER_MILLE);
-        let counted: u128 = stakes.iter().copied().filter(|&s| eligible(s)).sum();
-        stakes
-            .into_iter()
-            .map(|s| match eligible(s) {
-                // s <= counted, so the share is at most `emission`.
-                true => (u128::from(emission) * s / counted) as u64,
-                false => 0,
-            })
-            .collect()
     }
 
     /// What Yuma consensus sees of subnet `id` this epoch: stake behind each UID, weights and bonds,
@@ -114,7 +102,13 @@ impl State {
             weights: subnet.neurons.iter().map(|n| n.weights.clone()).collect(),
             bonds: subnet.neurons.iter().map(|n| n.bonds.clone()).collect(),
             validator_permit: None,
-            active: Some(subnet.neurons.iter().map(|n| self.active(n)).collect()),
+            active: Some(
+                subnet
+                    .neurons
+                    .iter()
+                    .map(|n| self.active(n, subnet.params.activity_cutoff))
+                    .collect(),
+            ),
             last_update: Some(subnet.neurons.iter().map(|n| n.last_update).collect()),
             registered_at: Some(subnet.neurons.iter().map(|n| n.registered_at).collect()),
         })
@@ -127,17 +121,7 @@ impl State {
         };
         let owner = subnet.owner;
         let hotkeys: Vec<(Key, Key)> = subnet.neurons.iter().map(|n| (n.hotkey, n.owner)).collect();
-        let bonds_mode = match (self.params.yuma3, self.params.liquid_alpha) {
-            (false, _) => BondsMode::Classic,
-            (true, liquid) => BondsMode::Yuma3 {
-                liquid_alpha: liquid.then(LiquidAlpha::default),
-            },
-        };
-        let params = YumaParams {
-            max_validators: self.params.max_validators as usize,
-            bonds_mode,
-            ..Default::default()
-        };
+        let params = subnet.params.yuma();
         let owner_cut = match owner {
             Some(_) => per_mille(emission, self.params.owner_cut_per_mille),
             None => 0,
@@ -165,6 +149,8 @@ impl State {
             for (uid, neuron) in subnet.neurons.iter_mut().enumerate() {
                 let at = |v: &Vec<u16>| v.get(uid).copied().unwrap_or(0);
                 neuron.last_emission = result.emission.get(uid).copied().unwrap_or(0);
+                let as_miner = result.miner_emission.get(uid).copied().unwrap_or(0);
+                neuron.last_dividends = neuron.last_emission.saturating_sub(as_miner);
                 neuron.bonds = result.bonds.get(uid).cloned().unwrap_or_default();
                 neuron.results = [
                     at(&result.consensus),
@@ -186,13 +172,14 @@ impl State {
         }
     }
 
-    /// A validator's dividends: the owner's take, the rest pro rata to the hotkey's stakers (what
-    /// rounding leaves goes to the owner), all as stake on the hotkey.
+    /// A validator's dividends: the owner's take (the hotkey's own, or the network's default),
+    /// the rest pro rata to the hotkey's stakers (what rounding leaves goes to the owner), all as
+    /// stake on the hotkey.
     pub(crate) fn pay_dividends(&mut self, id: u32, hotkey: Key, owner: Key, amount: u64) {
         if amount == 0 {
             return;
         }
-        let take = per_mille(amount, self.params.validator_take_per_mille);
+        let take = per_mille(amount, self.take_of(&hotkey));
         let rest = amount - take;
         let stakers: Vec<(Key, u64)> = self
             .stakes

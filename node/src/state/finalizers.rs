@@ -105,6 +105,8 @@ impl State {
     /// nothing while it is jailed already, so one offence cannot be punished twice. Returns the
     /// amount burned.
     pub fn punish(&mut self, offender: &Key) -> u64 {
+        // A key swapped away since it offended answers through its successor.
+        let offender = &self.successor(offender);
         let epoch = self.epoch;
         let (jail, share) = (self.params.jail_epochs, self.params.slash_per_mille);
         let finalizer = self.finalizers.entry(*offender).or_insert(Finalizer {

@@ -5,11 +5,18 @@
 //! of the genesis and the finalized snapshots applied to it.
 
 mod canonical;
+mod delegation;
 mod emission;
 mod finalizers;
+mod market;
 mod mempool;
+mod subnet_params;
+mod swap;
 mod transaction;
+mod weight_rules;
 
+#[cfg(test)]
+mod market_tests;
 #[cfg(test)]
 mod tests;
 
@@ -18,10 +25,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use meshmind_protocols::{NetworkId, v1};
 use serde::{Deserialize, Serialize};
 
-pub use emission::MIN_SUBNET_STAKE_PER_MILLE;
+pub use delegation::{Delegate, MAX_TAKE_PER_MILLE};
 pub use finalizers::Finalizer;
+pub use market::EmissionMode;
+pub use market::MIN_SUBNET_STAKE_PER_MILLE;
 pub use mempool::{MAX_NONCE_AHEAD, Mempool, PoolError};
+pub use subnet_params::{Bounds, PARAM_COUNT, PARAMS, ParamError, ParamSpec, SubnetParams};
+pub use swap::{HotkeySwap, MAX_SWAPS_PER_EPOCH};
 pub use transaction::{TxError, order_transactions};
+pub use weight_rules::{WeightRuleError, fit_to_max_weight};
 
 /// A 32-byte public key (a coldkey or a hotkey), written as hex.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
@@ -72,32 +84,16 @@ pub const MIN_JAIL_EPOCHS: u64 = crate::consensus::evidence::MAX_EVIDENCE_AGE;
 /// The rules of the economy, the same on every node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Params {
-    /// Most UIDs on one subnet.
-    pub max_uids: u32,
-    /// Epochs after registration during which a neuron cannot be pruned.
-    pub immunity_epochs: u64,
-    /// Lowest registration burn.
-    pub min_burn: u64,
-    /// Highest registration burn.
-    pub max_burn: u64,
     /// Per-mille fall of a subnet's burn each epoch (it doubles on each registration).
     pub burn_decay_per_mille: u64,
     /// Amount locked to create a subnet.
     pub subnet_lock: u64,
-    /// Most subnets.
+    /// Most subnets; at the limit, creating one deregisters the one with the least stake.
     pub max_subnets: u32,
     /// Per-mille of a subnet's emission paid to its owner.
     pub owner_cut_per_mille: u64,
-    /// Per-mille of a validator's dividends kept by its owner before stakers share the rest.
+    /// Per-mille of a validator's dividends kept by its owner, for hotkeys that set no take.
     pub validator_take_per_mille: u64,
-    /// Validator permits per subnet (top by stake).
-    pub max_validators: u32,
-    /// Epochs after its last weight vector during which a neuron's stake still counts as active.
-    pub activity_cutoff: u64,
-    /// Yuma-3 bonds instead of classic ones.
-    pub yuma3: bool,
-    /// Liquid alpha for Yuma-3 bonds.
-    pub liquid_alpha: bool,
     /// Burned from the signer's balance by every applied transaction, so none is free.
     pub tx_fee: u64,
     /// Most finalizers.
@@ -109,29 +105,46 @@ pub struct Params {
     pub jail_epochs: u64,
     /// Per-mille of the stake behind an equivocating finalizer burned.
     pub slash_per_mille: u64,
+    /// Rules a new subnet starts with.
+    pub subnet_defaults: SubnetParams,
+    /// Bounds of the rules a subnet's owner may set.
+    pub bounds: Bounds,
+    /// Epochs between two parameter changes by a subnet's owner.
+    pub owner_rate_limit: u64,
+    /// Epochs between two raises of a hotkey's take.
+    pub take_rate_limit: u64,
+    /// Epochs after creation during which a subnet cannot be deregistered.
+    pub subnet_immunity_epochs: u64,
+    /// How emission is shared among subnets.
+    pub emission_mode: EmissionMode,
+    /// Epochs of the moving averages emission follows.
+    pub emission_smoothing_epochs: u64,
 }
 
 impl Params {
     /// The genesis's rules, defaults where it sets none.
-    pub fn from_genesis(economy: Option<&v1::EconomyParams>) -> Self {
+    pub fn from_genesis(economy: Option<&v1::EconomyParams>) -> Result<Self, StateError> {
         let mut params = Params::default();
         let Some(e) = economy else {
-            return params;
+            return Ok(params);
         };
         let set = |value: u64, default: u64| if value == 0 { default } else { value };
-        params.max_uids = set(u64::from(e.max_uids), u64::from(params.max_uids)) as u32;
-        params.immunity_epochs = set(e.immunity_epochs, params.immunity_epochs);
-        params.min_burn = set(e.min_burn, params.min_burn);
-        params.max_burn = set(e.max_burn, params.max_burn).max(params.min_burn);
+        let d = &mut params.subnet_defaults;
+        d.max_uids = set(u64::from(e.max_uids), u64::from(d.max_uids))
+            .min(meshmind_protocols::codec::MAX_UIDS as u64) as u32;
+        d.immunity_epochs = set(e.immunity_epochs, d.immunity_epochs);
+        d.min_burn = set(e.min_burn, d.min_burn);
+        d.max_burn = set(e.max_burn, d.max_burn).max(d.min_burn);
+        d.activity_cutoff = set(e.activity_cutoff, d.activity_cutoff);
+        d.yuma3 = e.yuma3;
+        d.liquid_alpha = e.yuma3 && e.liquid_alpha;
         params.subnet_lock = set(e.subnet_lock, params.subnet_lock);
         params.validator_take_per_mille = set(
             u64::from(e.validator_take_per_mille),
             params.validator_take_per_mille,
-        );
-        params.activity_cutoff = set(e.activity_cutoff, params.activity_cutoff);
+        )
+        .min(MAX_TAKE_PER_MILLE);
         params.tx_fee = set(e.tx_fee, params.tx_fee);
-        params.yuma3 = e.yuma3;
-        params.liquid_alpha = e.yuma3 && e.liquid_alpha;
         params.max_finalizers = set(
             u64::from(e.max_finalizers),
             u64::from(params.max_finalizers),
@@ -142,31 +155,80 @@ impl Params {
         params.jail_epochs = set(e.jail_epochs, params.jail_epochs).max(MIN_JAIL_EPOCHS);
         params.slash_per_mille =
             set(u64::from(e.slash_per_mille), params.slash_per_mille).min(1000);
-        params
+        params.owner_rate_limit = set(e.owner_rate_limit, params.owner_rate_limit);
+        params.take_rate_limit = set(e.take_rate_limit, params.take_rate_limit);
+        params.max_subnets = set(u64::from(e.max_subnets), u64::from(params.max_subnets))
+            .min(meshmind_protocols::validate::MAX_SUBNETS as u64)
+            as u32;
+        params.subnet_immunity_epochs =
+            set(e.subnet_immunity_epochs, params.subnet_immunity_epochs);
+        params.emission_smoothing_epochs = set(
+            e.emission_smoothing_epochs,
+            params.emission_smoothing_epochs,
+        );
+        params.emission_mode = match e.emission_mode.as_str() {
+            "" | "stake" => EmissionMode::StakeEma,
+            "flows" => EmissionMode::FlowEma,
+            other => {
+                return Err(genesis_error(
+                    "economy.emission_mode",
+                    format!("{other:?} is neither \"stake\" nor \"flows\""),
+                ));
+            }
+        };
+        let narrower: Vec<(String, u64, u64)> = e
+            .bounds
+            .iter()
+            .map(|b| (b.name.clone(), b.min, b.max))
+            .collect();
+        params.bounds = Bounds::narrowed(&narrower)
+            .map_err(|err| genesis_error("economy.bounds", err.to_string()))?;
+        let values: Vec<(&str, u64)> = e
+            .subnet_defaults
+            .iter()
+            .map(|v| (v.name.as_str(), v.value))
+            .collect();
+        // The built-in defaults clamped into narrower bounds, then the genesis's own.
+        let mut clamped = params.subnet_defaults;
+        for (spec, (min, max)) in PARAMS.iter().zip(params.bounds.0) {
+            let value = spec.get(&clamped).clamp(min, max);
+            clamped = clamped
+                .with(&[(spec.name, value)], &Bounds::default())
+                .unwrap_or(clamped);
+        }
+        params.subnet_defaults = clamped
+            .with(&values, &params.bounds)
+            .map_err(|err| genesis_error("economy.subnet_defaults", err.to_string()))?;
+        if !params.subnet_defaults.within(&params.bounds) {
+            return Err(genesis_error(
+                "economy.subnet_defaults",
+                "the defaults do not lie within the bounds",
+            ));
+        }
+        Ok(params)
     }
 }
 
 impl Default for Params {
     fn default() -> Self {
         Self {
-            max_uids: 256,
-            immunity_epochs: 4,
-            min_burn: 1_000,
-            max_burn: 100_000_000_000,
             burn_decay_per_mille: 50,
             subnet_lock: 1_000_000,
             max_subnets: 64,
             owner_cut_per_mille: 180,
-            validator_take_per_mille: 180,
-            max_validators: 64,
-            activity_cutoff: 16,
-            yuma3: false,
-            liquid_alpha: false,
+            validator_take_per_mille: MAX_TAKE_PER_MILLE,
             tx_fee: 100,
             max_finalizers: 64,
             unbonding_epochs: 64,
             jail_epochs: MIN_JAIL_EPOCHS,
             slash_per_mille: 100,
+            subnet_defaults: SubnetParams::default(),
+            bounds: Bounds::default(),
+            owner_rate_limit: 100,
+            take_rate_limit: 100,
+            subnet_immunity_epochs: 64,
+            emission_mode: EmissionMode::StakeEma,
+            emission_smoothing_epochs: 64,
         }
     }
 }
@@ -201,6 +263,8 @@ pub struct Neuron {
     pub results: [u16; 4],
     /// The first epoch of its current run holding a validator permit; `None` without one.
     pub permit_since: Option<u64>,
+    /// The part of `last_emission` earned as a validator.
+    pub last_dividends: u64,
 }
 
 /// A subnet and its neurons.
@@ -218,9 +282,59 @@ pub struct Subnet {
     pub burn: u64,
     /// Neurons by UID.
     pub neurons: Vec<Neuron>,
+    /// Its rules in force.
+    pub params: SubnetParams,
+    /// The owner's change waiting for the epoch boundary.
+    pub pending: Option<SubnetParams>,
+    /// The epoch of the owner's last change.
+    pub params_changed_at: Option<u64>,
+    /// When each parameter last changed, by name.
+    pub changes: BTreeMap<String, u64>,
+    /// The epoch it was created.
+    pub created_at: u64,
+    /// Moving average of the stake on it.
+    pub stake_ema: u64,
+    /// Moving average of its net stake inflow per epoch.
+    pub flow_ema: i64,
+    /// This epoch's net stake inflow so far.
+    pub flow: i64,
+    /// Emission earned since Yuma last ran on it, not minted yet.
+    pub pending_emission: u64,
+    /// The rules before the owner's last change and the epoch until which weight vectors may
+    /// still keep them instead (those made before validators could know of the change).
+    pub prior: Option<(SubnetParams, u64)>,
 }
 
 impl Subnet {
+    /// A new subnet with no neurons, under `params`, created at `epoch`.
+    pub fn new(
+        name: String,
+        tasks: Vec<String>,
+        owner: Option<Key>,
+        locked: u64,
+        params: SubnetParams,
+        epoch: u64,
+    ) -> Self {
+        Self {
+            name,
+            tasks,
+            owner,
+            locked,
+            burn: params.min_burn,
+            neurons: Vec::new(),
+            params,
+            pending: None,
+            params_changed_at: None,
+            changes: BTreeMap::new(),
+            created_at: epoch,
+            stake_ema: 0,
+            flow_ema: 0,
+            flow: 0,
+            pending_emission: 0,
+            prior: None,
+        }
+    }
+
     /// The UID of `hotkey`, if registered.
     pub fn uid_of(&self, hotkey: &Key) -> Option<u32> {
         self.neurons
@@ -281,6 +395,14 @@ pub struct State {
     pub finalizers: BTreeMap<Key, Finalizer>,
     /// Stake on its way back to balances, by (release epoch, coldkey, hotkey).
     pub unbonding: BTreeMap<(u64, Key, Key), u64>,
+    /// Takes set by hotkeys' owners, by hotkey.
+    pub delegates: BTreeMap<Key, Delegate>,
+    /// The id the next subnet created gets.
+    pub next_subnet: u32,
+    /// Hotkey swaps waiting for the epoch boundary, by old hotkey.
+    pub swaps: BTreeMap<Key, HotkeySwap>,
+    /// Hotkeys swapped away lately, by old hotkey: evidence against one punishes its successor.
+    pub swapped: BTreeMap<Key, HotkeySwap>,
 }
 
 fn genesis_error(field: impl Into<String>, reason: impl Into<String>) -> StateError {
@@ -296,7 +418,7 @@ impl State {
     pub fn from_genesis(genesis: &v1::Genesis, network_id: NetworkId) -> Result<Self, StateError> {
         let mut state = State {
             network_id: Key(*network_id.as_bytes()),
-            params: Params::from_genesis(genesis.economy.as_ref()),
+            params: Params::from_genesis(genesis.economy.as_ref())?,
             epoch: 0,
             accounts: BTreeMap::new(),
             stakes: BTreeMap::new(),
@@ -304,6 +426,10 @@ impl State {
             supply: Supply::default(),
             finalizers: BTreeMap::new(),
             unbonding: BTreeMap::new(),
+            delegates: BTreeMap::new(),
+            next_subnet: 1,
+            swaps: BTreeMap::new(),
+            swapped: BTreeMap::new(),
         };
         let mut total: u64 = 0;
         let mut add = |amount: u64, field: &str| {
@@ -327,17 +453,16 @@ impl State {
                     genesis_error(format!("subnets[{}].owner", spec.id), "not 32 bytes")
                 })?),
             };
-            state.subnets.insert(
-                spec.id,
-                Subnet {
-                    name: spec.name.clone(),
-                    tasks: spec.tasks.clone(),
-                    owner,
-                    locked: 0,
-                    burn: state.params.min_burn,
-                    neurons: Vec::new(),
-                },
+            let subnet = Subnet::new(
+                spec.name.clone(),
+                spec.tasks.clone(),
+                owner,
+                0,
+                state.params.subnet_defaults,
+                0,
             );
+            state.subnets.insert(spec.id, subnet);
+            state.next_subnet = state.next_subnet.max(spec.id.saturating_add(1));
         }
         let first = state.subnets.keys().next().copied();
         for (i, validator) in genesis.validators.iter().enumerate() {
@@ -382,11 +507,11 @@ impl State {
             ) else {
                 return Err(genesis_error(field, "keys must be 32 bytes"));
             };
-            let max = state.params.max_uids as usize;
             let subnet = state
                 .subnets
                 .get_mut(&neuron.subnet)
                 .ok_or_else(|| genesis_error(&field, format!("no subnet {}", neuron.subnet)))?;
+            let max = subnet.params.max_uids as usize;
             if subnet.uid_of(&hotkey).is_none() {
                 if subnet.neurons.len() >= max {
                     return Err(genesis_error(
@@ -398,6 +523,12 @@ impl State {
             }
         }
         state.supply.genesis = total;
+        for (id, subnet) in state.subnets.iter_mut() {
+            subnet.stake_ema = state
+                .stakes
+                .get(id)
+                .map_or(0, |h| h.values().flat_map(|c| c.values()).sum());
+        }
         // The genesis validators finalize epoch 0; permits are held from it.
         let genesis_set = state.voting_set(&v1::ValidatorSet::default());
         state.record_tenure(&genesis_set);
@@ -428,10 +559,18 @@ impl State {
             .map_or(0, |c| c.values().fold(0u64, |a, &b| a.saturating_add(b)))
     }
 
-    /// Whether `neuron` set weights, or registered, within the last `activity_cutoff` epochs.
-    pub fn active(&self, neuron: &Neuron) -> bool {
+    /// The rules in force on `subnet` (the defaults for one that does not exist).
+    pub fn subnet_params(&self, subnet: u32) -> SubnetParams {
+        self.subnets
+            .get(&subnet)
+            .map_or(self.params.subnet_defaults, |s| s.params)
+    }
+
+    /// Whether `neuron` set weights, or registered, within the subnet's last `activity_cutoff`
+    /// epochs.
+    pub fn active(&self, neuron: &Neuron, cutoff: u64) -> bool {
         let since = neuron.last_update.max(neuron.registered_at);
-        self.epoch.saturating_sub(since) <= self.params.activity_cutoff
+        self.epoch.saturating_sub(since) <= cutoff
     }
 
     /// The hotkeys holding a validator permit on `subnet`, with the stake behind each: the
@@ -446,7 +585,7 @@ impl State {
             .iter()
             .map(|n| self.hotkey_stake(subnet, &n.hotkey))
             .collect();
-        let permit = crate::yuma::top_k_permits(&stake, self.params.max_validators as usize);
+        let permit = crate::yuma::top_k_permits(&stake, chain.params.max_validators as usize);
         chain
             .neurons
             .iter()
@@ -478,7 +617,7 @@ impl State {
             chain.neurons.iter().any(|n| {
                 n.hotkey == *key
                     && !n.weights.is_empty()
-                    && self.epoch.saturating_sub(n.last_update) <= self.params.activity_cutoff
+                    && self.epoch.saturating_sub(n.last_update) <= chain.params.activity_cutoff
             })
         };
         self.permits(subnet)
@@ -524,6 +663,16 @@ impl State {
         }
     }
 
+    /// Total stake on `subnet`.
+    pub fn subnet_stake(&self, subnet: u32) -> u64 {
+        self.stakes.get(&subnet).map_or(0, |hotkeys| {
+            hotkeys
+                .values()
+                .flat_map(|by_coldkey| by_coldkey.values())
+                .fold(0u64, |a, &b| a.saturating_add(b))
+        })
+    }
+
     /// Every unit held: balances, stakes, unbonding stake and subnet locks.
     pub fn held(&self) -> u128 {
         let balances: u128 = self.accounts.values().map(|a| u128::from(a.balance)).sum();
@@ -553,11 +702,21 @@ impl State {
             )));
         }
         for (id, subnet) in &self.subnets {
-            if subnet.neurons.len() > self.params.max_uids as usize {
+            if subnet.neurons.len() > subnet.params.max_uids as usize {
                 return Err(StateError::Invariant(format!(
                     "subnet {id} has {} UIDs",
                     subnet.neurons.len()
                 )));
+            }
+            let rules = std::iter::once(&subnet.params)
+                .chain(subnet.pending.as_ref())
+                .chain(subnet.prior.as_ref().map(|(p, _)| p));
+            for params in rules {
+                if !params.within(&self.params.bounds) || params.check().is_err() {
+                    return Err(StateError::Invariant(format!(
+                        "subnet {id} has rules outside the bounds or inconsistent"
+                    )));
+                }
             }
             let mut hotkeys: Vec<&Key> = subnet.neurons.iter().map(|n| &n.hotkey).collect();
             hotkeys.sort();
@@ -583,6 +742,7 @@ impl Neuron {
             last_emission: 0,
             results: [0; 4],
             permit_since: None,
+            last_dividends: 0,
         }
     }
 }

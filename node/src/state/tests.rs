@@ -6,20 +6,20 @@ use meshmind_protocols::{Keypair, NetworkId, Signed, v1};
 
 use super::*;
 
-const NET: NetworkId = NetworkId::new([3; 32]);
+pub(super) const NET: NetworkId = NetworkId::new([3; 32]);
 
-fn key(k: &Keypair) -> Key {
+pub(super) fn key(k: &Keypair) -> Key {
     Key(k.public().to_bytes())
 }
 
-struct World {
-    state: State,
-    cold: Vec<Keypair>,
-    hot: Vec<Keypair>,
+pub(super) struct World {
+    pub(super) state: State,
+    pub(super) cold: Vec<Keypair>,
+    pub(super) hot: Vec<Keypair>,
 }
 
 /// Two validators (stake 1000 each) on subnet 1 (owned by cold[0]); cold[2] has 100000 free.
-fn world() -> World {
+pub(super) fn world() -> World {
     let cold: Vec<Keypair> = (0..4)
         .map(|_| Keypair::generate().expect("random"))
         .collect();
@@ -57,11 +57,11 @@ fn world() -> World {
     World { state, cold, hot }
 }
 
-fn tx(signer: &Keypair, nonce: u64, kind: v1::transaction::Kind) -> v1::Transaction {
+pub(super) fn tx(signer: &Keypair, nonce: u64, kind: v1::transaction::Kind) -> v1::Transaction {
     signed_tx(NET, signer, nonce, kind)
 }
 
-fn transfer(to: &Keypair, amount: u64) -> v1::transaction::Kind {
+pub(super) fn transfer(to: &Keypair, amount: u64) -> v1::transaction::Kind {
     v1::transaction::Kind::Transfer(v1::Transfer {
         to: key(to).0.to_vec(),
         amount,
@@ -69,7 +69,11 @@ fn transfer(to: &Keypair, amount: u64) -> v1::transaction::Kind {
 }
 
 /// A registration of `hotkey` on subnet 1, with the hotkey's consent to `coldkey` signing it.
-fn register(hotkey: &Keypair, coldkey: &Keypair, max_burn: u64) -> v1::transaction::Kind {
+pub(super) fn register(
+    hotkey: &Keypair,
+    coldkey: &Keypair,
+    max_burn: u64,
+) -> v1::transaction::Kind {
     v1::transaction::Kind::Register(
         v1::Register {
             subnet: 1,
@@ -80,7 +84,7 @@ fn register(hotkey: &Keypair, coldkey: &Keypair, max_burn: u64) -> v1::transacti
     )
 }
 
-fn stake(hotkey: &Keypair, amount: u64) -> v1::transaction::Kind {
+pub(super) fn stake(hotkey: &Keypair, amount: u64) -> v1::transaction::Kind {
     v1::transaction::Kind::AddStake(v1::AddStake {
         hotkey: key(hotkey).0.to_vec(),
         subnet: 1,
@@ -144,7 +148,7 @@ fn transfers_move_balance_once_and_refuse_replays_and_forgeries() {
 fn registration_burns_its_price_which_doubles_then_decays() {
     let mut w = world();
     let burn = w.state.subnets[&1].burn;
-    assert_eq!(burn, w.state.params.min_burn);
+    assert_eq!(burn, w.state.subnets[&1].params.min_burn);
     w.state
         .apply(&tx(&w.cold[2], 0, register(&w.hot[2], &w.cold[2], burn)))
         .expect("registers");
@@ -183,8 +187,18 @@ fn registration_burns_its_price_which_doubles_then_decays() {
 #[test]
 fn a_full_subnet_prunes_the_lowest_earning_non_immune_neuron() {
     let mut w = world();
-    w.state.params.max_uids = 3;
-    w.state.params.immunity_epochs = 2;
+    w.state
+        .subnets
+        .get_mut(&1)
+        .expect("subnet 1")
+        .params
+        .max_uids = 3;
+    w.state
+        .subnets
+        .get_mut(&1)
+        .expect("subnet 1")
+        .params
+        .immunity_epochs = 2;
     w.state
         .apply(&tx(
             &w.cold[2],
@@ -370,7 +384,7 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        3 => (0usize..4, 0usize..8, 0u8..7, 0u64..20_000, 0u8..8).prop_map(
+        3 => (0usize..4, 0usize..8, 0u8..11, 0u64..20_000, 0u8..8).prop_map(
             |(from, to, kind, amount, nonce_skew)| Step::Tx { from, to, kind, amount, nonce_skew }
         ),
         1 => (
@@ -383,7 +397,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 /// Declaring `hotkey` a finalizer under `coldkey`, with the hotkey's consent.
-fn declare(hotkey: &Keypair, coldkey: &Keypair) -> v1::transaction::Kind {
+pub(super) fn declare(hotkey: &Keypair, coldkey: &Keypair) -> v1::transaction::Kind {
     v1::transaction::Kind::DeclareFinalizer(v1::DeclareFinalizer::default().consented(
         hotkey,
         &NET.to_vec(),
@@ -391,7 +405,7 @@ fn declare(hotkey: &Keypair, coldkey: &Keypair) -> v1::transaction::Kind {
     ))
 }
 
-fn undeclare(hotkey: &Keypair) -> v1::transaction::Kind {
+pub(super) fn undeclare(hotkey: &Keypair) -> v1::transaction::Kind {
     v1::transaction::Kind::UndeclareFinalizer(v1::UndeclareFinalizer {
         hotkey: key(hotkey).0.to_vec(),
     })
@@ -430,7 +444,24 @@ fn run(w: &mut World, steps: &[Step]) -> Result<(), TestCaseError> {
                 }
                 let kind = match kind {
                     0 => transfer(&w.cold[to % 4], *amount),
-                    1 => stake(&w.hot[*to], *amount),
+                    // On some registered hotkey.
+                    1 => {
+                        let neurons: Vec<(u32, Key)> = w
+                            .state
+                            .subnets
+                            .iter()
+                            .flat_map(|(&id, s)| s.neurons.iter().map(move |n| (id, n.hotkey)))
+                            .collect();
+                        let (subnet, hotkey) = neurons
+                            .get(to % neurons.len().max(1))
+                            .copied()
+                            .unwrap_or((1, key(&w.hot[*to])));
+                        v1::transaction::Kind::AddStake(v1::AddStake {
+                            hotkey: hotkey.0.to_vec(),
+                            subnet,
+                            amount: *amount,
+                        })
+                    }
                     2 => v1::transaction::Kind::RemoveStake(v1::RemoveStake {
                         hotkey: key(&w.hot[*to]).0.to_vec(),
                         subnet: 1,
@@ -439,11 +470,73 @@ fn run(w: &mut World, steps: &[Step]) -> Result<(), TestCaseError> {
                     3 => register(&w.hot[*to], signer, *amount),
                     4 => declare(&w.hot[*to], signer),
                     5 => undeclare(&w.hot[*to]),
-                    _ => v1::transaction::Kind::CreateSubnet(v1::CreateSubnet {
+                    6 => v1::transaction::Kind::CreateSubnet(v1::CreateSubnet {
                         name: format!("s{to}"),
                         tasks: vec!["t".into()],
                         max_lock: *amount * 100,
                     }),
+                    // A parameter of subnet 1 or 2, any value (most are out of bounds).
+                    7 => v1::transaction::Kind::SetSubnetParams(v1::SetSubnetParams {
+                        subnet: 1 + (*to as u32 % 2),
+                        values: vec![v1::ParamValue {
+                            name: PARAMS[*amount as usize % PARAMS.len()].name.into(),
+                            value: amount / PARAMS.len() as u64,
+                        }],
+                    }),
+                    8 => v1::transaction::Kind::SetTake(v1::SetTake {
+                        hotkey: key(&w.hot[*to]).0.to_vec(),
+                        take_per_mille: (*amount % 200) as u32,
+                    }),
+                    // From some stake the signer holds to some registered hotkey.
+                    9 => {
+                        let held: Vec<(u32, Key)> = w
+                            .state
+                            .stakes
+                            .iter()
+                            .flat_map(|(&id, h)| h.iter().map(move |(k, c)| (id, *k, c)))
+                            .filter(|(_, k, c)| c.contains_key(&key(signer)) && !w.state.bonded(k))
+                            .map(|(id, k, _)| (id, k))
+                            .collect();
+                        let neurons: Vec<(u32, Key)> = w
+                            .state
+                            .subnets
+                            .iter()
+                            .flat_map(|(&id, s)| s.neurons.iter().map(move |n| (id, n.hotkey)))
+                            .filter(|&(id, k)| Some(&(id, k)) != held.first())
+                            .collect();
+                        let from = held.get(to % held.len().max(1)).copied();
+                        let from = from.unwrap_or((1, key(&w.hot[*to])));
+                        let dest = neurons.get((to + 1) % neurons.len().max(1)).copied();
+                        let dest = dest.unwrap_or((1, key(&w.hot[(to + 1) % 8])));
+                        v1::transaction::Kind::MoveStake(v1::MoveStake {
+                            from_hotkey: from.1.0.to_vec(),
+                            from_subnet: from.0,
+                            to_hotkey: dest.1.0.to_vec(),
+                            to_subnet: dest.0,
+                            amount: (amount % 500 + 1)
+                                .min(w.state.stake(from.0, &from.1, &key(signer)).max(1)),
+                        })
+                    }
+                    // To a key of its own (fresh the first time), or to one of the world's.
+                    _ => {
+                        let fresh = Keypair::from_secret(&[(*amount % 7) as u8 + 1; 32]);
+                        let new = if amount % 3 == 0 {
+                            &w.hot[(to + 1) % 8]
+                        } else {
+                            &fresh
+                        };
+                        v1::transaction::Kind::SwapHotkey(
+                            v1::SwapHotkey {
+                                old_hotkey: key(&w.hot[*to]).0.to_vec(),
+                                ..Default::default()
+                            }
+                            .consented(
+                                new,
+                                &NET.to_vec(),
+                                &signer.public(),
+                            ),
+                        )
+                    }
                 };
                 let before = w.state.clone();
                 if w.state.apply(&tx(signer, nonce, kind)).is_err() {
@@ -498,15 +591,27 @@ proptest! {
     fn supply_is_conserved_and_replays_are_deterministic(
         steps in proptest::collection::vec(step(), 1..40),
         yuma3 in any::<bool>(),
+        flows in any::<bool>(),
     ) {
         let mut w = world();
+        if flows {
+            w.state.params.emission_mode = EmissionMode::FlowEma;
+        }
         // Either bond rule: classic, or Yuma-3 with liquid alpha.
-        w.state.params.yuma3 = yuma3;
-        w.state.params.liquid_alpha = yuma3;
+        w.state.subnets.get_mut(&1).expect("subnet 1").params.yuma3 = yuma3;
+        w.state.subnets.get_mut(&1).expect("subnet 1").params.liquid_alpha = yuma3;
         // A small set and short windows, so the top-k, unbonding and jail all come into play.
         w.state.params.max_finalizers = 2;
         w.state.params.unbonding_epochs = 3;
         w.state.params.jail_epochs = 2;
+        // Few subnets, short rate limits and averages, so deregistration, repeated changes and
+        // the market's moves all come into play.
+        w.state.params.max_subnets = 2;
+        w.state.params.subnet_immunity_epochs = 2;
+        w.state.params.owner_rate_limit = 2;
+        w.state.params.take_rate_limit = 2;
+        w.state.params.emission_smoothing_epochs = 3;
+        w.state.params.subnet_lock = 10;
         let start = w.state.clone();
         run(&mut w, &steps)?;
         // The same steps from the same start give the same state, bit for bit.
@@ -533,7 +638,9 @@ fn genesis_rules_apply_and_unaffordable_transactions_are_refused_before_forwardi
         unbonding_epochs: 9,
         jail_epochs: 1,
         slash_per_mille: 2_000,
-    }));
+        ..Default::default()
+    }))
+    .expect("usable rules");
     assert_eq!(params.max_finalizers, 64, "zero takes the default");
     assert_eq!(params.unbonding_epochs, 9);
     assert_eq!(
@@ -541,16 +648,13 @@ fn genesis_rules_apply_and_unaffordable_transactions_are_refused_before_forwardi
         "never shorter than evidence lives"
     );
     assert_eq!(params.slash_per_mille, 1_000, "at most all of it");
-    assert_eq!(params.activity_cutoff, 3);
+    let d = params.subnet_defaults;
+    assert_eq!(d.activity_cutoff, 3);
     assert_eq!(params.tx_fee, 5);
-    assert!(params.yuma3 && params.liquid_alpha);
-    assert_eq!(params.max_uids, 3);
-    assert_eq!(params.immunity_epochs, 4, "zero takes the default");
-    assert_eq!(
-        (params.min_burn, params.max_burn),
-        (50, 50),
-        "max never below min"
-    );
+    assert!(d.yuma3 && d.liquid_alpha);
+    assert_eq!(d.max_uids, 3);
+    assert_eq!(d.immunity_epochs, 4, "zero takes the default");
+    assert_eq!((d.min_burn, d.max_burn), (50, 50), "max never below min");
     assert_eq!(params.subnet_lock, 7);
     assert_eq!(params.validator_take_per_mille, 100);
     let w = world();
@@ -620,7 +724,7 @@ fn a_validator_silent_past_the_activity_cutoff_stops_counting() {
     };
     let (both, only_first) = (vec![reveal(0), reveal(1)], vec![reveal(0)]);
     w.state.end_epoch(&both, 1_000);
-    let cutoff = w.state.params.activity_cutoff;
+    let cutoff = w.state.subnets[&1].params.activity_cutoff;
     // Its last vector was recorded in epoch 0; the state now stands at epoch `cutoff`.
     for _ in 1..cutoff {
         w.state.end_epoch(&only_first, 1_000);
@@ -879,6 +983,8 @@ fn the_pool_takes_only_what_can_apply_after_what_waits_and_evicts_what_no_longer
 fn emission_follows_stake_and_a_token_subnet_farms_nothing() {
     let mut w = world();
     w.state.params.subnet_lock = 10;
+    // Averages over one epoch: emission follows the stake of the moment.
+    w.state.params.emission_smoothing_epochs = 1;
     let farmer = w.cold[2].clone();
     let create = v1::transaction::Kind::CreateSubnet(v1::CreateSubnet {
         name: "farm".into(),
@@ -945,13 +1051,23 @@ fn emission_follows_stake_and_a_token_subnet_farms_nothing() {
 #[test]
 fn permits_go_to_the_top_stake_and_validators_are_the_holders_that_set_weights() {
     let mut w = world();
-    w.state.params.max_validators = 1;
+    w.state
+        .subnets
+        .get_mut(&1)
+        .expect("subnet 1")
+        .params
+        .max_validators = 1;
     let (v0, v1) = (key(&w.hot[0]), key(&w.hot[1]));
     w.state.add_stake(1, v1, key(&w.cold[2]), 500);
     // The one permit goes to the most stake.
     assert_eq!(w.state.permits(1), vec![(v1, 1_500)]);
     assert!(w.state.validators(1).is_empty(), "nobody set weights yet");
-    w.state.params.max_validators = 64;
+    w.state
+        .subnets
+        .get_mut(&1)
+        .expect("subnet 1")
+        .params
+        .max_validators = 64;
     assert_eq!(w.state.permits(1).len(), 2);
     let chain = w.state.subnets.get_mut(&1).expect("subnet 1");
     for neuron in &mut chain.neurons {
@@ -960,7 +1076,7 @@ fn permits_go_to_the_top_stake_and_validators_are_the_holders_that_set_weights()
             neuron.last_update = 10;
         }
     }
-    w.state.epoch = 10 + w.state.params.activity_cutoff;
+    w.state.epoch = 10 + w.state.subnets[&1].params.activity_cutoff;
     assert_eq!(w.state.validators(1), vec![(v0, 1_000)]);
     // Silent past the cutoff: no longer a validator.
     w.state.epoch += 1;
@@ -977,7 +1093,12 @@ fn snapshots_take_weights_from_permit_holders_only() {
     use crate::chain::snapshot::{Expect, build, check};
     use crate::role::validator::weights::commit;
     let mut w = world();
-    w.state.params.max_validators = 3;
+    w.state
+        .subnets
+        .get_mut(&1)
+        .expect("subnet 1")
+        .params
+        .max_validators = 3;
     let (newcomer, unstaked) = (&w.hot[2], &w.hot[3]);
     let steps = [
         register(newcomer, &w.cold[2], 10_000),
@@ -1191,18 +1312,29 @@ fn weight_vectors_of_many_subnets_never_make_a_snapshot_undeliverable() {
         let holders: Vec<Keypair> = (0..64)
             .map(|_| Keypair::generate().expect("random"))
             .collect();
-        let chain = w.state.subnets.entry(subnet).or_insert_with(|| Subnet {
-            name: format!("s{subnet}"),
-            tasks: vec!["sort".into()],
-            owner: None,
-            locked: 0,
-            burn: 1_000,
-            neurons: Vec::new(),
+        let chain = w.state.subnets.entry(subnet).or_insert_with(|| {
+            Subnet::new(
+                format!("s{subnet}"),
+                vec!["sort".into()],
+                None,
+                0,
+                SubnetParams::default(),
+                0,
+            )
         });
         for holder in &holders {
             chain
                 .neurons
                 .push(Neuron::new(key(holder), key(&w.cold[3]), 0));
+        }
+        // Miners fill the subnet, so a full vector names only UIDs on it.
+        while chain.neurons.len() < 256 {
+            let mut filler = [0xee; 32];
+            filler[..4].copy_from_slice(&subnet.to_le_bytes());
+            filler[4..8].copy_from_slice(&(chain.neurons.len() as u32).to_le_bytes());
+            chain
+                .neurons
+                .push(Neuron::new(Key(filler), key(&w.cold[3]), 0));
         }
         for holder in &holders {
             w.state.add_stake(subnet, key(holder), key(&w.cold[3]), 1);

@@ -1,8 +1,8 @@
-//! Signed transactions: checks and effects of transfer, stake, unstake, register and create subnet.
+//! Signed transactions: the checks and effects of each kind.
 
 use meshmind_protocols::{Signed, Validate, v1};
 
-use super::{Key, Neuron, State, Subnet};
+use super::{Key, Neuron, ParamError, State, Subnet};
 
 /// Why a transaction does not apply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,9 +78,42 @@ pub enum TxError {
     /// The subnet is full and every neuron is still immune.
     #[error("subnet {0} is full and every neuron is immune")]
     SubnetFull(u32),
-    /// No more subnets may be created.
-    #[error("at the limit of {0} subnets")]
+    /// No more subnets may be created: at the limit, and every one still immune.
+    #[error("at the limit of {0} subnets, and every one is still immune")]
     TooManySubnets(u32),
+    /// The signer does not own the subnet or hotkey.
+    #[error("the signer does not own it")]
+    NotOwner,
+    /// Changed too recently; allowed again from the epoch given.
+    #[error("rate limited until epoch {until}")]
+    RateLimited {
+        /// The first epoch it is allowed again.
+        until: u64,
+    },
+    /// A subnet parameter change is refused.
+    #[error(transparent)]
+    Param(#[from] ParamError),
+    /// A take above the highest.
+    #[error("a take above {max} per mille")]
+    TakeTooHigh {
+        /// The highest take.
+        max: u64,
+    },
+    /// Stake behind a finalizer leaves only by unstaking, through unbonding.
+    #[error("the hotkey is bonded to finalizing: unstake (it unbonds) instead of moving")]
+    Bonded,
+    /// The new hotkey of a swap is already known to the network.
+    #[error("the new hotkey is already in use")]
+    HotkeyInUse,
+    /// The hotkey is already being swapped this epoch.
+    #[error("a swap of the hotkey is pending")]
+    SwapPending,
+    /// As many hotkey swaps as one epoch takes are pending.
+    #[error("{0} hotkey swaps are pending this epoch already")]
+    TooManySwaps(usize),
+    /// The hotkey was swapped away; it cannot be used again while evidence against it may come.
+    #[error("the hotkey was swapped away and is retired for now")]
+    HotkeyRetired,
 }
 
 /// Puts transactions in the order a snapshot carries them: by coldkey, then nonce, repeats of a
@@ -115,6 +148,14 @@ impl State {
                 got: tx.nonce,
             });
         }
+        // The cheap checks that make a sender pay come before the ones that read the state.
+        tx.verify_signature().map_err(|_| TxError::BadSignature)?;
+        if account.balance < self.params.tx_fee {
+            return Err(TxError::Insufficient {
+                needed: self.params.tx_fee,
+                available: account.balance,
+            });
+        }
         let needed = self.cost(&coldkey, tx)?;
         if needed > account.balance {
             return Err(TxError::Insufficient {
@@ -122,12 +163,14 @@ impl State {
                 available: account.balance,
             });
         }
-        tx.verify_signature().map_err(|_| TxError::BadSignature)?;
         match &tx.kind {
             Some(v1::transaction::Kind::Register(r)) => r
                 .verify_consent(&tx.network_id, &tx.coldkey)
                 .map_err(|_| TxError::NoHotkeyConsent)?,
             Some(v1::transaction::Kind::DeclareFinalizer(d)) => d
+                .verify_consent(&tx.network_id, &tx.coldkey)
+                .map_err(|_| TxError::NoHotkeyConsent)?,
+            Some(v1::transaction::Kind::SwapHotkey(s)) => s
                 .verify_consent(&tx.network_id, &tx.coldkey)
                 .map_err(|_| TxError::NoHotkeyConsent)?,
             _ => {}
@@ -147,7 +190,9 @@ impl State {
                 t.amount
             }
             Some(Kind::AddStake(s)) => {
-                self.registered(s.subnet, &hotkey(&s.hotkey)?)?;
+                let hotkey = hotkey(&s.hotkey)?;
+                self.registered(s.subnet, &hotkey)?;
+                self.check_not_retired(&hotkey)?;
                 s.amount
             }
             Some(Kind::RemoveStake(s)) => {
@@ -162,6 +207,7 @@ impl State {
             }
             Some(Kind::Register(r)) => {
                 let hotkey = hotkey(&r.hotkey)?;
+                self.check_not_retired(&hotkey)?;
                 let subnet = self
                     .subnets
                     .get(&r.subnet)
@@ -186,13 +232,35 @@ impl State {
                         max: c.max_lock,
                     });
                 }
-                if self.subnets.len() >= self.params.max_subnets as usize {
+                self.check_room()?;
+                if self.next_subnet == u32::MAX {
                     return Err(TxError::TooManySubnets(self.params.max_subnets));
                 }
                 lock
             }
+            Some(Kind::SetSubnetParams(p)) => {
+                self.changed_params(coldkey, p)?;
+                0
+            }
+            Some(Kind::SetTake(t)) => {
+                let hotkey = hotkey(&t.hotkey)?;
+                self.check_not_retired(&hotkey)?;
+                self.check_take(coldkey, &hotkey, u64::from(t.take_per_mille))?;
+                0
+            }
+            Some(Kind::MoveStake(m)) => {
+                let from = (m.from_subnet, hotkey(&m.from_hotkey)?);
+                let to = (m.to_subnet, hotkey(&m.to_hotkey)?);
+                self.check_move(coldkey, from, to, m.amount)?;
+                0
+            }
+            Some(Kind::SwapHotkey(s)) => {
+                self.check_swap(coldkey, &hotkey(&s.old_hotkey)?, &hotkey(&s.hotkey)?)?;
+                0
+            }
             Some(Kind::DeclareFinalizer(d)) => {
                 let hotkey = hotkey(&d.hotkey)?;
+                self.check_not_retired(&hotkey)?;
                 if self.own_stake(&hotkey, coldkey) == 0 {
                     return Err(TxError::NoOwnStake);
                 }
@@ -246,10 +314,12 @@ impl State {
                 let hotkey = hotkey(&s.hotkey)?;
                 self.debit(&coldkey, s.amount);
                 self.add_stake(s.subnet, hotkey, coldkey, s.amount);
+                self.record_flow(s.subnet, s.amount.min(i64::MAX as u64) as i64);
             }
             Some(Kind::RemoveStake(s)) => {
                 let hotkey = hotkey(&s.hotkey)?;
                 self.take_stake(s.subnet, &hotkey, &coldkey, s.amount);
+                self.record_flow(s.subnet, -(s.amount.min(i64::MAX as u64) as i64));
                 // Stake behind a finalizer stays slashable while evidence against it may come.
                 if self.bonded(&hotkey) {
                     self.unbond(coldkey, hotkey, s.amount);
@@ -264,28 +334,51 @@ impl State {
                 self.debit(&coldkey, burn);
                 self.supply.burned = self.supply.burned.saturating_add(burn);
                 self.seat(r.subnet, slot, Neuron::new(hotkey, coldkey, self.epoch));
-                let max_burn = self.params.max_burn;
                 if let Some(subnet) = self.subnets.get_mut(&r.subnet) {
-                    subnet.burn = subnet.burn.saturating_mul(2).min(max_burn);
+                    subnet.burn = subnet.burn.saturating_mul(2).min(subnet.params.max_burn);
                 }
             }
             Some(Kind::DeclareFinalizer(d)) => self.declare(hotkey(&d.hotkey)?, coldkey),
             Some(Kind::UndeclareFinalizer(u)) => self.undeclare(&hotkey(&u.hotkey)?),
             Some(Kind::CreateSubnet(c)) => {
                 let lock = self.params.subnet_lock;
-                let id = self.subnets.keys().next_back().map_or(1, |&id| id + 1);
+                if let Some(weakest) = self.check_room()? {
+                    self.deregister(weakest);
+                }
+                let id = self.next_subnet;
+                self.next_subnet += 1;
                 self.debit(&coldkey, lock);
-                self.subnets.insert(
-                    id,
-                    Subnet {
-                        name: c.name.clone(),
-                        tasks: c.tasks.clone(),
-                        owner: Some(coldkey),
-                        locked: lock,
-                        burn: self.params.min_burn,
-                        neurons: Vec::new(),
-                    },
+                let subnet = Subnet::new(
+                    c.name.clone(),
+                    c.tasks.clone(),
+                    Some(coldkey),
+                    lock,
+                    self.params.subnet_defaults,
+                    self.epoch,
                 );
+                self.subnets.insert(id, subnet);
+            }
+            Some(Kind::SetSubnetParams(p)) => {
+                let next = self.changed_params(&coldkey, p)?;
+                let epoch = self.epoch;
+                if let Some(subnet) = self.subnets.get_mut(&p.subnet) {
+                    subnet.pending = Some(next);
+                    subnet.params_changed_at = Some(epoch);
+                    for value in &p.values {
+                        subnet.changes.insert(value.name.clone(), epoch);
+                    }
+                }
+            }
+            Some(Kind::SetTake(t)) => {
+                self.set_take(coldkey, hotkey(&t.hotkey)?, u64::from(t.take_per_mille));
+            }
+            Some(Kind::MoveStake(m)) => {
+                let from = (m.from_subnet, hotkey(&m.from_hotkey)?);
+                let to = (m.to_subnet, hotkey(&m.to_hotkey)?);
+                self.move_stake(coldkey, from, to, m.amount);
+            }
+            Some(Kind::SwapHotkey(s)) => {
+                self.request_swap(coldkey, hotkey(&s.old_hotkey)?, hotkey(&s.hotkey)?);
             }
         }
         let fee = self.params.tx_fee;
@@ -295,7 +388,45 @@ impl State {
         Ok(())
     }
 
-    fn registered(&self, subnet: u32, hotkey: &Key) -> Result<u32, TxError> {
+    /// The rules `coldkey`'s change `p` gives its subnet from the next epoch: signed by the owner,
+    /// `owner_rate_limit` epochs after the last change, every value within bounds, consistent,
+    /// and room for the neurons registered.
+    fn changed_params(
+        &self,
+        coldkey: &Key,
+        p: &v1::SetSubnetParams,
+    ) -> Result<super::SubnetParams, TxError> {
+        let subnet = self
+            .subnets
+            .get(&p.subnet)
+            .ok_or(TxError::UnknownSubnet(p.subnet))?;
+        if subnet.owner != Some(*coldkey) {
+            return Err(TxError::NotOwner);
+        }
+        if let Some(at) = subnet.params_changed_at {
+            let until = at.saturating_add(self.params.owner_rate_limit.max(1));
+            if self.epoch < until {
+                return Err(TxError::RateLimited { until });
+            }
+        }
+        let values: Vec<(&str, u64)> = p
+            .values
+            .iter()
+            .map(|v| (v.name.as_str(), v.value))
+            .collect();
+        let next = subnet
+            .pending
+            .unwrap_or(subnet.params)
+            .with(&values, &self.params.bounds)?;
+        if (next.max_uids as usize) < subnet.neurons.len() {
+            return Err(
+                ParamError::Inconsistent("max_uids is below the neurons registered").into(),
+            );
+        }
+        Ok(next)
+    }
+
+    pub(super) fn registered(&self, subnet: u32, hotkey: &Key) -> Result<u32, TxError> {
         self.subnets
             .get(&subnet)
             .ok_or(TxError::UnknownSubnet(subnet))?
@@ -318,7 +449,7 @@ impl State {
     /// non-immune neuron with the lowest last emission (ties: older registration, then lower UID).
     fn free_slot(&self, id: u32) -> Result<usize, TxError> {
         let subnet = self.subnets.get(&id).ok_or(TxError::UnknownSubnet(id))?;
-        if subnet.neurons.len() < self.params.max_uids as usize {
+        if subnet.neurons.len() < subnet.params.max_uids as usize {
             return Ok(subnet.neurons.len());
         }
         subnet
@@ -326,7 +457,7 @@ impl State {
             .iter()
             .enumerate()
             .filter(|(_, n)| {
-                self.epoch.saturating_sub(n.registered_at) >= self.params.immunity_epochs
+                self.epoch.saturating_sub(n.registered_at) >= subnet.params.immunity_epochs
             })
             .min_by_key(|(uid, n)| (n.last_emission, n.registered_at, *uid))
             .map(|(uid, _)| uid)

@@ -415,3 +415,70 @@ fn the_board_keeps_a_window_of_epochs() {
     assert!(board.revealed(9, 1).is_empty(), "forgotten");
     assert_eq!(board.revealed(10, 1).len(), 1);
 }
+
+/// On a subnet whose owner turned commit-reveal off, a permit holder's vector is taken without a
+/// commitment (checked as one would be); elsewhere a reveal still needs its commitment.
+#[test]
+fn vectors_come_without_commitments_where_commit_reveal_is_off() {
+    let (holder, stranger) = (
+        Keypair::from_secret(&[12; 32]),
+        Keypair::from_secret(&[13; 32]),
+    );
+    let subnet = |id: u32| v1::SubnetSpec {
+        id,
+        name: format!("s{id}"),
+        tasks: vec!["sort".into()],
+        owner: Vec::new(),
+    };
+    let genesis = v1::Genesis {
+        network_name: "open".into(),
+        epoch_ms: 1_000,
+        subnets: vec![subnet(1), subnet(2)],
+        validators: vec![v1::GenesisValidator {
+            hotkey: holder.public().to_bytes().to_vec(),
+            coldkey: holder.public().to_bytes().to_vec(),
+            stake: 1_000,
+        }],
+        ..Default::default()
+    };
+    let mut state = meshmind_node::state::State::from_genesis(&genesis, NET).expect("a genesis");
+    state
+        .subnets
+        .get_mut(&2)
+        .expect("subnet 2")
+        .params
+        .commit_reveal = false;
+    let mut board = WeightBoard::default();
+    board.follow(&state);
+    let on = |subnet| Arrival { subnet, epoch: 4 };
+    let vector = |key: &Keypair, subnet: u32, epoch: u64| {
+        commit(key, NET, subnet, epoch, &[(0, 7)], [5; 32])
+            .1
+            .encode_to_vec()
+    };
+    let result = board.on_message(WeightKind::Reveal, &vector(&holder, 1, 4), on(1));
+    assert!(
+        matches!(result, Err(WeightsError::NoCommitment)),
+        "{result:?}"
+    );
+    let result = board.on_message(WeightKind::Reveal, &vector(&holder, 2, 4), on(2));
+    assert!(matches!(result, Ok(WeightsEvent::Revealed)), "{result:?}");
+    assert_eq!(board.revealed(4, 2).len(), 1);
+    let result = board.on_message(WeightKind::Reveal, &vector(&stranger, 2, 4), on(2));
+    assert!(
+        matches!(result, Err(WeightsError::NotASetter)),
+        "{result:?}"
+    );
+    let result = board.on_message(WeightKind::Reveal, &vector(&holder, 2, 9), on(2));
+    assert!(
+        matches!(result, Err(WeightsError::OutOfWindow { .. })),
+        "{result:?}"
+    );
+    let mut forged = commit(&holder, NET, 2, 4, &[(0, 7)], [5; 32]).1;
+    forged.weights[0] = 9;
+    let result = board.on_message(WeightKind::Reveal, &forged.encode_to_vec(), on(2));
+    assert!(
+        matches!(result, Err(WeightsError::Signature(_))),
+        "{result:?}"
+    );
+}

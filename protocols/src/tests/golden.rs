@@ -125,6 +125,40 @@ fn shared_vectors_file_matches_the_code() {
         ..Default::default()
     }
     .signed(&key);
+    let set_params = v1::Transaction {
+        network_id: samples::NET.to_vec(),
+        nonce: 5,
+        kind: Some(v1::transaction::Kind::SetSubnetParams(
+            v1::SetSubnetParams {
+                subnet: 1,
+                values: vec![
+                    v1::ParamValue {
+                        name: "kappa".into(),
+                        value: 40_000,
+                    },
+                    v1::ParamValue {
+                        name: "tempo".into(),
+                        value: 3,
+                    },
+                ],
+            },
+        )),
+        ..Default::default()
+    }
+    .signed(&key);
+    let swap = v1::Transaction {
+        network_id: samples::NET.to_vec(),
+        nonce: 6,
+        kind: Some(v1::transaction::Kind::SwapHotkey(
+            v1::SwapHotkey {
+                old_hotkey: vec![5; 32],
+                ..Default::default()
+            }
+            .consented(&samples::key(8), &samples::NET, &key.public()),
+        )),
+        ..Default::default()
+    }
+    .signed(&key);
     let state = samples::economy_state();
     let mut state_entry = entry("economy_state", &state, None);
     state_entry["state_root"] = hex_of(&blake3::derive_key(
@@ -149,6 +183,8 @@ fn shared_vectors_file_matches_the_code() {
             signed_entry("transfer", &samples::transfer(7, 42)),
             signed_entry("register", &register),
             signed_entry("declare_finalizer", &declare),
+            signed_entry("set_subnet_params", &set_params),
+            signed_entry("swap_hotkey", &swap),
             entry("certificate", &samples::certificate(4), None),
             entry("genesis", &samples::genesis(), None),
             state_entry,
@@ -180,4 +216,4 @@ const GOLDEN_TX_SIGNATURE: &str = "c7d2ef7154e7214cae4f52e837cfac9dd455066488134
 const GOLDEN_TX_HASH: &str = "b5944de52c819e844bd07eac126209d6a9006806da03ed6c19b176d4d53307a4";
 const GOLDEN_GENESIS_HASH: &str =
     "1ac65dd9bea0a80e0ff8822bb80c8f9a78aef263cb653f93fa4ad2074e579fa6";
-const GOLDEN_STATE_ROOT: &str = "41ad75106dc26e38f9deaafc7e11efb42467427b59e05156f66902190da9972f";
+const GOLDEN_STATE_ROOT: &str = "721a4b94c537cf8b5376aaaceb98706cb20c8a14d49a4e9e703493cdc30f875b";

@@ -112,7 +112,8 @@ async function learnVotes(head) {
   }
 }
 
-function renderValidators(economy, metagraphs, latest) {
+function renderValidators(economy, metagraphs, latest, delegates) {
+  const takes = new Map((delegates || []).map((d) => [d.hotkey, d.take_per_mille]));
   const permits = new Map();
   for (const meta of metagraphs) {
     for (const neuron of meta?.chain?.neurons || []) {
@@ -139,6 +140,7 @@ function renderValidators(economy, metagraphs, latest) {
         (permits.get(hotkey) || []).join(", ") || "–",
         vote != null ? `epoch ${vote}` : "–",
         { text: state, cls: f && f.jailed_until != null ? "jailed" : "" },
+        { text: takes.has(hotkey) ? `${takes.get(hotkey) / 10} %` : "–", num: true },
       ],
       { "data-hotkey": hotkey },
     );
@@ -173,12 +175,16 @@ function heatmap(subnet, latest) {
   return table;
 }
 
-function renderSubnets(metagraphs, latest) {
+function renderSubnets(metagraphs, latest, subnets) {
   const section = document.getElementById("subnets");
+  const views = new Map((subnets || []).map((s) => [s.id, s]));
   const blocks = metagraphs.filter(Boolean).map((meta) => {
     const chain = meta.chain || { neurons: [], tasks: [], name: "" };
     const block = el("div", null, { class: "subnet", "data-subnet": meta.subnet });
-    block.append(el("h3", `subnet ${meta.subnet} · ${chain.name} · tasks ${chain.tasks.join(", ")} · burn ${chain.burn ?? "–"}`));
+    const view = views.get(meta.subnet);
+    const param = (name) => view?.params?.find((p) => p.name === name)?.value ?? "–";
+    const market = view ? ` · emission share ${(view.emission_share_ppm / 1e4).toFixed(2)} % · tempo ${param("tempo")} · kappa ${param("kappa")}` : "";
+    block.append(el("h3", `subnet ${meta.subnet} · ${chain.name} · tasks ${chain.tasks.join(", ")} · burn ${chain.burn ?? "–"}${market}`));
     const table = el("table", null, { class: "neurons" });
     const head = el("tr");
     for (const name of ["uid", "hotkey", "stake", "incentive", "dividends", "emission", "permit", "active", "last update"]) {
@@ -234,15 +240,21 @@ function renderPeers(peers) {
 }
 
 async function refresh(head) {
-  const [economy, peers, evidence] = await Promise.all([get("/economy"), get("/peers"), get("/evidence")]);
+  const [economy, peers, evidence, subnets, delegates] = await Promise.all([
+    get("/economy"),
+    get("/peers"),
+    get("/evidence"),
+    get("/subnets").catch(() => []),
+    get("/delegates").catch(() => []),
+  ]);
   await learnVotes(head);
   const epochs = [];
   for (let epoch = head; epoch >= 0 && epochs.length < RECENT; epoch--) epochs.push(epoch);
   const snapshots = await Promise.all(epochs.map((e) => get(`/snapshots/${e}`).catch(() => null)));
   const metagraphs = await Promise.all(economy.subnets.map((s) => get(`/metagraph/${s}`).catch(() => null)));
   const latest = snapshots[0];
-  renderValidators(economy, metagraphs, latest);
-  renderSubnets(metagraphs, latest);
+  renderValidators(economy, metagraphs, latest, delegates);
+  renderSubnets(metagraphs, latest, subnets);
   renderSnapshots(snapshots);
   renderEvidence(evidence);
   renderPeers(peers);

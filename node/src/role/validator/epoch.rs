@@ -54,6 +54,8 @@ impl EpochLoop {
         // (a dead one) must neither delay this validator's commitments nor keep its score.
         let mut rounds = tokio::task::JoinSet::new();
         let mut was_permitted = None;
+        // The last epoch this validator made a vector for.
+        let mut last_made = None;
         loop {
             let permitted = self.follow_registrations();
             if was_permitted != Some(permitted) {
@@ -89,25 +91,52 @@ impl EpochLoop {
                 // A reveal kept from before the permit was lost would open nothing now.
                 current = None;
                 own = WeightBoard::default();
-            } else if last_epoch != Some(epoch) && current.as_ref().map(|c| c.0) != Some(epoch) {
-                let weights = self.weights();
-                let mut salt_input = self.hotkey.secret_bytes().to_vec();
-                salt_input.extend_from_slice(&self.subnet.to_be_bytes());
-                salt_input.extend_from_slice(&epoch.to_be_bytes());
-                let salt = *blake3::hash(&salt_input).as_bytes();
-                let (commitment, reveal) =
-                    commit(&self.hotkey, network_id, self.subnet, epoch, &weights, salt);
-                let previous = current.take().map(|(_, _, reveal)| reveal);
-                self.record(&commitment, previous.as_ref(), epoch);
-                current = Some((epoch, commitment, reveal));
-            }
-            if last_epoch != Some(epoch)
-                && let Some((_, commitment, reveal)) = current.clone()
-            {
-                match own
-                    .publish_epoch(&self.network, self.subnet, commitment, reveal)
-                    .await
-                {
+            } else if last_epoch != Some(epoch) {
+                let rules = self.rules();
+                let open = rules.is_some_and(|(params, _)| !params.commit_reveal);
+                // The subnet counts one vector per `weights_rate_limit` epochs: none in between.
+                let limited = rules.is_some_and(|(params, last_update)| {
+                    let limit = params.weights_rate_limit;
+                    let recorded =
+                        last_update > 0 && (epoch + 1).saturating_sub(last_update) < limit;
+                    let made = last_made.is_some_and(|m: u64| epoch.saturating_sub(m) < limit);
+                    recorded || made
+                });
+                if limited {
+                    if let Some((_, _, reveal)) = current.take() {
+                        self.record(None, Some(&reveal), epoch);
+                    }
+                } else if current.as_ref().map(|c| c.0) != Some(epoch) {
+                    let weights = self.weights();
+                    let mut salt_input = self.hotkey.secret_bytes().to_vec();
+                    salt_input.extend_from_slice(&self.subnet.to_be_bytes());
+                    salt_input.extend_from_slice(&epoch.to_be_bytes());
+                    let salt = *blake3::hash(&salt_input).as_bytes();
+                    let (commitment, reveal) =
+                        commit(&self.hotkey, network_id, self.subnet, epoch, &weights, salt);
+                    let previous = current.take().map(|(_, _, reveal)| reveal);
+                    if open {
+                        // A vector without a commitment is seen at once.
+                        for r in previous.iter().chain([&reveal]) {
+                            self.record(None, Some(r), epoch);
+                        }
+                    } else {
+                        self.record(Some(&commitment), previous.as_ref(), epoch);
+                    }
+                    last_made = Some(epoch);
+                    current = Some((epoch, commitment, reveal));
+                }
+                let published = match current.clone() {
+                    Some((made, commitment, reveal)) if made == epoch => match open {
+                        true => own.publish_open(&self.network, self.subnet, reveal).await,
+                        false => {
+                            own.publish_epoch(&self.network, self.subnet, commitment, reveal)
+                                .await
+                        }
+                    },
+                    _ => own.flush(&self.network, self.subnet).await,
+                };
+                match published {
                     Ok(()) => last_epoch = Some(epoch),
                     Err(e) => tracing::debug!(error = %e, epoch, "weights not published yet"),
                 }
@@ -149,7 +178,8 @@ impl EpochLoop {
         permitted
     }
 
-    /// This epoch's weight vector, over chain UIDs when the economy is known.
+    /// This epoch's weight vector, over chain UIDs when the economy is known, fitted to the
+    /// subnet's largest share.
     fn weights(&self) -> Vec<(u32, u16)> {
         match &self.economy {
             Some(economy) => {
@@ -157,17 +187,41 @@ impl EpochLoop {
                 state
                     .subnets
                     .get(&self.subnet)
-                    .map(|chain| self.validator.chain_weights(chain))
+                    .map(|chain| {
+                        let row = self.validator.chain_weights(chain);
+                        crate::state::fit_to_max_weight(&chain.params, &row, chain.neurons.len())
+                    })
                     .unwrap_or_default()
             }
             None => self.validator.weights(),
         }
     }
 
-    /// Records this node's own commitment and the reveal of its previous one on the board.
-    fn record(&self, commitment: &v1::WeightCommit, reveal: Option<&v1::WeightReveal>, epoch: u64) {
+    /// The subnet's rules and the epoch this validator's last vector was recorded there, when
+    /// the economy is known.
+    fn rules(&self) -> Option<(crate::state::SubnetParams, u64)> {
+        let economy = self.economy.as_ref()?;
+        let state = economy.lock().unwrap_or_else(|p| p.into_inner());
+        let chain = state.subnets.get(&self.subnet)?;
+        let own = crate::state::Key(self.hotkey.public().to_bytes());
+        let last_update = chain
+            .uid_of(&own)
+            .and_then(|uid| chain.neurons.get(uid as usize))
+            .map_or(0, |n| n.last_update);
+        Some((chain.params, last_update))
+    }
+
+    /// Records this node's own commitment (if any) and a reveal on the board.
+    fn record(
+        &self,
+        commitment: Option<&v1::WeightCommit>,
+        reveal: Option<&v1::WeightReveal>,
+        epoch: u64,
+    ) {
         let mut board = self.board.lock().unwrap_or_else(|p| p.into_inner());
-        let own = std::iter::once((WeightKind::Commit, commitment.encode_to_vec()))
+        let own = commitment
+            .map(|c| (WeightKind::Commit, c.encode_to_vec()))
+            .into_iter()
             .chain(reveal.map(|r| (WeightKind::Reveal, r.encode_to_vec())));
         for (kind, bytes) in own {
             let at = Arrival {

@@ -136,6 +136,8 @@ pub struct WeightBoard {
     revealed: BTreeMap<u64, BTreeMap<(u32, PublicKey), v1::WeightReveal>>,
     /// This validator's own reveal waiting for the next epoch.
     own_pending: Option<v1::WeightReveal>,
+    /// Subnets whose owner turned commit-reveal off: vectors come without commitments.
+    open: BTreeSet<u32>,
 }
 
 /// What a gossip message on a weights topic did.
@@ -198,6 +200,18 @@ impl WeightBoard {
                 .map(|(&subnet, holders)| (subnet, keys(holders)))
                 .collect(),
         );
+    }
+
+    /// Takes weights as the finalized `state` allows: from each subnet's permit holders, and
+    /// without a commitment on the subnets whose owner turned commit-reveal off.
+    pub fn follow(&mut self, state: &crate::state::State) {
+        self.set_permits(&state.permit_holders());
+        self.open = state
+            .subnets
+            .iter()
+            .filter(|(_, s)| !s.params.commit_reveal)
+            .map(|(&id, _)| id)
+            .collect();
     }
 
     /// Handles a commitment or reveal from gossip; see [`WeightsError::penalise`] for which
@@ -270,18 +284,57 @@ impl WeightBoard {
                 });
             }
             let slot = (reveal.subnet, reveal.signer()?);
-            let commitment = self
+            match self
                 .commits
                 .get(&reveal.epoch)
                 .and_then(|by_key| by_key.get(&slot))
-                .ok_or(WeightsError::NoCommitment)?;
-            open(commitment, &reveal)?;
+            {
+                Some(commitment) => open(commitment, &reveal)?,
+                None if self.open.contains(&reveal.subnet) => {
+                    self.check_open_reveal(&reveal, &slot, at)?;
+                }
+                None => return Err(WeightsError::NoCommitment),
+            }
             self.revealed
                 .entry(reveal.epoch)
                 .or_default()
-                .insert(slot, reveal);
+                .entry(slot)
+                .or_insert(reveal);
             Ok(WeightsEvent::Revealed)
         }
+    }
+
+    /// Checks a vector sent without a commitment on a subnet without commit-reveal, as a
+    /// commitment is checked: from a setter, for an epoch next to now, within the board's bounds,
+    /// signed. The first vector of a validator for an epoch stays.
+    fn check_open_reveal(
+        &self,
+        reveal: &v1::WeightReveal,
+        slot: &(u32, PublicKey),
+        at: Arrival,
+    ) -> Result<(), WeightsError> {
+        reveal.validate()?;
+        if !self.setters.allows(reveal.subnet, &slot.1) {
+            return Err(WeightsError::NotASetter);
+        }
+        if reveal.epoch.abs_diff(at.epoch) > 1 {
+            return Err(WeightsError::OutOfWindow {
+                epoch: reveal.epoch,
+                now: at.epoch,
+            });
+        }
+        let held = self.revealed.get(&reveal.epoch);
+        if held.is_none() && self.revealed.len() >= KEEP_EPOCHS as usize {
+            return Err(WeightsError::TooManyEpochs);
+        }
+        let in_epoch = held.map_or(0, |by_key| {
+            by_key.keys().filter(|(s, _)| *s == reveal.subnet).count()
+        });
+        if !held.is_some_and(|by_key| by_key.contains_key(slot)) && in_epoch >= MAX_PER_EPOCH {
+            return Err(WeightsError::TooManyInEpoch);
+        }
+        reveal.verify_signature()?;
+        Ok(())
     }
 
     /// The revealed vectors of `epoch` on `subnet`: validator -> (uid, weight) pairs.
@@ -310,6 +363,37 @@ impl WeightBoard {
             .get(&epoch)
             .map(|by_key| by_key.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Publishes the reveal kept from this validator's last commitment, if any (in an epoch it
+    /// makes no new vector).
+    pub async fn flush(
+        &mut self,
+        network: &NetworkHandle,
+        subnet: u32,
+    ) -> Result<(), NetworkError> {
+        let Some(pending) = self.own_pending.take() else {
+            return Ok(());
+        };
+        let topic = WeightKind::Reveal.topic(subnet).to_string();
+        if let Err(e) = network.publish(&topic, pending.encode_to_vec()).await {
+            self.own_pending = Some(pending);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Publishes this validator's vector at once, without a commitment (its subnet has
+    /// commit-reveal off), after any reveal still kept from a commitment made before.
+    pub async fn publish_open(
+        &mut self,
+        network: &NetworkHandle,
+        subnet: u32,
+        reveal: v1::WeightReveal,
+    ) -> Result<(), NetworkError> {
+        self.flush(network, subnet).await?;
+        let topic = WeightKind::Reveal.topic(subnet).to_string();
+        network.publish(&topic, reveal.encode_to_vec()).await
     }
 
     /// Forgets what is more than [`KEEP_BEHIND`] epochs older than `epoch`, the current one.

@@ -187,8 +187,16 @@ class Client:
         """``/subnets/<id>``: one subnet."""
         return self.get(f"/subnets/{subnet}")
 
+    def delegates(self) -> list[dict]:
+        """``/delegates``: validator hotkeys with take, stake, nominators and recent return."""
+        return self.get("/delegates")
+
+    def delegate(self, hotkey: bytes | str | Keypair) -> dict:
+        """``/delegates/<hotkey>``: one delegate with every stake behind it."""
+        return self.get(f"/delegates/{key_bytes(hotkey).hex()}")
+
     def account(self, coldkey: bytes | str | Keypair) -> dict:
-        """``/accounts/<coldkey>``: balance, nonce and stakes."""
+        """``/accounts/<coldkey>``: balance, nonce, stakes, delegations and unbonding stake."""
         return self.get(f"/accounts/{key_bytes(coldkey).hex()}")
 
     def snapshot(self, epoch: int) -> dict:
@@ -367,6 +375,34 @@ class Client:
     def undeclare_finalizer(self, coldkey: Keypair, hotkey: bytes | str | Keypair, *, wait: bool = True) -> Receipt:
         """Withdraws ``hotkey``'s finalizer declaration."""
         return self.send(txs.undeclare_finalizer(hotkey), coldkey, wait=wait)
+
+    def set_subnet_params(
+        self, coldkey: Keypair, subnet: int, values: dict[str, int | bool], *, wait: bool = True
+    ) -> Receipt:
+        """Changes parameters of a subnet ``coldkey`` owns, from the next epoch."""
+        return self.send(txs.set_subnet_params(subnet, values), coldkey, wait=wait)
+
+    def set_take(self, coldkey: Keypair, hotkey: bytes | str | Keypair, take_per_mille: int, *, wait: bool = True) -> Receipt:
+        """Sets the take of a hotkey ``coldkey`` owns."""
+        return self.send(txs.set_take(hotkey, take_per_mille), coldkey, wait=wait)
+
+    def move_stake(
+        self,
+        coldkey: Keypair,
+        from_hotkey: bytes | str | Keypair,
+        from_subnet: int,
+        to_hotkey: bytes | str | Keypair,
+        to_subnet: int,
+        amount: int,
+        *,
+        wait: bool = True,
+    ) -> Receipt:
+        """Moves ``amount`` of stake to another hotkey or subnet."""
+        return self.send(txs.move_stake(from_hotkey, from_subnet, to_hotkey, to_subnet, amount), coldkey, wait=wait)
+
+    def swap_hotkey(self, coldkey: Keypair, old_hotkey: bytes | str | Keypair, new_hotkey: Keypair, *, wait: bool = True) -> Receipt:
+        """Replaces ``old_hotkey`` with ``new_hotkey`` at the next epoch."""
+        return self.send(txs.swap_hotkey(old_hotkey, new_hotkey, self.network_id(), coldkey), coldkey, wait=wait)
 
     def create_subnet(
         self, coldkey: Keypair, name: str, tasks: list[str], *, max_lock: int | None = None, wait: bool = True

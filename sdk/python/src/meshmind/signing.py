@@ -29,6 +29,7 @@ class Domain(str, enum.Enum):
     TRANSACTION = "meshmind/v1/transaction"
     HOTKEY_CONSENT = "meshmind/v1/hotkey_consent"
     FINALIZER_CONSENT = "meshmind/v1/finalizer_consent"
+    SWAP_CONSENT = "meshmind/v1/swap_consent"
 
 
 #: Each signed message type: its domain and the field holding the signer's key.
@@ -43,6 +44,7 @@ SIGNED: dict[str, tuple[Domain, str]] = {
     "meshmind.v1.Transaction": (Domain.TRANSACTION, "coldkey"),
     "meshmind.v1.HotkeyConsent": (Domain.HOTKEY_CONSENT, "hotkey"),
     "meshmind.v1.FinalizerConsent": (Domain.FINALIZER_CONSENT, "hotkey"),
+    "meshmind.v1.SwapConsent": (Domain.SWAP_CONSENT, "hotkey"),
 }
 
 

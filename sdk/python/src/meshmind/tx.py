@@ -18,6 +18,10 @@ KIND_FIELDS = {
     "CreateSubnet": "create_subnet",
     "DeclareFinalizer": "declare_finalizer",
     "UndeclareFinalizer": "undeclare_finalizer",
+    "SetSubnetParams": "set_subnet_params",
+    "SetTake": "set_take",
+    "MoveStake": "move_stake",
+    "SwapHotkey": "swap_hotkey",
 }
 
 
@@ -73,3 +77,44 @@ def undeclare_finalizer(hotkey: bytes | str | Keypair) -> "v1.UndeclareFinalizer
 def create_subnet(name: str, tasks: list[str], max_lock: int) -> "v1.CreateSubnet":
     """Create a subnet owned by the signer, locking at most ``max_lock``."""
     return v1.CreateSubnet(name=name, tasks=list(tasks), max_lock=max_lock)
+
+
+def set_subnet_params(subnet: int, values: dict[str, int | bool]) -> "v1.SetSubnetParams":
+    """Change parameters of a subnet the signer owns (``{"kappa": 40000, "tempo": 3}``), from the
+    next epoch; ``Client.subnet(id)["params"]`` lists names and bounds."""
+    return v1.SetSubnetParams(
+        subnet=subnet,
+        values=[v1.ParamValue(name=name, value=int(value)) for name, value in values.items()],
+    )
+
+
+def set_take(hotkey: bytes | str | Keypair, take_per_mille: int) -> "v1.SetTake":
+    """Set the share (per mille, 0-180) of ``hotkey``'s dividends its owner, the signer, keeps."""
+    return v1.SetTake(hotkey=key_bytes(hotkey), take_per_mille=take_per_mille)
+
+
+def move_stake(
+    from_hotkey: bytes | str | Keypair,
+    from_subnet: int,
+    to_hotkey: bytes | str | Keypair,
+    to_subnet: int,
+    amount: int,
+) -> "v1.MoveStake":
+    """Move ``amount`` of the signer's stake to another hotkey or subnet."""
+    return v1.MoveStake(
+        from_hotkey=key_bytes(from_hotkey),
+        from_subnet=from_subnet,
+        to_hotkey=key_bytes(to_hotkey),
+        to_subnet=to_subnet,
+        amount=amount,
+    )
+
+
+def swap_hotkey(
+    old_hotkey: bytes | str | Keypair, new_hotkey: Keypair, network_id: bytes, coldkey: bytes | str | Keypair
+) -> "v1.SwapHotkey":
+    """Replace ``old_hotkey`` (owned by ``coldkey``, the signer) with ``new_hotkey`` at the next
+    epoch; the new hotkey signs its consent."""
+    old = key_bytes(old_hotkey)
+    consent = v1.SwapConsent(network_id=bytes(network_id), coldkey=key_bytes(coldkey), old_hotkey=old)
+    return v1.SwapHotkey(old_hotkey=old, hotkey=new_hotkey.public_key, hotkey_signature=sign(consent, new_hotkey).signature)
