@@ -117,7 +117,7 @@ pub struct EconomyFile {
     pub bounds: BTreeMap<String, [u64; 2]>,
     /// Epochs between two parameter changes by a subnet's owner (default 100).
     pub owner_rate_limit: u64,
-    /// Epochs between two raises of a hotkey's take (default 100).
+    /// Epochs after a take's last change before it may rise (default 100).
     pub take_rate_limit: u64,
     /// Most subnets; at the limit creating one deregisters the one with the least stake (default 64).
     pub max_subnets: u32,

@@ -143,7 +143,7 @@ pub enum TxCommand {
         values: Vec<(String, u64)>,
     },
     /// Set the share of a validator hotkey's dividends its owner keeps (per mille, 0-180): a cut
-    /// applies at once, a raise waits `take_rate_limit` epochs after the last one.
+    /// applies at once, a raise waits `take_rate_limit` epochs after the take's last change.
     SetTake {
         /// Where and as whom it is sent.
         #[command(flatten)]

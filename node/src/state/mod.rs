@@ -111,7 +111,7 @@ pub struct Params {
     pub bounds: Bounds,
     /// Epochs between two parameter changes by a subnet's owner.
     pub owner_rate_limit: u64,
-    /// Epochs between two raises of a hotkey's take.
+    /// Epochs after a take's last change (or its hotkey's first registration) before it may rise.
     pub take_rate_limit: u64,
     /// Epochs after creation during which a subnet cannot be deregistered.
     pub subnet_immunity_epochs: u64,
@@ -414,7 +414,7 @@ fn genesis_error(field: impl Into<String>, reason: impl Into<String>) -> StateEr
 
 impl State {
     /// The state at genesis: balances, subnets, and every genesis validator registered on every
-    /// genesis subnet with its stake on the first one.
+    /// genesis subnet with its stake split evenly over them (the remainder on the first).
     pub fn from_genesis(genesis: &v1::Genesis, network_id: NetworkId) -> Result<Self, StateError> {
         let mut state = State {
             network_id: Key(*network_id.as_bytes()),
