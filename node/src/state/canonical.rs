@@ -109,7 +109,6 @@ impl State {
                     hotkey: hotkey.0.to_vec(),
                     owner: d.owner.0.to_vec(),
                     take_per_mille: u32::try_from(d.take_per_mille).unwrap_or(u32::MAX),
-                    raised_at: d.raised_at,
                     changed_at: d.changed_at,
                 })
                 .collect(),
@@ -147,7 +146,6 @@ impl State {
             let delegate = Delegate {
                 owner: key(&d.owner, "delegate owner")?,
                 take_per_mille: u64::from(d.take_per_mille),
-                raised_at: d.raised_at,
                 changed_at: d.changed_at,
             };
             insert_last(
@@ -549,7 +547,6 @@ mod tests {
             Delegate {
                 owner: k(2),
                 take_per_mille: 90,
-                raised_at: Some(4),
                 changed_at: 6,
             },
         );
@@ -696,5 +693,5 @@ mod tests {
     /// The state root of [`sample`]: if this changes, every snapshot's state root changes, which
     /// forks every running network. Change the protocol version instead.
     const GOLDEN_STATE_ROOT: &str =
-        "721a4b94c537cf8b5376aaaceb98706cb20c8a14d49a4e9e703493cdc30f875b";
+        "ff65dba1566d14bfc8876db58b73b3cb6a17429a3fe6e4d38e37c6ca2e0617fd";
 }

@@ -15,8 +15,6 @@ pub struct Delegate {
     pub owner: Key,
     /// Per mille of the hotkey's dividends its owner keeps.
     pub take_per_mille: u64,
-    /// The epoch of the last raise.
-    pub raised_at: Option<u64>,
     /// The epoch of the last change.
     pub changed_at: u64,
 }
@@ -110,15 +108,12 @@ impl State {
 
     /// Sets `hotkey`'s take (checked by [`Self::check_take`]).
     pub(super) fn set_take(&mut self, coldkey: Key, hotkey: Key, take: u64) {
-        let raise = take > self.take_of(&hotkey);
-        let raised_at = self.delegates.get(&hotkey).and_then(|d| d.raised_at);
         let epoch = self.epoch;
         self.delegates.insert(
             hotkey,
             Delegate {
                 owner: coldkey,
                 take_per_mille: take,
-                raised_at: if raise { Some(epoch) } else { raised_at },
                 changed_at: epoch,
             },
         );

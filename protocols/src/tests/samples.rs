@@ -271,7 +271,6 @@ pub(super) fn economy_state() -> v1::EconomyState {
             hotkey: k(5),
             owner: k(2),
             take_per_mille: 90,
-            raised_at: Some(4),
             changed_at: 6,
         }],
         next_subnet: 2,
